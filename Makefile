@@ -1,0 +1,48 @@
+# kpireport — the two commands that matter: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+OUT    ?= demo-output
+
+.PHONY: demo test lint lab bench clean install dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+dev: $(STAMP_DEV)
+
+## make demo: write the demo CRM dataset and build its report pack into $(OUT)/
+demo: $(STAMP_RUN)
+	$(BIN)/kpireport demo --out $(OUT)
+
+## make test: the whole test suite
+test: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check kpireport tests benchmarks
+	$(BIN)/ruff format --check kpireport tests benchmarks
+
+## make lab: JupyterLab on notebooks/
+lab: $(STAMP_RUN)
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/generate.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,38 @@
+"""kpireport: B2B sales KPIs, SMART goal follow-up and forecasts from CRM data.
+
+The names an analyst needs in a notebook are re-exported here; everything else
+lives in the stage sub-packages (``data``, ``kpis``, ``goals``, ``forecast``,
+``plots``, ``report``, ``cli``). Imports are lazy so that ``import kpireport``
+stays fast inside report kernels.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load": "kpireport.data",
+    "validate": "kpireport.data",
+    "CrmData": "kpireport.data",
+    "compute_kpis": "kpireport.kpis",
+    "kpi_series": "kpireport.kpis",
+    "cumulative_curve": "kpireport.kpis",
+    "list_kpis": "kpireport.kpis",
+    "evaluate_goals": "kpireport.goals",
+    "forecast": "kpireport.forecast",
+    "backtest": "kpireport.forecast",
+    "parse_period": "kpireport.periods",
+    "Period": "kpireport.periods",
+    "KpiReportError": "kpireport.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kpireport' has no attribute {name!r}")

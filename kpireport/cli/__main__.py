@@ -1,0 +1,5 @@
+import sys
+
+from kpireport.cli import main
+
+sys.exit(main())
