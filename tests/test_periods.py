@@ -1,0 +1,122 @@
+"""Periods (SPEC §4): labels, relative names, navigation, tiling properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kpireport.constants import Grain
+from kpireport.errors import PeriodError
+from kpireport.periods import containing, parse_period, period_range
+
+T = pd.Timestamp
+
+
+@pytest.mark.parametrize(
+    ("label", "start", "end", "grain"),
+    [
+        ("2026", "2026-01-01", "2027-01-01", Grain.YEAR),
+        ("2026-Q4", "2026-10-01", "2027-01-01", Grain.QUARTER),
+        ("2026-q1", "2026-01-01", "2026-04-01", Grain.QUARTER),
+        ("2026-10", "2026-10-01", "2026-11-01", Grain.MONTH),
+        ("2024-02", "2024-02-01", "2024-03-01", Grain.MONTH),
+        ("2026-W43", "2026-10-19", "2026-10-26", Grain.WEEK),
+        ("2026-W01", "2025-12-29", "2026-01-05", Grain.WEEK),  # ISO week 1 starts in 2025
+        ("2020-W53", "2020-12-28", "2021-01-04", Grain.WEEK),
+        ("2026-10-15", "2026-10-15", "2026-10-16", Grain.DAY),
+    ],
+)
+def test_absolute_labels(label, start, end, grain):
+    p = parse_period(label)
+    assert (p.start, p.end, p.grain) == (T(start), T(end), grain)
+    assert p.label == label.upper() if "q" in label else p.label == label
+
+
+@pytest.mark.parametrize("bad", ["2024-13", "2024-00", "2026-W54", "2025-W53", "2026-02-30", "26-10", "Q4", "", "next-month"])
+def test_invalid_labels_are_refused(bad):
+    with pytest.raises(PeriodError, match="not a valid period"):
+        parse_period(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "as_of", "label"),
+    [
+        ("current-month", "2026-11-30", "2026-11"),
+        ("previous-month", "2026-12-01", "2026-11"),
+        ("previous-month", "2026-01-15", "2025-12"),
+        ("current-quarter", "2026-11-30", "2026-Q4"),
+        ("previous-quarter", "2026-01-02", "2025-Q4"),
+        ("current-week", "2026-11-30", "2026-W49"),
+        ("previous-week", "2026-11-30", "2026-W48"),
+        ("current-year", "2026-03-01", "2026"),
+        ("yesterday", "2026-03-01", "2026-02-28"),
+    ],
+)
+def test_relative_names(name, as_of, label):
+    assert parse_period(name, as_of=as_of).label == label
+
+
+def test_relative_without_as_of_is_refused():
+    with pytest.raises(PeriodError, match="needs an as-of date"):
+        parse_period("previous-month")
+
+
+def test_ytd_span_and_last_year():
+    p = parse_period("ytd", as_of="2026-03-15")
+    assert (p.start, p.end) == (T("2026-01-01"), T("2026-03-16"))
+    ly = p.last_year()
+    assert (ly.start, ly.end) == (T("2025-01-01"), T("2025-03-16"))
+    assert parse_period("2026-03").ytd().end == T("2026-04-01")
+
+
+def test_navigation():
+    assert parse_period("2026-01").previous().label == "2025-12"
+    assert parse_period("2026-Q1").previous().label == "2025-Q4"
+    assert parse_period("2026-10").last_year().label == "2025-10"
+    assert parse_period("2026-W01").previous().label == "2025-W52"
+    assert parse_period("2020-W53").last_year().label == "2019-W52"  # 2019 has 52 weeks
+    assert parse_period("2024-02-29").last_year().label == "2023-02-28"
+    assert [p.label for p in parse_period("2026-Q4").subperiods("month")] == ["2026-10", "2026-11", "2026-12"]
+
+
+def test_membership_is_half_open():
+    p = parse_period("2026-10")
+    assert T("2026-10-31 23:59:59") in p
+    assert T("2026-11-01 00:00") not in p
+    assert T("2026-10-01 00:00") in p
+
+
+def test_elapsed_share():
+    p = parse_period("2026-11")  # 30 days
+    assert p.elapsed_share("2026-11-15") == pytest.approx(0.5)
+    assert p.elapsed_share("2026-10-15") == 0.0
+    assert p.elapsed_share("2026-12-15") == 1.0
+
+
+dates = st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2090, 12, 31))
+
+
+@settings(max_examples=200, deadline=None)
+@given(d=dates, grain=st.sampled_from(list(Grain)))
+def test_containing_period_holds_the_day_and_round_trips(d, grain):
+    p = containing(d, grain)
+    assert T(d) in p
+    assert parse_period(p.label) == p
+
+
+@settings(max_examples=100, deadline=None)
+@given(d=dates, grain=st.sampled_from(list(Grain)), n=st.integers(1, 30))
+def test_periods_tile_time_without_gaps_or_overlaps(d, grain, n):
+    first = containing(d, grain)
+    periods = [first]
+    for _ in range(n):
+        periods.append(periods[-1].next())
+    for a, b in zip(periods, periods[1:], strict=False):
+        assert a.end == b.start  # no gap, no overlap
+        assert a.start < a.end
+    assert period_range(periods[0].label, periods[-1].label) == periods
+    assert periods[-1].shift(-n) == first
