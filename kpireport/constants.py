@@ -82,6 +82,7 @@ class GoalStatus(StrEnum):
     AT_RISK = "at_risk"
     OFF_TRACK = "off_track"
     MISSED = "missed"
+    NOT_STARTED = "not_started"
     NO_DATA = "no_data"
 
 

@@ -1,0 +1,76 @@
+"""``kpireport run PARAMS.yaml``: build the reports of a run definition or pack (SPEC §7, §8).
+
+The only place in the report stage that reads the clock: without ``--as-of``
+the logical date is today (SPEC §4), and it is recorded in every manifest so a
+re-run with the same ``--as-of`` gives the same period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``run`` command to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "run",
+        help="build reports from a run definition (params/*.yaml)",
+        description="Execute report notebooks for every scope of a run definition or pack, "
+        "render HTML/PDF and publish them atomically. Exits non-zero when any report failed.",
+    )
+    p.add_argument("params", metavar="PARAMS.yaml", help="run definition or pack")
+    p.add_argument("--source", help="data source (folder, workbook, database URL or source YAML)")
+    p.add_argument("--period", help="period label, absolute (2026-03) or relative (previous-month)")
+    p.add_argument("--as-of", dest="as_of", help="logical date YYYY-MM-DD (default: today)")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="SCOPE_ID",
+        help="only this team/seller id or run name (repeatable)",
+    )
+    p.add_argument("--format", dest="formats", help="comma-separated formats: html,pdf")
+    p.add_argument("--jobs", type=int, help="reports executed at once (default: CPU cores)")
+    p.add_argument("--force", action="store_true", help="rebuild reports that are up to date")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the reports and print a summary; 0 when all succeeded, 1 otherwise."""
+    from kpireport.report.runner import ReportResult, run
+
+    def progress(res: ReportResult, done: int, total: int) -> None:
+        secs = sum(res.timings.values())
+        extra = f"  {res.error_kind}: {res.error}" if res.error else ""
+        print(
+            f"[{done}/{total}] {res.status:<7} {res.report_id} ({secs:.1f} s){extra}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
+    result = run(
+        args.params,
+        source=args.source,
+        period=args.period,
+        as_of=args.as_of,
+        default_as_of=dt.date.today().isoformat(),  # the CLI's default (SPEC §4), when no file sets as_of
+        out=args.out,
+        only=args.only,
+        formats=formats,
+        jobs=args.jobs,
+        force=args.force,
+        on_report=progress,
+    )
+    print(result.summary())
+    if not result.ok:
+        names = ", ".join(r.report_id for r in result.failed)
+        print(
+            f"error: {len(result.failed)} report(s) failed: {names} (kept in {result.out / 'failed'})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

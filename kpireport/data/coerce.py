@@ -1,0 +1,546 @@
+"""Parse raw source columns into the canonical types of :mod:`kpireport.data.schema`.
+
+Every parser returns the converted column *and* a mask of the cells it could
+not convert, so that :func:`canonicalise` reports every unreadable cell of a
+source at once (lazy validation) instead of failing on the first.
+
+Design decisions
+----------------
+* **Ids are text.** Strings are only stripped; integers (Excel, SQL, Parquet)
+  are printed exactly (``int`` -> ``str``, no ``.0``, no float round trip);
+  integral floats print as integers. ``007`` and 19-digit ids survive.
+* **Dates.** ISO 8601 (``2026-10-15``, ``2026-10-15 13:45``,
+  ``2026-10-15T13:45:00+02:00``, ``...Z``) and year-first ``2026/10/15`` are
+  always accepted. Day/month dates such as ``03/04/2026`` are *refused* unless
+  the source declares ``date_format``: the loader never guesses the order, even
+  when a value like ``31/01/2026`` would reveal it (a column whose first rows
+  happen to be unambiguous would otherwise be read one way on Monday and
+  refused on Tuesday). Timestamps with an offset are converted to the
+  organisation's zone and made naive; naive ones are taken as local already.
+  Excel date serials (numbers in a date column of a workbook) are days since
+  1899-12-30. Results are ``datetime64[ns]``; dates outside its range
+  (1677-2262) are reported as unreadable.
+* **Numbers** accept a declared decimal comma / thousands separator; ``inf``
+  and ``nan`` text are unreadable, not numbers.
+* **Vocabularies** (deal status, goal scope and direction, activity type, cost
+  category) are lower-cased and stripped; currency codes upper-cased. Checking
+  them against their vocabulary is validation's job, not the parser's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpireport.data.schema import SCHEMAS, TableSchema
+from kpireport.errors import Problem
+
+_ISO = r"\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?)?"
+_ISO_RE = re.compile(_ISO)
+_AWARE_RE = r"(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+_YMD_SLASH = r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})"
+_DAY_MONTH = r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(?:[ T].*)?"
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+_NS_MIN = pd.Timestamp("1677-09-22")
+_NS_MAX = pd.Timestamp("2262-04-10")
+
+#: str columns normalised to lower case (closed or semi-closed vocabularies)
+LOWER_COLUMNS = {("activities", "type"), ("costs", "category"), ("goals", "kpi")}
+
+
+@dataclass
+class Canonical:
+    """Result of :func:`canonicalise`.
+
+    Attributes
+    ----------
+    tables
+        Canonical frames (every schema column present, canonical dtypes).
+    problems
+        Missing columns and unreadable cells, one :class:`Problem` per column and cause.
+    flagged
+        (table, column) -> row labels already reported as unreadable or missing,
+        so that later rules do not report the same cells again as empty.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    problems: list[Problem] = field(default_factory=list)
+    flagged: dict[tuple[str, str], pd.Index] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ helpers
+def row_numbers(df: pd.DataFrame | pd.Series) -> np.ndarray:
+    """The 1-based row numbers a user sees for each row of ``df``.
+
+    Frames from the loader are indexed by row number already; any other frame
+    (a default ``RangeIndex`` from 0, a non-numeric index) is numbered by position.
+    """
+    idx = df.index
+    if isinstance(idx, pd.RangeIndex):
+        return np.arange(1, len(idx) + 1) if idx.start == 0 else np.asarray(idx)
+    if pd.api.types.is_integer_dtype(idx.dtype) and len(idx) and idx.min() >= 1:
+        return np.asarray(idx)
+    return np.arange(1, len(idx) + 1)
+
+
+def examples(values: pd.Series, n: int = 3) -> str:
+    """Up to ``n`` distinct offending values, quoted, for a message."""
+    seen: list[str] = []
+    for v in values:
+        text = str(v)
+        if len(text) > 40:
+            text = text[:37] + "..."
+        if text not in seen:
+            seen.append(text)
+        if len(seen) == n:
+            break
+    return ", ".join(f"'{s}'" for s in seen)
+
+
+def _is_stringish(s: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def _strip_strings(s: pd.Series) -> pd.Series:
+    """Strip text; empty -> missing. Returns a ``str`` Series."""
+    t = s.astype("str").str.strip()
+    return t.mask(t == "")
+
+
+# --------------------------------------------------------------------- ids
+def _format_scalar_id(v: Any) -> Any:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return np.nan
+    if isinstance(v, bool | np.bool_):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if np.isnan(f):
+            return np.nan
+        if f.is_integer() and abs(f) < 1e21:
+            return str(int(f))
+        return repr(f)
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return str(v)
+
+
+def parse_text(s: pd.Series) -> pd.Series:
+    """Ids and free text as pandas ``str`` dtype, stripped, empty = missing.
+
+    Integers print exactly; integral floats print without ``.0``.
+    """
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        t = s.astype("int64").astype("str")
+    elif _is_stringish(s) and s.dtype != object:
+        t = s
+    else:
+        t = s.astype(object).map(_format_scalar_id, na_action="ignore")
+    t = t.astype("str").str.strip()
+    return t.mask(t == "")
+
+
+# ------------------------------------------------------------------ numbers
+def parse_numbers(
+    s: pd.Series, *, decimal: str = ".", thousands: str | None = None
+) -> tuple[pd.Series, pd.Series]:
+    """Parse a column into ``float64``; returns (values, unreadable mask)."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return pd.Series(np.nan, index=s.index), s.notna()
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        out = s.astype("Float64").astype("float64") if s.dtype != "float64" else s.copy()
+        bad = pd.Series(np.isinf(out.to_numpy()), index=s.index)
+        return out.where(~bad), bad
+    obj = s.astype(object)
+    if _is_stringish(s) and s.dtype != object:  # CSV text: no Python numbers inside
+        isnum = pd.Series(False, index=s.index)
+    else:
+        isnum = obj.map(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), na_action="ignore")
+        isnum = isnum.fillna(False).astype(bool)
+    out = pd.Series(np.nan, index=s.index, dtype="float64")
+    if isnum.any():
+        out[isnum] = obj[isnum].astype("float64")
+    text = _strip_strings(obj[~isnum].where(obj[~isnum].notna(), None)) if (~isnum).any() else None
+    bad = pd.Series(False, index=s.index)
+    if text is not None:
+        present = text.notna()
+        t = text[present]
+        if thousands:
+            t = t.str.replace(thousands, "", regex=False)
+            if thousands in (" ", "\u00a0", "\u202f"):
+                t = t.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
+        if decimal and decimal != ".":
+            t = t.str.replace(decimal, ".", regex=False)
+        finite = t.str.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+        vals = pd.to_numeric(t.where(finite), errors="coerce")
+        out[vals.index] = vals.astype("float64")
+        bad[t.index] = ~finite.fillna(False).astype(bool)
+    bad = bad | pd.Series(np.isinf(out.to_numpy()), index=s.index)
+    return out.where(~bad), bad
+
+
+# -------------------------------------------------------------------- dates
+def _to_local(ts: pd.Series, timezone: str) -> pd.Series:
+    """Aware -> organisation zone -> naive; naive stays as is."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        return ts.dt.tz_convert(timezone).dt.tz_localize(None)
+    return ts
+
+
+def _finish(ts: pd.Series, bad: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Bound-check and cast to ``datetime64[ns]``."""
+    if not pd.api.types.is_datetime64_dtype(ts.dtype):
+        ts = pd.to_datetime(ts, errors="coerce")
+    out_of_range = ts.notna() & ((ts < _NS_MIN) | (ts > _NS_MAX))
+    bad = bad | out_of_range
+    ts = ts.where(~out_of_range).astype("datetime64[ns]")
+    return ts, bad
+
+
+def parse_dates(
+    s: pd.Series,
+    *,
+    timezone: str,
+    date_format: str | None = None,
+    excel: bool = False,
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse a column into naive local ``datetime64[ns]``.
+
+    Parameters
+    ----------
+    s
+        Raw column (strings, datetimes, Excel serial numbers or a datetime dtype).
+    timezone
+        IANA zone of the organisation; aware values are converted into it.
+    date_format
+        Declared ``strftime`` format for non-ISO text dates (e.g. ``"%d/%m/%Y"``).
+    excel
+        Read numbers as Excel date serials (workbooks only).
+
+    Returns
+    -------
+    values, unreadable, ambiguous
+        The parsed column and two boolean masks: cells that are not dates and
+        cells refused because their day/month order is not declared.
+    """
+    idx = s.index
+    none = pd.Series(False, index=idx)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        ts, bad = _finish(_to_local(s, timezone), none)
+        return ts, bad, none
+    out = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]")
+    bad = none.copy()
+    ambiguous = none.copy()
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        nums = s.astype("Float64").astype("float64")
+        present = nums.notna()
+        if excel:
+            ok = present & (nums >= 1) & (nums < 2958466)
+            out[ok] = _EXCEL_EPOCH + pd.to_timedelta(nums[ok].round(6), unit="D").dt.round("s")
+            bad = present & ~ok
+        else:
+            bad = present
+        ts, bad = _finish(out, bad)
+        return ts, bad, ambiguous
+    obj = s.astype(object) if not _is_stringish(s) else s
+    if obj.dtype == object:
+        kinds = obj.map(_kind_of, na_action="ignore")
+    else:
+        kinds = pd.Series(np.where(obj.notna(), "str", None), index=idx)
+    # Python/pandas datetimes (Excel cells, SQL drivers)
+    dmask = kinds == "datetime"
+    if dmask.any():
+        vals = obj[dmask]
+        aware = vals.map(lambda v: getattr(v, "tzinfo", None) is not None)
+        if aware.any():
+            conv = pd.to_datetime(vals[aware], utc=True).dt.tz_convert(timezone).dt.tz_localize(None)
+            out[conv.index] = conv.astype("datetime64[ns]")
+        if (~aware).any():
+            out[vals[~aware].index] = pd.to_datetime(vals[~aware].astype(object)).astype("datetime64[ns]")
+    nmask = kinds == "number"
+    if nmask.any():
+        nums = obj[nmask].astype("float64")
+        if excel:
+            ok = (nums >= 1) & (nums < 2958466)
+            out[ok[ok].index] = (
+                _EXCEL_EPOCH + pd.to_timedelta(nums[ok].round(6), unit="D").dt.round("s")
+            ).astype("datetime64[ns]")
+            bad[ok[~ok].index] = True
+        else:
+            bad[nums.index] = True
+    omask = kinds == "other"
+    bad[omask[omask].index] = True
+    smask = kinds == "str"
+    if smask.any():
+        text = obj[smask].astype("str").str.strip()
+        text = text[text != ""]
+        if len(text):
+            ts, b, a = _parse_date_text(text, timezone=timezone, date_format=date_format)
+            if len(text) == len(idx):  # the common case: every cell is text
+                out, bad, ambiguous = ts.set_axis(idx), b.set_axis(idx), a.set_axis(idx)
+            else:
+                out[ts.index] = ts
+                bad[b[b].index] = True
+                ambiguous[a[a].index] = True
+    ts, bad = _finish(out, bad)
+    return ts, bad, ambiguous
+
+
+def _kind_of(v: Any) -> str:
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, dt.datetime | dt.date | np.datetime64):
+        return "datetime"
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return "number"
+    return "other"
+
+
+def _in_range(parsed: pd.Series) -> np.ndarray:
+    """``datetime64[ns]`` values of ``parsed``; out-of-range values become NaT."""
+    ok = parsed.isna() | ((parsed >= _NS_MIN) & (parsed <= _NS_MAX))
+    return parsed.where(ok).astype("datetime64[ns]").to_numpy()
+
+
+def _parse_iso(t: pd.Series, timezone: str) -> np.ndarray:
+    """Parse ISO text (some aware, some naive) into naive local ``datetime64[ns]`` values."""
+    out = np.full(len(t), np.datetime64("NaT"), dtype="datetime64[ns]")
+    aware = (t.str.contains(_AWARE_RE, regex=True) & t.str.contains(r"\d:\d\d", regex=True)).to_numpy()
+    if aware.any():
+        a = t[aware].str.replace(r"\s*UTC$", "Z", regex=True).str.replace(r"\s+(?=[+-]\d\d)", "", regex=True)
+        conv = pd.to_datetime(a, format="ISO8601", utc=True, errors="coerce")
+        out[aware] = _in_range(_to_local(conv, timezone))
+    if (~aware).any():
+        out[~aware] = _in_range(pd.to_datetime(t[~aware], format="ISO8601", errors="coerce"))
+    return out
+
+
+def _parse_date_text(
+    t: pd.Series, *, timezone: str, date_format: str | None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    out = np.full(len(t), np.datetime64("NaT"), dtype="datetime64[ns]")
+    ambiguous = np.zeros(len(t), dtype=bool)
+    # year-first with slashes or dots: 2026/10/15 -> 2026-10-15 (never ambiguous)
+    ymd = t.str.contains(r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}", regex=True)
+    if ymd.any():
+        t = t.copy()
+        t[ymd] = t[ymd].str.replace(_YMD_SLASH, r"\1-\2-\3", regex=True)
+    iso = t.str.fullmatch(_ISO).to_numpy(dtype=bool)
+    if iso.any():
+        out[iso] = _parse_iso(t[iso], timezone)
+    rest = t[~iso]
+    if len(rest):
+        if date_format:
+            utc = "%z" in date_format or "%Z" in date_format
+            parsed = pd.to_datetime(rest, format=date_format, errors="coerce", utc=utc)
+            out[~iso] = _in_range(_to_local(parsed, timezone) if utc else parsed)
+        else:
+            ambiguous[~iso] = rest.str.fullmatch(_DAY_MONTH).to_numpy(dtype=bool)
+    bad = np.isnat(out) & ~ambiguous
+    idx = t.index
+    return pd.Series(out, index=idx), pd.Series(bad, index=idx), pd.Series(ambiguous, index=idx)
+
+
+# ------------------------------------------------------------ table level
+def _find_column(columns: list[str], wanted: str) -> str | None:
+    if wanted in columns:
+        return wanted
+
+    def norm(c: str) -> str:
+        return re.sub(r"[\s\-]+", "_", c.strip().lower())
+
+    target = norm(wanted)
+    for c in columns:
+        if norm(c) == target:
+            return c
+    return None
+
+
+def _empty(kind: str, index: pd.Index) -> pd.Series:
+    if kind == "date":
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    if kind == "float":
+        return pd.Series(np.nan, index=index, dtype="float64")
+    return pd.Series(np.nan, index=index, dtype="str")
+
+
+def _rows_problem(
+    table: str, column: str, s: pd.Series, mask: pd.Series, reason: str, id_values: pd.Series | None
+) -> Problem:
+    rows = row_numbers(s)[mask.to_numpy()]
+    ids: tuple[str, ...] = ()
+    if id_values is not None:
+        ids = tuple(str(v) for v in id_values[mask].head(10) if isinstance(v, str))
+    return Problem(table, reason, column, tuple(int(r) for r in rows[:10]), ids, int(mask.sum()))
+
+
+def canonicalise_table(
+    name: str,
+    raw: pd.DataFrame,
+    *,
+    timezone: str,
+    columns: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, str]] | None = None,
+    date_format: str | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
+    excel: bool = False,
+) -> tuple[pd.DataFrame, list[Problem], dict[tuple[str, str], pd.Index]]:
+    """Rename, parse and type one table; collect every unreadable cell.
+
+    Parameters
+    ----------
+    name
+        Canonical table name (a key of :data:`kpireport.data.schema.SCHEMAS`).
+    raw
+        Source frame, indexed by 1-based data row.
+    columns
+        Canonical column -> source column for renamed columns.
+    values
+        Canonical column -> {source value: canonical value} recodings.
+
+    Returns
+    -------
+    frame, problems, flagged
+        The canonical frame (exactly the schema's columns, in schema order),
+        the problems found, and the cells already reported per column.
+    """
+    schema: TableSchema = SCHEMAS[name]
+    columns = dict(columns or {})
+    values = dict(values or {})
+    src_cols = [str(c) for c in raw.columns]
+    problems: list[Problem] = []
+    flagged: dict[tuple[str, str], pd.Index] = {}
+    out: dict[str, pd.Series] = {}
+    id_values: pd.Series | None = None
+    if schema.id_column:
+        src = _find_column(src_cols, columns.get(schema.id_column, schema.id_column))
+        if src is not None:
+            id_values = parse_text(raw[src])
+    for col in schema.columns:
+        wanted = columns.get(col.name, col.name)
+        src = _find_column(src_cols, wanted)
+        if src is None:
+            if col.required or col.name in columns:
+                renamed = f" (mapped from '{wanted}')" if col.name in columns else ""
+                problems.append(
+                    Problem(
+                        name,
+                        f"required column is missing{renamed}; the source has: "
+                        + ", ".join(src_cols[:15])
+                        + (" ..." if len(src_cols) > 15 else "")
+                        + f". Map it under tables.{name}.columns in the source YAML",
+                        col.name,
+                    )
+                    if col.required
+                    else Problem(
+                        name,
+                        f"mapped column '{wanted}' is not in the source; the source has: "
+                        + ", ".join(src_cols[:15]),
+                        col.name,
+                    )
+                )
+                flagged[(name, col.name)] = raw.index
+            out[col.name] = _empty(col.kind, raw.index)
+            continue
+        s = raw[src]
+        if col.name in values and values[col.name]:
+            recode = values[col.name]
+            s = s.map(lambda v, r=recode: r.get(str(v).strip(), v) if v is not None else v)
+        if col.kind == "date":
+            fmt = date_format
+            ts, bad, amb = parse_dates(s, timezone=timezone, date_format=fmt, excel=excel)
+            if amb.any():
+                eg = examples(s[amb].astype(str))
+                problems.append(
+                    _rows_problem(
+                        name,
+                        col.name,
+                        s,
+                        amb,
+                        f"dates like {eg} could be day/month or month/day; set date_format "
+                        '(e.g. "%d/%m/%Y") in the source',
+                        id_values,
+                    )
+                )
+            if bad.any():
+                eg = examples(s[bad].astype(str))
+                problems.append(
+                    _rows_problem(
+                        name,
+                        col.name,
+                        s,
+                        bad,
+                        f"cannot read {eg} as a date (use YYYY-MM-DD"
+                        + (f" or {date_format}" if date_format else "")
+                        + ")",
+                        id_values,
+                    )
+                )
+            if amb.any() or bad.any():
+                flagged[(name, col.name)] = raw.index[(amb | bad).to_numpy()]
+            out[col.name] = ts
+        elif col.kind == "float":
+            num, bad = parse_numbers(s, decimal=decimal, thousands=thousands)
+            if bad.any():
+                eg = examples(s[bad].astype(str))
+                problems.append(
+                    _rows_problem(name, col.name, s, bad, f"cannot read {eg} as a number", id_values)
+                )
+                flagged[(name, col.name)] = raw.index[bad.to_numpy()]
+            out[col.name] = num
+        else:
+            text = parse_text(s)
+            if col.kind == "category" or (name, col.name) in LOWER_COLUMNS:
+                text = text.str.lower()
+            elif col.name == "currency":
+                text = text.str.upper()
+            out[col.name] = text
+    frame = pd.DataFrame(out, index=raw.index)
+    return frame, problems, flagged
+
+
+def canonicalise(
+    raw: Mapping[str, pd.DataFrame],
+    *,
+    timezone: str,
+    mappings: Mapping[str, Any] | None = None,
+    date_format: str | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
+    excel: bool = False,
+) -> Canonical:
+    """Canonicalise every table of ``raw`` (unknown table names are ignored).
+
+    ``mappings`` maps table name -> :class:`kpireport.data.sources.TableMapping`
+    (or anything with ``columns``, ``values`` and ``date_format`` attributes).
+    """
+    result = Canonical({})
+    for name, df in raw.items():
+        if name not in SCHEMAS:
+            continue
+        m = (mappings or {}).get(name)
+        frame, problems, flagged = canonicalise_table(
+            name,
+            df,
+            timezone=timezone,
+            columns=getattr(m, "columns", None),
+            values=getattr(m, "values", None),
+            date_format=getattr(m, "date_format", None) or date_format,
+            decimal=decimal,
+            thousands=thousands,
+            excel=excel,
+        )
+        result.tables[name] = frame
+        result.problems.extend(problems)
+        result.flagged.update(flagged)
+    return result

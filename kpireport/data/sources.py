@@ -1,0 +1,476 @@
+"""Read raw tables from a source: CSV/Parquet folder, Excel workbook, database, source YAML.
+
+This module knows *where* data lives and how to get it into pandas without
+losing information; it does not know what the columns mean. Parsing into the
+canonical types happens in :mod:`kpireport.data.coerce`, the contract checks in
+:mod:`kpireport.data.validate`, and :func:`kpireport.data.load.load` strings
+the steps together.
+
+Design decisions
+----------------
+* **Nothing is guessed into a number.** CSV files are read with ``dtype=str``
+  and ``keep_default_na=False`` (only empty cells are missing, so an id ``NA``
+  or ``007`` survives); database rows are built as ``object`` columns from the
+  driver's Python values (no float round trip for 19-digit integer ids, even
+  with NULLs in the column); Excel sheets are read as ``object`` so that date
+  cells stay dates and numeric cells stay numbers for the parser to judge.
+* **Row numbers are the user's.** Every raw frame is indexed by the 1-based
+  data row number (header excluded) the user sees in the file or sheet, so
+  validation messages point at rows a person can find.
+* **Secrets never leave this module.** ``${VAR}`` references in a source YAML
+  are expanded here, at load time, component by component for database URLs
+  (so a password with ``@`` or ``/`` needs no escaping). Only a *description*
+  with the password masked as ``***`` travels on; connection errors are
+  re-raised with the masked URL and every resolved secret scrubbed from the
+  driver's message, without chaining the original exception.
+* **A missing SQLite file is an error**, not a fresh empty database
+  (SQLAlchemy would silently create one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kpireport.data.schema import SCHEMAS
+from kpireport.errors import SourceError
+
+log = logging.getLogger("kpireport")
+
+#: settings a source YAML may carry next to its location and mapping
+SETTING_KEYS = (
+    "timezone",
+    "currency",
+    "organisation",
+    "gross_margin",
+    "date_format",
+    "decimal",
+    "thousands",
+    "delimiter",
+    "encoding",
+    "schema",
+)
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_FOLDER_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
+_YAML_SUFFIXES = {".yaml", ".yml"}
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """How one canonical table is found in the source.
+
+    Attributes
+    ----------
+    name
+        Name of the table in the source (file stem, sheet or database table).
+    columns
+        Canonical column name -> source column name (only the renamed ones).
+    values
+        Canonical column -> {source value: canonical value}, e.g. a CRM's
+        ``"Closed Won"`` -> ``"won"`` for ``deals.status``.
+    date_format
+        ``strftime`` format of the day/month dates of this table, if any.
+    """
+
+    name: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    date_format: str | None = None
+
+
+@dataclass
+class SourceSpec:
+    """A resolved source: its kind, location, table mapping and settings.
+
+    ``location`` may hold a resolved secret (a database URL with its password);
+    it stays inside the loader. ``description`` is safe to show and store.
+    """
+
+    kind: str  # folder | excel | sql
+    location: Any
+    description: str
+    tables: dict[str, TableMapping] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------- secrets
+def expand_env(text: str, *, origin: str = "the source file") -> str:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) with the environment's value.
+
+    Raises
+    ------
+    SourceError
+        When a referenced variable is not set and has no default. The message
+        names the variable, never a value.
+    """
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is not None:
+                return default
+            raise SourceError(
+                f"The environment variable {name}, referenced in {origin}, is not set.",
+                hint=f"Set {name} in the environment that runs kpireport.",
+            )
+        return value
+
+    return _ENV_REF.sub(repl, text)
+
+
+def mask_url(url: Any) -> str:
+    """Render a database URL with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a parsable URL: mask anything between ':' and '@'
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """Replace every secret occurring in ``text`` with ``***``."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+def _resolve_url(template: str, *, password_env: str | None, base: Path | None, origin: str):
+    """Expand env references in each URL component; return (URL, secrets)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(template)
+    except Exception:
+        raise SourceError(f"'{mask_url(template)}' is not a valid database URL ({origin}).") from None
+    secrets: list[str] = []
+    parts: dict[str, Any] = {}
+    for attr in ("username", "password", "host", "database"):
+        raw = getattr(url, attr)
+        if raw and _ENV_REF.search(raw):
+            parts[attr] = expand_env(raw, origin=origin)
+    if url.query:
+        parts["query"] = {
+            k: expand_env(v, origin=origin) if isinstance(v, str) else v for k, v in url.query.items()
+        }
+    if password_env:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise SourceError(
+                f"The environment variable {password_env} (password_env in {origin}) is not set.",
+                hint=f"Set {password_env} to the database password.",
+            )
+        parts["password"] = value
+    if "password" in parts:
+        secrets.append(str(parts["password"]))
+    elif url.password:
+        secrets.append(str(url.password))
+    url = url.set(**parts) if parts else url
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        if base is not None and not db.is_absolute():
+            db = base / db
+            url = url.set(database=str(db))
+    return url, tuple(secrets)
+
+
+# ------------------------------------------------------------ spec building
+def looks_like_url(source: str) -> bool:
+    """True when ``source`` is a SQLAlchemy URL rather than a file path."""
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source))
+
+
+def _canonical_default_mappings() -> dict[str, TableMapping]:
+    return {name: TableMapping(name) for name in SCHEMAS}
+
+
+def resolve(source: str | os.PathLike[str]) -> SourceSpec:
+    """Turn a path, URL or source YAML into a :class:`SourceSpec`.
+
+    Raises
+    ------
+    SourceError
+        When the path does not exist, the YAML is malformed, or it references
+        unset environment variables.
+    """
+    text = os.fspath(source)
+    if isinstance(source, str) and looks_like_url(text):
+        url, secrets = _resolve_url(text, password_env=None, base=None, origin="the URL")
+        return SourceSpec("sql", url, mask_url(url), _canonical_default_mappings(), {}, secrets)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SourceError(f"The source '{path}' does not exist.", hint="Check the path.")
+    if path.is_dir():
+        return SourceSpec("folder", path, f"folder {path}", _canonical_default_mappings())
+    suffix = path.suffix.lower()
+    if suffix in _EXCEL_SUFFIXES:
+        return SourceSpec("excel", path, f"Excel workbook {path}", _canonical_default_mappings())
+    if suffix in _YAML_SUFFIXES:
+        return _resolve_yaml(path)
+    if suffix in {".db", ".sqlite", ".sqlite3"}:
+        url, _ = _resolve_url(f"sqlite:///{path.resolve()}", password_env=None, base=None, origin=str(path))
+        return SourceSpec("sql", url, f"SQLite database {path}", _canonical_default_mappings())
+    raise SourceError(
+        f"The source '{path}' is not a folder, an Excel workbook (.xlsx), a SQLite file or a source YAML.",
+        hint="Pass a folder of CSV/Parquet files, a workbook, a database URL or a .yaml source file.",
+    )
+
+
+def _resolve_yaml(path: Path) -> SourceSpec:
+    import yaml
+
+    origin = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceError(f"The source file '{path}' cannot be read: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SourceError(f"The source file '{path}' must be a mapping with 'path:' or 'url:'.")
+    unknown = set(doc) - {"path", "url", "password_env", "tables", "description", *SETTING_KEYS}
+    if unknown:
+        raise SourceError(
+            f"The source file '{path}' has unknown keys: {', '.join(sorted(map(str, unknown)))}.",
+            hint="Allowed: path, url, password_env, tables, " + ", ".join(SETTING_KEYS) + ".",
+        )
+    settings: dict[str, Any] = {}
+    for key in SETTING_KEYS:
+        if doc.get(key) is not None:
+            value = doc[key]
+            settings[key] = expand_env(value, origin=origin) if isinstance(value, str) else value
+    if "gross_margin" in settings:
+        try:
+            settings["gross_margin"] = float(settings["gross_margin"])
+        except (TypeError, ValueError):
+            raise SourceError(f"gross_margin in '{path}' must be a number.") from None
+    if ("path" in doc) == ("url" in doc):
+        raise SourceError(f"The source file '{path}' needs exactly one of 'path:' or 'url:'.")
+    if "url" in doc:
+        url, secrets = _resolve_url(
+            str(doc["url"]), password_env=doc.get("password_env"), base=path.parent, origin=origin
+        )
+        inner = SourceSpec("sql", url, mask_url(url), secrets=secrets)
+    else:
+        if doc.get("password_env"):
+            raise SourceError(f"password_env in '{path}' only applies to a database 'url:'.")
+        target = Path(expand_env(str(doc["path"]), origin=origin)).expanduser()
+        if not target.is_absolute():
+            target = path.parent / target
+        if Path(target).suffix.lower() in _YAML_SUFFIXES:
+            raise SourceError(f"The source file '{path}' points at another source file; point at the data.")
+        inner = resolve(target)
+    inner.tables = _parse_mapping(doc.get("tables") or {}, origin)
+    inner.settings = settings
+    inner.description = f"{inner.description} (via {path.name})"
+    return inner
+
+
+def _parse_mapping(tables: Any, origin: str) -> dict[str, TableMapping]:
+    if not isinstance(tables, dict):
+        raise SourceError(f"'tables' in {origin} must map canonical table names to their source tables.")
+    unknown = set(tables) - set(SCHEMAS)
+    if unknown:
+        raise SourceError(
+            f"'tables' in {origin} names unknown canonical tables: {', '.join(sorted(map(str, unknown)))}.",
+            hint="Canonical tables: " + ", ".join(SCHEMAS) + ".",
+        )
+    out = _canonical_default_mappings()
+    for name, spec in tables.items():
+        if spec is None:
+            continue
+        if isinstance(spec, str):
+            out[name] = TableMapping(spec)
+            continue
+        if not isinstance(spec, dict):
+            raise SourceError(f"tables.{name} in {origin} must be a table name or a mapping.")
+        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        bad = set(columns) - set(SCHEMAS[name].column_names)
+        if bad:
+            raise SourceError(
+                f"tables.{name}.columns in {origin} maps unknown canonical columns: {', '.join(sorted(bad))}.",
+                hint=f"Columns of {name}: " + ", ".join(SCHEMAS[name].column_names) + ".",
+            )
+        values = {
+            str(col): {str(k): str(v) for k, v in (m or {}).items()}
+            for col, m in (spec.get("values") or {}).items()
+        }
+        out[name] = TableMapping(
+            str(spec.get("table", name)), columns, values, spec.get("date_format")
+        )
+    return out
+
+
+# ----------------------------------------------------------------- reading
+def _number_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df.index = pd.RangeIndex(1, len(df) + 1)
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    return df
+
+
+def read_raw(spec: SourceSpec) -> dict[str, pd.DataFrame]:
+    """Read every mapped table that exists in the source, with source column names.
+
+    Returns
+    -------
+    dict
+        Canonical table name -> raw DataFrame indexed by 1-based data row.
+        Tables the source lacks are absent.
+    """
+    if spec.kind == "folder":
+        return _read_folder(spec)
+    if spec.kind == "excel":
+        return _read_excel(spec)
+    if spec.kind == "sql":
+        return _read_sql(spec)
+    raise SourceError(f"Unknown source kind '{spec.kind}'.")  # pragma: no cover
+
+
+def _read_folder(spec: SourceSpec) -> dict[str, pd.DataFrame]:
+    folder: Path = spec.location
+    files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    out: dict[str, pd.DataFrame] = {}
+    for canonical, mapping in spec.tables.items():
+        candidates = []
+        wanted = mapping.name.lower()
+        if Path(wanted).suffix in _FOLDER_SUFFIXES and wanted in files:
+            candidates = [files[wanted]]
+        else:
+            candidates = [files[wanted + s] for s in _FOLDER_SUFFIXES if wanted + s in files]
+        if not candidates:
+            continue
+        if len(candidates) > 1:
+            raise SourceError(
+                f"The folder '{folder}' has several files for table '{canonical}': "
+                + ", ".join(p.name for p in candidates) + ".",
+                hint="Keep one file per table.",
+            )
+        path = candidates[0]
+        if _FOLDER_SUFFIXES[path.suffix.lower()] == "csv":
+            out[canonical] = _read_csv(path, spec.settings)
+        else:
+            out[canonical] = _read_parquet(path)
+    if spec.description.startswith("folder "):
+        kinds = {_FOLDER_SUFFIXES.get(Path(p).suffix.lower()) for p in files}
+        kinds.discard(None)
+        if kinds:
+            spec.description = f"{'/'.join(sorted(k.upper() for k in kinds))} " + spec.description
+    return out
+
+
+def _sniff_delimiter(path: Path, encoding: str) -> str:
+    try:
+        with path.open(encoding=encoding, errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(path: Path, settings: Mapping[str, Any]) -> pd.DataFrame:
+    encoding = str(settings.get("encoding") or "utf-8-sig")
+    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
+        encoding = "utf-8-sig"  # a BOM is never part of the first column name
+    delimiter = settings.get("delimiter") or _sniff_delimiter(path, encoding)
+    try:
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding=encoding,
+            sep=delimiter,
+            skipinitialspace=False,
+        )
+    except UnicodeDecodeError:
+        raise SourceError(
+            f"The file '{path}' is not valid {encoding} text.",
+            hint="Save it as UTF-8, or set 'encoding:' (e.g. cp1252) in the source YAML.",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"The file '{path}' is empty (no header row).") from None
+    except (OSError, pd.errors.ParserError) as exc:
+        raise SourceError(f"The file '{path}' cannot be read as CSV: {exc}") from None
+    return _number_rows(df)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    except Exception as exc:  # pyarrow raises many types for corrupt files
+        raise SourceError(f"The file '{path}' cannot be read as Parquet: {exc}") from None
+    return _number_rows(df.reset_index(drop=True))
+
+
+def _read_excel(spec: SourceSpec) -> dict[str, pd.DataFrame]:
+    path: Path = spec.location
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except Exception as exc:
+        raise SourceError(f"The workbook '{path}' cannot be opened: {exc}") from None
+    with book:
+        sheets = {s.strip().lower(): s for s in book.sheet_names}
+        out: dict[str, pd.DataFrame] = {}
+        for canonical, mapping in spec.tables.items():
+            sheet = sheets.get(mapping.name.strip().lower())
+            if sheet is None:
+                continue
+            try:
+                df = pd.read_excel(book, sheet_name=sheet, dtype=object)
+            except Exception as exc:
+                raise SourceError(f"Sheet '{sheet}' of '{path}' cannot be read: {exc}") from None
+            df = df.dropna(how="all")  # trailing formatted-but-empty rows
+            # index is 0-based over sheet rows 2..; dropped empty rows keep their numbers
+            df.index = df.index + 1
+            df.columns = [str(c).strip() for c in df.columns]
+            out[canonical] = df
+    return out
+
+
+def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
+    import sqlalchemy as sa
+
+    url = spec.location
+    masked = mask_url(url)
+    db = url.database if url.drivername.startswith("sqlite") else None
+    if db and db != ":memory:" and not Path(db).exists():
+        raise SourceError(f"The SQLite database '{db}' does not exist.", hint="Check the path.")
+    out: dict[str, pd.DataFrame] = {}
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:
+        raise SourceError(f"Cannot use the database {masked}: {scrub(str(exc), spec.secrets)}") from None
+    schema = spec.settings.get("schema")
+    try:
+        with engine.connect() as conn:
+            names = {n.lower(): n for n in sa.inspect(conn).get_table_names(schema=schema)}
+            for canonical, mapping in spec.tables.items():
+                real = names.get(mapping.name.lower())
+                if real is None:
+                    continue
+                table = sa.Table(real, sa.MetaData(), autoload_with=conn, schema=schema)
+                result = conn.execute(sa.select(table))
+                rows = result.fetchall()
+                df = pd.DataFrame([tuple(r) for r in rows], columns=list(result.keys()), dtype=object)
+                out[canonical] = _number_rows(df)
+    except sa.exc.SQLAlchemyError as exc:
+        msg = scrub(str(getattr(exc, "orig", None) or exc).splitlines()[0], spec.secrets)
+        raise SourceError(
+            f"Cannot read the database {masked}: {msg}",
+            hint="Check the URL, the network and the credentials' environment variable.",
+        ) from None
+    finally:
+        engine.dispose()
+    return out

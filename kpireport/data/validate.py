@@ -1,0 +1,608 @@
+"""Check canonical CRM tables against the data contract (SPEC §2, RELIABILITY "Input data").
+
+Validation is *lazy*, in the manner of pandera: every rule runs, every failure
+is collected, and the user gets one :class:`ValidationReport` listing each
+problem once, as a sentence naming the table, the column, the first row
+numbers (as the user sees them in the source), the ids, the count and the
+reason. Errors stop the pipeline; warnings are reported and carried on
+:attr:`kpireport.data.model.CrmData.warnings`.
+
+Design decisions
+----------------
+* Plain vectorised pandas (one boolean mask per rule) rather than a schema
+  library: the rules are cross-table (references, currencies, goals) and the
+  messages must name source rows; a mask per rule does both in a few lines
+  and runs in well under a second on a million deals.
+* The rules are declared as a table (:data:`REFERENCES`) or a short function
+  each; :func:`check_tables` runs them all. A rule never raises on bad input:
+  a missing column was already reported by the parser and is skipped here.
+* Cells the parser already reported (unreadable dates and numbers) are not
+  reported a second time as "empty".
+* Date warnings need an ``as_of``; without one they are skipped, never
+  computed from the clock.
+* Goal KPI names are checked against :mod:`kpireport.kpis` when it is
+  importable, else against the SPEC §3 catalogue (:data:`SPEC_KPIS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpireport.constants import DealStatus, Direction, Scope
+from kpireport.data.coerce import canonicalise, examples, row_numbers
+from kpireport.data.model import CrmData
+from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
+from kpireport.errors import DataContractError, PeriodError, Problem
+from kpireport.periods import is_relative, parse_period
+
+#: the KPI names of SPEC §3, used when the KPI registry is not importable
+SPEC_KPIS: tuple[str, ...] = (
+    "new_leads",
+    "new_organisations",
+    "sql",
+    "hit_rate",
+    "sales_cycle_days",
+    "avg_deal_value",
+    "cac",
+    "clv",
+    "revenue",
+    "revenue_growth_mom",
+    "revenue_growth_yoy",
+    "revenue_growth_ytd",
+    "meetings_booked",
+    "quotes_sent",
+    "deals_won",
+    "won_value",
+    "pipeline_value",
+    "weighted_pipeline",
+    "leads_needed",
+)
+
+#: (table, column, referenced table, referenced column): every foreign key of §2
+REFERENCES: tuple[tuple[str, str, str, str], ...] = (
+    ("deals", "seller_id", "sellers", "seller_id"),
+    ("leads", "seller_id", "sellers", "seller_id"),
+    ("activities", "seller_id", "sellers", "seller_id"),
+    ("revenue", "seller_id", "sellers", "seller_id"),
+    ("deals", "company_id", "companies", "company_id"),
+    ("leads", "company_id", "companies", "company_id"),
+    ("activities", "company_id", "companies", "company_id"),
+    ("revenue", "company_id", "companies", "company_id"),
+    ("activities", "deal_id", "deals", "deal_id"),
+    ("revenue", "deal_id", "deals", "deal_id"),
+    ("deals", "lead_id", "leads", "lead_id"),
+)
+
+#: (table, earlier column, later column, severity): dates that must not be inverted
+ORDERED_DATES: tuple[tuple[str, str, str, str], ...] = (
+    ("deals", "created_at", "closed_at", "error"),
+    ("sellers", "active_from", "active_to", "error"),
+    ("leads", "created_at", "qualified_at", "error"),
+)
+
+#: date columns that record something that happened (a future value is suspicious)
+EVENT_DATES: tuple[tuple[str, str], ...] = (
+    ("companies", "created_at"),
+    ("leads", "created_at"),
+    ("leads", "qualified_at"),
+    ("deals", "created_at"),
+    ("deals", "closed_at"),
+    ("activities", "occurred_at"),
+    ("revenue", "date"),
+    ("costs", "date"),
+)
+
+#: amounts that must not be negative (revenue may: credit notes)
+NON_NEGATIVE: tuple[tuple[str, str], ...] = (
+    ("deals", "value"),
+    ("costs", "amount"),
+    ("sellers", "monthly_cost"),
+)
+
+#: tables with a currency column and the amount it qualifies
+MONEY: tuple[tuple[str, str], ...] = (("deals", "value"), ("revenue", "amount"), ("costs", "amount"))
+
+#: before this day a date is almost surely a placeholder (Excel 0, 1900-01-01)
+PLAUSIBLE_FROM = pd.Timestamp("1970-01-02")
+
+MAX_ROWS = 10
+
+
+@dataclass
+class ValidationReport:
+    """Every problem and warning found in one source.
+
+    Attributes
+    ----------
+    problems
+        Fatal findings: no KPI is computed while there is one.
+    warnings
+        Findings worth a look that do not stop the pipeline.
+    source
+        Description of the source (never a secret).
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no problem (warnings allowed)."""
+        return not self.problems
+
+    def __bool__(self) -> bool:  # pragma: no cover - convenience
+        return self.ok
+
+    def raise_for_problems(self) -> None:
+        """Raise :class:`DataContractError` when there is any problem."""
+        if self.problems:
+            raise DataContractError(self.problems, warnings=self.warnings)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Problems and warnings as a DataFrame (one row each)."""
+        rows = [
+            {
+                "severity": p.severity,
+                "table": p.table,
+                "column": p.column,
+                "count": p.count or len(p.rows),
+                "rows": list(p.rows),
+                "ids": list(p.ids),
+                "reason": p.reason,
+            }
+            for p in [*self.problems, *self.warnings]
+        ]
+        return pd.DataFrame(rows, columns=["severity", "table", "column", "count", "rows", "ids", "reason"])
+
+    def __str__(self) -> str:
+        head = f"{self.source}: " if self.source else ""
+        if self.ok:
+            lines = [f"{head}valid" + (f", {len(self.warnings)} warning(s)" if self.warnings else "") + "."]
+        else:
+            n = len(self.problems)
+            lines = [f"{head}{n} problem{'s' if n != 1 else ''}" + (
+                f", {len(self.warnings)} warning(s)" if self.warnings else "") + ":"]
+            lines += [f"  error: {p.sentence()}" for p in self.problems]
+        lines += [f"  warning: {p.sentence()}" for p in self.warnings]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        status = "valid" if self.ok else f"{len(self.problems)} problem(s)"
+        parts = [f"<p><b>Validation: {html.escape(status)}</b>"]
+        if self.source:
+            parts.append(f" &mdash; {html.escape(self.source)}")
+        parts.append("</p>")
+        items = [("error", p) for p in self.problems] + [("warning", p) for p in self.warnings]
+        if items:
+            parts.append("<ul>")
+            for sev, p in items:
+                parts.append(f"<li><b>{sev}</b>: {html.escape(p.sentence())}</li>")
+            parts.append("</ul>")
+        return "".join(parts)
+
+
+# ------------------------------------------------------------------ helpers
+def _finding(
+    df: pd.DataFrame,
+    mask: pd.Series | np.ndarray,
+    table: str,
+    column: str | None,
+    reason: str,
+    severity: str = "error",
+) -> Problem | None:
+    """One :class:`Problem` for the rows of ``df`` where ``mask`` holds (None if none)."""
+    m = np.asarray(mask, dtype=bool)
+    count = int(m.sum())
+    if not count:
+        return None
+    rows = row_numbers(df)[m][:MAX_ROWS]
+    id_col = SCHEMAS[table].id_column if table in SCHEMAS else None
+    ids: tuple[str, ...] = ()
+    if id_col and id_col in df.columns:
+        ids = tuple(str(v) for v in df[id_col].to_numpy()[m][:MAX_ROWS] if isinstance(v, str))
+    return Problem(table, reason, column, tuple(int(r) for r in rows), ids, count, severity)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def add(self, p: Problem | None) -> None:
+        if p is None:
+            return
+        (self.problems if p.severity == "error" else self.warnings).append(p)
+
+
+def known_kpis() -> set[str]:
+    """KPI names a goal may use: the registry's when importable, else SPEC §3's."""
+    try:
+        from kpireport.kpis import list_kpis  # type: ignore[attr-defined]
+
+        table = list_kpis()
+    except Exception:  # registry not built yet, or failing: fall back to the spec
+        return set(SPEC_KPIS)
+    if isinstance(table, pd.DataFrame):
+        if "name" in table.columns:
+            return set(map(str, table["name"]))
+        return set(map(str, table.index))
+    return {str(getattr(k, "name", k)) for k in table}  # list of KpiDef or names
+
+
+def _has(tables: Mapping[str, pd.DataFrame], table: str, *columns: str) -> bool:
+    return table in tables and all(c in tables[table].columns for c in columns)
+
+
+# -------------------------------------------------------------------- rules
+def _check_required(tables, flagged, out: _Collector) -> None:
+    for name in REQUIRED_TABLES:
+        if name not in tables:
+            out.add(Problem(name, f"required table '{name}' is missing from the source"))
+    for name, df in tables.items():
+        schema = SCHEMAS[name]
+        for col in schema.required_columns:
+            if col not in df.columns:
+                continue
+            empty = df[col].isna()
+            done = flagged.get((name, col))
+            if done is not None and len(done):
+                empty &= ~df.index.isin(done)
+            out.add(_finding(df, empty, name, col, "required value is empty"))
+
+
+def _check_duplicates(tables, out: _Collector) -> None:
+    for name, df in tables.items():
+        id_col = SCHEMAS[name].id_column
+        if not id_col or id_col not in df.columns:
+            continue
+        ids = df[id_col]
+        dup = ids.notna() & ids.duplicated(keep=False)
+        out.add(_finding(df, dup, name, id_col, "duplicate id"))
+    if _has(tables, "companies", "org_number"):
+        df = tables["companies"]
+        org = df["org_number"]
+        dup = org.notna() & org.duplicated(keep=False)
+        out.add(
+            _finding(
+                df, dup, "companies", "org_number",
+                "several companies share an org_number (they count as one organisation)", "warning",
+            )
+        )
+    if _has(tables, "goals", "kpi", "scope", "scope_id", "period"):
+        df = tables["goals"]
+        key = df[["kpi", "scope", "scope_id", "period"]].astype(object).fillna("")
+        if "direction" in df.columns:
+            key["direction"] = df["direction"].astype(object).fillna(Direction.AT_LEAST.value)
+        dup = key.duplicated(keep=False).to_numpy()
+        out.add(_finding(df, dup, "goals", None, "duplicate goal: the same KPI, scope and period has several targets"))
+
+
+def _check_choices(tables, out: _Collector) -> None:
+    for name, df in tables.items():
+        for col in SCHEMAS[name].columns:
+            if col.choices is None or col.name not in df.columns:
+                continue
+            s = df[col.name]
+            bad = s.notna() & ~s.isin(col.choices)
+            if bad.any():
+                what = {"status": "deal status", "scope": "goal scope", "direction": "goal direction"}.get(
+                    col.name, col.name
+                )
+                reason = f"unknown {what} {examples(s[bad])} (expected one of: {', '.join(col.choices)})"
+                if name == "deals" and col.name == "status":
+                    reason += "; map CRM values under tables.deals.values.status in the source YAML"
+                out.add(_finding(df, bad, name, col.name, reason))
+
+
+def _check_deals(tables, out: _Collector) -> None:
+    if not _has(tables, "deals", "status", "closed_at"):
+        return
+    df = tables["deals"]
+    closed = df["status"].isin([DealStatus.WON.value, DealStatus.LOST.value])
+    out.add(_finding(df, closed & df["closed_at"].isna(), "deals", "closed_at", "won or lost deal has no closed_at"))
+    is_open = df["status"] == DealStatus.OPEN.value
+    out.add(
+        _finding(
+            df, is_open & df["closed_at"].notna(), "deals", "closed_at",
+            "open deal has a closed_at (ignored for open deals)", "warning",
+        )
+    )
+    if "probability" in df.columns:
+        p = df["probability"]
+        bad = p.notna() & ((p < 0) | (p > 1))
+        reason = "probability is outside 0..1"
+        if bad.any() and (p[bad] <= 100).all() and (p[bad] >= 0).all():
+            reason += " (it looks like a percentage: divide by 100)"
+        out.add(_finding(df, bad, "deals", "probability", reason))
+
+
+def _check_order(tables, out: _Collector) -> None:
+    for table, first, then, severity in ORDERED_DATES:
+        if not _has(tables, table, first, then):
+            continue
+        df = tables[table]
+        a, b = df[first], df[then]
+        if table == "deals":  # compare calendar days: a same-day close is fine
+            bad = a.notna() & b.notna() & (b.dt.normalize() < a.dt.normalize())
+        else:
+            bad = a.notna() & b.notna() & (b < a)
+        out.add(_finding(df, bad, table, then, f"{then} is before {first}", severity))
+
+
+def _check_non_negative(tables, out: _Collector) -> None:
+    for table, col in NON_NEGATIVE:
+        if _has(tables, table, col):
+            df = tables[table]
+            out.add(_finding(df, df[col] < 0, table, col, "negative amount"))
+    if _has(tables, "rates", "rate"):
+        df = tables["rates"]
+        out.add(_finding(df, df["rate"] <= 0, "rates", "rate", "exchange rate must be positive"))
+
+
+def _check_references(tables, out: _Collector) -> None:
+    for table, col, ref_table, ref_col in REFERENCES:
+        if not _has(tables, table, col) or not _has(tables, ref_table, ref_col):
+            continue
+        df = tables[table]
+        s = df[col]
+        known = tables[ref_table][ref_col].dropna().unique()
+        bad = s.notna() & ~s.isin(known)
+        singular = ref_table.rstrip("s") if ref_table != "companies" else "company"
+        out.add(_finding(df, bad, table, col, f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')"))
+
+
+def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
+    """Amounts in several currencies need a rates table with a rate for each."""
+    used: dict[str, set[str]] = {}
+    for table, _ in MONEY:
+        if _has(tables, table, "currency"):
+            for c in tables[table]["currency"].dropna().unique():
+                used.setdefault(str(c), set()).add(table)
+    if not used:
+        return
+    foreign = {c for c in used if c != currency} if currency else set(used)
+    if currency is None and len(used) == 1:
+        return  # a single currency becomes the reporting currency
+    if currency is None:
+        out.add(
+            Problem(
+                "settings",
+                "amounts are in several currencies (" + ", ".join(sorted(used))
+                + ") but the source declares no reporting 'currency'",
+            )
+        )
+        return
+    if not foreign:
+        return
+    rated: set[str] = set()
+    if _has(tables, "rates", "currency", "rate"):
+        rated = set(tables["rates"]["currency"].dropna().astype(str))
+    for table, _amount in MONEY:
+        if not _has(tables, table, "currency"):
+            continue
+        df = tables[table]
+        s = df["currency"]
+        bad = s.notna() & (s != currency) & ~s.isin(rated)
+        if not bad.any():
+            continue
+        if "rates" not in tables:
+            reason = (
+                f"amounts in {examples(s[bad])} need a 'rates' table (currency, rate[, date]) "
+                f"to convert them into the reporting currency {currency}"
+            )
+        else:
+            reason = f"no exchange rate for {examples(s[bad])} in table 'rates'"
+        out.add(_finding(df, bad, table, "currency", reason))
+
+
+def _check_goals(tables, out: _Collector) -> None:
+    if "goals" not in tables:
+        return
+    df = tables["goals"]
+    if "kpi" in df.columns:
+        names = known_kpis()
+        bad = df["kpi"].notna() & ~df["kpi"].isin(names)
+        out.add(_finding(df, bad, "goals", "kpi", f"unknown KPI {examples(df.loc[bad, 'kpi'])}"))
+    if "period" in df.columns:
+        periods = df["period"]
+        bad_mask = np.zeros(len(df), dtype=bool)
+        relative = np.zeros(len(df), dtype=bool)
+        cache: dict[str, int] = {}
+        for i, label in enumerate(periods.to_numpy()):
+            if not isinstance(label, str):
+                continue
+            if label not in cache:
+                if is_relative(label):
+                    cache[label] = 2
+                else:
+                    try:
+                        parse_period(label)
+                        cache[label] = 0
+                    except PeriodError:
+                        cache[label] = 1
+            bad_mask[i] = cache[label] == 1
+            relative[i] = cache[label] == 2
+        out.add(
+            _finding(
+                df, bad_mask, "goals", "period",
+                f"cannot read period {examples(periods[bad_mask])} (use 2026, 2026-Q4, 2026-10, 2026-W43 or 2026-10-15)",
+            )
+        )
+        out.add(
+            _finding(
+                df, relative, "goals", "period",
+                f"goal period {examples(periods[relative])} is relative; a goal needs a fixed period such as 2026-10",
+            )
+        )
+    if not _has(tables, "goals", "scope", "scope_id"):
+        return
+    scope, sid = df["scope"], df["scope_id"]
+    needs_id = scope.isin([Scope.TEAM.value, Scope.SELLER.value, Scope.CUSTOMER.value])
+    out.add(_finding(df, needs_id & sid.isna(), "goals", "scope_id", "a team, seller or customer goal needs a scope_id"))
+    out.add(
+        _finding(
+            df, (scope == Scope.ORGANISATION.value) & sid.notna(), "goals", "scope_id",
+            "an organisation goal has a scope_id (ignored)", "warning",
+        )
+    )
+    known: dict[str, tuple[str, Iterable[Any]] | None] = {
+        Scope.SELLER.value: ("seller", tables["sellers"]["seller_id"]) if _has(tables, "sellers", "seller_id") else None,
+        Scope.TEAM.value: ("team", tables["sellers"]["team"]) if _has(tables, "sellers", "team") else None,
+        Scope.CUSTOMER.value: ("customer", tables["companies"]["company_id"])
+        if _has(tables, "companies", "company_id")
+        else None,
+    }
+    for value, ref in known.items():
+        if ref is None:
+            continue
+        label, ids = ref
+        bad = (scope == value) & sid.notna() & ~sid.isin(pd.Series(ids).dropna().unique())
+        out.add(_finding(df, bad, "goals", "scope_id", f"unknown {label} {examples(sid[bad])}"))
+
+
+def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) -> None:
+    for name, df in tables.items():
+        for col in SCHEMAS[name].columns_of_kind("date"):
+            if col not in df.columns:
+                continue
+            s = df[col]
+            out.add(
+                _finding(
+                    df, s.notna() & (s < PLAUSIBLE_FROM), name, col,
+                    "date before 1970 (a placeholder such as 1900-01-01?)", "warning",
+                )
+            )
+    if as_of is None:
+        return
+    horizon = as_of.normalize() + pd.Timedelta(days=1)
+    for table, col in EVENT_DATES:
+        if _has(tables, table, col):
+            df = tables[table]
+            s = df[col]
+            out.add(
+                _finding(df, s.notna() & (s >= horizon), table, col, f"date after the as-of date {as_of.date()}", "warning")
+            )
+    if _has(tables, "deals", "status", "expected_close_at"):
+        df = tables["deals"]
+        late = (df["status"] == DealStatus.OPEN.value) & (df["expected_close_at"] < as_of.normalize())
+        out.add(
+            _finding(
+                df, late, "deals", "expected_close_at",
+                f"open deal's expected close date is before {as_of.date()}", "warning",
+            )
+        )
+
+
+def _check_sellers(tables, out: _Collector) -> None:
+    if not _has(tables, "sellers", "seller_id") or not _has(tables, "deals", "seller_id"):
+        return
+    sellers = tables["sellers"]
+    idle = sellers["seller_id"].notna() & ~sellers["seller_id"].isin(tables["deals"]["seller_id"].dropna().unique())
+    out.add(_finding(sellers, idle, "sellers", "seller_id", "seller has no deals", "warning"))
+    if _has(tables, "sellers", "active_from", "active_to") and _has(tables, "deals", "created_at"):
+        deals = tables["deals"]
+        span = sellers.dropna(subset=["seller_id"]).drop_duplicates("seller_id").set_index("seller_id")
+        start = deals["seller_id"].map(span["active_from"])
+        end = deals["seller_id"].map(span["active_to"])
+        day = deals["created_at"].dt.normalize()
+        outside = (start.notna() & (day < start.dt.normalize())) | (end.notna() & (day > end.dt.normalize()))
+        out.add(
+            _finding(
+                deals, outside.to_numpy(), "deals", "created_at",
+                "deal created while its seller was not active (outside active_from..active_to)", "warning",
+            )
+        )
+
+
+def check_tables(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    currency: str | None = None,
+    as_of: dt.date | pd.Timestamp | str | None = None,
+    flagged: Mapping[tuple[str, str], pd.Index] | None = None,
+) -> tuple[list[Problem], list[Problem]]:
+    """Run every contract rule on canonical tables.
+
+    Parameters
+    ----------
+    tables
+        Canonical frames (as produced by :func:`kpireport.data.coerce.canonicalise`).
+    currency
+        Reporting currency, or None when the source declares none.
+    as_of
+        Reference day for the date warnings (skipped when None).
+    flagged
+        Cells the parser already reported, not to be reported again as empty.
+
+    Returns
+    -------
+    problems, warnings
+    """
+    out = _Collector()
+    ts = pd.Timestamp(as_of) if as_of is not None else None
+    tables = {k: v for k, v in tables.items() if k in SCHEMAS}
+    _check_required(tables, flagged or {}, out)
+    _check_duplicates(tables, out)
+    _check_choices(tables, out)
+    _check_deals(tables, out)
+    _check_order(tables, out)
+    _check_non_negative(tables, out)
+    _check_references(tables, out)
+    _check_currencies(tables, currency, out)
+    _check_goals(tables, out)
+    _check_plausible_dates(tables, ts, out)
+    _check_sellers(tables, out)
+    return out.problems, out.warnings
+
+
+def validate(
+    data: CrmData | Mapping[str, pd.DataFrame],
+    *,
+    as_of: dt.date | pd.Timestamp | str | None = None,
+    timezone: str | None = None,
+    currency: str | None = None,
+    date_format: str | None = None,
+) -> ValidationReport:
+    """Check data against the contract and report every problem and warning at once.
+
+    Parameters
+    ----------
+    data
+        A :class:`CrmData` (from :func:`kpireport.data.load.load` or built by
+        hand) or a dict of DataFrames with canonical table and column names.
+        Columns that are not yet in canonical types are parsed first, so
+        unreadable dates and numbers are reported too.
+    as_of
+        Reference day for the warnings about future dates and overdue open
+        deals; without it those warnings are skipped.
+    timezone, currency
+        Override the organisation's time zone and reporting currency (default:
+        the :class:`CrmData`'s, else UTC and the currency used in the data).
+    date_format
+        Declared format for day/month text dates.
+
+    Returns
+    -------
+    ValidationReport
+        ``.ok`` is True when there is no problem.
+    """
+    if isinstance(data, CrmData):
+        tables, tz = data.tables, timezone or data.timezone
+        cur = currency or data.currency
+        desc = data.source
+    else:
+        tables, tz, cur, desc = dict(data), timezone or "UTC", currency, ""
+    parsed = canonicalise(tables, timezone=tz, date_format=date_format)
+    problems, warnings = check_tables(parsed.tables, currency=cur, as_of=as_of, flagged=parsed.flagged)
+    unknown = sorted(set(tables) - set(SCHEMAS))
+    for name in unknown:
+        warnings.append(Problem(str(name), "unknown table (ignored)", severity="warning"))
+    return ValidationReport([*parsed.problems, *problems], warnings, desc)

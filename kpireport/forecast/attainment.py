@@ -1,0 +1,547 @@
+"""Goal-attainment primitives: distributions of a period total, probabilities, backtests.
+
+Design decisions
+----------------
+* **Period total = actual to date + simulated rest** (``method="daily"``): the
+  additive KPI's *daily* series over the last ``history_years`` is forecast by
+  the same selector as :func:`~kpireport.forecast.forecast` with a weekly season
+  (ETS with weekday seasonality, Croston for intermittent days, ...), and the
+  simulated daily paths of the remaining days are **summed per path**; adding
+  interval bounds would overstate the spread, because daily errors partly
+  cancel. Paths are simulated unclipped and the *total* is clipped at the actual
+  to date for non-negative KPIs (clipping each day would bias the sum upwards
+  for lumpy series).
+* **Run-rate baseline** (``run_rate_distribution``): pace extrapolation
+  ``actual / elapsed_share`` with a normal band whose relative standard
+  deviation is that of the same extrapolation's errors in previous periods of
+  the same length (so the baseline is calibrated on history, not a strawman).
+* ``backtest_attainment`` replays past periods at several elapsed shares with
+  targets set the way managers set them (the mean of the three previous period
+  totals x 0.8 … 1.2, or the realised total x factors), and scores the
+  probabilities of both methods by the Brier score and a reliability table.
+  ``benchmarks/forecast_accuracy.py`` runs it on the demo data.
+* **Deals**: ``deal_monte_carlo`` draws each open deal expected to close in the
+  period as won with its ``probability`` (or its stage's historical win rate,
+  see :func:`stage_win_rates`) and sums the won values per path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpireport.errors import ForecastError
+from kpireport.forecast.select import simulate
+
+log = logging.getLogger("kpireport")
+
+DAY = pd.Timedelta(days=1)
+
+
+# ---------------------------------------------------------------- helpers
+def _daily(daily: pd.Series) -> pd.Series:
+    """A gap-free daily float series (missing days are zero: the KPI is additive)."""
+    if not isinstance(daily.index, pd.DatetimeIndex):
+        raise ForecastError("The daily series needs a DatetimeIndex.")
+    s = pd.to_numeric(daily, errors="coerce").astype(float)
+    s.index = s.index.normalize()
+    s = s.groupby(level=0).sum(min_count=1)
+    if len(s) == 0:
+        return s
+    full = pd.date_range(s.index.min(), s.index.max(), freq="D")
+    return s.reindex(full).fillna(0.0)
+
+
+def _ts(x: Any) -> pd.Timestamp:
+    return pd.Timestamp(x).normalize()
+
+
+def _bounds(
+    period_start: Any, period_end: Any, as_of: Any
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    start, end, asof = _ts(period_start), _ts(period_end), _ts(as_of)
+    if end <= start:
+        raise ForecastError(f"The period end {end.date()} is not after its start {start.date()}.")
+    return start, end, asof
+
+
+def _actual(s: pd.Series, start: pd.Timestamp, end: pd.Timestamp, as_of: pd.Timestamp) -> float:
+    last = min(as_of, end - DAY)
+    return float(s[(s.index >= start) & (s.index <= last)].sum())
+
+
+def elapsed_share(start: pd.Timestamp, end: pd.Timestamp, as_of: pd.Timestamp) -> float:
+    """Share of ``[start, end)`` elapsed at the end of day ``as_of`` (0..1)."""
+    days = (end - start) / DAY
+    done = (min(max(as_of + DAY, start), end) - start) / DAY
+    return float(done / days)
+
+
+# ------------------------------------------------------- total distributions
+def period_total_distribution(
+    daily: pd.Series,
+    period_start: Any,
+    period_end: Any,
+    as_of: Any,
+    n_paths: int = 4000,
+    seed: int = 0,
+    history_years: float = 2.0,
+    method: str = "profile",
+) -> np.ndarray:
+    """Simulated totals of an additive KPI over ``[period_start, period_end)``.
+
+    Parameters
+    ----------
+    daily
+        The KPI per day (DatetimeIndex; missing days count as zero).
+    period_start, period_end
+        The half-open period.
+    as_of
+        Last day with known data (inclusive). Days of the period up to it are
+        the actual; the remaining days are simulated.
+    n_paths, seed
+        Number of simulated totals; same seed, same totals.
+    history_years
+        Length of the daily history the model is fitted on.
+    method
+        ``"daily"`` (sum of simulated daily paths) or ``"run_rate"`` (the
+        baseline, see :func:`run_rate_distribution`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_paths,)`` simulated period totals (all equal to the actual once
+        the period is over). Never below the actual for non-negative KPIs.
+    """
+    if method == "run_rate":
+        return run_rate_distribution(daily, period_start, period_end, as_of, n_paths, seed)
+    if method == "profile":
+        out = profile_distribution(daily, period_start, period_end, as_of, n_paths, seed)
+        if out is not None:
+            return out
+        log.debug("too little history for the profile method: using the daily model")
+    elif method != "daily":
+        raise ForecastError(
+            f"Unknown attainment method '{method}'.", hint="Use 'profile', 'daily' or 'run_rate'."
+        )
+    s = _daily(daily)
+    start, end, asof = _bounds(period_start, period_end, as_of)
+    actual = _actual(s, start, end, asof) if len(s) else 0.0
+    first_rest = max(start, asof + DAY)
+    if first_rest >= end:
+        return np.full(int(n_paths), actual)
+    h = int((end - DAY - asof) / DAY)
+    offset = int((first_rest - (asof + DAY)) / DAY)
+    lo = asof - pd.Timedelta(days=round(365.25 * history_years)) + DAY
+    hist = s[(s.index >= lo) & (s.index <= asof)] if len(s) else s
+    if len(hist) == 0:
+        log.debug("no history before %s: the rest of the period is taken as zero", asof.date())
+        return np.full(int(n_paths), actual)
+    hist = hist.reindex(pd.date_range(hist.index[0], asof, freq="D")).fillna(0.0)
+    paths = simulate(hist, h, n_paths=int(n_paths), seed=seed, count=False, season_length=7)
+    rest = paths[:, offset:].sum(axis=1)
+    total = actual + rest
+    if len(hist) and hist.min() >= 0:
+        total = np.maximum(total, actual)
+    return total
+
+
+def _weekday_weights(hist: pd.Series) -> np.ndarray:
+    """Mean value per weekday (Mon..Sun) over ``hist``, normalised to mean 1."""
+    if len(hist) < 14 or hist.abs().sum() == 0:
+        return np.ones(7)
+    w = hist.groupby(hist.index.day_of_week).mean().reindex(range(7)).fillna(0.0).to_numpy()
+    if w.mean() <= 0:
+        return np.ones(7)
+    return w / w.mean()
+
+
+def _expected_rest(
+    s: pd.Series, start: pd.Timestamp, end: pd.Timestamp, as_of: pd.Timestamp, window: int
+) -> float | None:
+    """Expected total of the days after ``as_of`` in ``[start, end)``.
+
+    Level = weekday-adjusted mean daily value over the ``window`` days ending on
+    ``as_of``; the rest = level x the weekday weights of the remaining days.
+    ``None`` when there is not a full window of history.
+    """
+    lo = as_of - pd.Timedelta(days=window - 1)
+    if len(s) == 0 or lo < s.index[0]:
+        return None
+    hist = s[(s.index >= lo) & (s.index <= as_of)]
+    w = _weekday_weights(s[(s.index > as_of - pd.Timedelta(days=365)) & (s.index <= as_of)])
+    level = hist.sum() / w[hist.index.day_of_week].sum()
+    rest_days = pd.date_range(max(start, as_of + DAY), end - DAY, freq="D")
+    return float(level * w[rest_days.day_of_week].sum())
+
+
+def profile_distribution(
+    daily: pd.Series,
+    period_start: Any,
+    period_end: Any,
+    as_of: Any,
+    n_paths: int = 4000,
+    seed: int = 0,
+    history_periods: int = 12,
+    window: int = 91,
+) -> np.ndarray | None:
+    """Actual + expected rest x (1 + an error drawn from this method's own past errors).
+
+    The expected rest is a weekday-profile extrapolation of the recent level
+    (see :func:`_expected_rest`). Its relative errors ``(R_k - R̂_k) / R̂_k`` in
+    up to ``history_periods`` previous periods, replayed at the same elapsed
+    share, form the error distribution (resampled with a small normal jitter
+    so probabilities are smooth). ``None`` when fewer than 3 previous periods
+    can be replayed (the caller then uses the daily-model method).
+    """
+    s = _daily(daily)
+    start, end, asof = _bounds(period_start, period_end, as_of)
+    actual = _actual(s, start, end, asof) if len(s) else 0.0
+    share = elapsed_share(start, end, asof)
+    if share >= 1:
+        return np.full(int(n_paths), actual)
+    rest = _expected_rest(s, start, end, asof, window)
+    if rest is None:
+        return None
+    errs = []
+    for ps, pe in _previous_periods(start, end, history_periods):
+        if len(s) == 0 or pe - DAY > asof or ps < s.index[0]:
+            continue
+        days = (pe - ps) / DAY
+        cut = ps + pd.Timedelta(days=round(share * days)) - DAY
+        r_hat = _expected_rest(s, ps, pe, cut, window)
+        if r_hat is None or r_hat <= 0:
+            continue
+        r_true = _actual(s, max(ps, cut + DAY), pe, pe - DAY)
+        errs.append((r_true - r_hat) / r_hat)
+    if len(errs) < 3:
+        return None
+    e = np.asarray(errs)
+    rng = np.random.default_rng(seed)
+    bw = 1.06 * float(np.std(e, ddof=1)) * len(e) ** -0.2
+    draw = rng.choice(e, size=int(n_paths)) + bw * rng.standard_normal(int(n_paths))
+    total = actual + rest * (1 + draw)
+    if s.min() >= 0:
+        total = np.maximum(total, actual)
+    return total
+
+
+def _previous_periods(
+    start: pd.Timestamp, end: pd.Timestamp, k: int
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The ``k`` periods of the same calendar length before ``[start, end)``."""
+    if start.day == 1 and end.day == 1:
+        months = (end.year - start.year) * 12 + end.month - start.month
+        return [
+            (start - pd.DateOffset(months=months * i), end - pd.DateOffset(months=months * i))
+            for i in range(1, k + 1)
+        ]
+    span = end - start
+    return [(start - span * i, end - span * i) for i in range(1, k + 1)]
+
+
+def run_rate_distribution(
+    daily: pd.Series,
+    period_start: Any,
+    period_end: Any,
+    as_of: Any,
+    n_paths: int = 4000,
+    seed: int = 0,
+    history_periods: int = 12,
+) -> np.ndarray:
+    """Baseline: pace extrapolation ``actual / elapsed_share`` with a normal band.
+
+    The band's standard deviation is ``|pace| x`` the standard deviation of the
+    relative errors ``(total - pace) / pace`` of the same extrapolation (same
+    elapsed share) in up to ``history_periods`` previous periods; 25 % when
+    there is no usable history. Totals are not below the actual for
+    non-negative KPIs.
+    """
+    s = _daily(daily)
+    start, end, asof = _bounds(period_start, period_end, as_of)
+    actual = _actual(s, start, end, asof) if len(s) else 0.0
+    share = elapsed_share(start, end, asof)
+    if share >= 1:
+        return np.full(int(n_paths), actual)
+    rel_err = []
+    if len(s) and share > 0:
+        for ps, pe in _previous_periods(start, end, history_periods):
+            if ps < s.index[0] or pe - DAY > s.index[-1]:
+                continue
+            days = (pe - ps) / DAY
+            cut = ps + pd.Timedelta(days=max(1, round(share * days))) - DAY
+            a_k = _actual(s, ps, pe, cut)
+            pace_k = a_k / elapsed_share(ps, pe, cut)
+            t_k = _actual(s, ps, pe, pe - DAY)
+            if pace_k != 0:
+                rel_err.append((t_k - pace_k) / abs(pace_k))
+    rng = np.random.default_rng(seed)
+    if share <= 0:
+        # nothing elapsed: the pace is unknown; use the mean of previous totals
+        prev = [
+            _actual(s, ps, pe, pe - DAY)
+            for ps, pe in _previous_periods(start, end, history_periods)
+            if len(s) and ps >= s.index[0] and pe - DAY <= s.index[-1]
+        ]
+        mu = float(np.mean(prev)) if prev else 0.0
+        sd = float(np.std(prev, ddof=1)) if len(prev) > 1 else 0.25 * abs(mu)
+        return np.maximum(mu + sd * rng.standard_normal(int(n_paths)), actual)
+    pace = actual / share
+    rel_sd = float(np.std(rel_err, ddof=1)) if len(rel_err) >= 2 else 0.25
+    total = pace + abs(pace) * rel_sd * rng.standard_normal(int(n_paths))
+    if not len(s) or s.min() >= 0:
+        total = np.maximum(total, actual)
+    return total
+
+
+# ---------------------------------------------------------------- summaries
+def attainment_summary(
+    totals: np.ndarray, target: float, direction: str = "at_least"
+) -> dict[str, float]:
+    """Summary of simulated period totals against a target.
+
+    Returns
+    -------
+    dict
+        ``mean, median, lo_80, hi_80, lo_95, hi_95`` of the totals and
+        ``probability``: of reaching the target (``total >= target``) for
+        ``direction="at_least"``, of staying at or below it for ``"at_most"``.
+    """
+    t = np.asarray(totals, float)
+    t = t[np.isfinite(t)]
+    if len(t) == 0:
+        raise ForecastError("No finite simulated totals to summarise.")
+    if direction not in ("at_least", "at_most"):
+        raise ForecastError(
+            f"Unknown goal direction '{direction}'.", hint="Use 'at_least' or 'at_most'."
+        )
+    q = np.quantile(t, [0.025, 0.1, 0.5, 0.9, 0.975])
+    prob = float(np.mean(t >= target)) if direction == "at_least" else float(np.mean(t <= target))
+    return {
+        "mean": float(t.mean()),
+        "median": float(q[2]),
+        "lo_80": float(q[1]),
+        "hi_80": float(q[3]),
+        "lo_95": float(q[0]),
+        "hi_95": float(q[4]),
+        "probability": prob,
+    }
+
+
+# ---------------------------------------------------------------- backtests
+@dataclass
+class AttainmentBacktest:
+    """Result of :func:`backtest_attainment`.
+
+    Attributes
+    ----------
+    brier
+        Rows ``(method, elapsed)`` with ``brier`` and ``n`` (probabilities scored).
+    reliability
+        Rows ``(method, bin)``: mean predicted probability, observed frequency, n.
+    detail
+        One row per period x elapsed share x target x method.
+    """
+
+    brier: pd.DataFrame
+    reliability: pd.DataFrame
+    detail: pd.DataFrame
+
+
+def backtest_attainment(
+    daily: pd.Series,
+    grain: str = "month",
+    elapsed: Sequence[float] = (0.25, 0.5, 0.75),
+    targets: str = "trailing",
+    *,
+    factors: Sequence[float] = (0.8, 0.9, 1.0, 1.1, 1.2),
+    methods: Sequence[str] = ("profile", "run_rate"),
+    n_paths: int = 1000,
+    seed: int = 0,
+    min_history_periods: int = 6,
+    max_periods: int | None = None,
+    history_years: float = 2.0,
+) -> AttainmentBacktest:
+    """Replay past periods of ``daily`` and score attainment probabilities.
+
+    Parameters
+    ----------
+    daily
+        Additive KPI per day.
+    grain
+        ``"month"``, ``"quarter"`` or ``"week"``.
+    elapsed
+        Shares of the period elapsed at the replayed ``as_of`` dates.
+    targets
+        ``"trailing"``: mean of the 3 previous period totals x ``factors``
+        (how targets are often set); ``"realised"``: the realised total x
+        ``factors`` (a sharpness check around the truth).
+    methods
+        Methods of :func:`period_total_distribution` to compare.
+    min_history_periods
+        Complete periods required before the first replayed one.
+    max_periods
+        Replay only the latest ``max_periods`` periods.
+
+    Returns
+    -------
+    AttainmentBacktest
+    """
+    s = _daily(daily)
+    freq = {"month": "MS", "quarter": "QS", "week": "W-MON"}.get(grain)
+    if freq is None:
+        raise ForecastError(
+            f"Unknown grain '{grain}' for attainment backtests.", hint="Use month, quarter or week."
+        )
+    if len(s) == 0:
+        raise ForecastError("Cannot backtest attainment on an empty series.")
+    starts = pd.date_range(s.index[0], s.index[-1] + DAY, freq=freq)
+    periods = [
+        (a, b)
+        for a, b in zip(starts[:-1], starts[1:], strict=True)
+        if a >= s.index[0] and b - DAY <= s.index[-1]
+    ]
+    totals = {p: _actual(s, p[0], p[1], p[1] - DAY) for p in periods}
+    replay = periods[min_history_periods:]
+    if max_periods is not None:
+        replay = replay[-int(max_periods) :]
+    rows = []
+    for i, (a, b) in enumerate(replay):
+        idx = periods.index((a, b))
+        realised = totals[(a, b)]
+        if targets == "trailing":
+            base = float(np.mean([totals[p] for p in periods[idx - 3 : idx]]))
+        elif targets == "realised":
+            base = realised
+        else:
+            raise ForecastError(
+                f"Unknown target rule '{targets}'.", hint="Use 'trailing' or 'realised'."
+            )
+        tgts = [base * f for f in factors]
+        days = (b - a) / DAY
+        for e in elapsed:
+            as_of = a + pd.Timedelta(days=max(1, round(e * days))) - DAY
+            for meth in methods:
+                tot = period_total_distribution(
+                    s,
+                    a,
+                    b,
+                    as_of,
+                    n_paths=n_paths,
+                    seed=seed + i,
+                    history_years=history_years,
+                    method=meth,
+                )
+                for f, tg in zip(factors, tgts, strict=True):
+                    rows.append(
+                        {
+                            "period_start": a,
+                            "elapsed": float(e),
+                            "method": meth,
+                            "factor": f,
+                            "target": tg,
+                            "prob": float(np.mean(tot >= tg)),
+                            "outcome": float(realised >= tg),
+                            "realised": realised,
+                        }
+                    )
+    det = pd.DataFrame(rows)
+    if det.empty:
+        empty = pd.DataFrame(columns=["brier", "n"])
+        return AttainmentBacktest(empty, pd.DataFrame(), det)
+    det["sq"] = (det["prob"] - det["outcome"]) ** 2
+    brier = det.groupby(["method", "elapsed"]).agg(brier=("sq", "mean"), n=("sq", "size"))
+    return AttainmentBacktest(brier, reliability_table(det), det.drop(columns="sq"))
+
+
+def reliability_table(det: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """Binned predicted probability vs observed frequency, per method."""
+    edges = np.linspace(0, 1, bins + 1)
+    b = pd.cut(det["prob"], edges, include_lowest=True)
+    return (
+        det.assign(bin=b)
+        .groupby(["method", "bin"], observed=True)
+        .agg(predicted=("prob", "mean"), observed=("outcome", "mean"), n=("prob", "size"))
+    )
+
+
+# -------------------------------------------------------------------- deals
+def stage_win_rates(deals: pd.DataFrame) -> dict[str, float]:
+    """Historical win rate per ``stage`` among closed deals: won / (won + lost).
+
+    The key ``"*"`` holds the overall win rate (used for stages never closed).
+    """
+    closed = deals[deals["status"].isin(["won", "lost"])]
+    out: dict[str, float] = {}
+    if len(closed):
+        out["*"] = float((closed["status"] == "won").mean())
+        if "stage" in closed:
+            for stage, g in closed.groupby("stage"):
+                out[str(stage)] = float((g["status"] == "won").mean())
+    return out
+
+
+def deal_monte_carlo(
+    open_deals: pd.DataFrame,
+    period: Any,
+    n_paths: int = 4000,
+    seed: int = 0,
+    stage_win_rates: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Simulated won value of the open deals expected to close in ``period``.
+
+    Parameters
+    ----------
+    open_deals
+        Deals table (SPEC §2); rows with ``status`` other than ``open`` (if the
+        column exists) and without an ``expected_close_at`` in the period are
+        ignored.
+    period
+        An object with ``start``/``end`` (e.g. :class:`kpireport.periods.Period`)
+        or a ``(start, end)`` pair; half-open.
+    stage_win_rates
+        Stage -> win rate used when ``probability`` is missing; key ``"*"`` is
+        the default for unknown stages. Without it, missing probabilities use
+        the mean of the known ones (0 if none).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_paths,)`` won value per path; its mean is about
+        ``sum(value x probability)``.
+    """
+    start, end = (period.start, period.end) if hasattr(period, "start") else period
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    d = open_deals
+    if "status" in d:
+        d = d[d["status"].astype(str).str.lower() == "open"]
+    close = pd.to_datetime(d["expected_close_at"], errors="coerce")
+    d = d[(close >= start) & (close < end)]
+    if len(d) == 0:
+        return np.zeros(int(n_paths))
+    values = pd.to_numeric(d["value"], errors="coerce").fillna(0.0).to_numpy(float)
+    prob = (
+        np.array(pd.to_numeric(d["probability"], errors="coerce"), dtype=float)
+        if "probability" in d
+        else np.full(len(d), np.nan)
+    )
+    missing = np.isnan(prob)
+    if missing.any():
+        rates = dict(stage_win_rates or {})
+        default = rates.get("*", float(np.nanmean(prob)) if (~missing).any() else 0.0)
+        stages = d["stage"].astype(str).to_numpy() if "stage" in d else np.full(len(d), "")
+        prob[missing] = [rates.get(st, default) for st in stages[missing]]
+        log.debug("%d deals without probability used stage win rates", int(missing.sum()))
+    prob = np.clip(prob, 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(n_paths))
+    chunk = max(1, 2_000_000 // max(1, len(d)))
+    for i in range(0, int(n_paths), chunk):
+        k = min(chunk, int(n_paths) - i)
+        out[i : i + k] = (rng.random((k, len(d))) < prob) @ values
+    return out

@@ -1,0 +1,552 @@
+"""Model selection, the public ``forecast``/``simulate`` and batch forecasting.
+
+Design decisions
+----------------
+* :class:`AutoModel` is itself a :class:`~.models.ForecastModel`: its ``fit``
+  runs the whole decision tree below, so :func:`~.backtest.backtest` evaluates
+  exactly what :func:`forecast` does.
+
+  1. constant series (incl. all zeros): naive with zero-width intervals;
+  2. fewer than 6 observations: naive (random walk), intervals from the
+     differences;
+  3. non-negative with >= 30 % zeros: Croston-SBA (intermittent demand);
+  4. otherwise ETS candidates (additive / damped trend, additive or
+     multiplicative seasonality, multiplicative parts only for strictly
+     positive data) chosen by AICc. Seasonal candidates only with at least two
+     full seasons. ``method="backtest"`` instead picks, among the AICc winner,
+     seasonal naive, SARIMAX and STL+ETS, the one with the lowest rolling-origin
+     MASE (SARIMAX/STL only with >= 3 seasons of data: they are slow and
+     unstable on short series).
+  5. if every candidate fails: seasonal naive (or naive); the reason is kept.
+
+  The chosen model's ``name`` records fallbacks and notes ("Naive (constant
+  series)", "...; 2 NaNs interpolated").
+* ETS AICc values are comparable across error types (the likelihood is that of
+  ``y`` in both), but not with SARIMAX (differenced likelihood), which is why
+  SARIMAX/STL only compete through backtests.
+* **Counts** (``count=True``, or auto: non-negative integer-valued data) never
+  go below zero: the mean, the bounds and simulated paths are clipped at 0.
+* **Fit cache**: fitted models are kept in a bounded LRU dict keyed by a hash of
+  the cleaned values and the horizon-independent configuration (season
+  length, count, method), so a report pack forecasting the same series at
+  several horizons fits it once. :func:`clear_cache` empties it.
+* :func:`forecast_many` uses a process pool only when there are enough series
+  for it to pay (process start-up and pickling cost ~0.5 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from kpireport.errors import ForecastError
+from kpireport.forecast.models import (
+    ETS,
+    Croston,
+    ForecastModel,
+    ModelFitError,
+    Naive,
+    SeasonalNaive,
+    ets_candidates,
+    get_model,
+    level_columns,
+)
+
+log = logging.getLogger("kpireport")
+
+#: share of zeros above which a non-negative series is treated as intermittent.
+INTERMITTENT_ZERO_SHARE = 0.3
+#: below this many observations, only the naive method is used.
+MIN_OBS_ETS = 6
+#: bound of the fit cache (entries).
+CACHE_SIZE = 512
+#: with at least this many series, forecast_many uses a process pool.
+PARALLEL_MIN_SERIES = 24
+
+_CACHE: OrderedDict[tuple, ForecastModel] = OrderedDict()
+
+
+# ------------------------------------------------------------------ the index
+def season_length_for(freq: str | pd.DateOffset | None) -> int:
+    """Seasonal period for a pandas frequency: 12 monthly, 4 quarterly, 52 weekly,
+    7 daily, 5 business-daily, 1 otherwise (yearly, unknown)."""
+    if freq is None:
+        return 1
+    try:
+        code = to_offset(freq).rule_code.upper()
+    except (ValueError, TypeError):
+        code = str(freq).upper()
+    if code.startswith(("MS", "ME", "M", "BM", "SM")) and not code.startswith("MIN"):
+        return 12
+    if code.startswith(("Q", "BQ")):
+        return 4
+    if code.startswith("W"):
+        return 52
+    if code.startswith("B") and not code.startswith(("BY", "BA")):
+        return 5
+    if code == "D" or code.startswith("D"):
+        return 7
+    return 1
+
+
+def _infer(idx: pd.DatetimeIndex) -> str | None:
+    """``pd.infer_freq`` as a string (silencing pandas' future-behaviour warning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = pd.infer_freq(idx)
+    return None if f is None else getattr(f, "freqstr", f)
+
+
+def _datetime_freq(idx: pd.DatetimeIndex) -> str | pd.DateOffset:
+    if idx.freq is not None:
+        return idx.freq
+    if len(idx) >= 3:
+        f = _infer(idx)
+        if f is not None:
+            return f
+    if len(idx) == 2:
+        for f in ("D", "W-MON", "W-SUN", "MS", "ME", "QS", "QE", "YS", "YE"):
+            rng = pd.date_range(idx[0], periods=2, freq=f)
+            if len(rng) == 2 and rng[0] == idx[0] and rng[1] == idx[1]:
+                return f
+    raise ForecastError(
+        "Cannot infer the frequency of the series' DatetimeIndex.",
+        hint="Give the index a freq (e.g. pd.date_range(..., freq='MS')) or make it regular.",
+    )
+
+
+def future_index(index: pd.Index, horizon: int) -> tuple[pd.Index, int]:
+    """The next ``horizon`` labels after ``index`` and the season length."""
+    if isinstance(index, pd.DatetimeIndex):
+        freq = _datetime_freq(index)
+        fut = pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
+        return fut, season_length_for(freq)
+    if isinstance(index, pd.PeriodIndex):
+        fut = pd.period_range(index[-1] + 1, periods=horizon, freq=index.freq)
+        return fut, season_length_for(index.freqstr)
+    if pd.api.types.is_integer_dtype(index.dtype):
+        step = int(index[-1] - index[-2]) if len(index) >= 2 else 1
+        step = step or 1
+        start = int(index[-1]) + step
+        return pd.RangeIndex(start, start + step * horizon, step), 1
+    raise ForecastError(
+        f"Cannot forecast a series indexed by {type(index).__name__}.",
+        hint="Use a DatetimeIndex with a frequency, a PeriodIndex or a RangeIndex.",
+    )
+
+
+# --------------------------------------------------------------- preparation
+@dataclass
+class Prepared:
+    """A cleaned series ready for fitting."""
+
+    values: np.ndarray
+    index: pd.Index
+    season_length: int
+    count: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(y: pd.Series, season_length: int | None = None, count: bool | None = None) -> Prepared:
+    """Clean ``y``: drop leading NaNs, interpolate inner NaNs, carry the last value
+    over trailing NaNs; decide the season length and whether it is a count."""
+    if not isinstance(y, pd.Series):
+        y = pd.Series(y)
+    if len(y) == 0:
+        raise ForecastError("Cannot forecast an empty series.")
+    vals = pd.to_numeric(y, errors="coerce").astype(float).to_numpy()
+    vals = np.where(np.isfinite(vals), vals, np.nan)
+    index = y.index
+    if isinstance(index, pd.DatetimeIndex) and index.freq is None and len(index) >= 3:
+        f = _infer(index)
+        if f is not None:
+            index = pd.DatetimeIndex(index, freq=f)
+    finite = np.isfinite(vals)
+    if not finite.any():
+        raise ForecastError("Cannot forecast a series without any observed value (all NaN).")
+    notes: list[str] = []
+    first = int(np.argmax(finite))
+    if first:
+        notes.append(f"{first} leading NaNs dropped")
+    vals = vals[first:]
+    n_nan = int(np.isnan(vals).sum())
+    if n_nan:
+        vals = pd.Series(vals).interpolate(limit_direction="forward").ffill().to_numpy()
+        notes.append(f"{n_nan} NaNs interpolated")
+    _, m = future_index(index, 1)
+    if season_length is not None:
+        m = int(season_length)
+    if count is None:
+        count = bool(np.all(vals >= 0) and np.all(vals == np.round(vals)))
+    return Prepared(vals, index, max(1, m), bool(count), notes)
+
+
+def series_key(values: np.ndarray, *config: Hashable) -> tuple:
+    """Cache key: SHA-1 of the values plus the horizon-independent config."""
+    digest = hashlib.sha1(np.ascontiguousarray(values, dtype=float).tobytes()).hexdigest()
+    return (digest, *config)
+
+
+def clear_cache() -> None:
+    """Forget every cached fit."""
+    _CACHE.clear()
+
+
+# ---------------------------------------------------------------- AutoModel
+class AutoModel(ForecastModel):
+    """The selector: fit the decision tree of the module docstring.
+
+    Parameters
+    ----------
+    method
+        ``"aicc"`` (default) or ``"backtest"``.
+    count
+        Clip at zero (mean, bounds, paths).
+    allow_slow
+        Let SARIMAX / STL compete (``method="backtest"`` only).
+    seasonal
+        ``False`` forbids seasonal candidates.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        method: str = "aicc",
+        count: bool = False,
+        allow_slow: bool = True,
+        seasonal: bool = True,
+    ) -> None:
+        if method not in ("aicc", "backtest"):
+            raise ForecastError(
+                f"Unknown selection method '{method}'.", hint="Use 'aicc' or 'backtest'."
+            )
+        self.method, self.count, self.allow_slow, self.seasonal = (
+            method,
+            count,
+            allow_slow,
+            seasonal,
+        )
+        self.chosen: ForecastModel | None = None
+        self.notes: list[str] = []
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, y: np.ndarray, season_length: int = 1) -> AutoModel:
+        y = np.asarray(y, float)
+        m = int(season_length)
+        n = len(y)
+        self.m = m
+        if n == 1:
+            self._set(Naive().fit(y), Naive().fit(y).name)
+            return self
+        if np.ptp(y) == 0:
+            why = "all-zero series" if y[0] == 0 else "constant series"
+            self._set(Naive().fit(y), f"Naive ({why})")
+            return self
+        if n < MIN_OBS_ETS:
+            self._set(Naive().fit(y), f"Naive (short series: {n} < {MIN_OBS_ETS} observations)")
+            return self
+        if np.all(y >= 0) and np.mean(y == 0) >= INTERMITTENT_ZERO_SHARE:
+            share = np.mean(y == 0)
+            self._set(Croston().fit(y), f"Croston-SBA (intermittent: {share:.0%} zeros)")
+            return self
+        seasonal = self.seasonal and m > 1 and n >= 2 * m
+        why_ns = "" if seasonal or m <= 1 else f"no seasonality: {n} < 2 x {m} observations"
+        best = self._best_ets(y, m, seasonal)
+        if best is None:
+            fb = self._fallback(y, m)
+            self._set(fb, f"{fb.name} (fallback: every ETS candidate failed)")
+            return self
+        chosen: ForecastModel = best
+        if self.method == "backtest":
+            chosen = self._by_backtest(y, m, best)
+        label = chosen.name + (f" ({why_ns})" if why_ns else "")
+        self._set(chosen, label)
+        return self
+
+    def _set(self, model: ForecastModel, label: str) -> None:
+        self.chosen = model
+        self.name = label
+
+    def _best_ets(self, y: np.ndarray, m: int, seasonal: bool) -> ETS | None:
+        best: ETS | None = None
+        failures = []
+        for cand in ets_candidates(m, seasonal, bool(np.all(y > 0))):
+            try:
+                cand.fit(y, m)
+            except ModelFitError as exc:
+                failures.append(str(exc))
+                continue
+            if best is None or cand.aicc < best.aicc:
+                best = cand
+        if failures:
+            log.debug("ETS candidates failed: %s", "; ".join(failures))
+        if best is not None:
+            try:
+                best.predict(1, (95,))
+            except ModelFitError as exc:
+                log.debug("best ETS unusable: %s", exc)
+                return None
+        return best
+
+    def _fallback(self, y: np.ndarray, m: int) -> ForecastModel:
+        if m > 1 and len(y) > m:
+            return SeasonalNaive().fit(y, m)
+        return Naive().fit(y)
+
+    def _by_backtest(self, y: np.ndarray, m: int, best: ETS) -> ForecastModel:
+        from kpireport.forecast.backtest import backtest_arrays
+
+        names: list[str] = ["snaive"] if m > 1 else ["naive"]
+        if self.allow_slow and len(y) >= 3 * max(m, 4):
+            names += ["sarimax", "stl"] if m > 1 else ["sarimax"]
+        h = max(1, min(m, len(y) // 4))
+        cands: dict[str, ForecastModel | None] = {"ets": None}
+        for nm in names:
+            cands[nm] = None
+        scores = backtest_arrays(y, h, m, cands, ets_config=best, count=self.count)
+        if scores.empty:
+            return best
+        winner = str(scores["mase"].idxmin())
+        log.debug("backtest selection: %s", scores["mase"].to_dict())
+        if winner == "ets":
+            return best
+        try:
+            return get_model(winner).fit(y, m)
+        except ModelFitError:
+            return best
+
+    # ---------------------------------------------------------- prediction
+    def predict(self, h: int, levels: Sequence[float] = (80, 95)) -> pd.DataFrame:
+        assert self.chosen is not None, "fit first"
+        frame = self.chosen.predict(h, levels)[level_columns(levels)]
+        if self.count:
+            frame = frame.clip(lower=0.0)
+        return frame
+
+    def simulate(self, h: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        assert self.chosen is not None, "fit first"
+        paths = self.chosen.simulate(h, n, rng)
+        if not np.all(np.isfinite(paths)):
+            # replace broken paths by normal draws around the predicted mean
+            frame = self.chosen.predict(h, (80,))
+            sd = (frame["hi_80"] - frame["lo_80"]).to_numpy() / (2 * 1.2815515655446004)
+            bad = ~np.all(np.isfinite(paths), axis=1)
+            paths[bad] = frame["mean"].to_numpy() + rng.normal(size=(int(bad.sum()), h)) * sd
+            log.debug("%d non-finite simulated paths replaced", int(bad.sum()))
+        if self.count:
+            paths = np.clip(paths, 0.0, None)
+        return paths
+
+
+# ------------------------------------------------------------ public API
+def fit(
+    y: pd.Series,
+    *,
+    count: bool | None = None,
+    method: str = "aicc",
+    season_length: int | None = None,
+    allow_slow: bool = True,
+) -> tuple[AutoModel, Prepared]:
+    """Clean ``y`` and fit (or fetch from the cache) its selected model."""
+    prep = prepare(y, season_length=season_length, count=count)
+    key = series_key(prep.values, prep.season_length, prep.count, method, allow_slow)
+    model = _CACHE.get(key)
+    if model is not None:
+        _CACHE.move_to_end(key)
+        return model, prep  # type: ignore[return-value]
+    model = AutoModel(method=method, count=prep.count, allow_slow=allow_slow)
+    try:
+        model.fit(prep.values, prep.season_length)
+    except ModelFitError as exc:  # defensive: the tree handles known failures
+        model._set(Naive().fit(prep.values), f"Naive (fallback: {exc})")
+    _CACHE[key] = model
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return model, prep
+
+
+def forecast(
+    y: pd.Series,
+    horizon: int,
+    levels: Sequence[float] = (80, 95),
+    *,
+    count: bool | None = None,
+    method: str = "aicc",
+    season_length: int | None = None,
+) -> pd.DataFrame:
+    """Forecast the next ``horizon`` periods of ``y`` with prediction intervals (SPEC §6).
+
+    Parameters
+    ----------
+    y
+        Regular series indexed by a ``DatetimeIndex`` (with a ``freq`` or an
+        inferable one), a ``PeriodIndex`` or an integer/``RangeIndex``. NaNs
+        inside are interpolated (noted in the model name).
+    horizon
+        Number of periods ahead (>= 1).
+    levels
+        Interval levels in percent.
+    count
+        Clip at zero. ``None`` detects non-negative integer-valued series.
+    method
+        ``"aicc"`` chooses among ETS models by AICc; ``"backtest"`` lets the
+        AICc winner compete with seasonal naive, SARIMAX and STL on
+        rolling-origin MASE.
+    season_length
+        Override the season length inferred from the frequency.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the next ``horizon`` periods; columns ``mean, lo_L, hi_L`` per
+        level (``mean, lo_80, hi_80, lo_95, hi_95`` by default). Always finite.
+        ``attrs["model"]`` names the model (and why, for a fallback);
+        ``attrs["count"]`` whether it was clipped at zero.
+
+    Raises
+    ------
+    ForecastError
+        For an invalid request: ``horizon < 1``, an empty or all-NaN series,
+        an index whose frequency cannot be inferred.
+    """
+    horizon = _check_horizon(horizon)
+    model, prep = fit(y, count=count, method=method, season_length=season_length)
+    try:
+        frame = model.predict(horizon, levels)
+    except ModelFitError as exc:
+        fb = AutoModel(count=prep.count)
+        fb._set(Naive().fit(prep.values), f"Naive (fallback: {exc})")
+        model, frame = fb, fb.predict(horizon, levels)
+    frame = frame.copy()
+    frame.index, _ = future_index(prep.index, horizon)
+    frame = _ensure_finite(frame, prep.values)
+    name = model.name + ("; " + "; ".join(prep.notes) if prep.notes else "")
+    frame.attrs["model"] = name
+    frame.attrs["count"] = prep.count
+    frame.attrs["season_length"] = prep.season_length
+    log.debug("forecast: %s, n=%d, h=%d", name, len(prep.values), horizon)
+    return frame
+
+
+def simulate(
+    y: pd.Series,
+    horizon: int,
+    n_paths: int = 2000,
+    seed: int = 0,
+    *,
+    count: bool | None = None,
+    method: str = "aicc",
+    season_length: int | None = None,
+) -> np.ndarray:
+    """Sample ``n_paths`` future paths of ``y`` from its selected model.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_paths, horizon)``, finite, non-negative for counts, the same
+        for the same ``seed``.
+    """
+    horizon = _check_horizon(horizon)
+    model, _ = fit(y, count=count, method=method, season_length=season_length)
+    rng = np.random.default_rng(seed)
+    try:
+        return model.simulate(horizon, int(n_paths), rng)
+    except ModelFitError as exc:
+        log.debug("simulation failed, bootstrapping a naive model: %s", exc)
+        prep = prepare(y, season_length=season_length, count=count)
+        paths = Naive().fit(prep.values).simulate(horizon, int(n_paths), rng)
+        return np.clip(paths, 0, None) if prep.count else paths
+
+
+def _check_horizon(horizon: int) -> int:
+    try:
+        h = int(horizon)
+    except (TypeError, ValueError):
+        raise ForecastError(f"The horizon must be a whole number, not {horizon!r}.") from None
+    if h < 1:
+        raise ForecastError(f"The horizon must be at least 1 period, not {h}.")
+    return h
+
+
+def _ensure_finite(frame: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    arr = frame.to_numpy(dtype=float)
+    if np.all(np.isfinite(arr)):
+        return frame
+    log.debug("non-finite forecast values replaced by the last observation")
+    return frame.fillna(float(values[-1])).replace([np.inf, -np.inf], float(values[-1]))
+
+
+# --------------------------------------------------------------- many series
+def _forecast_one(args: tuple) -> pd.DataFrame:
+    y, horizon, levels, kwargs = args
+    return forecast(y, horizon, levels, **kwargs)
+
+
+def forecast_many(
+    series: Mapping[Hashable, pd.Series],
+    horizon: int,
+    levels: Sequence[float] = (80, 95),
+    *,
+    jobs: int | None = None,
+    **kwargs: object,
+) -> dict[Hashable, pd.DataFrame]:
+    """Forecast many series; in a process pool when there are many of them.
+
+    Parameters
+    ----------
+    series
+        Key -> series.
+    horizon, levels
+        As in :func:`forecast`.
+    jobs
+        Worker processes. ``None``: all cores when there are at least
+        ``PARALLEL_MIN_SERIES`` series, else serial. ``1``: serial.
+    **kwargs
+        Passed to :func:`forecast` (``count``, ``method``, ``season_length``).
+
+    Returns
+    -------
+    dict
+        Key -> forecast frame, in the input order. A series that cannot be
+        forecast at all (empty, all NaN) maps to the :class:`ForecastError`'s
+        frame-less absence: it is left out and logged.
+    """
+    keys = list(series)
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if len(keys) >= PARALLEL_MIN_SERIES else 1
+    tasks = [(series[k], horizon, tuple(levels), kwargs) for k in keys]
+    out: dict[Hashable, pd.DataFrame] = {}
+    if jobs <= 1:
+        results = []
+        for t in tasks:
+            try:
+                results.append(_forecast_one(t))
+            except ForecastError as exc:
+                results.append(exc)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_forecast_one, t) for t in tasks]
+            results = []
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except ForecastError as exc:
+                    results.append(exc)
+    for k, r in zip(keys, results, strict=True):
+        if isinstance(r, Exception):
+            log.warning("series %r not forecast: %s", k, r)
+            continue
+        out[k] = r
+    return out

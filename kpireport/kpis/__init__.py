@@ -1,0 +1,34 @@
+"""Stage 3: KPIs (SPEC §3) — registry, computation, time series, finance comparisons.
+
+Public API::
+
+    compute_kpis(data, periods, by="organisation", kpis=None, as_of=None) -> DataFrame
+    pivot_kpis(df) -> DataFrame
+    kpi_series(data, kpi, scope="organisation", scope_id=None, grain="month",
+               start=None, end=None, as_of=None) -> Series
+    cumulative_curve(data, kpi, period, scope="organisation", scope_id=None, as_of=None) -> Series
+    daily_matrix(data, kpi, by, start, end, as_of=None) -> DataFrame
+    growth_table(data, period, by="organisation", as_of=None) -> DataFrame
+    get_kpi(name) -> KpiDef, list_kpis() -> DataFrame, REGISTRY
+"""
+
+from kpireport.kpis.compute import compute_kpis, pivot_kpis
+from kpireport.kpis.engine import UNATTRIBUTED
+from kpireport.kpis.finance import growth_table
+from kpireport.kpis.registry import KPIS, REGISTRY, KpiDef, get_kpi, list_kpis
+from kpireport.kpis.series import cumulative_curve, daily_matrix, kpi_series
+
+__all__ = [
+    "KPIS",
+    "REGISTRY",
+    "UNATTRIBUTED",
+    "KpiDef",
+    "compute_kpis",
+    "cumulative_curve",
+    "daily_matrix",
+    "get_kpi",
+    "growth_table",
+    "kpi_series",
+    "list_kpis",
+    "pivot_kpis",
+]

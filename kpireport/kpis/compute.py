@@ -1,0 +1,313 @@
+"""``compute_kpis``: every requested KPI × scope id × period in one tidy frame.
+
+Design decisions
+----------------
+* **Tidy long form.** The result has exactly the columns ``kpi, scope,
+  scope_id, period, value`` (:data:`kpireport.constants.KPI_COLUMNS`) followed
+  by ``unit`` and ``note``. ``scope_id`` is NaN for the organisation;
+  ``period`` is the §4 label of the requested period; ``note`` explains a NaN
+  or flags a value (``unavailable: …``, ``new: …``, ``immature cohort: …``,
+  ``lifetime capped …``), else NaN. The evaluated intervals (after the cut at
+  ``as_of``) are in ``df.attrs["intervals"]`` (label -> (start, end)).
+* **"To date".** With ``as_of``, every period is cut at the end of that day:
+  a period that contains ``as_of`` is evaluated from its start to ``as_of``
+  inclusive; a period that starts after ``as_of`` is empty (counts 0, ratios
+  NaN); periods that ended before are unchanged. Relative labels
+  (``current-month`` …) need ``as_of``.
+* **Which scope ids.** Organisation: one row. Team: every team of the
+  ``sellers`` table, activity or not. Seller: every seller active on some day
+  of the period (``active_from``/``active_to``; missing bounds are open) or
+  with a non-zero value in it. Customer: every company with a non-zero value
+  in the period. With ``unattributed=True`` an extra ``(unattributed)`` id
+  collects the rows without a team/seller/company, so teams + unattributed
+  reconcile with the organisation for additive KPIs.
+* **Unavailable KPIs** (a needed table is missing, or a needed column is
+  empty) give NaN with the reason in ``note`` — never zero.
+* Requesting a KPI explicitly for a scope it is not defined for (``cac`` per
+  customer) raises :class:`~kpireport.errors.KpiError`; with ``kpis=None`` such
+  KPIs are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kpireport.constants import KPI_COLUMNS, Scope, Table
+from kpireport.data.model import CrmData
+from kpireport.errors import KpiError
+from kpireport.kpis.engine import NAT, NS_PER_DAY, UNATTRIBUTED, Context, Prepared, prepared
+from kpireport.kpis.registry import KPIS, KpiDef, get_kpi
+from kpireport.periods import Period, _day, parse_period
+
+log = logging.getLogger("kpireport")
+
+DateLike = dt.date | pd.Timestamp | str
+PeriodLike = str | Period
+
+#: columns of the result after the five KPI_COLUMNS
+EXTRA_COLUMNS = ("unit", "note")
+
+_DATE_COLUMNS = (
+    (Table.DEALS, "created_at"),
+    (Table.DEALS, "closed_at"),
+    (Table.LEADS, "created_at"),
+    (Table.REVENUE, "date"),
+    (Table.ACTIVITIES, "occurred_at"),
+)
+
+
+# ---------------------------------------------------------------- resolving
+def resolve_periods(
+    periods: PeriodLike | Iterable[PeriodLike], as_of: DateLike | None
+) -> list[Period]:
+    """Parse one or several period labels (relative ones against ``as_of``), de-duplicated."""
+    if isinstance(periods, (str, Period)):
+        periods = [periods]
+    out: list[Period] = []
+    for p in periods:
+        period = parse_period(p, as_of)
+        if period not in out:
+            out.append(period)
+    if not out:
+        raise KpiError("No period was given.", hint="Pass a label such as 2026-10.")
+    return out
+
+
+def resolve_kpis(kpis: str | KpiDef | Iterable[str | KpiDef] | None, scope: Scope) -> list[KpiDef]:
+    """The requested KPIs (all that support ``scope`` when ``None``)."""
+    if kpis is None:
+        return [k for k in KPIS if scope in k.scopes]
+    if isinstance(kpis, (str, KpiDef)):
+        kpis = [kpis]
+    out = []
+    for name in kpis:
+        k = get_kpi(name)
+        if scope not in k.scopes:
+            raise KpiError(
+                f"The KPI '{k.name}' is not defined for the {scope} scope.",
+                hint="It supports: " + ", ".join(k.scopes) + ".",
+            )
+        if k not in out:
+            out.append(k)
+    return out
+
+
+def resolve_scope(by: str | Scope) -> Scope:
+    try:
+        return Scope(str(by).strip().lower())
+    except ValueError:
+        raise KpiError(
+            f"Unknown scope '{by}'.",
+            hint="Valid scopes: " + ", ".join(s.value for s in Scope) + ".",
+        ) from None
+
+
+def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
+    """End of the data to consider: end of ``as_of``, else end of the last dated record."""
+    if as_of is not None:
+        return (_day(as_of) + pd.Timedelta(days=1)).value
+
+    def build() -> int:
+        last = NAT
+        for table, col in _DATE_COLUMNS:
+            if prep.has(table) and col in prep.frame(table) and len(prep.frame(table)):
+                last = max(last, int(prep.times(table, col).max()))
+        if last == NAT:
+            return NAT
+        return int(pd.Timestamp(last).normalize().value + NS_PER_DAY)
+
+    return prep.memo(("data_end",), build)
+
+
+def unavailable_reason(prep: Prepared, kpi: KpiDef) -> str | None:
+    """Why ``kpi`` cannot be computed on this dataset (``None`` when it can)."""
+    missing = [t for t in kpi.tables if not prep.has(t)]
+    if missing:
+        names = ", ".join(f"'{t}'" for t in missing)
+        return f"unavailable: needs the {names} table{'s' if len(missing) > 1 else ''}"
+    for ref in kpi.columns:
+        table, column = ref.split(".")
+        if not prep.has(table):
+            continue
+        df = prep.frame(table)
+        if len(df) and (column not in df or df[column].isna().all()):
+            return f"unavailable: column '{ref}' has no values"
+    return None
+
+
+# ------------------------------------------------------------------ evaluate
+def evaluate(
+    data: CrmData,
+    kpi: KpiDef,
+    scope: Scope,
+    periods: Sequence[Period],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    as_of: DateLike | None = None,
+    select: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate one KPI over explicit intervals.
+
+    Returns
+    -------
+    values, notes
+        ``(intervals, scope ids + 1)`` arrays; the last column is unattributed.
+    """
+    prep = prepared(data)
+    ctx = Context(prep, scope, periods, starts, ends, cutoff_of(prep, as_of), select, data.settings)
+    reason = unavailable_reason(prep, kpi)
+    if reason is not None:
+        notes = ctx.cell_notes()
+        notes[:] = reason
+        return np.full(notes.shape, np.nan), notes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = kpi.formula(ctx)
+    if isinstance(res, tuple):
+        return res
+    return res, ctx.cell_notes()
+
+
+def cut_intervals(
+    periods: Sequence[Period], as_of: DateLike | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``int64`` ns bounds of the periods, cut at the end of ``as_of``."""
+    starts = np.array([p.start.value for p in periods], dtype=np.int64)
+    ends = np.array([p.end.value for p in periods], dtype=np.int64)
+    if as_of is not None:
+        cut = (_day(as_of) + pd.Timedelta(days=1)).value
+        ends = np.maximum(np.minimum(ends, cut), starts)
+    return starts, ends
+
+
+def compute_kpis(
+    data: CrmData,
+    periods: PeriodLike | Iterable[PeriodLike],
+    by: str | Scope = Scope.ORGANISATION,
+    kpis: str | Iterable[str] | None = None,
+    as_of: DateLike | None = None,
+    *,
+    unattributed: bool = False,
+) -> pd.DataFrame:
+    """Compute KPIs for every scope id and period, in tidy long form.
+
+    Parameters
+    ----------
+    data
+        The canonical dataset.
+    periods
+        A §4 label, a :class:`~kpireport.periods.Period`, or a list of them.
+    by
+        ``organisation``, ``team``, ``seller`` or ``customer``.
+    kpis
+        KPI names (default: every KPI defined for the scope).
+    as_of
+        Reference day: resolves relative labels and cuts periods "to date".
+    unattributed
+        Add an ``(unattributed)`` scope id for rows without team/seller/company.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``kpi, scope, scope_id, period, value, unit, note``; one row
+        per KPI × period × scope id (see the module docstring for which ids).
+
+    Raises
+    ------
+    KpiError
+        Unknown KPI or scope, or a KPI requested for a scope it does not support.
+    PeriodError
+        A malformed label, or a relative one without ``as_of``.
+    """
+    scope = resolve_scope(by)
+    plist = resolve_periods(periods, as_of)
+    defs = resolve_kpis(kpis, scope)
+    prep = prepared(data)
+    starts, ends = cut_intervals(plist, as_of)
+    ids = prep.scope_ids(scope)
+    width = len(ids) + 1
+    values = np.empty((len(defs), len(plist), width))
+    notes = np.empty((len(defs), len(plist), width), dtype=object)
+    for i, k in enumerate(defs):
+        v, n = evaluate(data, k, scope, plist, starts, ends, as_of)
+        values[i], notes[i] = v, n
+        log.debug("computed %s by %s for %d periods", k.name, scope, len(plist))
+    keep = _kept_cells(prep, scope, values, starts, ends, unattributed)
+    k_idx, p_idx, s_idx = np.nonzero(np.broadcast_to(keep, values.shape))
+    id_values = np.append(ids.to_numpy(dtype=object), UNATTRIBUTED)
+    names = np.array([k.name for k in defs], dtype=object)
+    units = np.array([str(k.unit) for k in defs], dtype=object)
+    labels = np.array([p.label for p in plist], dtype=object)
+    note = notes[k_idx, p_idx, s_idx]
+    df = pd.DataFrame(
+        {
+            "kpi": _strings(names, k_idx),
+            "scope": _strings(
+                np.array([str(scope)], dtype=object), np.zeros(len(k_idx), dtype=np.int64)
+            ),
+            "scope_id": _strings(id_values, s_idx),
+            "period": _strings(labels, p_idx),
+            "value": values[k_idx, p_idx, s_idx],
+            "unit": _strings(units, k_idx),
+            "note": pd.array(note, dtype="str"),
+        }
+    )
+    df.attrs["intervals"] = {
+        p.label: (pd.Timestamp(int(a)), pd.Timestamp(int(b)))
+        for p, a, b in zip(plist, starts, ends, strict=True)
+    }
+    df.attrs["as_of"] = None if as_of is None else str(_day(as_of).date())
+    return df
+
+
+def _strings(values: np.ndarray, codes: np.ndarray) -> pd.Series:
+    """``values[codes]`` as a ``str`` column, built with one Arrow ``take``."""
+    arr = pa.array(list(values), type=pa.large_string(), from_pandas=True).take(pa.array(codes))
+    return pd.Series(pd.array(arr.cast(pa.string()), dtype="str"))
+
+
+def _kept_cells(
+    prep: Prepared,
+    scope: Scope,
+    values: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    unattributed: bool,
+) -> np.ndarray:
+    """``(periods, width)`` bool: which scope ids get rows (module docstring)."""
+    n_p, width = values.shape[1], values.shape[2]
+    keep = np.zeros((n_p, width), dtype=bool)
+    if scope in (Scope.ORGANISATION, Scope.TEAM):
+        keep[:, : width - 1] = True
+    else:
+        with np.errstate(invalid="ignore"):
+            nonzero = np.any(np.nan_to_num(values, nan=0.0) != 0, axis=0)
+        keep[:, : width - 1] = nonzero[:, : width - 1]
+        if scope == Scope.SELLER:
+            keep[:, : width - 1] |= prep.seller_active(starts, ends)
+    if unattributed and scope != Scope.ORGANISATION:
+        keep[:, width - 1] = True
+    return keep
+
+
+def pivot_kpis(df: pd.DataFrame) -> pd.DataFrame:
+    """Wide view of a :func:`compute_kpis` result: rows scope id, columns KPI.
+
+    With several periods the rows are ``(period, scope_id)``. The
+    organisation's row is labelled ``organisation``. Column order follows the
+    order of the KPIs in ``df``.
+    """
+    frame = df.loc[:, list(KPI_COLUMNS)].copy()
+    frame["scope_id"] = frame["scope_id"].fillna(frame["scope"])
+    index = ["scope_id"] if frame["period"].nunique() <= 1 else ["period", "scope_id"]
+    wide = frame.pivot_table(
+        index=index, columns="kpi", values="value", aggfunc="first", dropna=False, sort=False
+    )
+    wide = wide.reindex(columns=pd.unique(frame["kpi"]))
+    wide.columns.name = None
+    return wide

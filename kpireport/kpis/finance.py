@@ -1,0 +1,133 @@
+"""Finance comparisons: revenue MoM, YoY and like-for-like YTD per scope (SPEC §3, §1).
+
+Design decisions
+----------------
+* One row per scope id (the same ids as :func:`~kpireport.kpis.compute_kpis`:
+  every team; sellers active in P or with revenue in any compared span;
+  customers with revenue in any compared span).
+* "To date": with ``as_of`` inside P, P is cut at ``as_of``; the previous
+  period is cut after the same number of days, last year's period and last
+  year's YTD at the same calendar day one year earlier (weeks and days: after
+  the same number of days) — like for like.
+* **New scopes.** Growth is only defined against a positive base. A zero base
+  gives NaN growth (shown "–"), never +inf; a scope with no revenue in either
+  prior-year span (same period last year and YTD last year) is flagged
+  ``new``. ``comparable`` is True when both prior-year bases are positive,
+  i.e. YoY and YTD growth are both meaningful.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kpireport.constants import Scope, Table
+from kpireport.data.model import CrmData
+from kpireport.kpis.compute import (
+    DateLike,
+    PeriodLike,
+    cut_intervals,
+    evaluate,
+    resolve_periods,
+    resolve_scope,
+)
+from kpireport.kpis.definitions import comparison_bounds, growth
+from kpireport.kpis.engine import UNATTRIBUTED, prepared
+from kpireport.kpis.registry import get_kpi
+
+#: columns of :func:`growth_table`, in order
+GROWTH_COLUMNS = (
+    "scope",
+    "scope_id",
+    "period",
+    "revenue",
+    "revenue_prev",
+    "growth_mom",
+    "revenue_ly",
+    "growth_yoy",
+    "revenue_ytd",
+    "revenue_ytd_ly",
+    "growth_ytd",
+    "comparable",
+    "new",
+)
+
+
+def growth_table(
+    data: CrmData,
+    period: PeriodLike,
+    by: str | Scope = Scope.ORGANISATION,
+    as_of: DateLike | None = None,
+    *,
+    unattributed: bool = False,
+) -> pd.DataFrame:
+    """Revenue growth per scope id: MoM, YoY and YTD against the same span last year.
+
+    Parameters
+    ----------
+    data
+        The canonical dataset (needs the ``revenue`` table).
+    period
+        One §4 label or Period (relative labels need ``as_of``).
+    by
+        Scope of the rows.
+    as_of
+        Cuts P "to date" and the comparison spans to the same day.
+    unattributed
+        Add an ``(unattributed)`` row for revenue without a seller/company.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`GROWTH_COLUMNS`; growth values are fractions
+        (0.05 = +5 %).
+    """
+    scope = resolve_scope(by)
+    p = resolve_periods(period, as_of)[0]
+    periods = [p]
+    starts, ends = cut_intervals(periods, as_of)
+    rev = get_kpi("revenue")
+
+    def rev_over(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return evaluate(data, rev, scope, periods, s, e, as_of)[0][0]
+
+    cur = rev_over(starts, ends)
+    _, _, ps, pe, _ = comparison_bounds(periods, starts, ends, "mom")
+    _, _, ls, le, _ = comparison_bounds(periods, starts, ends, "yoy")
+    ys, ye, yls, yle, _ = comparison_bounds(periods, starts, ends, "ytd")
+    prev = rev_over(ps, pe) if not p.is_span else np.full_like(cur, np.nan)
+    ly = rev_over(ls, le) if not p.is_span else np.full_like(cur, np.nan)
+    ytd, ytd_ly = rev_over(ys, ye), rev_over(yls, yle)
+    prep = prepared(data)
+    ids = np.append(prep.scope_ids(scope).to_numpy(dtype=object), UNATTRIBUTED)
+    df = pd.DataFrame(
+        {
+            "scope": str(scope),
+            "scope_id": pd.array(ids, dtype="str"),
+            "period": p.label,
+            "revenue": cur,
+            "revenue_prev": prev,
+            "growth_mom": growth(cur, prev),
+            "revenue_ly": ly,
+            "growth_yoy": growth(cur, ly),
+            "revenue_ytd": ytd,
+            "revenue_ytd_ly": ytd_ly,
+            "growth_ytd": growth(ytd, ytd_ly),
+        }
+    )
+    df["comparable"] = (df["revenue_ly"] > 0) & (df["revenue_ytd_ly"] > 0)
+    df["new"] = (df["revenue_ly"].fillna(0) == 0) & (df["revenue_ytd_ly"] == 0)
+    width = len(ids)
+    keep = np.zeros(width, dtype=bool)
+    money = df[["revenue", "revenue_prev", "revenue_ly", "revenue_ytd", "revenue_ytd_ly"]].fillna(0)
+    has_data = (money != 0).any(axis=1).to_numpy()
+    if scope in (Scope.ORGANISATION, Scope.TEAM):
+        keep[: width - 1] = True
+    else:
+        keep[: width - 1] = has_data[: width - 1]
+        if scope == Scope.SELLER:
+            keep[: width - 1] |= prep.seller_active(starts, ends)[0]
+    keep[width - 1] = unattributed and scope != Scope.ORGANISATION
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs["has_revenue"] = prep.has(Table.REVENUE)
+    return out

@@ -1,0 +1,213 @@
+"""KPI time series: regular series, the within-period cumulative curve, daily matrices.
+
+Design decisions
+----------------
+* A series is a list of consecutive calendar periods evaluated in one
+  vectorised call (:func:`kpireport.kpis.compute.evaluate`); the index holds
+  the period starts with a fixed frequency (``MS``, ``W-MON``, ``D``, ``QS``,
+  ``YS``) and has no gaps: additive KPIs are 0 where nothing happened, ratios
+  NaN where undefined.
+* Default span: from the period containing the first dated record of the
+  KPI's tables to the period containing ``as_of`` (or the last record). With
+  ``as_of`` the last period is cut "to date" and later periods are dropped.
+* A single scope id is evaluated by mapping every other id to
+  *unattributed*, so a series for one customer costs no more than one for
+  the organisation.
+* The cumulative curve evaluates, for every day d of the period, the KPI over
+  ``[P.start, d + 1 day)``: for additive KPIs that is the running total; for
+  ratios it is the ratio to date; for pipeline KPIs the snapshot at the end of
+  d. Days after ``as_of`` are NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kpireport.constants import GRAIN_FREQ, Grain, Scope
+from kpireport.data.model import CrmData
+from kpireport.errors import KpiError, PeriodError
+from kpireport.kpis.compute import (
+    _DATE_COLUMNS,
+    DateLike,
+    PeriodLike,
+    cut_intervals,
+    evaluate,
+    resolve_kpis,
+    resolve_scope,
+)
+from kpireport.kpis.engine import NAT, UNATTRIBUTED, prepared
+from kpireport.periods import Period, _day, containing, from_start, parse_period
+
+
+def _select(data: CrmData, scope: Scope, scope_id: object) -> int | None:
+    if scope == Scope.ORGANISATION:
+        return None
+    if scope_id is None:
+        raise KpiError(f"A {scope} series needs a scope_id.", hint=f"Pass the {scope} id.")
+    ids = prepared(data).scope_ids(scope)
+    code = ids.get_indexer([str(scope_id)])[0]
+    if code < 0:
+        sample = ", ".join(map(str, ids[:5]))
+        raise KpiError(f"Unknown {scope} '{scope_id}'.", hint=f"Known ids include: {sample}.")
+    return int(code)
+
+
+def _bound(value: PeriodLike | DateLike, grain: Grain) -> Period:
+    if isinstance(value, Period):
+        return containing(value.start, grain)
+    if isinstance(value, str):
+        try:
+            return containing(parse_period(value).start, grain)
+        except PeriodError:
+            pass
+    return containing(_day(value), grain)
+
+
+def _data_span(data: CrmData, tables: tuple[str, ...]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    prep = prepared(data)
+    lo, hi = None, None
+    for table, col in _DATE_COLUMNS:
+        if table in tables and prep.has(table) and len(prep.frame(table)):
+            t = prep.times(table, col)
+            t = t[t != NAT]
+            if len(t):
+                lo = t.min() if lo is None else min(lo, t.min())
+                hi = t.max() if hi is None else max(hi, t.max())
+    if lo is None:
+        return None
+    return pd.Timestamp(int(lo)), pd.Timestamp(int(hi))
+
+
+def kpi_series(
+    data: CrmData,
+    kpi: str,
+    scope: str | Scope = Scope.ORGANISATION,
+    scope_id: object = None,
+    grain: str | Grain = Grain.MONTH,
+    start: PeriodLike | DateLike | None = None,
+    end: PeriodLike | DateLike | None = None,
+    as_of: DateLike | None = None,
+) -> pd.Series:
+    """A regular, gap-free time series of one KPI for one scope id.
+
+    Parameters
+    ----------
+    data
+        The canonical dataset.
+    kpi
+        KPI name.
+    scope, scope_id
+        Whose series (``scope_id`` is ignored for the organisation).
+    grain
+        ``day``, ``week``, ``month``, ``quarter`` or ``year``.
+    start, end
+        First and last period (a label, a Period or a date inside it).
+        Defaults: the span of the KPI's data, ending with the period that
+        contains ``as_of``.
+    as_of
+        Cuts the last period "to date" and drops later periods.
+
+    Returns
+    -------
+    pandas.Series
+        Named ``kpi``, indexed by period start with frequency
+        ``GRAIN_FREQ[grain]``; ``attrs["periods"]`` holds the labels and
+        ``attrs["unit"]`` the unit.
+    """
+    grain = Grain(grain)
+    scope = resolve_scope(scope)
+    kdef = resolve_kpis(kpi, scope)[0]
+    select = _select(data, scope, scope_id)
+    span = _data_span(data, kdef.tables)
+    if start is None:
+        if span is None:
+            raise KpiError(f"No dated data for '{kdef.name}': pass start and end explicitly.")
+        start = span[0]
+    if end is None:
+        if as_of is not None:
+            end = _day(as_of)
+        elif span is not None:
+            end = span[1]
+        else:
+            raise KpiError(f"No dated data for '{kdef.name}': pass end explicitly.")
+    first, last = _bound(start, grain), _bound(end, grain)
+    if as_of is not None:
+        last = min(last, containing(as_of, grain))
+    if last.start < first.start:
+        raise KpiError(f"The series would be empty: start {first} is after end {last}.")
+    index = pd.date_range(first.start, last.start, freq=GRAIN_FREQ[grain])
+    periods = [from_start(s, grain) for s in index]
+    starts, ends = cut_intervals(periods, as_of)
+    values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of, select)
+    out = pd.Series(values[:, 0], index=index, name=kdef.name)
+    out.index.name = "period_start"
+    out.attrs["periods"] = [p.label for p in periods]
+    out.attrs["unit"] = str(kdef.unit)
+    return out
+
+
+def cumulative_curve(
+    data: CrmData,
+    kpi: str,
+    period: PeriodLike,
+    scope: str | Scope = Scope.ORGANISATION,
+    scope_id: object = None,
+    as_of: DateLike | None = None,
+) -> pd.Series:
+    """The KPI to date on every day of ``period`` (the development curve).
+
+    Value on day d = the KPI over ``[period.start, d + 1 day)``: the running
+    total for additive KPIs, the ratio to date otherwise. Days after ``as_of``
+    are NaN.
+
+    Returns
+    -------
+    pandas.Series
+        Daily ``DatetimeIndex`` (freq ``D``) covering the whole period.
+    """
+    scope = resolve_scope(scope)
+    kdef = resolve_kpis(kpi, scope)[0]
+    select = _select(data, scope, scope_id)
+    p = parse_period(period, as_of)
+    days = p.days_index()
+    out = pd.Series(np.nan, index=days, name=kdef.name)
+    out.index.name = "date"
+    known = days if as_of is None else days[days <= _day(as_of)]
+    if len(known):
+        ends = (known + pd.Timedelta(days=1)).as_unit("ns").asi8.astype(np.int64)
+        starts = np.full(len(ends), p.start.value, dtype=np.int64)
+        values, _ = evaluate(data, kdef, scope, [p] * len(ends), starts, ends, as_of, select)
+        out.iloc[: len(known)] = values[:, 0]
+    out.attrs["period"] = p.label
+    out.attrs["unit"] = str(kdef.unit)
+    return out
+
+
+def daily_matrix(
+    data: CrmData,
+    kpi: str,
+    by: str | Scope,
+    start: DateLike,
+    end: DateLike,
+    as_of: DateLike | None = None,
+) -> pd.DataFrame:
+    """Daily values of one KPI for every id of a scope (days × scope ids).
+
+    ``start`` and ``end`` are inclusive days. Days after ``as_of`` are dropped.
+    The organisation's single column is named ``organisation``; rows without a
+    team/seller/company are in the ``(unattributed)`` column.
+    """
+    scope = resolve_scope(by)
+    kdef = resolve_kpis(kpi, scope)[0]
+    last = _day(end) if as_of is None else min(_day(end), _day(as_of))
+    days = pd.date_range(_day(start), last, freq="D")
+    periods = [from_start(d, Grain.DAY) for d in days]
+    starts = days.as_unit("ns").asi8.astype(np.int64)
+    ends = starts + pd.Timedelta(days=1).value
+    values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of)
+    ids = prepared(data).scope_ids(scope)
+    if scope == Scope.ORGANISATION:
+        return pd.DataFrame({"organisation": values[:, 0]}, index=days).rename_axis("date")
+    cols = [*map(str, ids), UNATTRIBUTED]
+    return pd.DataFrame(values, index=days, columns=cols).rename_axis("date")

@@ -1,0 +1,565 @@
+"""Execute report notebooks with papermill, one process per report, and publish them.
+
+Design decisions
+----------------
+* **One process per report, at most ``jobs`` at a time.** Each report runs in
+  its own child process (``fork`` where available, so the parent's imports are
+  shared; ``spawn`` elsewhere) that executes, renders and publishes it. Kernels
+  of parallel reports never share a process, a working directory or an output
+  file: every report gets its own scratch folder as the kernel's ``cwd``
+  (figures or files a notebook writes land there), and nbclient allocates
+  kernel ports per kernel.
+* **Bounded time, no leaked kernels.** papermill gets a per-cell
+  ``execution_timeout`` and a ``start_timeout``; the parent enforces a
+  wall-clock ``report_timeout`` per report and, on expiry or when the child
+  dies, kills the child *and all its descendants* (the kernel) with psutil.
+  The child also kills any descendant left over after papermill returns.
+* **Failed means failed.** A notebook that raises (papermill's
+  ``PapermillExecutionError``), times out (``CellTimeoutError``), loses its
+  kernel (``DeadKernelError``) or stops early is failed. Stopping early is the
+  subtle case: ``sys.exit(0)`` or ``raise SystemExit`` in a cell does *not*
+  raise in papermill (IPython catches it and the run "succeeds" with the rest
+  of the notebook unexecuted), so :func:`check_complete` requires every
+  non-empty code cell to have run and no cell to hold an error output.
+  Failed notebooks go to ``<out>/failed/`` with an error cell on top naming the
+  failing cell; nothing is published as HTML/PDF.
+* **Secrets stay out of kernels.** The child removes credential-like
+  environment variables (and those the source names) from its environment
+  before starting the kernel, which inherits it; every output is scanned for
+  their values before publishing, and a hit fails the report (values are
+  redacted in the failed copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from kpireport.report.manifest import (
+    MANIFEST_VERSION,
+    output_entry,
+    public_parameters,
+    utc_iso,
+    versions,
+)
+from kpireport.report.params import ReportSpec, secret_env_values
+from kpireport.report.publish import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    safe_csv,
+)
+
+log = logging.getLogger("kpireport")
+
+#: seconds the parent waits for a child to exit after it sent its result
+_JOIN_GRACE = 30.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a child process needs to produce one report."""
+
+    spec: ReportSpec
+    out: Path
+    work_root: Path
+    fingerprint: str
+    cache_key: str
+    notebook_sha256: str
+    meta: dict[str, str]
+    secret_env: tuple[str, ...] = ()
+    source_description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path:
+        """Published path without extension (``<out>/<report_id>``)."""
+        return self.out / self.spec.report_id
+
+    @property
+    def failed_base(self) -> Path:
+        """Failed-copy path without extension (``<out>/failed/<report_id>``)."""
+        return self.out / "failed" / self.spec.report_id
+
+
+def paths(base: Path) -> dict[str, Path]:
+    """Output files of a report, by kind."""
+    b = str(base)
+    return {
+        "ipynb": Path(b + ".ipynb"),
+        "html": Path(b + ".html"),
+        "pdf": Path(b + ".pdf"),
+        "kpis": Path(b + ".kpis.csv"),
+        "manifest": Path(b + ".manifest.json"),
+    }
+
+
+# ---------------------------------------------------------------- process tree
+def kill_tree(pid: int, include_parent: bool = True, timeout: float = 5.0) -> int:
+    """Kill a process and all its descendants; return how many were signalled."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        if include_parent:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        return int(include_parent)
+    try:
+        proc = psutil.Process(pid)
+        procs = proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    if include_parent:
+        procs.append(proc)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=timeout)
+    return len(procs)
+
+
+# ----------------------------------------------------------------- checks
+def check_complete(nb: Any) -> dict[str, Any] | None:
+    """Why an executed notebook is not complete, or ``None`` when it is.
+
+    A notebook is complete when no cell holds an error output and every code
+    cell with source has an execution count (``sys.exit`` before the last cell
+    leaves the rest unexecuted without papermill raising).
+    """
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                ename = o.get("ename", "Error")
+                kind = "early_exit" if ename == "SystemExit" else "exception"
+                msg = (
+                    f"The notebook stopped early (SystemExit) in cell {i}."
+                    if kind == "early_exit"
+                    else f"{ename}: {o.get('evalue', '')}"
+                )
+                return {"kind": kind, "message": msg, "cell_index": i}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None:
+            return {
+                "kind": "incomplete",
+                "message": f"The notebook stopped before cell {i} ran.",
+                "cell_index": i,
+            }
+    return None
+
+
+def failing_cell(nb: Any) -> int | None:
+    """Index of the cell that failed or was running when execution stopped."""
+    for i, cell in enumerate(nb.cells):
+        status = (cell.get("metadata", {}).get("papermill") or {}).get("status")
+        if cell.cell_type == "code" and status in ("failed", "running"):
+            return i
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in cell.get("outputs", [])
+        ):
+            return i
+    for i, cell in enumerate(
+        nb.cells
+    ):  # started (nbclient timing) but never answered: the kernel died here
+        timing = cell.get("metadata", {}).get("execution") or {}
+        if (
+            cell.cell_type == "code"
+            and "iopub.status.busy" in timing
+            and "shell.execute_reply" not in timing
+        ):
+            return i
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None:
+            return i
+    return None
+
+
+def _classify(exc: BaseException) -> dict[str, Any]:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return {
+            "kind": "exception",
+            "message": f"{exc.ename}: {exc.evalue}".strip(),
+            "exec_count": exc.exec_count,
+        }
+    if isinstance(exc, CellTimeoutError):
+        return {
+            "kind": "timeout",
+            "message": f"A cell exceeded the cell timeout: {str(exc).splitlines()[0] if str(exc) else ''}",
+        }
+    if isinstance(exc, DeadKernelError):
+        return {"kind": "dead_kernel", "message": "The kernel died while executing the notebook."}
+    if isinstance(exc, TimeoutError | RuntimeError) and "kernel" in str(exc).lower():
+        return {"kind": "kernel_start", "message": f"The kernel did not start: {exc}"}
+    return {"kind": "execution", "message": f"{type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------- publishing
+def _scrub(text: str, secrets: dict[str, str]) -> str:
+    for value in secrets.values():
+        text = text.replace(value, "***")
+    return text
+
+
+def _find_secret(texts: Sequence[str], secrets: dict[str, str]) -> str | None:
+    for name, value in secrets.items():
+        if any(value in t for t in texts):
+            return name
+    return None
+
+
+def manifest_for(
+    task: Task,
+    status: str,
+    error: dict[str, Any] | None,
+    timings: dict[str, float],
+    started: float,
+    finished: float,
+    outputs: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest dict of one report."""
+    spec = task.spec
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "report": spec.report_id,
+        "run": spec.run,
+        "title": spec.title,
+        "notebook": str(spec.notebook),
+        "notebook_sha256": task.notebook_sha256,
+        "scope": spec.scope,
+        "scope_id": spec.scope_id,
+        "scope_name": spec.scope_name,
+        "period": spec.period,
+        "as_of": spec.as_of,
+        "language": spec.language,
+        "formats": list(spec.formats),
+        "parameters": public_parameters(spec.parameters),
+        "data_fingerprint": task.fingerprint,
+        "source": task.source_description,
+        "versions": versions(),
+        "started_at": utc_iso(started),
+        "finished_at": utc_iso(finished),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "status": status,
+        "error": error,
+        "outputs": outputs,
+        "cache_key": task.cache_key,
+    }
+
+
+def publish_failed(
+    task: Task,
+    nb: Any | None,
+    error: dict[str, Any],
+    timings: dict[str, float],
+    started: float,
+    secrets: dict[str, str] | None = None,
+) -> Path:
+    """Keep a failed notebook in ``<out>/failed/`` with the error on top; publish nothing."""
+    import nbformat
+
+    secrets = secrets or {}
+    if nb is None:
+        nb = nbformat.read(str(task.spec.notebook), as_version=4)
+    idx = error.get("cell_index")
+    if idx is None:
+        idx = failing_cell(nb)
+        error["cell_index"] = idx
+    if idx is not None and idx < len(nb.cells):
+        error["cell_source"] = _scrub(nb.cells[idx].source, secrets)[:2000]
+    error["message"] = _scrub(str(error.get("message", "")), secrets)[:4000]
+    where = f" in cell {idx}" if idx is not None else ""
+    body = (
+        f'<div class="kpireport-error"><strong>Report failed ({html.escape(str(error.get("kind")))}){where}:</strong> '
+        f"{html.escape(error['message'])}"
+    )
+    if error.get("cell_source"):
+        body += f"<pre>{html.escape(error['cell_source'])}</pre>"
+    body += "</div>"
+    cell = nbformat.v4.new_markdown_cell(body)
+    cell.metadata["tags"] = ["kpireport-error"]
+    nb.cells.insert(0, cell)
+    if idx is not None:
+        error["cell_index_in_failed_copy"] = idx + 1
+    files = paths(task.failed_base)
+    atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
+    outputs = {"ipynb": output_entry(files["ipynb"], task.out)}
+    manifest = manifest_for(task, "failed", error, timings, started, time.time(), outputs)
+    atomic_write_json(files["manifest"], manifest)
+    return files["ipynb"]
+
+
+def produce_report(task: Task) -> dict[str, Any]:
+    """Execute, check, render and publish one report (runs in a child process).
+
+    Returns
+    -------
+    dict
+        ``report_id, status ("success"|"failed"), error, timings, outputs, failed_path``.
+    """
+    import nbformat
+    import papermill
+
+    from kpireport.report.record import extract_kpis
+    from kpireport.report.render import to_html, to_pdf
+
+    spec = task.spec
+    started = time.time()
+    timings: dict[str, float] = {}
+    secrets = secret_env_values(task.secret_env)
+    for name in secrets:
+        os.environ.pop(name, None)
+    scratch = task.work_root  # unique per report (made by the runner)
+    scratch.mkdir(parents=True, exist_ok=True)
+    executed = scratch / "executed.ipynb"
+    result: dict[str, Any] = {"report_id": spec.report_id, "timings": timings, "outputs": {}}
+
+    def fail(error: dict[str, Any], nb: Any | None) -> dict[str, Any]:
+        path = publish_failed(task, nb, error, timings, started, secrets)
+        result.update(status="failed", error=error, failed_path=str(path))
+        return result
+
+    t0 = time.perf_counter()
+    error: dict[str, Any] | None = None
+    try:
+        papermill.execute_notebook(
+            str(spec.notebook),
+            str(executed),
+            parameters=spec.parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            report_mode=True,
+            cwd=str(scratch),
+            execution_timeout=spec.cell_timeout,
+            start_timeout=spec.start_timeout,
+        )
+    except Exception as exc:  # every execution fault is a failed report
+        error = _classify(exc)
+    finally:
+        kill_tree(os.getpid(), include_parent=False)
+    timings["execute"] = time.perf_counter() - t0
+    nb = None
+    if executed.exists():
+        with contextlib.suppress(Exception):
+            nb = nbformat.read(str(executed), as_version=4)
+    if error is None and nb is None:
+        error = {"kind": "execution", "message": "papermill wrote no executed notebook."}
+    if error is None:
+        error = check_complete(nb)
+    if error is not None:
+        out = fail(error, nb)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return out
+
+    try:
+        t0 = time.perf_counter()
+        page = to_html(nb, task.meta)
+        timings["html"] = time.perf_counter() - t0
+        pdf = None
+        if "pdf" in spec.formats:
+            t0 = time.perf_counter()
+            pdf = to_pdf(page, base_url=scratch)
+            timings["pdf"] = time.perf_counter() - t0
+    except Exception as exc:
+        out = fail({"kind": "render", "message": str(exc)}, nb)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return out
+
+    nb_text = nbformat.writes(nb)
+    leaked = _find_secret([nb_text, page], secrets)
+    if leaked:
+        out = fail(
+            {
+                "kind": "secret",
+                "message": f"The report output contains the value of the secret environment variable {leaked}; nothing was published.",
+            },
+            nb,
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+        return out
+
+    t0 = time.perf_counter()
+    files = paths(task.base)
+    outputs: dict[str, Any] = {}
+    atomic_write_text(files["ipynb"], nb_text)
+    outputs["ipynb"] = output_entry(files["ipynb"], task.out)
+    if "html" in spec.formats:
+        atomic_write_text(files["html"], page)
+        outputs["html"] = output_entry(files["html"], task.out)
+    if pdf is not None:
+        atomic_write_bytes(files["pdf"], pdf)
+        outputs["pdf"] = output_entry(files["pdf"], task.out)
+    kpis = extract_kpis(nb)
+    if kpis is not None:
+        safe_csv(kpis, files["kpis"])
+        outputs["kpis"] = output_entry(files["kpis"], task.out)
+    for kind in (
+        "html",
+        "pdf",
+        "kpis",
+    ):  # a stale file from an earlier run is not part of this report
+        if kind not in outputs and files[kind].exists():
+            files[kind].unlink()
+    timings["publish"] = time.perf_counter() - t0
+    manifest = manifest_for(task, "success", None, timings, started, time.time(), outputs)
+    atomic_write_json(files["manifest"], manifest)
+    for f in paths(task.failed_base).values():
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+    shutil.rmtree(scratch, ignore_errors=True)
+    result.update(status="success", error=None, outputs={k: v["path"] for k, v in outputs.items()})
+    return result
+
+
+# --------------------------------------------------------------- the pool
+def _child(task: Task, conn: Any) -> None:
+    try:
+        outcome = produce_report(task)
+    except BaseException as exc:  # report the crash instead of dying silently
+        outcome = {
+            "report_id": task.spec.report_id,
+            "status": "failed",
+            "timings": {},
+            "outputs": {},
+            "error": {"kind": "internal", "message": f"{type(exc).__name__}: {exc}"},
+        }
+    finally:
+        kill_tree(os.getpid(), include_parent=False)
+    try:
+        conn.send(outcome)
+    finally:
+        conn.close()
+
+
+def _context() -> Any:
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    jobs: int,
+    on_done: Callable[[Task, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Produce every report, ``jobs`` at a time, each in its own process.
+
+    Parameters
+    ----------
+    tasks
+        The reports to produce.
+    jobs
+        Maximum number of reports executing at once.
+    on_done
+        Called in the parent with ``(task, outcome)`` as each report finishes.
+
+    Returns
+    -------
+    list[dict]
+        One outcome per task, in task order.
+    """
+    ctx = _context()
+    pending = list(enumerate(tasks))
+    running: dict[Any, tuple[int, Task, Any, float, float]] = {}
+    outcomes: dict[int, dict[str, Any]] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, jobs):
+                i, task = pending.pop(0)
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(task, send), name=f"kpireport-{i}")
+                started = time.time()
+                proc.start()
+                send.close()
+                running[recv] = (
+                    i,
+                    task,
+                    proc,
+                    started,
+                    time.monotonic() + task.spec.report_timeout,
+                )
+            now = time.monotonic()
+            next_deadline = min(d for *_, d in running.values())
+            wait(list(running), timeout=max(0.05, next_deadline - now))
+            for conn in list(running):
+                i, task, proc, started, deadline = running[conn]
+                outcome: dict[str, Any] | None = None
+                finished = False
+                if conn.poll():
+                    try:
+                        outcome = conn.recv()
+                    except (EOFError, OSError):
+                        outcome = None
+                    finished = True
+                elif time.monotonic() >= deadline:
+                    kill_tree(proc.pid)
+                    outcome = _parent_failure(
+                        task,
+                        started,
+                        "timeout",
+                        f"The report exceeded its time limit of {task.spec.report_timeout:g} s and was stopped.",
+                    )
+                    finished = True
+                if not finished:
+                    continue
+                proc.join(_JOIN_GRACE)
+                if proc.is_alive():
+                    kill_tree(proc.pid)
+                    proc.join(5)
+                if outcome is None:
+                    code = proc.exitcode
+                    outcome = _parent_failure(
+                        task, started, "crash", f"The report process died (exit code {code})."
+                    )
+                conn.close()
+                del running[conn]
+                outcomes[i] = outcome
+                if on_done is not None:
+                    on_done(task, outcome)
+    finally:
+        for conn, (_, _, proc, _, _) in running.items():
+            kill_tree(proc.pid)
+            conn.close()
+    return [outcomes[i] for i in range(len(tasks))]
+
+
+def _parent_failure(task: Task, started: float, kind: str, message: str) -> dict[str, Any]:
+    """Record a report the parent had to stop (timeout) or that crashed."""
+    import nbformat
+
+    error = {"kind": kind, "message": message}
+    nb = None
+    # papermill saves the notebook as cells complete: keep what there is
+    candidate = task.work_root / "executed.ipynb"
+    if candidate.exists():
+        with contextlib.suppress(Exception):
+            nb = nbformat.read(str(candidate), as_version=4)
+    timings = {"execute": time.time() - started}
+    try:
+        path = publish_failed(task, nb, error, timings, started, secret_env_values(task.secret_env))
+    except Exception as exc:  # pragma: no cover - disk full etc.
+        log.error("Could not keep the failed report %s: %s", task.spec.report_id, exc)
+        path = None
+    shutil.rmtree(task.work_root, ignore_errors=True)
+    return {
+        "report_id": task.spec.report_id,
+        "status": "failed",
+        "error": error,
+        "timings": timings,
+        "outputs": {},
+        "failed_path": str(path) if path else None,
+    }

@@ -1,0 +1,70 @@
+"""Safe output names: slugs of CRM text, resolved inside the output root.
+
+Design decisions
+----------------
+* **Every path component is a slug.** Scope names come from the CRM and are
+  data, not paths: ``../../etc``, ``/``, spaces, emoji and ``<script>`` are all
+  reduced by :func:`slug` (python-slugify) to ``[a-z0-9-]`` text. The literal
+  parts of an output pattern are slugged too, so a pattern cannot climb out of
+  the output root either.
+* **Nothing becomes empty.** A name with no sluggable character (only emoji or
+  punctuation) becomes ``x-<hash>`` of the original text, so it stays unique.
+* **Belt and braces.** :func:`resolve_inside` resolves the final path and
+  refuses anything that is not inside the root, whatever produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from slugify import slugify
+
+from kpireport.errors import ParamsError
+
+#: longest slug kept for one path component (file systems allow 255 bytes)
+MAX_SLUG = 80
+
+
+def short_hash(text: str, n: int = 6) -> str:
+    """A short, stable hex digest of ``text`` (to keep colliding slugs apart)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def slug(text: object) -> str:
+    """Lower-case ASCII slug of ``text`` made of ``[a-z0-9-]``, never empty.
+
+    Examples
+    --------
+    >>> slug("Team Nord-Öst")
+    'team-nord-ost'
+    >>> slug("../../etc")
+    'etc'
+    """
+    raw = "" if text is None else str(text)
+    s = slugify(raw, max_length=MAX_SLUG, word_boundary=False, lowercase=True)
+    return s or f"x-{short_hash(raw)}"
+
+
+def slug_path(rel: str) -> str:
+    """Slug every ``/``-separated component of ``rel`` and drop empty ones."""
+    parts = [slug(p) for p in str(rel).replace("\\", "/").split("/") if p.strip(" .")]
+    if not parts:
+        raise ParamsError(f"The output pattern produced an empty path ('{rel}').")
+    return "/".join(parts)
+
+
+def resolve_inside(root: Path, rel: str) -> Path:
+    """Resolve ``root / rel`` and make sure the result lies inside ``root``.
+
+    Raises
+    ------
+    ParamsError
+        When the resolved path escapes ``root`` (it cannot after
+        :func:`slug_path`, but the check does not rely on that).
+    """
+    base = Path(root).resolve()
+    target = (base / rel).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise ParamsError(f"The output path '{rel}' resolves outside the output folder '{base}'.")
+    return target

@@ -1,0 +1,319 @@
+"""Tests of kpireport.forecast on seeded synthetic series with known structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpireport.errors import ForecastError
+from kpireport.forecast import (
+    attainment_summary,
+    backtest,
+    clear_cache,
+    deal_monte_carlo,
+    forecast,
+    forecast_many,
+    get_model,
+    period_total_distribution,
+    run_rate_distribution,
+    simulate,
+    stage_win_rates,
+)
+from kpireport.forecast.models import Croston, SeasonalNaive
+
+COLS = ["mean", "lo_80", "hi_80", "lo_95", "hi_95"]
+
+
+def monthly(values, start="2019-01-01") -> pd.Series:
+    return pd.Series(
+        np.asarray(values, float), pd.date_range(start, periods=len(values), freq="MS")
+    )
+
+
+def seasonal_series(n=60, seed=0, noise=4.0) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return monthly(300 + 40 * np.sin(2 * np.pi * t / 12) + rng.normal(0, noise, n))
+
+
+# ------------------------------------------------------------------ structure
+def test_linear_trend_is_continued():
+    rng = np.random.default_rng(1)
+    y = monthly(100 + 5 * np.arange(36) + rng.normal(0, 1, 36))
+    f = forecast(y, 6)
+    assert list(f.columns) == COLS
+    assert f.index[0] == pd.Timestamp("2022-01-01")
+    # next value about 100 + 5*36 = 280, slope about 5 per month
+    assert f["mean"].iloc[0] == pytest.approx(280, abs=4)
+    slope = np.diff(f["mean"].to_numpy()).mean()
+    assert slope == pytest.approx(5, abs=0.8)
+    assert "A" in f.attrs["model"].split(",")[1]  # additive (possibly damped) trend
+
+
+def test_monthly_seasonality_detected_and_peak_month_kept():
+    y = seasonal_series()
+    f = forecast(y, 12)
+    model = f.attrs["model"]
+    assert model.startswith("ETS(") and model.split(",")[2][0] in "AM", model
+    # sin peaks at t % 12 == 3 -> April
+    assert f["mean"].idxmax().month == 4
+    assert f["mean"].idxmin().month == 10
+    assert f["mean"].max() - f["mean"].min() == pytest.approx(80, abs=12)
+
+
+def test_no_seasonality_with_less_than_two_seasons():
+    f = forecast(seasonal_series(n=20), 3)
+    assert "no seasonality" in f.attrs["model"]
+
+
+def test_intervals_widen_with_horizon_on_random_walk():
+    rng = np.random.default_rng(3)
+    y = monthly(100 + np.cumsum(rng.normal(0, 3, 48)))
+    f = forecast(y, 12)
+    width80 = (f["hi_80"] - f["lo_80"]).to_numpy()
+    width95 = (f["hi_95"] - f["lo_95"]).to_numpy()
+    assert np.all(np.diff(width80) >= -1e-9)
+    assert width80[-1] > 2 * width80[0]
+    assert np.all(width95 > width80)
+    assert np.all(f["lo_80"] <= f["mean"]) and np.all(f["mean"] <= f["hi_80"])
+
+
+@pytest.mark.slow
+def test_80_percent_coverage_near_nominal():
+    # 25 noisy local-level series; coverage of steps 1..6 pooled (150 points)
+    inside, total = 0, 0
+    for seed in range(25):
+        rng = np.random.default_rng(100 + seed)
+        y = 50 + np.cumsum(rng.normal(0, 1, 36)) * 0.5 + rng.normal(0, 2, 36)
+        s = monthly(y[:30])
+        f = forecast(s, 6, season_length=1)
+        actual = y[30:]
+        inside += int(((actual >= f["lo_80"].to_numpy()) & (actual <= f["hi_80"].to_numpy())).sum())
+        total += 6
+    assert 0.70 <= inside / total <= 0.90
+
+
+# ------------------------------------------------------------ pathological
+PATHOLOGICAL = {
+    "len1": [5.0],
+    "len2": [3.0, 4.0],
+    "len5": [1, 2, 3, 4, 5],
+    "constant": [7.0] * 30,
+    "zeros": [0.0] * 30,
+    "spike": [0.0] * 20 + [9.0] + [0.0] * 9,
+    "nans": [1, np.nan, 3, 4, np.nan, 6, 7, 8, 9, 10, 11, 12],
+    "negatives": list(np.random.default_rng(5).normal(0, 10, 30)),
+    "intermittent": list(np.random.default_rng(6).poisson(0.4, 40)),
+}
+
+
+@pytest.mark.parametrize("name", list(PATHOLOGICAL))
+def test_pathological_series_give_finite_output(name):
+    vals = PATHOLOGICAL[name]
+    y = monthly(vals)
+    f = forecast(y, 6)
+    assert list(f.columns) == COLS
+    expected_index = pd.date_range(y.index[-1], periods=7, freq="MS")[1:]
+    assert f.index.equals(expected_index)
+    arr = f.to_numpy()
+    assert np.all(np.isfinite(arr))
+    assert isinstance(f.attrs["model"], str) and f.attrs["model"]
+    if np.nanmin(vals) >= 0 and np.all(np.equal(np.mod(np.nan_to_num(vals), 1), 0)):
+        assert f.attrs["count"] is True
+        assert arr.min() >= 0
+    paths = simulate(y, 6, n_paths=200, seed=1)
+    assert paths.shape == (200, 6) and np.all(np.isfinite(paths))
+
+
+def test_pathological_specific_values():
+    f = forecast(monthly([7.0] * 30), 3)
+    assert f["mean"].tolist() == [7.0, 7.0, 7.0]
+    assert f["hi_95"].tolist() == [7.0, 7.0, 7.0]
+    assert "constant" in f.attrs["model"]
+    z = forecast(monthly([0.0] * 30), 3)
+    assert z.to_numpy().max() == 0 and "all-zero" in z.attrs["model"]
+    one = forecast(monthly([4.0]), 2)
+    # naive, heuristic sigma 25 % of 4 = 1; 80 % z = 1.2816; step 2 -> sqrt(2)
+    assert one["hi_80"].iloc[0] == pytest.approx(4 + 1.2816, abs=1e-3)
+    assert one["hi_80"].iloc[1] == pytest.approx(4 + 1.2816 * np.sqrt(2), abs=1e-3)
+    two = forecast(monthly([3.0, 4.0]), 1)  # sigma = |diff| = 1
+    assert two["mean"].iloc[0] == 4.0 and two["lo_95"].iloc[0] == pytest.approx(4 - 1.96, abs=1e-3)
+    nans = forecast(monthly(PATHOLOGICAL["nans"]), 1)
+    assert "2 NaNs interpolated" in nans.attrs["model"]
+    assert "Croston" in forecast(monthly(PATHOLOGICAL["intermittent"]), 1).attrs["model"]
+
+
+def test_count_clipping_and_negatives_allowed():
+    rng = np.random.default_rng(8)
+    counts = monthly(np.maximum(0, np.round(3 + rng.normal(0, 3, 40))))
+    f = forecast(counts, 12)
+    assert f.to_numpy().min() >= 0
+    assert simulate(counts, 12, 500, seed=0).min() >= 0
+    neg = monthly(rng.normal(-5, 2, 40))
+    g = forecast(neg, 3)
+    assert g.attrs["count"] is False and g["mean"].iloc[0] < 0
+
+
+def test_invalid_requests_raise_forecast_error():
+    with pytest.raises(ForecastError):
+        forecast(monthly([1.0, 2.0]), 0)
+    with pytest.raises(ForecastError):
+        forecast(monthly([np.nan, np.nan]), 2)
+    with pytest.raises(ForecastError):
+        forecast(pd.Series([], dtype=float), 2)
+    with pytest.raises(ForecastError, match="Choose one of"):
+        get_model("prophet")
+
+
+def test_other_index_types():
+    vals = 10 + np.arange(8.0)
+    p = forecast(pd.Series(vals, pd.period_range("2024-01", periods=8, freq="M")), 2)
+    assert list(p.index.astype(str)) == ["2024-09", "2024-10"]
+    r = forecast(pd.Series(vals), 3)
+    assert list(r.index) == [8, 9, 10]
+    w = forecast(
+        pd.Series(
+            vals, pd.DatetimeIndex(pd.date_range("2024-01-01", periods=8, freq="W-MON").tolist())
+        ),
+        1,
+    )
+    assert w.index[0] == pd.Timestamp("2024-02-26")
+    f = forecast(monthly(vals), 2, levels=(50, 99))
+    assert list(f.columns) == ["mean", "lo_50", "hi_50", "lo_99", "hi_99"]
+
+
+# ----------------------------------------------------------- simulate, cache
+def test_simulate_is_deterministic_and_matches_forecast():
+    y = seasonal_series()
+    a = simulate(y, 12, n_paths=3000, seed=7)
+    b = simulate(y, 12, n_paths=3000, seed=7)
+    c = simulate(y, 12, n_paths=3000, seed=8)
+    assert a.shape == (3000, 12)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    f = forecast(y, 12)
+    np.testing.assert_allclose(a.mean(axis=0), f["mean"].to_numpy(), rtol=0.02)
+    np.testing.assert_allclose(np.quantile(a, 0.9, axis=0), f["hi_80"].to_numpy(), rtol=0.03)
+
+
+def test_fit_cache_reuses_model():
+    from kpireport.forecast import select
+
+    clear_cache()
+    y = seasonal_series(seed=11)
+    forecast(y, 3)
+    assert len(select._CACHE) == 1
+    forecast(y, 12)
+    simulate(y, 5, 10)
+    assert len(select._CACHE) == 1
+
+
+def test_seasonal_naive_and_croston_by_hand():
+    sn = SeasonalNaive().fit(np.array([1.0, 2, 3, 2, 3, 4]), 3)
+    # tail (2,3,4); residuals y[3:]-y[:3] = 1,1,1 -> sigma 1; step 4 is 2 seasons ahead
+    f = sn.predict(4, (80,))
+    assert f["mean"].tolist() == [2, 3, 4, 2]
+    assert f["hi_80"].iloc[3] - f["mean"].iloc[3] == pytest.approx(1.2816 * np.sqrt(2), abs=1e-3)
+    cr = Croston(alpha=0.5).fit(np.array([0.0, 4, 0, 0, 2]))
+    # sizes 4 -> 4 + .5*(2-4) = 3; gaps 2 -> 2 + .5*(3-2) = 2.5; SBA: .75 * 3 / 2.5
+    assert cr.fc == pytest.approx(0.9)
+
+
+def test_forecast_many_serial_matches_single():
+    ys = {"a": seasonal_series(seed=1), "b": monthly([1.0, 2.0, 3.0])}
+    out = forecast_many(ys, 3, jobs=1)
+    assert set(out) == {"a", "b"}
+    pd.testing.assert_frame_equal(out["a"], forecast(ys["a"], 3))
+
+
+# ------------------------------------------------------------------ backtest
+def test_backtest_reports_metrics_and_beats_naive_on_seasonal_data():
+    y = seasonal_series(n=72, seed=2, noise=6)
+    bt = backtest(y, 12, origins=3, models=["auto", "snaive", "mean"])
+    assert set(bt.index) == {"auto", "snaive", "mean"}
+    assert {"mase", "smape", "coverage_80", "coverage_95", "n_origins"} <= set(bt.columns)
+    assert (bt["n_origins"] == 3).all() and (bt["n_points"] == 36).all()
+    assert bt.loc["auto", "mase"] < bt.loc["snaive", "mase"]
+    assert bt.loc["mean", "mase"] > bt.loc["auto", "mase"]
+
+
+def test_backtest_mase_by_hand():
+    # snaive (m=1 -> naive-like scale) on a perfectly linear series with explicit origin
+    y = pd.Series(np.arange(10.0))
+    bt = backtest(y, 2, origins=[8], models=["naive"], season_length=1)
+    # train 0..7 scale = mean |diff| = 1; forecast 7, actual 8,9 -> errors 1,2 -> MASE 1.5
+    assert bt.loc["naive", "mase"] == pytest.approx(1.5)
+    # sMAPE: 200*1/15, 200*2/16
+    assert bt.loc["naive", "smape"] == pytest.approx((200 / 15 + 400 / 16) / 2)
+
+
+# ---------------------------------------------------------------- attainment
+def constant_daily(rate=10.0, start="2023-01-01", end="2024-06-30") -> pd.Series:
+    idx = pd.date_range(start, end, freq="D")
+    return pd.Series(rate, idx)
+
+
+def test_attainment_constant_rate_total():
+    rng = np.random.default_rng(0)
+    s = constant_daily() + rng.normal(0, 0.5, 547)
+    tot = period_total_distribution(s, "2024-06-01", "2024-07-01", "2024-06-10", n_paths=2000)
+    actual = s["2024-06-01":"2024-06-10"].sum()
+    assert tot.min() >= actual
+    # 20 remaining days at ~10 per day
+    assert np.median(tot) == pytest.approx(actual + 200, rel=0.03)
+    daily = period_total_distribution(s, "2024-06-01", "2024-07-01", "2024-06-10", method="daily")
+    assert np.median(daily) == pytest.approx(actual + 200, rel=0.03)
+    done = period_total_distribution(s, "2024-05-01", "2024-06-01", "2024-06-10")
+    assert np.all(done == pytest.approx(s["2024-05"].sum()))
+
+
+def test_attainment_probability_monotone_and_at_most_flips():
+    rng = np.random.default_rng(1)
+    s = pd.Series(
+        rng.poisson(5, 547).astype(float), pd.date_range("2023-01-01", periods=547, freq="D")
+    )
+    tot = period_total_distribution(
+        s, "2024-06-01", "2024-07-01", "2024-06-15", n_paths=2000, seed=3
+    )
+    probs = [attainment_summary(tot, t)["probability"] for t in (100, 140, 150, 160, 200)]
+    assert probs == sorted(probs, reverse=True) and probs[0] == 1.0 and probs[-1] == 0.0
+    s1 = attainment_summary(tot, 150)
+    s2 = attainment_summary(tot, 150, direction="at_most")
+    assert s1["probability"] + s2["probability"] >= 1.0
+    assert s1["probability"] + s2["probability"] - np.mean(tot == 150) == pytest.approx(1.0)
+    assert s1["lo_95"] <= s1["lo_80"] <= s1["median"] <= s1["hi_80"] <= s1["hi_95"]
+
+
+def test_run_rate_baseline_centre():
+    s = constant_daily(rate=4.0)
+    tot = run_rate_distribution(s, "2024-06-01", "2024-07-01", "2024-06-15")
+    # pace = 60 / 0.5 = 120, history errors are 0 -> no spread
+    assert np.allclose(tot, 120.0)
+
+
+def test_deal_monte_carlo_mean_and_stage_rates():
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["1", "2", "3", "4", "5"],
+            "status": ["open", "open", "open", "won", "open"],
+            "value": [1000.0, 2000.0, 500.0, 9999.0, 800.0],
+            "probability": [0.5, 0.25, np.nan, 0.9, 0.9],
+            "stage": ["a", "b", "quote", "a", "a"],
+            "expected_close_at": pd.to_datetime(
+                ["2024-06-05", "2024-06-20", "2024-06-30", "2024-06-10", "2024-07-02"]
+            ),
+        }
+    )
+    paths = deal_monte_carlo(
+        deals, ("2024-06-01", "2024-07-01"), n_paths=40000, seed=1, stage_win_rates={"quote": 0.4}
+    )
+    expected = 1000 * 0.5 + 2000 * 0.25 + 500 * 0.4  # deal 4 is won, deal 5 closes in July
+    assert paths.mean() == pytest.approx(expected, rel=0.02)
+    assert set(np.unique(paths)) <= {0, 500, 1000, 1500, 2000, 2500, 3000, 3500}
+    np.testing.assert_array_equal(
+        paths[:100],
+        deal_monte_carlo(deals, ("2024-06-01", "2024-07-01"), 40000, 1, {"quote": 0.4})[:100],
+    )
+    hist = pd.DataFrame({"status": ["won", "lost", "lost", "won"], "stage": ["x", "x", "y", "y"]})
+    assert stage_win_rates(hist) == {"*": 0.5, "x": 0.5, "y": 0.5}

@@ -1,0 +1,477 @@
+"""Tests for kpireport.data.load / sources / coerce: every source kind and the parsing edge cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpireport.data.load import load
+from kpireport.data.model import CrmData
+from kpireport.data.sources import mask_url
+from kpireport.errors import DataContractError, SourceError
+
+HERE = Path(__file__).parent
+BASIC = HERE / "data" / "sources" / "csv_basic"
+LONG_ID = "9223372036854775807"  # 19 digits, int64 max
+DEAL_LONG_ID = "1234567890123456789"
+
+
+def _sellers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"seller_id": ["007", "0042"], "name": ["Anna", "Björn"], "team": ["North", "South"]}
+    )
+
+
+def _deals(**over) -> pd.DataFrame:
+    base = {
+        "deal_id": ["D1", "D2"],
+        "seller_id": ["007", "0042"],
+        "created_at": ["2026-01-05", "2026-02-01"],
+        "status": ["won", "open"],
+        "value": ["1000", "2000"],
+        "closed_at": ["2026-01-20", None],
+    }
+    base.update(over)
+    return pd.DataFrame(base)
+
+
+def _write_csv_folder(folder: Path, tables: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in tables.items():
+        (folder / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return folder
+
+
+# ---------------------------------------------------------------- CSV folder
+@pytest.fixture(scope="module")
+def basic() -> CrmData:
+    return load(BASIC, timezone="Europe/Stockholm", as_of="2026-10-15")
+
+
+def test_csv_ids_keep_leading_zeros_and_19_digits(basic: CrmData) -> None:
+    sellers = basic.sellers
+    assert sellers["seller_id"].tolist() == ["007", "0042", LONG_ID]
+    assert basic.deals["deal_id"].iloc[0] == DEAL_LONG_ID
+    assert pd.api.types.is_string_dtype(sellers["seller_id"].dtype)
+    assert sellers["seller_id"].dtype != object
+
+
+def test_csv_bom_header_is_handled(basic: CrmData) -> None:
+    assert BASIC.joinpath("sellers.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    assert list(basic.sellers.columns)[0] == "seller_id"
+
+
+def test_canonical_dtypes_and_all_columns(basic: CrmData) -> None:
+    deals = basic.deals
+    assert list(deals.columns) == [
+        "deal_id", "seller_id", "created_at", "status", "value", "company_id", "lead_id",
+        "stage", "probability", "closed_at", "expected_close_at", "currency",
+    ]
+    assert deals["created_at"].dtype == np.dtype("datetime64[ns]")
+    assert deals["value"].dtype == np.float64
+    assert deals["value"].tolist() == [100000.0, 25000.5, 5000.0, 12000.0]
+    assert basic.sellers["monthly_cost"].tolist() == [50000.0, 48000.5, 52000.0]
+    # optional column absent from the file is added all-NA
+    assert "goal_id" in basic.goals.columns and basic.goals["goal_id"].isna().all()
+
+
+def test_index_is_source_row_number(basic: CrmData) -> None:
+    assert basic.deals.index.tolist() == [1, 2, 3, 4]
+
+
+def test_vocabularies_are_normalised(basic: CrmData) -> None:
+    assert basic.deals["status"].tolist() == ["won", "open", "lost", "won"]  # 'Won' in the file
+    assert basic.activities["type"].tolist() == ["meeting", "quote"]
+    assert basic.costs["category"].tolist() == ["marketing", "events"]
+
+
+def test_timezones_local_calendar_across_dst(basic: CrmData) -> None:
+    closed = basic.deals.set_index("deal_id")["closed_at"]
+    # 2026-01-31T22:59Z is 23:59 in Stockholm (CET, +1): still January
+    assert closed[DEAL_LONG_ID] == pd.Timestamp("2026-01-31 23:59")
+    # 2026-03-31T22:30+00:00 is 00:30 on 1 April (CEST, +2, after the DST change)
+    assert closed["D3"] == pd.Timestamp("2026-04-01 00:30")
+    # 2026-10-31T23:30Z is 00:30 on 1 November (CET, DST ended 25 October)
+    assert closed["D4"] == pd.Timestamp("2026-11-01 00:30")
+    # an aware +01:00 value converts to the same local time
+    created = basic.deals.set_index("deal_id")["created_at"]
+    assert created["D3"] == pd.Timestamp("2026-03-01 09:00")
+    assert closed.dt.tz is None
+
+
+def test_utc_default_timezone_keeps_utc_wall_time() -> None:
+    data = load(BASIC)
+    closed = data.deals.set_index("deal_id")["closed_at"]
+    assert data.timezone == "UTC"
+    assert closed["D4"] == pd.Timestamp("2026-10-31 23:30")
+
+
+def test_future_date_warning_uses_as_of(basic: CrmData) -> None:
+    texts = [w.sentence() for w in basic.warnings]
+    assert any("table 'deals', column 'closed_at': date after the as-of date 2026-10-15" in t for t in texts)
+
+
+def test_semicolon_csv_is_sniffed(tmp_path: Path) -> None:
+    folder = _write_csv_folder(
+        tmp_path / "semi",
+        {
+            "sellers.csv": "seller_id;name;team\n01;A;T\n",
+            "deals.csv": "deal_id;seller_id;created_at;status;value\nD1;01;2026-01-01;open;10\n",
+        },
+    )
+    data = load(folder)
+    assert data.deals["seller_id"].tolist() == ["01"]
+
+
+# ------------------------------------------------------------------ dates
+def test_ambiguous_day_month_refused_then_accepted_when_declared(tmp_path: Path) -> None:
+    folder = _write_csv_folder(
+        tmp_path / "dmy",
+        {
+            "sellers.csv": "seller_id,name,team\n1,A,T\n",
+            "deals.csv": (
+                "deal_id,seller_id,created_at,status,value\n"
+                "D1,1,03/04/2026,open,10\nD2,1,2026-05-01,open,10\nD3,1,13/04/2026,open,10\n"
+            ),
+        },
+    )
+    with pytest.raises(DataContractError) as err:
+        load(folder)
+    (p,) = err.value.problems
+    assert (p.table, p.column, tuple(p.rows)) == ("deals", "created_at", (1, 3))
+    assert "set date_format" in p.reason and "'03/04/2026'" in p.reason
+    data = load(folder, date_format="%d/%m/%Y")
+    assert data.deals["created_at"].tolist() == [
+        pd.Timestamp("2026-04-03"), pd.Timestamp("2026-05-01"), pd.Timestamp("2026-04-13"),
+    ]
+    us = load(folder.parent / "dmy", date_format="%m/%d/%Y", validate=False)
+    assert us.deals["created_at"].iloc[0] == pd.Timestamp("2026-03-04")
+
+
+def test_unparsable_dates_and_numbers_are_all_reported(tmp_path: Path) -> None:
+    folder = _write_csv_folder(
+        tmp_path / "bad",
+        {
+            "sellers.csv": "seller_id,name,team,monthly_cost\n1,A,T,lots\n",
+            "deals.csv": (
+                "deal_id,seller_id,created_at,status,value\n"
+                "D1,1,yesterday,open,10\nD2,1,2026-02-30,open,1 000\nD3,1,2026-01-01,open,inf\n"
+            ),
+        },
+    )
+    with pytest.raises(DataContractError) as err:
+        load(folder)
+    got = {(p.table, p.column): tuple(p.rows) for p in err.value.problems}
+    assert got[("deals", "created_at")] == (1, 2)
+    assert got[("deals", "value")] == (2, 3)
+    assert got[("sellers", "monthly_cost")] == (1,)
+    # unreadable cells are not reported a second time as "required value is empty"
+    assert len(err.value.problems) == 3
+
+
+# ------------------------------------------------------------------ parquet
+def test_parquet_folder_with_integer_ids_and_aware_timestamps(tmp_path: Path) -> None:
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame(
+        {"seller_id": pd.array([7, 9223372036854775807], dtype="Int64"), "name": ["A", "B"], "team": ["T", "T"]}
+    ).to_parquet(folder / "sellers.parquet")
+    pd.DataFrame(
+        {
+            "deal_id": pd.array([1234567890123456789, None], dtype="Int64"),
+            "seller_id": pd.array([7, 9223372036854775807], dtype="Int64"),
+            "created_at": pd.to_datetime(["2026-01-31T22:59:00Z", "2026-10-31T23:30:00Z"], utc=True),
+            "status": ["open", "open"],
+            "value": [1.5, 2.0],
+        }
+    ).to_parquet(folder / "deals.parquet")
+    with pytest.raises(DataContractError) as err:  # the NULL deal id is reported with its row
+        load(folder, timezone="Europe/Stockholm")
+    (p,) = err.value.problems
+    assert (p.table, p.column, tuple(p.rows), p.reason) == ("deals", "deal_id", (2,), "required value is empty")
+    data = load(folder, timezone="Europe/Stockholm", validate=False)
+    assert data.sellers["seller_id"].tolist() == ["7", LONG_ID]
+    assert data.deals["deal_id"].iloc[0] == DEAL_LONG_ID
+    assert data.deals["created_at"].tolist() == [pd.Timestamp("2026-01-31 23:59"), pd.Timestamp("2026-11-01 00:30")]
+    assert data.deals["created_at"].dtype == np.dtype("datetime64[ns]")
+
+
+# -------------------------------------------------------------------- Excel
+def _workbook(path: Path) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "sellers"
+    ws.append(["seller_id", "name", "team"])
+    ws.append([42, "Anna", "North"])  # numeric id cell
+    ws.append(["007", "Björn", "North"])  # text id cell
+    ws.append([LONG_ID, "Cecilia", "South"])  # 19 digits stored as text
+    ws = wb.create_sheet("deals")
+    ws.append(["deal_id", "seller_id", "created_at", "status", "value", "closed_at"])
+    ws.append(["D1", 42, 46310, "won", 1000, dt.datetime(2026, 10, 20, 14, 30)])  # serial 46310 = 2026-10-15
+    ws.append(["D2", "007", "2026-10-16", "open", 2000.5, None])
+    ws.append([None, None, None, None, None, None])  # trailing empty row is ignored
+    wb.create_sheet("notes").append(["anything"])
+    wb.save(path)
+    return path
+
+
+def test_excel_workbook_serials_ids_and_rows(tmp_path: Path) -> None:
+    data = load(_workbook(tmp_path / "crm.xlsx"))
+    assert data.sellers["seller_id"].tolist() == ["42", "007", LONG_ID]
+    deals = data.deals
+    assert deals["seller_id"].tolist() == ["42", "007"]
+    assert deals["created_at"].tolist() == [pd.Timestamp("2026-10-15"), pd.Timestamp("2026-10-16")]
+    assert deals["closed_at"].iloc[0] == pd.Timestamp("2026-10-20 14:30")
+    assert deals["value"].tolist() == [1000.0, 2000.5]
+    assert deals.index.tolist() == [1, 2]
+    assert data.source.startswith("Excel workbook")
+
+
+def test_excel_bad_cell_is_reported_with_row(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    path = _workbook(tmp_path / "crm.xlsx")
+    wb = load_workbook(path)
+    wb["deals"]["E3"] = "n/a"  # sheet row 3 = data row 2
+    wb.save(path)
+    with pytest.raises(DataContractError) as err:
+        load(path)
+    (p,) = err.value.problems
+    assert (p.table, p.column, tuple(p.rows), tuple(p.ids)) == ("deals", "value", (2,), ("D2",))
+
+
+def test_corrupt_workbook_is_a_source_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(SourceError, match="broken.xlsx"):
+        load(bad)
+
+
+# ------------------------------------------------------------------- SQLite
+def _sqlite(path: Path) -> Path:
+    con = sqlite3.connect(path)
+    con.execute("create table sellers (seller_id integer, name text, team text)")
+    con.executemany("insert into sellers values (?,?,?)", [(7, "A", "North"), (9223372036854775807, "B", "South")])
+    con.execute(
+        "create table Opportunities (OppId integer, Owner integer, Created text, Stage text, Amount real, Closed text)"
+    )
+    con.executemany(
+        "insert into Opportunities values (?,?,?,?,?,?)",
+        [
+            (1234567890123456789, 7, "2026-01-31T22:59:00Z", "Closed Won", 100.0, "2026-03-31T22:30:00+00:00"),
+            (2, 9223372036854775807, "2026-02-01", "Open", 50.0, None),
+        ],
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+def test_sqlite_url_reads_real_database(tmp_path: Path) -> None:
+    db = _sqlite(tmp_path / "crm.db")
+    con = sqlite3.connect(db)
+    con.execute("create table deals as select OppId deal_id, Owner seller_id, Created created_at, "
+                "'open' status, Amount value from Opportunities")
+    con.commit()
+    con.close()
+    data = load(f"sqlite:///{db}", timezone="Europe/Stockholm")
+    assert data.sellers["seller_id"].tolist() == ["7", LONG_ID]
+    assert data.deals["deal_id"].tolist() == [DEAL_LONG_ID, "2"]
+    assert data.deals["created_at"].iloc[0] == pd.Timestamp("2026-01-31 23:59")
+    assert data.source.startswith("sqlite:///")
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    with pytest.raises(SourceError, match="does not exist"):
+        load(f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+# --------------------------------------------------------------- source YAML
+def test_yaml_maps_tables_columns_values_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _sqlite(tmp_path / "crm.db")
+    monkeypatch.setenv("CRM_TZ", "Europe/Stockholm")
+    monkeypatch.setenv("CRM_DB_FILE", db.name)
+    (tmp_path / "source.yaml").write_text(
+        textwrap.dedent(
+            """
+            url: sqlite:///${CRM_DB_FILE}
+            timezone: ${CRM_TZ}
+            currency: sek
+            organisation: Nordic Widgets AB
+            gross_margin: 0.6
+            tables:
+              deals:
+                table: Opportunities
+                columns: {deal_id: OppId, seller_id: Owner, created_at: Created, status: Stage,
+                          value: Amount, closed_at: Closed}
+                values:
+                  status: {Closed Won: won, Closed Lost: lost, Open: open}
+            """
+        )
+    )
+    data = load(tmp_path / "source.yaml")
+    assert data.timezone == "Europe/Stockholm"
+    assert data.currency == "SEK"
+    assert data.organisation == "Nordic Widgets AB"
+    assert data.settings["gross_margin"] == 0.6
+    deals = data.deals
+    assert deals["deal_id"].tolist() == [DEAL_LONG_ID, "2"]
+    assert deals["status"].tolist() == ["won", "open"]
+    assert deals["closed_at"].iloc[0] == pd.Timestamp("2026-04-01 00:30")
+    assert "source.yaml" in data.source
+
+
+def test_yaml_path_is_relative_and_declares_date_format(tmp_path: Path) -> None:
+    _write_csv_folder(
+        tmp_path / "export",
+        {
+            "Users.csv": "Id,Full name,Group\n01,A,T\n",
+            "Opps.csv": "Ref,Owner,Opened,State,Amount EUR\nX1,01,31/12/2025,open,5\n",
+        },
+    )
+    (tmp_path / "src.yml").write_text(
+        textwrap.dedent(
+            """
+            path: export
+            date_format: "%d/%m/%Y"
+            tables:
+              sellers: {table: Users, columns: {seller_id: Id, name: Full name, team: Group}}
+              deals:
+                table: Opps.csv
+                columns: {deal_id: Ref, seller_id: Owner, created_at: Opened, status: State, value: Amount EUR}
+            """
+        )
+    )
+    data = load(tmp_path / "src.yml")
+    assert data.deals["created_at"].tolist() == [pd.Timestamp("2025-12-31")]
+    assert data.sellers["seller_id"].tolist() == ["01"]
+
+
+def test_yaml_mapped_column_missing_names_it(tmp_path: Path) -> None:
+    _write_csv_folder(tmp_path / "e", {"sellers.csv": "seller_id,name,team\n1,A,T\n",
+                                         "deals.csv": "deal_id,seller_id,created_at,status,value\nD,1,2026-01-01,open,1\n"})
+    (tmp_path / "s.yaml").write_text("path: e\ntables:\n  deals:\n    columns: {value: Amount}\n")
+    with pytest.raises(DataContractError) as err:
+        load(tmp_path / "s.yaml")
+    (p,) = err.value.problems
+    assert p.column == "value" and "mapped from 'Amount'" in p.reason
+
+
+def test_yaml_password_env_is_masked_and_never_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cr@t/pa:ss"
+    monkeypatch.setenv("CRM_DB_PASSWORD", secret)
+    (tmp_path / "pg.yaml").write_text("url: postgresql://report:${CRM_DB_PASSWORD}@127.0.0.1:1/crm\n")
+    with pytest.raises(SourceError) as err:
+        load(tmp_path / "pg.yaml")
+    text = str(err.value)
+    assert "postgresql://report:***@127.0.0.1:1/crm" in text
+    assert secret not in text and "s3cr" not in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    # password_env form, same masking
+    (tmp_path / "pg2.yaml").write_text("url: postgresql://report@127.0.0.1:1/crm\npassword_env: CRM_DB_PASSWORD\n")
+    with pytest.raises(SourceError) as err2:
+        load(tmp_path / "pg2.yaml")
+    assert secret not in str(err2.value) and "***" in str(err2.value)
+
+
+def test_yaml_secret_never_on_crmdata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kpireport.data import sources
+
+    secret = "topsecret-9f8e"
+    monkeypatch.setenv("CRM_DB_PASSWORD", secret)
+    seen = {}
+
+    def fake_read_sql(spec):  # stands in for the database: no network in tests
+        seen["url"] = spec.location
+        return {"sellers": _sellers(), "deals": _deals()}
+
+    monkeypatch.setattr(sources, "_read_sql", fake_read_sql)
+    (tmp_path / "s.yaml").write_text(
+        "url: postgresql://report:${CRM_DB_PASSWORD}@db.example.com/crm\norganisation: Org\n"
+    )
+    data = load(tmp_path / "s.yaml")
+    assert seen["url"].password == secret  # resolved inside the library at load time
+    assert data.source == "postgresql://report:***@db.example.com/crm (via s.yaml)"
+    blob = " ".join([data.source, repr(data), str(data.settings), str(data.warnings), str(vars(data))])
+    assert secret not in blob
+    assert mask_url(f"postgresql://u:{secret}@h/db") == "postgresql://u:***@h/db"
+
+
+def test_yaml_unset_env_var_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    (tmp_path / "s.yaml").write_text("url: postgresql://u:${NOPE_VAR}@h/db\n")
+    with pytest.raises(SourceError, match="NOPE_VAR.*is not set"):
+        load(tmp_path / "s.yaml")
+
+
+def test_yaml_unknown_keys_and_tables_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("path: .\ntimezon: UTC\n")
+    with pytest.raises(SourceError, match="unknown keys: timezon"):
+        load(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("path: .\ntables: {opportunities: Opps}\n")
+    with pytest.raises(SourceError, match="unknown canonical tables: opportunities"):
+        load(tmp_path / "b.yaml")
+
+
+# ------------------------------------------------------- other source kinds
+def test_dict_of_frames_and_crmdata_passthrough() -> None:
+    data = load({"sellers": _sellers(), "deals": _deals()})
+    assert data.deals.index.tolist() == [1, 2]
+    assert data.deals["closed_at"].iloc[0] == pd.Timestamp("2026-01-20")
+    assert load(data) is data
+    assert "companies" not in data.tables  # optional tables simply absent
+
+
+def test_missing_required_table_names_the_path(tmp_path: Path) -> None:
+    folder = _write_csv_folder(tmp_path / "only", {"sellers.csv": "seller_id,name,team\n1,A,T\n"})
+    with pytest.raises(SourceError, match=r"only.*no 'deals' table"):
+        load(folder)
+
+
+def test_missing_path_and_unknown_timezone() -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        load("/nonexistent/crm")
+    with pytest.raises(SourceError, match="not a known time zone"):
+        load(BASIC, timezone="Mars/Olympus")
+
+
+# ---------------------------------------------------------------- currency
+def test_currency_conversion_with_dated_rates() -> None:
+    deals = _deals(currency=["SEK", "EUR"], value=["1000", "2000"], closed_at=["2026-03-15", None])
+    rates = pd.DataFrame(
+        {"currency": ["SEK", "SEK"], "rate": ["0.08", "0.09"], "date": ["2026-01-01", "2026-03-01"]}
+    )
+    revenue = pd.DataFrame(
+        {"invoice_id": ["I1", "I2"], "company_id": ["C", "C"], "date": ["2025-12-01", "2026-02-01"],
+         "amount": ["-100", "100"], "currency": ["SEK", "sek"]}
+    )
+    tables = {"sellers": _sellers(), "deals": deals, "rates": rates, "revenue": revenue}
+    with pytest.raises(DataContractError, match="declares no reporting 'currency'"):
+        load(tables)
+    data = load(tables, currency="eur")
+    assert data.currency == "EUR"
+    assert data.deals["value"].tolist() == pytest.approx([90.0, 2000.0])  # closed 15 March: rate 0.09
+    # before the first dated rate the first rate applies; currency is upper-cased
+    assert data.revenue["amount"].tolist() == pytest.approx([-8.0, 8.0])
+    assert data.deals["currency"].tolist() == ["EUR", "EUR"]
+
+
+def test_single_foreign_currency_becomes_reporting_currency() -> None:
+    data = load({"sellers": _sellers(), "deals": _deals(currency=["SEK", "SEK"])})
+    assert data.currency == "SEK"
+    assert data.deals["value"].tolist() == [1000.0, 2000.0]
+
+
+def test_validate_false_loads_broken_data() -> None:
+    data = load({"sellers": _sellers(), "deals": _deals(status=["won", "pending"])}, validate=False)
+    assert data.deals["status"].tolist() == ["won", "pending"]

@@ -1,0 +1,536 @@
+"""Tests of kpireport.report: run definitions, parameters, rendering and publishing.
+
+One module-scoped pack run (``published``) executes the purpose-named notebooks
+in ``tests/notebooks`` once (ok notebook fanned out over four teams, plus a
+notebook that raises and one that tries to print secrets) and many tests assert
+on its outputs. Everything else here runs without a kernel.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from kpireport.data.model import CrmData
+from kpireport.errors import ParamsError, RenderError
+from kpireport.report import execute, params, publish, render, slug
+from kpireport.report.manifest import is_current
+from kpireport.report.params import expand, load_plan
+from kpireport.report.record import extract_kpis, kpi_payload
+from kpireport.report.runner import run, source_secret_names
+
+NB = Path(__file__).resolve().parent / "notebooks"
+SECRET = "s3cr3t-Hunter2-value"
+TOKEN = "tok-9f8e7d6c5b4a"
+XSS = "<script>alert(1)</script>"
+
+
+def tiny_data() -> CrmData:
+    """Five sellers in four teams; the ok notebook counts sellers per team."""
+    sellers = pd.DataFrame(
+        {
+            "seller_id": ["S1", "S2", "S3", "S4", "S5"],
+            "name": ["Anna", "Bo", "Cato", "Dirk", "Eva"],
+            "team": ["North", "North", "007", XSS, "../../etc"],
+        }
+    ).astype("str")
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["D1"],
+            "seller_id": ["S1"],
+            "created_at": pd.to_datetime(["2024-01-05"]),
+            "status": ["open"],
+            "value": [100.0],
+        }
+    )
+    return CrmData({"sellers": sellers, "deals": deals}, organisation="Acme & Co", currency="EUR")
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------- pack run
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("report")
+    pack = write(
+        root / "pack.yaml",
+        f"""
+period: previous-month
+as_of: 2024-02-15
+runs:
+  - name: team_ok
+    title: Team report
+    notebook: {NB / "ok.ipynb"}
+    fanout: team
+    output: "{{period}}/{{team}}/team-report-{{team}}-{{period}}"
+  - name: broken
+    notebook: {NB / "raises.ipynb"}
+  - name: secrets
+    notebook: {NB / "prints_secret.ipynb"}
+""",
+    )
+    data = tiny_data()
+    out = root / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KPIREPORT_TEST_DB_PASSWORD", SECRET)
+        mp.setenv("KPIREPORT_TEST_API_TOKEN", TOKEN)
+        result = run(pack, source=data, out=out, jobs=2)
+    by_id = {r.report_id: r for r in result.reports}
+    return {"root": root, "pack": pack, "out": out, "result": result, "by_id": by_id, "data": data}
+
+
+def _report(published, team_slug: str):
+    return published["by_id"][f"2024-01/{team_slug}/team-report-{team_slug}-2024-01"]
+
+
+def test_every_report_has_its_documented_outcome(published):
+    statuses = {rid: r.status for rid, r in published["by_id"].items()}
+    assert statuses == {
+        "2024-01/north/team-report-north-2024-01": "success",
+        "2024-01/007/team-report-007-2024-01": "success",
+        "2024-01/script-alert-1-script/team-report-script-alert-1-script-2024-01": "success",
+        "2024-01/etc/team-report-etc-2024-01": "success",
+        "2024-01/broken": "failed",
+        "2024-01/secrets": "success",
+    }
+    assert not published["result"].ok
+    assert [r.report_id for r in published["result"].failed] == ["2024-01/broken"]
+
+
+def test_html_shows_header_values_and_no_code(published):
+    out = published["out"]
+    html = (out / "2024-01/north/team-report-north-2024-01.html").read_text()
+    header = html[html.index('<header class="report-header">') : html.index("</header>")]
+    assert "Acme &amp; Co" in header
+    assert "Team North" in header and "January 2024" in header and "Team report" in header
+    # value = count (3) * 1000 + sellers of team North (2)
+    assert '<div class="kpi-value">3,002</div>' in html
+    for code in (
+        "record_kpis(",
+        "import matplotlib",
+        'team = "North"',
+        "injected-parameters",
+        "def ",
+    ):
+        assert code not in html
+    assert "Traceback" not in html
+    assert (
+        'class="jp-InputPrompt' not in html
+        and 'class="jp-InputArea jp-Cell-inputArea"><div class="highlight' not in html
+    )
+    # a recorded KPI table is data for the CSV, not something shown
+    assert "vnd.kpireport" not in html
+
+
+def test_html_is_self_contained(published):
+    html = (published["out"] / "2024-01/north/team-report-north-2024-01.html").read_text()
+    srcs = re.findall(r'<img[^>]*\bsrc="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)
+    assert "require.js" not in html and "mathjax" not in html.lower()
+
+
+def test_pdf_text_has_title_scope_and_value(published):
+    from pypdf import PdfReader
+
+    reader = PdfReader(published["out"] / "2024-01/north/team-report-north-2024-01.pdf")
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    assert "Team report" in text and "Team North" in text and "January 2024" in text
+    assert "3,002" in text
+    assert "1 / " in text  # page numbers "page / pages"
+
+
+def test_kpi_table_and_manifest(published):
+    out, data = published["out"], published["data"]
+    base = out / "2024-01/007/team-report-007-2024-01"
+    kpis = pd.read_csv(str(base) + ".kpis.csv", dtype={"scope_id": str})
+    assert kpis["kpi"].tolist() == ["value", "sellers"]
+    assert kpis["scope_id"].tolist() == ["007", "007"]  # leading zeros survive
+    assert kpis["value"].tolist() == [3001.0, 1.0]
+    m = json.loads(Path(str(base) + ".manifest.json").read_text())
+    assert m["status"] == "success" and m["error"] is None
+    assert m["parameters"]["team"] == "007" and m["parameters"]["period"] == "2024-01"
+    assert m["parameters"]["as_of"] == "2024-02-15"
+    assert m["data_fingerprint"] == data.fingerprint()
+    assert set(m["outputs"]) == {"ipynb", "html", "pdf", "kpis"}
+    assert set(m["timings_s"]) >= {"execute", "html", "pdf", "publish"}
+    for entry in m["outputs"].values():
+        assert publish.sha256_file(out / entry["path"]) == entry["sha256"]
+    nb = nbformat.read(str(base) + ".ipynb", as_version=4)
+    assert nb.metadata.papermill.parameters["team"] == "007"
+
+
+def test_team_names_are_slugs_inside_out_and_escaped(published):
+    out, root = published["out"], published["root"]
+    for f in out.rglob("*"):
+        assert f.resolve().is_relative_to(out.resolve())
+    assert not (root / "etc").exists() and not (out.parent.parent / "etc").exists()
+    html = (
+        out / "2024-01/script-alert-1-script/team-report-script-alert-1-script-2024-01.html"
+    ).read_text()
+    assert XSS not in html
+    assert "Team &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    etc = (out / "2024-01/etc/team-report-etc-2024-01.html").read_text()
+    assert "Team ../../etc" in etc
+
+
+def test_raising_notebook_is_kept_in_failed_and_not_published(published):
+    out = published["out"]
+    res = published["by_id"]["2024-01/broken"]
+    assert res.error_kind == "exception" and "deliberate failure" in res.error
+    assert not list(out.glob("2024-01/broken.*"))
+    nb = nbformat.read(out / "failed/2024-01/broken.ipynb", as_version=4)
+    assert "kpireport-error" in nb.cells[0].metadata.tags
+    assert "deliberate failure" in nb.cells[0].source
+    assert "raise ValueError" in nb.cells[0].source  # the failing cell is shown
+    m = json.loads((out / "failed/2024-01/broken.manifest.json").read_text())
+    assert m["status"] == "failed" and m["error"]["kind"] == "exception"
+    assert "html" not in m["outputs"] and "pdf" not in m["outputs"]
+
+
+def test_no_secret_in_any_output(published):
+    from pypdf import PdfReader
+
+    out = published["out"]
+    files = [f for f in out.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".ipynb" for f in files)
+    for f in files:
+        blob = f.read_bytes()
+        assert SECRET.encode() not in blob and TOKEN.encode() not in blob, f
+        if f.suffix == ".pdf":
+            text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(blob)).pages)
+            assert SECRET not in text and TOKEN not in text
+    html = (out / "2024-01/secrets.html").read_text()
+    assert "KPIREPORT_TEST_DB_PASSWORD = &lt;absent&gt;" in html  # the kernel never saw it
+
+
+def test_rerun_skips_current_reports_and_cli_exits_nonzero(published, capsys):
+    from kpireport.cli import main
+
+    out, pack = published["out"], published["pack"]
+    manifest = out / "2024-01/north/team-report-north-2024-01.manifest.json"
+    before = manifest.stat().st_mtime_ns
+    result = run(pack, source=published["data"], out=out, jobs=2, only=["North", "broken"])
+    statuses = {r.report_id: r.status for r in result.reports}
+    assert statuses == {
+        "2024-01/north/team-report-north-2024-01": "skipped",
+        "2024-01/broken": "failed",
+    }
+    assert manifest.stat().st_mtime_ns == before
+    broken = write(
+        published["root"] / "broken.yaml",
+        f"name: broken\nnotebook: {NB / 'raises.ipynb'}\nperiod: 2024-01\n",
+    )
+    code = main(["run", str(broken), "--out", str(out), "--as-of", "2024-02-15"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "2024-01/broken" in captured.out and "failed" in captured.out
+    assert "1 report(s) failed" in captured.err
+
+
+# ------------------------------------------------------ run definitions
+def test_misspelt_parameter_is_refused_with_suggestion(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nparameters:\n  cuont: 3\n",
+    )
+    with pytest.raises(ParamsError, match=r"no parameter 'cuont' \(did you mean 'count'\?\)"):
+        run(p, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_run_key_is_refused_with_suggestion(tmp_path):
+    p = write(tmp_path / "r.yaml", f"notebook: {NB / 'ok.ipynb'}\nperod: 2024-01\n")
+    with pytest.raises(ParamsError, match=r"unknown key 'perod' \(did you mean 'period'\?\)"):
+        load_plan(p)
+
+
+def test_strings_stay_strings(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\n"
+        "fanout: {team: [007, NO]}\nparameters:\n  title: NO\n  count: 007\n  flag: off\n  threshold: 2\n",
+    )
+    (r,) = load_plan(p)
+    assert r.parameters == {"title": "NO", "count": 7, "flag": False, "threshold": 2.0}
+    specs = expand([r], out=tmp_path / "out")
+    assert [s.parameters["team"] for s in specs] == ["007", "NO"]
+    assert all(type(v) in (str, int, float, bool) for s in specs for v in s.parameters.values())
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("count: abc", "must be a whole number"),
+        ("flag: maybe", "must be true or false"),
+        ("count: [1, 2]", "single value"),
+        ("threshold: nan", "finite number"),
+        ("db_password: x", "looks like a credential"),
+        ("period: 2024-02", "top level"),
+    ],
+)
+def test_ill_typed_or_forbidden_parameters_are_refused(tmp_path, line, message):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nparameters:\n  {line}\n",
+    )
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        load_plan(p)
+
+
+def test_invalid_period_is_refused(tmp_path):
+    p = write(
+        tmp_path / "r.yaml", f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-13\nas_of: 2024-02-01\n"
+    )
+    with pytest.raises(ParamsError, match="'2024-13' is not a valid period"):
+        run(p, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_relative_period_resolves_from_as_of_not_the_clock(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: previous-month\nas_of: 2025-03-31\n",
+    )
+    (spec,) = expand(load_plan(p), out=tmp_path)
+    assert (spec.period, spec.as_of, spec.parameters["period"]) == (
+        "2025-02",
+        "2025-03-31",
+        "2025-02",
+    )
+    (spec,) = expand(load_plan(p, {"period": "previous-quarter"}), out=tmp_path, as_of="2025-05-02")
+    assert spec.period == "2025-Q1"
+
+
+def test_notebook_without_parameters_cell_is_refused(tmp_path):
+    p = write(tmp_path / "r.yaml", f"notebook: {NB / 'no_parameters.ipynb'}\nperiod: 2024-01\n")
+    with pytest.raises(ParamsError, match="no cell tagged 'parameters'"):
+        load_plan(p)
+
+
+def test_fanout_needs_the_scope_parameter_and_known_ids(tmp_path):
+    p = write(
+        tmp_path / "r.yaml", f"notebook: {NB / 'raises.ipynb'}\nperiod: 2024-01\nfanout: seller\n"
+    )
+    with pytest.raises(ParamsError, match="declare a 'seller' parameter"):
+        load_plan(p)
+    p = write(
+        tmp_path / "t.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nfanout: {{team: [Nroth]}}\n",
+    )
+    with pytest.raises(ParamsError, match=r"unknown team 'Nroth' \(did you mean 'North'\?\)"):
+        expand(load_plan(p), out=tmp_path, data=tiny_data())
+
+
+def test_pack_include_and_overrides(tmp_path):
+    write(
+        tmp_path / "a.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2023-12\nformats: [html]\nlanguage: en\n",
+    )
+    write(tmp_path / "b.yaml", f"notebook: {NB / 'raises.ipynb'}\nperiod: 2023-11\n")
+    pack = write(
+        tmp_path / "pack.yaml", "include: [a.yaml, b.yaml]\nperiod: 2024-01\nlanguage: nl\n"
+    )
+    runs = load_plan(pack, {"formats": ["pdf"]})
+    assert [(r.name, r.period, r.language, r.formats) for r in runs] == [
+        ("a", "2024-01", "nl", ("pdf",)),
+        ("b", "2024-01", "nl", ("pdf",)),
+    ]
+
+
+def test_output_pattern_fields_are_checked(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\noutput: '{{perid}}/x'\n",
+    )
+    with pytest.raises(ParamsError, match=r"unknown field \{perid\} \(did you mean 'period'\?\)"):
+        expand(load_plan(p), out=tmp_path)
+
+
+def test_colliding_slugs_are_kept_apart(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nfanout: {{team: [Team A, team-a]}}\n",
+    )
+    ids = [s.report_id for s in expand(load_plan(p), out=tmp_path)]
+    assert len(set(ids)) == 2 and all(i.startswith("2024-01/r-team-a-") for i in ids)
+
+
+def test_shipped_run_definitions_parse():
+    root = Path(__file__).resolve().parents[1] / "params"
+    for name in (
+        "team_monthly",
+        "seller_monthly",
+        "management_monthly",
+        "finance_monthly",
+        "monthly_pack",
+    ):
+        doc = params.read_yaml(root / f"{name}.yaml")
+        assert isinstance(doc, dict) and ("notebook" in doc or "include" in doc)
+
+
+# ------------------------------------------------------------- helpers
+def test_slug_and_resolve_inside(tmp_path):
+    assert slug.slug("../../etc") == "etc"
+    assert slug.slug(XSS) == "script-alert-1-script"
+    assert slug.slug("Team Nord Öst") == "team-nord-ost"
+    assert re.fullmatch(r"x-[0-9a-f]{6}", slug.slug("🚀🚀"))
+    assert slug.slug("🚀") != slug.slug("🎉")
+    assert slug.slug_path("../a b/./..//c") == "a-b/c"
+    assert slug.resolve_inside(tmp_path, "a/b") == (tmp_path / "a/b").resolve()
+    for bad in ("../x", "/etc/passwd", "a/../../x", "."):
+        with pytest.raises(ParamsError):
+            slug.resolve_inside(tmp_path, bad)
+
+
+def test_safe_csv_neutralises_formulas(tmp_path):
+    df = pd.DataFrame(
+        {
+            "name": ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", None],
+            "value": [-5, 1, 2, 3, 4, 5, 6, 7],
+        }
+    )
+    path = publish.safe_csv(df, tmp_path / "k.csv")
+    back = pd.read_csv(path, keep_default_na=False)
+    assert back["name"].tolist()[:4] == ['\'=HYPERLINK("x")', "'+1", "'-2", "'@SUM(A1)"]
+    assert back["name"].tolist()[6:] == ["plain", ""]
+    assert back["value"].tolist()[0] == -5  # numbers are not formulas
+
+
+def test_atomic_write_leaves_previous_file_on_crash(tmp_path):
+    target = tmp_path / "report.html"
+    publish.atomic_write_text(target, "complete old report")
+
+    def crash(fh):
+        fh.write(b"half a rep")
+        raise OSError("disk pulled")
+
+    with pytest.raises(OSError, match="disk pulled"):
+        publish.atomic_write_with(target, crash)
+    assert target.read_text() == "complete old report"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temp file left
+
+
+def test_is_current_detects_modified_outputs(tmp_path):
+    f = publish.atomic_write_text(tmp_path / "a.html", "x")
+    m = {
+        "status": "success",
+        "cache_key": "k",
+        "outputs": {"html": {"path": "a.html", "sha256": publish.sha256_file(f)}},
+    }
+    publish.atomic_write_json(tmp_path / "a.manifest.json", m)
+    assert is_current(tmp_path / "a.manifest.json", "k", tmp_path)
+    assert not is_current(tmp_path / "a.manifest.json", "other", tmp_path)
+    f.write_text("tampered")
+    assert not is_current(tmp_path / "a.manifest.json", "k", tmp_path)
+
+
+def test_check_complete_detects_early_exit_and_unexecuted_cells():
+    nb = nbformat.v4.new_notebook()
+    ran = nbformat.v4.new_code_cell("x = 1", execution_count=1)
+    exit_cell = nbformat.v4.new_code_cell("import sys; sys.exit(0)", execution_count=2)
+    exit_cell.outputs = [
+        nbformat.v4.new_output("error", ename="SystemExit", evalue="0", traceback=[])
+    ]
+    pending = nbformat.v4.new_code_cell("print(1)")
+    nb.cells = [ran, exit_cell, pending]
+    assert execute.check_complete(nb)["kind"] == "early_exit"
+    exit_cell.outputs = []
+    assert execute.check_complete(nb) == {
+        "kind": "incomplete",
+        "message": "The notebook stopped before cell 2 ran.",
+        "cell_index": 2,
+    }
+    pending.execution_count = 3
+    assert execute.check_complete(nb) is None
+
+
+def test_self_contained_check():
+    ok = render.check_self_contained(
+        '<script src="https://cdn.x/require.js"></script><p>hi</p><a href="https://example.com">link</a>'
+    )
+    assert "cdn.x" not in ok and "https://example.com" in ok  # hyperlinks are fine, fetches are not
+    with pytest.raises(RenderError, match="external resource"):
+        render.check_self_contained('<link rel="stylesheet" href="https://fonts.example/css">')
+    with pytest.raises(RenderError):
+        render.check_self_contained("<style>@import url('//fonts.example/x.css');</style>")
+
+
+def test_kpi_payload_is_json_safe():
+    df = pd.DataFrame({"kpi": ["hit_rate", "revenue"], "value": [float("nan"), 12.5]})
+    payload = kpi_payload(df)
+    assert payload == {
+        "columns": ["kpi", "value"],
+        "records": [["hit_rate", None], ["revenue", 12.5]],
+    }
+    json.dumps(payload, allow_nan=False)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"application/vnd.kpireport.kpis+json": payload}
+        )
+    ]
+    nb.cells = [cell]
+    assert extract_kpis(nb)["value"].isna().tolist() == [True, False]
+
+
+def test_source_secret_names(tmp_path):
+    src = write(
+        tmp_path / "crm.yaml",
+        "url: postgresql://u@db/crm\npassword_env: CRM_DB_PASSWORD\ntimezone: ${ORG_TZ}\n",
+    )
+    assert source_secret_names(src) == ("CRM_DB_PASSWORD", "ORG_TZ")
+    assert source_secret_names(tiny_data()) == ()
+
+
+def test_snapshot_round_trip_and_fingerprint_check(tmp_path):
+    from kpireport.errors import SourceError
+    from kpireport.report.snapshot import is_snapshot, load_source, write_snapshot
+
+    data = tiny_data()
+    source_yaml = write_snapshot(data, tmp_path / "snap")
+    assert is_snapshot(source_yaml) and not is_snapshot(tmp_path)
+    back = load_source(source_yaml)
+    assert back.fingerprint() == data.fingerprint()
+    assert back.organisation == "Acme & Co" and back.sellers["team"].tolist()[2] == "007"
+    data.tables["sellers"].loc[0, "name"] = "Changed"
+    data.tables["sellers"].to_parquet(tmp_path / "snap/sellers.parquet", index=False)
+    with pytest.raises(SourceError, match="does not match its fingerprint"):
+        load_source(source_yaml)
+
+
+def test_header_meta_in_dutch():
+    from kpireport.report.params import ReportSpec
+    from kpireport.report.runner import header_meta
+
+    spec = ReportSpec(
+        "2025-03/s1", "seller_monthly", "Scorecard", NB / "ok.ipynb", "seller", "S1", "Anna", "2025-03",
+        "2025-04-01", "nl", ("pdf",), {}, 600.0, 60.0, 1800.0,
+    )  # fmt: skip
+    meta = header_meta(spec, "Acme", "ab" * 32)
+    assert meta["scope"] == "Verkoper Anna (S1)"
+    assert meta["period_label"] == "maart 2025"
+    assert meta["as_of_label"] == "Gegevens tot en met 1 april 2025"
+    assert meta["footer"].endswith("data abababababab")
+
+
+def test_only_that_matches_nothing_is_refused_before_executing(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nfanout: {{team: [North, South]}}\n",
+    )
+    with pytest.raises(
+        ParamsError, match=r"--only 'Nroth' matches no report \(did you mean 'North'\?\)"
+    ):
+        run(p, out=tmp_path / "out", only=["Nroth"])
+    assert not (tmp_path / "out").exists()
