@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "kpireport.cli.kpis",
     "kpireport.cli.forecast",
     "kpireport.cli.report",
+    "kpireport.cli.demo",
+    "kpireport.cli.schedule",
 )
 
 

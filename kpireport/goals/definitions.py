@@ -151,7 +151,9 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
                 if pd.isna(row["scope_id"]):
                     problems.append(f"{where}, column 'scope_id': a {sc} goal needs a scope_id.")
                 elif data is not None:
-                    known = id_cache.setdefault(sc, scope_ids(data, sc))
+                    if sc not in id_cache:
+                        id_cache[sc] = scope_ids(data, sc)
+                    known = id_cache[sc]
                     if row["scope_id"] not in known:
                         problems.append(f"{where}, column 'scope_id': unknown {sc} '{row['scope_id']}'.")
         period = row["period"]

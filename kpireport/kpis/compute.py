@@ -59,6 +59,7 @@ _DATE_COLUMNS = (
     (Table.LEADS, "created_at"),
     (Table.REVENUE, "date"),
     (Table.ACTIVITIES, "occurred_at"),
+    (Table.COSTS, "date"),
 )
 
 

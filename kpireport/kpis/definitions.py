@@ -494,17 +494,19 @@ def _seller_cost(ctx: Context) -> np.ndarray:
     lo, hi = prep.seller_bounds()
     a = np.maximum(ctx.starts[:, None], lo[None, :])
     b = np.minimum(ctx.ends[:, None], hi[None, :])
-    return m[None, :] * np.maximum(_month_index(b) - _month_index(a), 0.0)
+    (mb, fb), (ma, fa) = _month_index(b), _month_index(a)
+    months = (mb - ma).astype("float64") + (fb - fa)  # whole months kept exact
+    return m[None, :] * np.maximum(months, 0.0)
 
 
-def _month_index(ns: np.ndarray) -> np.ndarray:
-    """Fractional months since 1970: whole months + elapsed share of the current month."""
+def _month_index(ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Months since 1970 as (whole months, elapsed share of the current month)."""
     t = ns.astype("datetime64[ns]")
     month = t.astype("datetime64[M]")
     start = month.astype("datetime64[ns]")
     nxt = (month + 1).astype("datetime64[ns]")
     frac = (t - start).astype("float64") / (nxt - start).astype("float64")
-    return month.astype("float64") + frac
+    return month.astype(np.int64), frac
 
 
 def costs(ctx: Context) -> Result:
