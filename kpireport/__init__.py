@@ -14,9 +14,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "kpireport.data",
-    "validate": "kpireport.data",
-    "CrmData": "kpireport.data",
+    "load": "kpireport.data.load",
+    "validate": "kpireport.data.validate",
+    "CrmData": "kpireport.data.model",
     "compute_kpis": "kpireport.kpis",
     "kpi_series": "kpireport.kpis",
     "cumulative_curve": "kpireport.kpis",
@@ -27,6 +27,15 @@ _EXPORTS = {
     "parse_period": "kpireport.periods",
     "Period": "kpireport.periods",
     "KpiReportError": "kpireport.errors",
+    "growth_table": "kpireport.kpis",
+    "use_theme": "kpireport.plots",
+    "development_curve": "kpireport.plots",
+    "kpi_trend": "kpireport.plots",
+    "goal_overview": "kpireport.plots",
+    "funnel": "kpireport.plots",
+    "leaderboard": "kpireport.plots",
+    "yoy_months": "kpireport.plots",
+    "growth_bars": "kpireport.plots",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -121,3 +121,19 @@ class ExecutionError(KpiReportError):
 
 class RenderError(KpiReportError):
     """A notebook executed but could not be rendered to HTML or PDF."""
+
+
+class ScheduleError(KpiReportError):
+    """A schedule file (``params/schedules.yaml``) or a scheduled job is invalid."""
+
+    exit_code = 2
+
+
+class ScheduleLockedError(ScheduleError):
+    """Another process is already running the same scheduled job for the same period."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class DeliveryError(KpiReportError):
+    """An e-mail could not be delivered (SMTP refused, authentication failed, ...)."""

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpireport.data.schema import SCHEMAS, TableSchema
 from kpireport.errors import Problem
@@ -134,19 +136,74 @@ def _format_scalar_id(v: Any) -> Any:
     return str(v)
 
 
+def arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The pyarrow string array behind a pandas string Series, or None.
+
+    Works for the ``str`` dtype of pandas 3 and for ``string`` (both backed by
+    pyarrow, so this is zero-copy); any other dtype gives None.
+    """
+    if isinstance(s.dtype, pd.StringDtype):
+        return pa.array(s.array)
+    return None
+
+
+def _text_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    """Stripped ``str`` Series from a pyarrow string array; empty -> missing."""
+    t = pc.utf8_trim_whitespace(arr)
+    empty = pc.equal(t, "")
+    if pc.any(empty).as_py():
+        t = pc.if_else(empty, pa.scalar(None, t.type), t)
+    return pd.Series(pd.array(t, dtype="str"), index=index, copy=False)
+
+
 def parse_text(s: pd.Series) -> pd.Series:
     """Ids and free text as pandas ``str`` dtype, stripped, empty = missing.
 
-    Integers print exactly; integral floats print without ``.0``.
+    Integers print exactly; integral floats print without ``.0``. String and
+    integer columns (CSV, Parquet, the canonical ``str`` dtype) take a
+    vectorised pyarrow path; only ``object`` columns (Excel, SQL drivers) are
+    formatted value by value.
     """
-    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
-        t = s.astype("int64").astype("str")
-    elif _is_stringish(s) and s.dtype != object:
-        t = s
-    else:
-        t = s.astype(object).map(_format_scalar_id, na_action="ignore")
+    arr = arrow_strings(s)
+    if arr is None and pd.api.types.is_integer_dtype(s.dtype):
+        ints = pa.array(s.array) if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else pa.array(s.to_numpy())
+        arr = pc.cast(ints, pa.large_string())
+    if arr is not None:
+        return _text_series(arr, s.index)
+    t = s.astype(object).map(_format_scalar_id, na_action="ignore")
     t = t.astype("str").str.strip()
     return t.mask(t == "")
+
+
+def str_isin(s: pd.Series, values: pd.Series | pa.Array | pa.ChunkedArray | list[Any] | np.ndarray) -> np.ndarray:
+    """Vectorised ``s.isin(values)`` for string columns; missing is never in.
+
+    pandas' own ``isin`` on a pyarrow ``str`` column turns every value of the
+    set into a Python scalar first (minutes for millions of ids); this builds
+    the set once in pyarrow.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask aligned with ``s``.
+    """
+    arr = arrow_strings(s)
+    if arr is None:
+        return (s.notna() & s.isin(values)).to_numpy(dtype=bool)
+    vals: pa.Array | pa.ChunkedArray | None = None
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        vals = values
+    elif isinstance(values, pd.Series | pd.Index):
+        vals = arrow_strings(pd.Series(values, copy=False))
+    if vals is None:
+        vals = pa.array([v for v in values if isinstance(v, str)], type=pa.large_string())
+    if isinstance(vals, pa.ChunkedArray):
+        vals = vals.combine_chunks()
+    vals = vals.cast(arr.type).drop_null()
+    if not len(vals):
+        return np.zeros(len(s), dtype=bool)
+    hit = pc.is_in(arr, value_set=vals, skip_nulls=True)
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 # ------------------------------------------------------------------ numbers
@@ -157,9 +214,10 @@ def parse_numbers(
     if pd.api.types.is_bool_dtype(s.dtype):
         return pd.Series(np.nan, index=s.index), s.notna()
     if pd.api.types.is_numeric_dtype(s.dtype):
-        out = s.astype("Float64").astype("float64") if s.dtype != "float64" else s.copy()
-        bad = pd.Series(np.isinf(out.to_numpy()), index=s.index)
-        return out.where(~bad), bad
+        out = s.astype("Float64").astype("float64") if s.dtype != "float64" else s
+        inf = np.isinf(out.to_numpy())
+        bad = pd.Series(inf, index=s.index)
+        return (out.where(~bad) if inf.any() else out), bad
     obj = s.astype(object)
     if _is_stringish(s) and s.dtype != object:  # CSV text: no Python numbers inside
         isnum = pd.Series(False, index=s.index)
@@ -198,6 +256,8 @@ def _to_local(ts: pd.Series, timezone: str) -> pd.Series:
 
 def _finish(ts: pd.Series, bad: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Bound-check and cast to ``datetime64[ns]``."""
+    if ts.dtype == "datetime64[ns]":  # always in range: nothing to check or copy
+        return ts, bad
     if not pd.api.types.is_datetime64_dtype(ts.dtype):
         ts = pd.to_datetime(ts, errors="coerce")
     out_of_range = ts.notna() & ((ts < _NS_MIN) | (ts > _NS_MAX))
@@ -251,7 +311,22 @@ def parse_dates(
             bad = present
         ts, bad = _finish(out, bad)
         return ts, bad, ambiguous
-    obj = s.astype(object) if not _is_stringish(s) else s
+    if _is_stringish(s) and s.dtype != object:  # CSV text, Parquet/Arrow strings
+        text = parse_text(s)
+        present = text.notna().to_numpy()
+        if not present.any():
+            return out, bad, ambiguous
+        t = text if present.all() else text[present]
+        ts, b, a = _parse_date_text(t, timezone=timezone, date_format=date_format)
+        vals = np.full(len(idx), np.datetime64("NaT"), dtype="datetime64[ns]")
+        badv, ambv = np.zeros(len(idx), dtype=bool), np.zeros(len(idx), dtype=bool)
+        vals[present], badv[present], ambv[present] = ts.to_numpy(), b.to_numpy(), a.to_numpy()
+        return (
+            pd.Series(vals, index=idx),
+            pd.Series(badv, index=idx),
+            pd.Series(ambv, index=idx),
+        )
+    obj = s.astype(object)
     if obj.dtype == object:
         kinds = obj.map(_kind_of, na_action="ignore")
     else:
@@ -327,6 +402,26 @@ def _parse_iso(t: pd.Series, timezone: str) -> np.ndarray:
 def _parse_date_text(
     t: pd.Series, *, timezone: str, date_format: str | None
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse stripped, non-empty date text; each distinct text is parsed once.
+
+    A date column repeats its values (a few thousand days under millions of
+    rows), so the uniques are parsed and the results mapped back by code.
+    """
+    codes, uniques = pd.factorize(t)
+    if len(uniques) < len(t):
+        u = pd.Series(uniques, copy=False)
+        ts, bad, amb = _parse_unique_date_text(u, timezone=timezone, date_format=date_format)
+        return (
+            pd.Series(ts.to_numpy()[codes], index=t.index),
+            pd.Series(bad.to_numpy()[codes], index=t.index),
+            pd.Series(amb.to_numpy()[codes], index=t.index),
+        )
+    return _parse_unique_date_text(t, timezone=timezone, date_format=date_format)
+
+
+def _parse_unique_date_text(
+    t: pd.Series, *, timezone: str, date_format: str | None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
     out = np.full(len(t), np.datetime64("NaT"), dtype="datetime64[ns]")
     ambiguous = np.zeros(len(t), dtype=bool)
     # year-first with slashes or dots: 2026/10/15 -> 2026-10-15 (never ambiguous)
@@ -371,6 +466,18 @@ def _empty(kind: str, index: pd.Index) -> pd.Series:
     if kind == "float":
         return pd.Series(np.nan, index=index, dtype="float64")
     return pd.Series(np.nan, index=index, dtype="str")
+
+
+def _recode(s: pd.Series, recode: Mapping[str, str] | None) -> pd.Series:
+    """Apply a source YAML value mapping (``values:``); each distinct value is looked up once."""
+    if not recode:
+        return s
+    uniques = pd.unique(s.dropna())
+    table = {v: recode.get(str(v).strip(), v) for v in uniques}
+    if all(k == v for k, v in table.items()):
+        return s
+    out = s.astype(object).map(table)
+    return out.where(s.notna(), None)
 
 
 def _rows_problem(
@@ -425,7 +532,7 @@ def canonicalise_table(
     if schema.id_column:
         src = _find_column(src_cols, columns.get(schema.id_column, schema.id_column))
         if src is not None:
-            id_values = parse_text(raw[src])
+            id_values = parse_text(_recode(raw[src], values.get(schema.id_column)))
     for col in schema.columns:
         wanted = columns.get(col.name, col.name)
         src = _find_column(src_cols, wanted)
@@ -452,10 +559,7 @@ def canonicalise_table(
                 flagged[(name, col.name)] = raw.index
             out[col.name] = _empty(col.kind, raw.index)
             continue
-        s = raw[src]
-        if col.name in values and values[col.name]:
-            recode = values[col.name]
-            s = s.map(lambda v, r=recode: r.get(str(v).strip(), v) if v is not None else v)
+        s = _recode(raw[src], values.get(col.name))
         if col.kind == "date":
             fmt = date_format
             ts, bad, amb = parse_dates(s, timezone=timezone, date_format=fmt, excel=excel)
@@ -499,7 +603,7 @@ def canonicalise_table(
                 flagged[(name, col.name)] = raw.index[bad.to_numpy()]
             out[col.name] = num
         else:
-            text = parse_text(s)
+            text = id_values if col.name == schema.id_column and id_values is not None else parse_text(s)
             if col.kind == "category" or (name, col.name) in LOWER_COLUMNS:
                 text = text.str.lower()
             elif col.name == "currency":

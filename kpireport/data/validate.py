@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpireport.constants import DealStatus, Direction, Scope
-from kpireport.data.coerce import canonicalise, examples, row_numbers
+from kpireport.data.coerce import arrow_strings, canonicalise, examples, row_numbers, str_isin
 from kpireport.data.model import CrmData
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
 from kpireport.errors import DataContractError, PeriodError, Problem
@@ -258,18 +260,38 @@ def _check_required(tables, flagged, out: _Collector) -> None:
             out.add(_finding(df, empty, name, col, "required value is empty"))
 
 
+def _surely_unique(s: pd.Series) -> bool:
+    """True when the non-missing values of ``s`` are certainly distinct (cheap tests only).
+
+    Ids exported in order (the common case) are strictly increasing, which one
+    vectorised comparison proves; otherwise a pyarrow distinct count decides.
+    False means "maybe not": the caller then finds the duplicates.
+    """
+    arr = arrow_strings(s)
+    if arr is None:
+        return False
+    arr = arr.drop_null()
+    n = len(arr)
+    if n < 2:
+        return True
+    if pc.all(pc.greater(arr.slice(1), arr.slice(0, n - 1))).as_py():
+        return True
+    return pc.count_distinct(arr).as_py() == n
+
+
 def _check_duplicates(tables, out: _Collector) -> None:
     for name, df in tables.items():
         id_col = SCHEMAS[name].id_column
         if not id_col or id_col not in df.columns:
             continue
         ids = df[id_col]
-        dup = ids.notna() & ids.duplicated(keep=False)
-        out.add(_finding(df, dup, name, id_col, "duplicate id"))
+        if not _surely_unique(ids):
+            dup = ids.notna() & ids.duplicated(keep=False)
+            out.add(_finding(df, dup, name, id_col, "duplicate id"))
     if _has(tables, "companies", "org_number"):
         df = tables["companies"]
         org = df["org_number"]
-        dup = org.notna() & org.duplicated(keep=False)
+        dup = org.notna() & org.duplicated(keep=False) if not _surely_unique(org) else np.zeros(len(df), bool)
         out.add(
             _finding(
                 df, dup, "companies", "org_number",
@@ -348,15 +370,49 @@ def _check_non_negative(tables, out: _Collector) -> None:
 
 
 def _check_references(tables, out: _Collector) -> None:
+    """Every foreign key of :data:`REFERENCES` points at an existing row.
+
+    The columns that reference the same key (e.g. four tables pointing at
+    ``companies.company_id``) are probed in one pyarrow ``is_in`` call, so the
+    hash set of a large key column is built once.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for table, col, ref_table, ref_col in REFERENCES:
-        if not _has(tables, table, col) or not _has(tables, ref_table, ref_col):
-            continue
-        df = tables[table]
-        s = df[col]
-        known = tables[ref_table][ref_col].dropna().unique()
-        bad = s.notna() & ~s.isin(known)
+        if _has(tables, table, col) and _has(tables, ref_table, ref_col):
+            groups.setdefault((ref_table, ref_col), []).append((table, col))
+    for (ref_table, ref_col), users in groups.items():
+        known = tables[ref_table][ref_col]
+        arrays = [arrow_strings(tables[t][c]) for t, c in users]
+        key = arrow_strings(known)
+        if key is not None and all(a is not None for a in arrays):
+            chunks = [ch for a in arrays for ch in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+            typed = [ch.cast(pa.large_string()) for ch in chunks]
+            hits = pc.is_in(
+                pa.chunked_array(typed, type=pa.large_string()),
+                value_set=key.cast(pa.large_string()).drop_null(),
+                skip_nulls=True,
+            )
+            flat = np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
+            bounds = np.cumsum([0, *(len(a) for a in arrays)])
+            found = [flat[bounds[i] : bounds[i + 1]] for i in range(len(users))]
+        else:
+            found = [str_isin(tables[t][c], known.dropna()) for t, c in users]
         singular = ref_table.rstrip("s") if ref_table != "companies" else "company"
-        out.add(_finding(df, bad, table, col, f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')"))
+        for (table, col), hit in zip(users, found, strict=True):
+            df = tables[table]
+            s = df[col]
+            bad = s.notna().to_numpy() & ~hit
+            out.add(
+                _finding(df, bad, table, col, f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')")
+            )
+
+
+def _distinct(s: pd.Series) -> list[Any]:
+    """Distinct non-missing values of a (usually low-cardinality) column."""
+    arr = arrow_strings(s)
+    if arr is not None:
+        return [v for v in pc.unique(arr.drop_null()).to_pylist()]
+    return list(s.dropna().unique())
 
 
 def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
@@ -364,7 +420,7 @@ def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
     used: dict[str, set[str]] = {}
     for table, _ in MONEY:
         if _has(tables, table, "currency"):
-            for c in tables[table]["currency"].dropna().unique():
+            for c in _distinct(tables[table]["currency"]):
                 used.setdefault(str(c), set()).add(table)
     if not used:
         return
@@ -390,7 +446,7 @@ def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
             continue
         df = tables[table]
         s = df["currency"]
-        bad = s.notna() & (s != currency) & ~s.isin(rated)
+        bad = s.notna().to_numpy() & (s != currency).to_numpy() & ~str_isin(s, sorted(rated))
         if not bad.any():
             continue
         if "rates" not in tables:
@@ -403,33 +459,34 @@ def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
         out.add(_finding(df, bad, table, "currency", reason))
 
 
+def _period_kind(label: Any) -> int:
+    """0: a fixed period label, 1: unreadable, 2: relative (not allowed on a goal)."""
+    if not isinstance(label, str):
+        return 0
+    if is_relative(label):
+        return 2
+    try:
+        parse_period(label)
+    except PeriodError:
+        return 1
+    return 0
+
+
 def _check_goals(tables, out: _Collector) -> None:
     if "goals" not in tables:
         return
     df = tables["goals"]
     if "kpi" in df.columns:
         names = known_kpis()
-        bad = df["kpi"].notna() & ~df["kpi"].isin(names)
+        bad = df["kpi"].notna().to_numpy() & ~str_isin(df["kpi"], sorted(names))
         out.add(_finding(df, bad, "goals", "kpi", f"unknown KPI {examples(df.loc[bad, 'kpi'])}"))
     if "period" in df.columns:
         periods = df["period"]
-        bad_mask = np.zeros(len(df), dtype=bool)
-        relative = np.zeros(len(df), dtype=bool)
-        cache: dict[str, int] = {}
-        for i, label in enumerate(periods.to_numpy()):
-            if not isinstance(label, str):
-                continue
-            if label not in cache:
-                if is_relative(label):
-                    cache[label] = 2
-                else:
-                    try:
-                        parse_period(label)
-                        cache[label] = 0
-                    except PeriodError:
-                        cache[label] = 1
-            bad_mask[i] = cache[label] == 1
-            relative[i] = cache[label] == 2
+        codes, labels = pd.factorize(periods)  # each distinct label is parsed once
+        kind = np.array([_period_kind(label) for label in labels], dtype=np.int8)
+        kind_per_row = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 0, 0)
+        bad_mask = kind_per_row == 1
+        relative = kind_per_row == 2
         out.add(
             _finding(
                 df, bad_mask, "goals", "period",
@@ -464,7 +521,7 @@ def _check_goals(tables, out: _Collector) -> None:
         if ref is None:
             continue
         label, ids = ref
-        bad = (scope == value) & sid.notna() & ~sid.isin(pd.Series(ids).dropna().unique())
+        bad = ((scope == value) & sid.notna()).to_numpy() & ~str_isin(sid, pd.Series(ids).dropna())
         out.add(_finding(df, bad, "goals", "scope_id", f"unknown {label} {examples(sid[bad])}"))
 
 
@@ -505,7 +562,7 @@ def _check_sellers(tables, out: _Collector) -> None:
     if not _has(tables, "sellers", "seller_id") or not _has(tables, "deals", "seller_id"):
         return
     sellers = tables["sellers"]
-    idle = sellers["seller_id"].notna() & ~sellers["seller_id"].isin(tables["deals"]["seller_id"].dropna().unique())
+    idle = sellers["seller_id"].notna().to_numpy() & ~str_isin(sellers["seller_id"], tables["deals"]["seller_id"])
     out.add(_finding(sellers, idle, "sellers", "seller_id", "seller has no deals", "warning"))
     if _has(tables, "sellers", "active_from", "active_to") and _has(tables, "deals", "created_at"):
         deals = tables["deals"]

@@ -72,6 +72,16 @@ CACHE_SIZE = 512
 #: with at least this many series, forecast_many uses a process pool.
 PARALLEL_MIN_SERIES = 24
 
+#: interval calibration (see ``AutoModel._interval_scale``): origins, their
+#: spacing, steps scored per origin, prior weight, cap of |z|, cap of the factor.
+CAL_ORIGINS = 5
+CAL_STEP = 2
+CAL_HORIZON = 6
+CAL_PRIOR = 12.0
+CAL_ZCAP = 4.0
+CAL_MAX = 2.5
+Z80 = 1.2815515655446004
+
 _CACHE: OrderedDict[tuple, ForecastModel] = OrderedDict()
 
 
@@ -217,6 +227,9 @@ class AutoModel(ForecastModel):
         Let SARIMAX / STL compete (``method="backtest"`` only).
     seasonal
         ``False`` forbids seasonal candidates.
+    calibrate
+        Widen an ETS model's intervals by the factor measured on its own
+        rolling-origin errors (see :meth:`_interval_scale`).
     """
 
     name = "auto"
@@ -227,6 +240,7 @@ class AutoModel(ForecastModel):
         count: bool = False,
         allow_slow: bool = True,
         seasonal: bool = True,
+        calibrate: bool = True,
     ) -> None:
         if method not in ("aicc", "backtest"):
             raise ForecastError(
@@ -238,6 +252,8 @@ class AutoModel(ForecastModel):
             allow_slow,
             seasonal,
         )
+        self.calibrate = calibrate
+        self.interval_scale = 1.0
         self.chosen: ForecastModel | None = None
         self.notes: list[str] = []
 
@@ -272,6 +288,10 @@ class AutoModel(ForecastModel):
         if self.method == "backtest":
             chosen = self._by_backtest(y, m, best)
         label = chosen.name + (f" ({why_ns})" if why_ns else "")
+        if isinstance(chosen, ETS) and self.calibrate:
+            self.interval_scale = self._interval_scale(y, m, chosen)
+            if self.interval_scale > 1.0:
+                label += f" (intervals x{self.interval_scale:.2f}, backtest-calibrated)"
         self._set(chosen, label)
         return self
 
@@ -280,25 +300,24 @@ class AutoModel(ForecastModel):
         self.name = label
 
     def _best_ets(self, y: np.ndarray, m: int, seasonal: bool) -> ETS | None:
-        best: ETS | None = None
+        fitted: list[ETS] = []
         failures = []
-        for cand in ets_candidates(m, seasonal, bool(np.all(y > 0))):
+        for cand in ets_candidates(m, seasonal, bool(np.all(y > 0)), y):
             try:
-                cand.fit(y, m)
+                fitted.append(cand.fit(y, m))
             except ModelFitError as exc:
                 failures.append(str(exc))
-                continue
-            if best is None or cand.aicc < best.aicc:
-                best = cand
         if failures:
             log.debug("ETS candidates failed: %s", "; ".join(failures))
-        if best is not None:
+        # the lowest AICc whose forecast and intervals are usable
+        for cand in sorted(fitted, key=lambda c: c.aicc):
             try:
-                best.predict(1, (95,))
+                cand.predict(1, (95,))
             except ModelFitError as exc:
-                log.debug("best ETS unusable: %s", exc)
-                return None
-        return best
+                log.debug("ETS candidate unusable: %s", exc)
+                continue
+            return cand
+        return None
 
     def _fallback(self, y: np.ndarray, m: int) -> ForecastModel:
         if m > 1 and len(y) > m:
@@ -327,10 +346,56 @@ class AutoModel(ForecastModel):
         except ModelFitError:
             return best
 
+    def _interval_scale(self, y: np.ndarray, m: int, best: ETS) -> float:
+        """Interval inflation factor from the chosen configuration's own rolling-origin errors.
+
+        The configuration is refitted on ``y[:t]`` for up to ``CAL_ORIGINS``
+        earlier origins ``t`` and its errors on the next ``CAL_HORIZON`` points
+        are standardised by the predicted standard deviation at each step
+        (``z = (actual - mean) / sd``). The factor is the root mean square of
+        ``z`` (bias included: a forecast that misses on one side needs wider
+        intervals to cover), shrunk towards 1 with a prior weight of
+        ``CAL_PRIOR`` points, floored at 1 and capped at ``CAL_MAX``. 1 when
+        fewer than 6 errors can be scored.
+        """
+        n = len(y)
+        h = min(CAL_HORIZON, max(1, n // 8))
+        min_train = max(10, 2 * m if best.seasonal else 10)
+        zs: list[np.ndarray] = []
+        for i in range(CAL_ORIGINS):
+            t = n - h - i * CAL_STEP
+            if t < min_train:
+                break
+            cand = ETS(best.error, best.trend, best.damped, best.seasonal)
+            try:
+                fr = cand.fit(y[:t], m).predict(h, (80,))
+            except ModelFitError:
+                continue
+            sd = (fr["hi_80"] - fr["lo_80"]).to_numpy() / (2 * Z80)
+            err = y[t : t + h] - fr["mean"].to_numpy()
+            if self.count:  # the clipped forecast is what users see
+                err = y[t : t + h] - np.maximum(fr["mean"].to_numpy(), 0.0)
+            ok = sd > 0
+            zs.append(np.clip(err[ok] / sd[ok], -CAL_ZCAP, CAL_ZCAP))
+        z = np.concatenate(zs) if zs else np.array([])
+        if len(z) < 6:
+            return 1.0
+        scale = float(np.sqrt((CAL_PRIOR + np.sum(z**2)) / (CAL_PRIOR + len(z))))
+        return float(np.clip(scale, 1.0, CAL_MAX))
+
+    def _widen(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.interval_scale == 1.0:
+            return frame
+        mean = frame["mean"].to_numpy()[:, None]
+        cols = [c for c in frame.columns if c != "mean"]
+        frame = frame.copy()
+        frame[cols] = mean + (frame[cols].to_numpy() - mean) * self.interval_scale
+        return frame
+
     # ---------------------------------------------------------- prediction
     def predict(self, h: int, levels: Sequence[float] = (80, 95)) -> pd.DataFrame:
         assert self.chosen is not None, "fit first"
-        frame = self.chosen.predict(h, levels)[level_columns(levels)]
+        frame = self._widen(self.chosen.predict(h, levels)[level_columns(levels)])
         if self.count:
             frame = frame.clip(lower=0.0)
         return frame
@@ -345,6 +410,9 @@ class AutoModel(ForecastModel):
             bad = ~np.all(np.isfinite(paths), axis=1)
             paths[bad] = frame["mean"].to_numpy() + rng.normal(size=(int(bad.sum()), h)) * sd
             log.debug("%d non-finite simulated paths replaced", int(bad.sum()))
+        if self.interval_scale != 1.0:
+            centre = self.chosen.predict(h, (80,))["mean"].to_numpy()
+            paths = centre + (paths - centre) * self.interval_scale
         if self.count:
             paths = np.clip(paths, 0.0, None)
         return paths
