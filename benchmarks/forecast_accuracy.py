@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer demo KPIs and periods")
     args = ap.parse_args(argv)
     pd.set_option("display.width", 160)
+    import os
+
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     frames = []
     pub = public_series()
     rows_a, per_a = score(pub, 12)
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nMean Brier over KPIs:")
         print(pooled.round(4).to_string())
         print(f"({len(daily)} daily series, {dt / len(daily):.1f} s per series)")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("\nReliability of the last KPI (predicted vs observed frequency):")
         print(res.reliability.round(3).to_string())
     return 0

@@ -28,11 +28,13 @@ KERNEL = {
 
 def _params(*extra: str) -> str:
     lines = [
-        "# Parameters (injected by `kpireport run`; these defaults run on the demo data)",
-        'source = ""  # data source; empty = the built-in demo CRM',
-        f'period = "{DEMO_PERIOD}"  # absolute period label (SPEC §4)',
-        f'as_of = "{DEMO_AS_OF}"  # logical date YYYY-MM-DD',
-        'language = "en"  # en | nl',
+        "# Parameters, injected by `kpireport run`; these defaults run on the demo data.",
+        "# source: data source (empty: the built-in demo CRM); period: absolute label (SPEC 4);",
+        "# as_of: logical date YYYY-MM-DD; language: en or nl.",
+        'source = ""',
+        f'period = "{DEMO_PERIOD}"',
+        f'as_of = "{DEMO_AS_OF}"',
+        'language = "en"',
         *extra,
     ]
     return "\n".join(lines)
@@ -45,10 +47,14 @@ def _hidden(source: str, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
     return cell
 
 
-def report_notebook(title: str, params: str, build: str, sections: list[str]) -> nbformat.NotebookNode:
+def report_notebook(
+    title: str, params: str, build: str, sections: list[str]
+) -> nbformat.NotebookNode:
     """A thin report notebook: parameters, build the view, show each section."""
     nb = new_notebook(metadata=dict(KERNEL))
-    nb.cells.append(new_markdown_cell(f"<!-- {title}: rendered by kpireport; code cells are hidden. -->"))
+    nb.cells.append(
+        new_markdown_cell(f"<!-- {title}: rendered by kpireport; code cells are hidden. -->")
+    )
     nb.cells[-1].metadata["tags"] = ["remove-cell"]
     p = new_code_cell(params)
     p.metadata["tags"] = ["parameters"]
@@ -69,13 +75,13 @@ def report_notebook(title: str, params: str, build: str, sections: list[str]) ->
 NOTEBOOKS = {
     "team_report": report_notebook(
         "Team report",
-        _params('team = "Mid-Market"  # team name (fan-out: every team)'),
+        _params("# team: team name (fan-out: every team)", 'team = "Mid-Market"'),
         "views.team_report_view(data, team, period, as_of, language)",
         ["summary", "development", "goals", "funnel", "leaderboard", "activity", "pipeline"],
     ),
     "seller_scorecard": report_notebook(
         "Seller scorecard",
-        _params('seller = "S005"  # seller id (fan-out: every seller)'),
+        _params("# seller: seller id (fan-out: every seller)", 'seller = "S005"'),
         "views.seller_scorecard_view(data, seller, period, as_of, language)",
         ["summary", "goals", "trend"],
     ),
@@ -87,7 +93,7 @@ NOTEBOOKS = {
     ),
     "finance_growth": report_notebook(
         "Finance growth report",
-        _params("top_n = 10  # number of top customers"),
+        _params("# top_n: number of top customers shown", "top_n = 10"),
         "views.finance_growth_view(data, period, as_of, language, top_n=top_n)",
         ["summary", "teams", "customers", "seasonal"],
     ),
@@ -101,7 +107,7 @@ def explore_notebook() -> nbformat.NotebookNode:
     code = new_code_cell
     p = code(
         "# Parameters: any kpireport source (folder, workbook, database URL, source YAML).\n"
-        '# Empty: the demo CRM is written (Parquet) to a temporary folder and used.\n'
+        "# Empty: the demo CRM is written (Parquet) to a temporary folder and used.\n"
         'source = ""\n'
         f'period = "{DEMO_PERIOD}"\n'
         f'as_of = "{DEMO_AS_OF}"\n'
@@ -116,8 +122,10 @@ def explore_notebook() -> nbformat.NotebookNode:
             "DataFrame or Series; every chart is a matplotlib figure."
         ),
         p,
-        md("## 1. Load and validate a source\n\n`kpireport.load` validates the data contract and "
-           "raises one error listing every problem."),
+        md(
+            "## 1. Load and validate a source\n\n`kpireport.load` validates the data contract and "
+            "raises one error listing every problem."
+        ),
         code(
             "import kpireport\n"
             "from kpireport.report import views\n\n"
@@ -127,8 +135,10 @@ def explore_notebook() -> nbformat.NotebookNode:
             "{name: len(df) for name, df in data.tables.items()}"
         ),
         md("## 2. The KPI catalogue"),
-        code('kpireport.list_kpis()[["name", "label", "unit", "additive"]]'),
-        md("## 3. Compute KPIs for any scope\n\nTidy long form: `kpi, scope, scope_id, period, value`."),
+        code("kpireport.list_kpis()[[\"label\", \"unit\", \"better\", \"additive\"]]"),
+        md(
+            "## 3. Compute KPIs for any scope\n\nTidy long form: `kpi, scope, scope_id, period, value`."
+        ),
         code(
             'kpis = kpireport.compute_kpis(data, [period], by="team", '
             'kpis=["won_value", "deals_won", "hit_rate", "sales_cycle_days"], as_of=as_of)\n'
@@ -165,6 +175,8 @@ def explore_notebook() -> nbformat.NotebookNode:
 def main() -> None:
     """Write every notebook next to this script."""
     for name, nb in {**NOTEBOOKS, "explore": explore_notebook()}.items():
+        for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives no diff
+            cell.id = f"{name.replace('_', '-')}-{i:02d}"
         nbformat.validate(nb)
         path = HERE / f"{name}.ipynb"
         path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")

@@ -475,3 +475,95 @@ def test_single_foreign_currency_becomes_reporting_currency() -> None:
 def test_validate_false_loads_broken_data() -> None:
     data = load({"sellers": _sellers(), "deals": _deals(status=["won", "pending"])}, validate=False)
     assert data.deals["status"].tolist() == ["won", "pending"]
+
+
+# ------------------------------------------------------- fast paths (issue 2)
+def test_mixed_iso_layouts_in_one_csv_column_are_accepted(tmp_path: Path) -> None:
+    """pandas 3 refuses mixed layouts with one inferred format; ISO variants must all load."""
+    folder = _write_csv_folder(
+        tmp_path / "mixed",
+        {
+            "sellers.csv": "seller_id,name,team\n1,A,T\n",
+            "deals.csv": (
+                "deal_id,seller_id,created_at,status,value\n"
+                "D1,1,2026-01-01,open,10\n"
+                "D2,1,2026-01-01 09:30,open,10\n"
+                "D3,1,2026-01-02T10:15:30,open,10\n"
+                "D4,1,2026-1-3,open,10\n"
+                "D5,1,2026/01/04,open,10\n"
+                "D6,1,2026-01-01,open,10\n"
+            ),
+        },
+    )
+    data = load(folder)
+    assert data.deals["created_at"].tolist() == [
+        pd.Timestamp("2026-01-01"),
+        pd.Timestamp("2026-01-01 09:30"),
+        pd.Timestamp("2026-01-02 10:15:30"),
+        pd.Timestamp("2026-01-03"),
+        pd.Timestamp("2026-01-04"),
+        pd.Timestamp("2026-01-01"),
+    ]
+    # ... while a day/month value among them is still refused, on its own row only
+    (folder / "deals.csv").write_text(
+        "deal_id,seller_id,created_at,status,value\nD1,1,2026-01-01,open,10\nD2,1,2026-01-01 09:30,open,10\n"
+        "D3,1,02/01/2026,open,10\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataContractError) as err:
+        load(folder)
+    (p,) = err.value.problems
+    assert (p.column, tuple(p.rows)) == ("created_at", (3,)) and "day/month" in p.reason
+
+
+def test_repeated_date_text_parsed_once_keeps_rows_apart() -> None:
+    """Distinct texts are parsed once and mapped back: every row gets its own value and flag."""
+    from kpireport.data.coerce import parse_dates
+
+    s = pd.Series(["2026-03-01", "soon", "2026-03-01", "2026-03-29T01:30:00Z", "soon", None], dtype="str")
+    ts, bad, amb = parse_dates(s, timezone="Europe/Stockholm")
+    assert ts.tolist()[:4] == [
+        pd.Timestamp("2026-03-01"), pd.NaT, pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-29 03:30"),
+    ]
+    assert bad.tolist() == [False, True, False, False, True, False]
+    assert not amb.any() and pd.isna(ts.iloc[5])
+
+
+def test_parquet_strings_are_stripped_and_clean_ones_kept(tmp_path: Path) -> None:
+    """Arrow fast path: padded/empty strings are cleaned; a non-ASCII first letter is not 'whitespace'."""
+    folder = tmp_path / "pqs"
+    folder.mkdir()
+    pd.DataFrame({"seller_id": [" 007", "0042\u00a0"], "name": ["Åsa", ""], "team": ["North", "South "]}).to_parquet(
+        folder / "sellers.parquet"
+    )
+    pd.DataFrame(
+        {"deal_id": ["D1"], "seller_id": ["007"], "created_at": pd.to_datetime(["2026-01-05"]),
+         "status": [" Won"], "value": [10.0], "closed_at": pd.to_datetime(["2026-01-06"])}
+    ).to_parquet(folder / "deals.parquet")
+    with pytest.raises(DataContractError) as err:  # the empty name is a missing required value
+        load(folder)
+    (p,) = err.value.problems
+    assert (p.table, p.column, tuple(p.rows)) == ("sellers", "name", (2,))
+    data = load(folder, validate=False)
+    assert data.sellers["seller_id"].tolist() == ["007", "0042"]
+    assert data.sellers["name"].iloc[0] == "Åsa" and pd.isna(data.sellers["name"].iloc[1])
+    assert data.sellers["team"].tolist() == ["North", "South"]
+    assert data.deals["status"].tolist() == ["won"]
+    assert data.deals["created_at"].dtype == np.dtype("datetime64[ns]")
+
+
+def test_scale_one_demo_loads_from_parquet_fast(tmp_path: Path) -> None:
+    """The issue-2 budget: the scale-1 demo loads (parse + validate) well inside 2 s of CPU."""
+    import time
+
+    from kpireport.data.demo import write_demo
+    from kpireport.data.validate import validate
+
+    source = write_demo(tmp_path / "demo", scale=1, fmt="parquet")
+    t0 = time.process_time()
+    data = load(source)
+    report = validate(data)
+    cpu = time.process_time() - t0
+    assert report.ok, str(report)
+    assert len(data.deals) > 10_000 and len(data.activities) > 50_000
+    assert cpu < 4.0, f"load + validate took {cpu:.1f} s of CPU at scale 1"

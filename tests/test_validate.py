@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -328,3 +329,46 @@ def test_cli_demo_data_passes_arguments(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert code == 0
     assert calls == {"out": tmp_path, "seed": 3, "scale": 0.5, "fmt": "parquet", "as_of": dt.date(2026, 10, 15)}
     assert str(tmp_path) in capsys.readouterr().out
+
+
+# ------------------------------------------------------- fast paths (issue 2)
+def test_repeated_bad_goal_periods_are_all_reported() -> None:
+    """Each distinct period is parsed once, yet every row carrying it is named."""
+    goals = {"kpi": ["revenue"] * 5, "scope": ["organisation"] * 5, "scope_id": [None] * 5,
+             "period": ["2026-13", "2026-Q1", "2026-13", "previous-month", "2026-13"], "target": [1, 2, 3, 4, 5]}
+    report = validate(_tables(goals=goals))
+    found = sorted((tuple(p.rows), p.reason.split(" (")[0]) for p in report.problems if p.column == "period")
+    assert found == [
+        ((1, 3, 5), "cannot read period '2026-13'"),
+        ((4,), "goal period 'previous-month' is relative; a goal needs a fixed period such as 2026-10"),
+    ]
+
+
+def test_duplicate_ids_found_when_ids_are_not_sorted() -> None:
+    """Sorted ids skip the hash pass; unsorted ones still find every duplicate."""
+    unsorted = {"deal_id": ["D3", "D1", "D3"]}
+    p = _one(validate(_tables(deals=unsorted)), "deals", "deal_id")
+    assert (p.reason, tuple(p.rows), tuple(p.ids)) == ("duplicate id", (1, 3), ("D3", "D3"))
+    assert validate(_tables(deals={"deal_id": ["D1", "D2", "D10"]})).ok  # not lexically sorted, still unique
+
+
+def test_references_across_string_dtypes_and_missing_values() -> None:
+    """Foreign keys are matched the same whether a column is 'str', 'string' or object."""
+    t = _tables()
+    t["companies"]["company_id"] = t["companies"]["company_id"].astype("string")
+    t["deals"]["company_id"] = pd.Series(["C1", None, "C9"], dtype="object")
+    t["activities"]["company_id"] = pd.Series(["C2"], dtype="str")
+    p = _one(validate(t), "deals", "company_id")
+    assert (tuple(p.rows), p.reason) == ((3,), "unknown company 'C9' (not in table 'companies')")
+
+
+def test_references_on_a_large_table_are_all_found() -> None:
+    """One pyarrow set per key column, probed by every referencing table at once."""
+    n = 200_000
+    ids = np.char.add("A", np.arange(n).astype(str)).astype(object)
+    companies = np.where(np.arange(n) % 50_000 == 7, "C9", "C1").astype(object)  # rows 8, 50008, ...
+    t = _tables()
+    t["activities"] = pd.DataFrame({"activity_id": ids, "seller_id": "S1", "type": "call",
+                                    "occurred_at": "2026-01-05", "company_id": companies})
+    p = _one(validate(t), "activities", "company_id")
+    assert (p.count, tuple(p.rows)) == (4, (8, 50008, 100008, 150008))

@@ -16,6 +16,12 @@ Design decisions
 * :func:`register` adds one parser per command so that the goals commands can
   be registered from this module next to it (``_register_kpis`` is one of
   possibly several ``_register_*`` helpers).
+* ``kpireport goals --source S [--goals FILE] [--as-of D] [--scope SCOPE]
+  [--current] [--no-forecast] [--format table|csv|json]`` evaluates goals
+  (SPEC §5): JSON is a list of records with the columns of
+  :data:`kpireport.goals.RESULT_COLUMNS` (NaN -> null); CSV the same columns
+  (formula-like text neutralised); the table a readable subset (actual,
+  expected, forecast, 80 % interval, probability, status, lint).
 """
 
 from __future__ import annotations
@@ -26,18 +32,20 @@ import math
 import sys
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
 
 from kpireport.constants import KPI_COLUMNS, Scope
-from kpireport.errors import KpiError
+from kpireport.errors import GoalError, KpiError
 
 FORMATS = ("table", "csv", "json")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the KPI sub-commands to the top-level parser."""
+    """Add the KPI and goal sub-commands to the top-level parser."""
     _register_kpis(sub)
+    _register_goals(sub)
 
 
 def _register_kpis(sub: argparse._SubParsersAction) -> None:
@@ -186,3 +194,113 @@ def _write_registry(fmt: str, out: TextIO) -> None:
             for line in str(row["definition"]).splitlines():
                 out.write(f"    {line}\n".rstrip() + "\n")
             out.write("\n")
+
+
+# ---------------------------------------------------------------------- goals
+#: columns of the ``goals`` table output
+GOAL_TABLE_COLUMNS = (
+    "goal_id", "kpi", "scope_id", "period", "target", "actual", "expected", "forecast",
+    "lo_80", "hi_80", "probability", "status", "lint",
+)  # fmt: skip
+
+
+def _register_goals(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "goals",
+        help="follow up goals: pace, forecast, probability, status, lint",
+        description=(
+            "Evaluate goals (SPEC §5) at an as-of date: actual to date, expected pace, "
+            "forecast with its 80 %% interval, probability of reaching the target, "
+            "status and SMART lint. Goals come from --goals FILE or the source's goals table."
+        ),
+    )
+    p.add_argument("--source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
+    p.add_argument("--goals", metavar="FILE", help="YAML goals file (default: the source's goals)")
+    p.add_argument(
+        "--as-of", dest="as_of", metavar="YYYY-MM-DD", help="follow-up day (default: today)"
+    )
+    p.add_argument("--scope", choices=[s.value for s in Scope], help="only goals of this scope")
+    p.add_argument(
+        "--current", action="store_true", help="only goals whose period contains the as-of day"
+    )
+    p.add_argument(
+        "--no-forecast",
+        dest="forecast",
+        action="store_false",
+        help="skip forecasts (faster; status from pace)",
+    )
+    p.add_argument(
+        "--format", default="table", choices=FORMATS, help="output format (default: table)"
+    )
+    p.set_defaults(func=run_goals)
+
+
+def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute ``kpireport goals``; returns the exit code."""
+    out = out or sys.stdout
+    if not args.source:
+        raise GoalError(
+            "kpireport goals needs --source.",
+            hint="Example: kpireport goals --source data/ --as-of 2026-11-20.",
+        )
+    from kpireport.data.load import load
+    from kpireport.goals import evaluate_goals
+
+    as_of = args.as_of
+    if as_of is None:
+        from kpireport.cli.data import cli_default_as_of
+
+        as_of = cli_default_as_of()
+    data = load(args.source, as_of=as_of)
+    df = evaluate_goals(
+        data,
+        args.goals,
+        as_of=as_of,
+        forecast=args.forecast,
+        scope=args.scope,
+        current_only=args.current,
+    )
+    write_goals(df, args.format, out)
+    return 0
+
+
+def goal_records(df: pd.DataFrame) -> list[dict[str, object]]:
+    """JSON records of an :func:`~kpireport.goals.evaluate_goals` frame (NaN -> null)."""
+    out = []
+    cols = list(df.columns)
+    for row in df.itertuples(index=False):
+        rec: dict[str, object] = {}
+        for col, v in zip(cols, row, strict=True):
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+                rec[col] = None
+            elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                rec[col] = int(v) if isinstance(v, (int, np.integer)) else float(v)
+            else:
+                rec[col] = str(v)
+        out.append(rec)
+    return out
+
+
+def write_goals(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
+    """Write a goal frame as ``table``, ``csv`` or ``json``."""
+    if fmt == "json":
+        json.dump(goal_records(df), out, indent=2, ensure_ascii=False, allow_nan=False)
+        out.write("\n")
+        return
+    if fmt == "csv":
+        frame = df.copy()
+        for col in frame.columns:
+            if frame[col].dtype.kind not in "fiub":
+                frame[col] = frame[col].map(_safe_cell, na_action="ignore")
+        frame.to_csv(out, index=False)
+        return
+    if df.empty:
+        out.write("No goals.\n")
+        return
+    frame = df.loc[:, list(GOAL_TABLE_COLUMNS)].copy()
+    frame["scope_id"] = frame["scope_id"].fillna("—")
+    for col in ("target", "actual", "expected", "forecast", "lo_80", "hi_80"):
+        frame[col] = [_fmt(v, u) for v, u in zip(df[col], df["unit"], strict=True)]
+    frame["probability"] = [_fmt(v, "percent") for v in df["probability"]]
+    frame["lint"] = frame["lint"].fillna("")
+    out.write(frame.to_string(index=False) + "\n")

@@ -47,7 +47,7 @@ from kpireport.data import sources
 from kpireport.data.coerce import canonicalise, row_numbers
 from kpireport.data.model import CrmData
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
-from kpireport.data.validate import MONEY, check_tables
+from kpireport.data.validate import MONEY, check_tables, distinct
 from kpireport.errors import DataContractError, SourceError
 
 log = logging.getLogger("kpireport")
@@ -190,7 +190,7 @@ def _single_currency(tables: Mapping[str, pd.DataFrame]) -> str | None:
     used: set[str] = set()
     for table, _ in MONEY:
         if table in tables and "currency" in tables[table].columns:
-            used |= set(tables[table]["currency"].dropna().astype(str))
+            used |= {str(c) for c in distinct(tables[table]["currency"])}
     return used.pop() if len(used) == 1 else None
 
 

@@ -11,6 +11,15 @@ Design decisions
   cancel. Paths are simulated unclipped and the *total* is clipped at the actual
   to date for non-negative KPIs (clipping each day would bias the sum upwards
   for lumpy series).
+* **Profile method** (``method="profile"``, the default): actual + a blend of
+  two weekday-aware extrapolations of the rest (recent 91-day level and the
+  period's own pace), the blend weight and the error distribution both taken
+  from the same estimator replayed at the same elapsed share in the previous
+  12 periods (see :func:`profile_distribution`). On the demo (7 additive
+  KPIs, 30 months each) it beats the run-rate baseline's Brier score at
+  25/50/75 % elapsed overall; per KPI see ``benchmarks/forecast_accuracy.py``.
+  The pure profile (without the pace) lost to the baseline on lead KPIs with
+  strong month-to-month swings; the blend fixed that.
 * **Run-rate baseline** (``run_rate_distribution``): pace extrapolation
   ``actual / elapsed_share`` with a normal band whose relative standard
   deviation is that of the same extrapolation's errors in previous periods of
@@ -151,33 +160,65 @@ def period_total_distribution(
     return total
 
 
-def _weekday_weights(hist: pd.Series) -> np.ndarray:
-    """Mean value per weekday (Mon..Sun) over ``hist``, normalised to mean 1."""
-    if len(hist) < 14 or hist.abs().sum() == 0:
-        return np.ones(7)
-    w = hist.groupby(hist.index.day_of_week).mean().reindex(range(7)).fillna(0.0).to_numpy()
-    if w.mean() <= 0:
-        return np.ones(7)
-    return w / w.mean()
+class _DailyArray:
+    """A gap-free daily series as arrays: O(1) range sums, weekday lookups."""
+
+    def __init__(self, s: pd.Series) -> None:
+        self.first = s.index[0]
+        self.v = s.to_numpy(float)
+        self.c = np.concatenate([[0.0], np.cumsum(self.v)])
+        self.dow0 = int(self.first.day_of_week)
+
+    def pos(self, ts: pd.Timestamp) -> int:
+        return int((ts - self.first) / DAY)
+
+    def total(self, a: int, b: int) -> float:
+        """Sum of days ``a..b`` (positions, inclusive), clipped to the data."""
+        a, b = max(a, 0), min(b, len(self.v) - 1)
+        return float(self.c[b + 1] - self.c[a]) if b >= a else 0.0
+
+    def dow(self, a: int, b: int) -> np.ndarray:
+        return (self.dow0 + np.arange(a, b + 1)) % 7
+
+    def weights(self, last: int, days: int = 365) -> np.ndarray:
+        """Mean value per weekday (Mon..Sun) over the ``days`` ending at ``last``, mean 1."""
+        lo = max(0, last - days + 1)
+        vals = self.v[lo : last + 1]
+        if len(vals) < 14 or np.abs(vals).sum() == 0:
+            return np.ones(7)
+        d = self.dow(lo, last)
+        w = np.bincount(d, vals, 7) / np.maximum(np.bincount(d, minlength=7), 1)
+        if w.mean() <= 0:
+            return np.ones(7)
+        return w / w.mean()
 
 
-def _expected_rest(
-    s: pd.Series, start: pd.Timestamp, end: pd.Timestamp, as_of: pd.Timestamp, window: int
-) -> float | None:
-    """Expected total of the days after ``as_of`` in ``[start, end)``.
+def _rest_estimates(
+    arr: _DailyArray, ps: int, pe: int, cut: int, window: int
+) -> tuple[float, float, float] | None:
+    """``(profile rest, pace rest, true rest)`` of period positions ``[ps, pe)`` seen at ``cut``.
 
-    Level = weekday-adjusted mean daily value over the ``window`` days ending on
-    ``as_of``; the rest = level x the weekday weights of the remaining days.
-    ``None`` when there is not a full window of history.
+    *Profile*: the weekday-adjusted mean daily level over the ``window`` days
+    ending at ``cut`` x the weekday weights of the remaining days. *Pace*: the
+    weekday-adjusted level of the period's own elapsed days (the run rate,
+    but knowing that weekends are quiet) x the same weights. The true rest is
+    what the data holds after ``cut`` (unknown for the current period).
+    ``None`` without a full ``window`` of history.
     """
-    lo = as_of - pd.Timedelta(days=window - 1)
-    if len(s) == 0 or lo < s.index[0]:
+    lo = cut - window + 1
+    if lo < 0:
         return None
-    hist = s[(s.index >= lo) & (s.index <= as_of)]
-    w = _weekday_weights(s[(s.index > as_of - pd.Timedelta(days=365)) & (s.index <= as_of)])
-    level = hist.sum() / w[hist.index.day_of_week].sum()
-    rest_days = pd.date_range(max(start, as_of + DAY), end - DAY, freq="D")
-    return float(level * w[rest_days.day_of_week].sum())
+    w = arr.weights(cut)
+    first_rest = max(ps, cut + 1)
+    w_rest = float(w[arr.dow(first_rest, pe - 1)].sum()) if first_rest <= pe - 1 else 0.0
+    prof = arr.total(lo, cut) / float(w[arr.dow(lo, cut)].sum()) * w_rest
+    w_el = float(w[arr.dow(ps, cut)].sum()) if cut >= ps else 0.0
+    pace = arr.total(ps, cut) / w_el * w_rest if w_el > 0 else prof
+    return prof, pace, arr.total(first_rest, pe - 1)
+
+
+#: blend weights of the pace estimate tried by the profile method.
+BLEND_GRID = np.linspace(0.0, 1.0, 11)
 
 
 def profile_distribution(
@@ -192,12 +233,17 @@ def profile_distribution(
 ) -> np.ndarray | None:
     """Actual + expected rest x (1 + an error drawn from this method's own past errors).
 
-    The expected rest is a weekday-profile extrapolation of the recent level
-    (see :func:`_expected_rest`). Its relative errors ``(R_k - R̂_k) / R̂_k`` in
-    up to ``history_periods`` previous periods, replayed at the same elapsed
-    share, form the error distribution (resampled with a small normal jitter
-    so probabilities are smooth). ``None`` when fewer than 3 previous periods
-    can be replayed (the caller then uses the daily-model method).
+    The expected rest blends two weekday-aware extrapolations (see
+    :func:`_rest_estimates`): the recent level (``window`` days) and the
+    period's own pace, ``w x pace + (1 - w) x profile``. The weight ``w`` is
+    the one (on a grid of 0, 0.1, ..., 1) that minimises the squared relative
+    error of the rest in up to ``history_periods`` previous periods replayed at
+    the same elapsed share: early in a period the pace is noisy and the recent
+    level dominates; late, or for KPIs with strong month-to-month swings, the
+    pace wins. The relative errors ``(R_k - R̂_k) / R̂_k`` of the chosen blend in
+    those periods form the error distribution (resampled with a small normal
+    jitter so probabilities are smooth). ``None`` when fewer than 3 previous
+    periods can be replayed (the caller then uses the daily-model method).
     """
     s = _daily(daily)
     start, end, asof = _bounds(period_start, period_end, as_of)
@@ -205,23 +251,38 @@ def profile_distribution(
     share = elapsed_share(start, end, asof)
     if share >= 1:
         return np.full(int(n_paths), actual)
-    rest = _expected_rest(s, start, end, asof, window)
-    if rest is None:
+    if len(s) == 0:
         return None
-    errs = []
+    arr = _DailyArray(s)
+    now = _rest_estimates(arr, arr.pos(start), arr.pos(end), arr.pos(asof), window)
+    if now is None:
+        return None
+    past = []
     for ps, pe in _previous_periods(start, end, history_periods):
-        if len(s) == 0 or pe - DAY > asof or ps < s.index[0]:
+        if pe - DAY > asof or ps < s.index[0]:
             continue
         days = (pe - ps) / DAY
         cut = ps + pd.Timedelta(days=round(share * days)) - DAY
-        r_hat = _expected_rest(s, ps, pe, cut, window)
-        if r_hat is None or r_hat <= 0:
-            continue
-        r_true = _actual(s, max(ps, cut + DAY), pe, pe - DAY)
-        errs.append((r_true - r_hat) / r_hat)
-    if len(errs) < 3:
+        est = _rest_estimates(arr, arr.pos(ps), arr.pos(pe), arr.pos(cut), window)
+        if est is not None:
+            past.append(est)
+    if len(past) < 3:
         return None
-    e = np.asarray(errs)
+    prof, pace, true = (np.asarray(x) for x in zip(*past, strict=True))
+    best_w, best_err, best_sse = 0.0, np.array([]), np.inf
+    for w in BLEND_GRID:
+        r_hat = w * pace + (1 - w) * prof
+        ok = r_hat > 0
+        if ok.sum() < 3:
+            continue
+        err = (true[ok] - r_hat[ok]) / r_hat[ok]
+        sse = float(np.mean(err**2))
+        if sse < best_sse - 1e-12:
+            best_w, best_err, best_sse = float(w), err, sse
+    if len(best_err) < 3:
+        return None
+    rest = best_w * now[1] + (1 - best_w) * now[0]
+    e = best_err
     rng = np.random.default_rng(seed)
     bw = 1.06 * float(np.std(e, ddof=1)) * len(e) ** -0.2
     draw = rng.choice(e, size=int(n_paths)) + bw * rng.standard_normal(int(n_paths))

@@ -10,9 +10,11 @@ Design decisions
   2. fewer than 6 observations: naive (random walk), intervals from the
      differences;
   3. non-negative with >= 30 % zeros: Croston-SBA (intermittent demand);
-  4. otherwise ETS candidates (additive / damped trend, additive or
-     multiplicative seasonality, multiplicative parts only for strictly
-     positive data) chosen by AICc. Seasonal candidates only with at least two
+  4. otherwise ETS candidates chosen by AICc: ``ETS(A,N,N)``, ``(A,A,N)``,
+     ``(A,Ad,N)`` and, with seasonality, ``(A,N,A)``, ``(A,A,A)``,
+     ``(A,Ad,A)``; ``(M,N,M)`` and ``(M,Ad,M)`` only for strictly positive
+     series whose level changed by more than 40 % (see
+     :func:`~.models.ets_candidates`). Seasonal candidates only with at least two
      full seasons. ``method="backtest"`` instead picks, among the AICc winner,
      seasonal naive, SARIMAX and STL+ETS, the one with the lowest rolling-origin
      MASE (SARIMAX/STL only with >= 3 seasons of data: they are slow and
@@ -21,6 +23,18 @@ Design decisions
 
   The chosen model's ``name`` records fallbacks and notes ("Naive (constant
   series)", "...; 2 NaNs interpolated").
+* **Interval calibration**: ETS intervals condition on estimated parameters
+  and a stable structure; on short, noisy monthly KPI series they covered
+  only 71-73 % (80 % nominal) in backtests, mostly missing on the high side
+  when growth picked up. The chosen configuration is therefore refitted at
+  4 earlier origins and the RMS of its standardised errors over the next
+  6 steps (shrunk towards 1, floored at 1, capped at 2.5) widens the
+  intervals and simulated paths around the mean; the factor is shown in the
+  model name. This took the demo's 80 % coverage to ~78 % (95 %: ~92 %).
+* **Speed**: statsmodels fits run with BLAS limited to one thread
+  (:func:`~.models.single_threaded_blas`; multi-threaded OpenBLAS made each
+  tiny L-BFGS step ~4x slower on 2 cores) and only the selected candidate
+  builds a full results object. A 48-point monthly series: ~0.1-0.3 s.
 * ETS AICc values are comparable across error types (the likelihood is that of
   ``y`` in both), but not with SARIMAX (differenced likelihood), which is why
   SARIMAX/STL only compete through backtests.
@@ -74,7 +88,7 @@ PARALLEL_MIN_SERIES = 24
 
 #: interval calibration (see ``AutoModel._interval_scale``): origins, their
 #: spacing, steps scored per origin, prior weight, cap of |z|, cap of the factor.
-CAL_ORIGINS = 5
+CAL_ORIGINS = 4
 CAL_STEP = 2
 CAL_HORIZON = 6
 CAL_PRIOR = 12.0
@@ -290,7 +304,7 @@ class AutoModel(ForecastModel):
         label = chosen.name + (f" ({why_ns})" if why_ns else "")
         if isinstance(chosen, ETS) and self.calibrate:
             self.interval_scale = self._interval_scale(y, m, chosen)
-            if self.interval_scale > 1.0:
+            if self.interval_scale >= 1.005:
                 label += f" (intervals x{self.interval_scale:.2f}, backtest-calibrated)"
         self._set(chosen, label)
         return self

@@ -1,7 +1,25 @@
-"""Stage 3: SMART goals — definitions, follow-up at an as-of date, reverse funnel."""
+"""Stage 3: SMART goals — definitions, follow-up at an as-of date, reverse funnel, calibration.
 
+Public API::
+
+    load_goals(data, goals=None) -> DataFrame          # validated goal table
+    validate_goals(goals, data=None) -> DataFrame      # GoalError listing every problem
+    evaluate_goals(data, goals=None, as_of=...) -> DataFrame
+    reverse_funnel(data, kpi, remaining, scope, scope_id, as_of) -> dict
+    backtest_goals(data, kpi, scope, scope_id, grain, elapsed, as_of) -> AttainmentBacktest
+"""
+
+from kpireport.goals.calibration import backtest_goals
 from kpireport.goals.definitions import load_goals, validate_goals
-from kpireport.goals.evaluate import evaluate_goals
+from kpireport.goals.evaluate import RESULT_COLUMNS, evaluate_goals, status_for_probability
 from kpireport.goals.funnel import reverse_funnel
 
-__all__ = ["evaluate_goals", "load_goals", "reverse_funnel", "validate_goals"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "backtest_goals",
+    "evaluate_goals",
+    "load_goals",
+    "reverse_funnel",
+    "status_for_probability",
+    "validate_goals",
+]

@@ -18,7 +18,14 @@ from kpireport.constants import Grain, Scope
 from kpireport.data.model import CrmData
 from kpireport.periods import Period, _day, containing
 
-RATE_KPIS = ("avg_deal_value", "hit_rate", "lead_conversion", "deals_won", "meetings_booked", "quotes_sent")
+RATE_KPIS = (
+    "avg_deal_value",
+    "hit_rate",
+    "lead_conversion",
+    "deals_won",
+    "meetings_booked",
+    "quotes_sent",
+)
 VALUE_KPIS = frozenset({"won_value", "revenue"})
 COUNT_KPIS = frozenset({"deals_won"})
 
@@ -27,10 +34,18 @@ def trailing_year(as_of) -> Period:
     """The 12 complete months before the month containing ``as_of``."""
     this_month = containing(_day(as_of), Grain.MONTH)
     start = this_month.start - pd.DateOffset(months=12)
-    return Period(pd.Timestamp(start), this_month.start, Grain.DAY, f"12 months to {this_month.start.date()}", True)
+    return Period(
+        pd.Timestamp(start),
+        this_month.start,
+        Grain.DAY,
+        f"12 months to {this_month.start.date()}",
+        True,
+    )
 
 
-def funnel_rates(data: CrmData, scope: str | Scope, scope_id: str | None, as_of) -> dict[str, float]:
+def funnel_rates(
+    data: CrmData, scope: str | Scope, scope_id: str | None, as_of
+) -> dict[str, float]:
     """The scope's conversion rates over the trailing 12 complete months."""
     from kpireport.kpis import compute_kpis
 
@@ -90,8 +105,16 @@ def reverse_funnel(
         return float(math.ceil(x - 1e-9)) if np.isfinite(x) else np.nan
 
     out["deals_needed"] = need(deals)
-    out["opportunities_needed"] = need(deals / rates["hit_rate"]) if rates.get("hit_rate") else np.nan
-    out["leads_needed"] = need(deals / rates["lead_conversion"]) if rates.get("lead_conversion") else np.nan
-    out["meetings_needed"] = need(deals * rates["meetings_per_win"]) if rates.get("meetings_per_win") else np.nan
-    out["quotes_needed"] = need(deals * rates["quotes_per_win"]) if rates.get("quotes_per_win") else np.nan
+    out["opportunities_needed"] = (
+        need(deals / rates["hit_rate"]) if rates.get("hit_rate") else np.nan
+    )
+    out["leads_needed"] = (
+        need(deals / rates["lead_conversion"]) if rates.get("lead_conversion") else np.nan
+    )
+    out["meetings_needed"] = (
+        need(deals * rates["meetings_per_win"]) if rates.get("meetings_per_win") else np.nan
+    )
+    out["quotes_needed"] = (
+        need(deals * rates["quotes_per_win"]) if rates.get("quotes_per_win") else np.nan
+    )
     return out

@@ -67,7 +67,9 @@ def status_badge(status: str | None, language: str = "en") -> Html:
     return Html(f'<span class="kpi-status {cls} status status-{cls}">{label}</span>')
 
 
-def _delta(value: object, text_key: str, language: str, better: str | None) -> str:
+def _delta(
+    value: object, text_key: str, language: str, better: str | None, points: bool = False
+) -> str:
     if i18n.is_missing(value):
         direction = "flat"
     else:
@@ -77,7 +79,13 @@ def _delta(value: object, text_key: str, language: str, better: str | None) -> s
     if better in ("higher", "lower") and direction != "flat":
         good = (direction == "up") == (better == "higher")
         classes += " good" if good else " bad"
-    pct = fmt_percent(value, language, signed=True)
+    if points and not i18n.is_missing(value):
+        # a change of a percentage in percentage points: 22 % -> 25 % is "+3.0 pp", not "+13.6 %"
+        pts = i18n.fmt_number(abs(float(value)) * 100, language, decimals=1)  # type: ignore[arg-type]
+        sign = "+" if direction == "up" else "\u2212" if direction == "down" else "\u00b1"
+        pct = f"{sign}{pts}\u00a0pp"
+    else:
+        pct = fmt_percent(value, language, signed=True)
     return f'<div class="{classes}">{_esc(pct)} <span class="kpi-delta-label">{_esc(t(text_key, language))}</span></div>'
 
 
@@ -93,7 +101,9 @@ def kpi_cards(
         ``unit`` (``count``, ``currency``, ``percent``, ``days``, ``ratio``),
         and optionally ``delta_prev`` and ``delta_ly`` (relative change as a
         fraction, ``0.12`` = +12 %), ``goal_pct`` (attainment fraction),
-        ``status`` (goal status), ``better`` (``higher``/``lower``) and ``note``.
+        ``status`` (goal status), ``better`` (``higher``/``lower``), ``note`` and
+        ``delta_kind`` (``"points"``: the deltas are differences of two
+        fractions, shown in percentage points, ``+3.0 pp``).
     language, currency
         Report language and reporting currency.
 
@@ -120,10 +130,11 @@ def kpi_cards(
         parts.append(f'<div class="kpi-label">{_esc(label)}</div>')
         parts.append(f'<div class="kpi-value">{_esc(value)}</div>')
         better = card.get("better")
+        points = card.get("delta_kind") == "points"
         if "delta_prev" in card:
-            parts.append(_delta(card.get("delta_prev"), "card.vs_previous", lang, better))
+            parts.append(_delta(card.get("delta_prev"), "card.vs_previous", lang, better, points))
         if "delta_ly" in card:
-            parts.append(_delta(card.get("delta_ly"), "card.vs_last_year", lang, better))
+            parts.append(_delta(card.get("delta_ly"), "card.vs_last_year", lang, better, points))
         if "goal_pct" in card or status is not None:
             bits = []
             if "goal_pct" in card:

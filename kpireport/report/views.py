@@ -41,7 +41,6 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +51,13 @@ import pandas as pd
 
 from kpireport import i18n
 from kpireport.constants import Scope
-from kpireport.i18n import check_language, fmt_percent, fmt_value, kpi_label, status_label
+from kpireport.i18n import check_language, fmt_percent, fmt_value, kpi_label
 from kpireport.periods import Period, _day, containing, parse_period
 
 log = logging.getLogger("kpireport")
 
 #: resolution of the PNG charts embedded in reports (prints sharp on A4)
-CHART_DPI = 170
+CHART_DPI = 150
 #: KPIs on the team report's cards, in order
 TEAM_CARD_KPIS = (
     "won_value", "deals_won", "hit_rate", "avg_deal_value",
@@ -73,9 +72,18 @@ ORG_CARD_KPIS = (
     "new_leads", "new_customers", "weighted_pipeline", "cac",
 )  # fmt: skip
 #: KPIs compared side by side per team in the management pack
-TEAM_COLUMNS = ("won_value", "deals_won", "hit_rate", "avg_deal_value", "sales_cycle_days", "pipeline_value")
+TEAM_COLUMNS = (
+    "won_value",
+    "deals_won",
+    "hit_rate",
+    "avg_deal_value",
+    "sales_cycle_days",
+    "pipeline_value",
+)
 #: KPIs whose goals get a development curve, in order of preference
 HEADLINE_KPIS = ("won_value", "revenue", "deals_won")
+#: class attribute of number cells (right-aligned by the stylesheet)
+NUM = ' class="num"'
 #: KPIs that have no previous/last-year comparison on a card (point-in-time stocks)
 STOCK_KPIS = frozenset({"pipeline_value", "weighted_pipeline"})
 
@@ -121,7 +129,10 @@ _VIEW_MESSAGES: dict[str, dict[str, str]] = {
     "col.revenue_ytd": {"en": "Revenue YTD", "nl": "Omzet lopend jaar"},
     "col.revenue_ytd_ly": {"en": "Same span last year", "nl": "Zelfde periode vorig jaar"},
     "need.deals": {"en": "Won deals", "nl": "Gewonnen deals"},
-    "need.opportunities": {"en": "Closed deals (won + lost)", "nl": "Afgesloten deals (gewonnen + verloren)"},
+    "need.opportunities": {
+        "en": "Closed deals (won + lost)",
+        "nl": "Afgesloten deals (gewonnen + verloren)",
+    },
     "need.leads": {"en": "New leads", "nl": "Nieuwe leads"},
     "need.meetings": {"en": "Meetings", "nl": "Afspraken"},
     "need.quotes": {"en": "Quotes", "nl": "Offertes"},
@@ -247,7 +258,9 @@ def _block_html(block: Any) -> str:
 
 def no_data(language: str) -> str:
     """The explicit "No data for this period" paragraph."""
-    return f'<p class="no-data">{_esc(i18n.t("heading.no_data", language))}</p>'
+    from kpireport.plots import Html
+
+    return Html(f'<p class="no-data">{_esc(i18n.t("heading.no_data", language))}</p>')
 
 
 @dataclass
@@ -257,7 +270,11 @@ class ReportView:
     title: str
     language: str
     sections: list[Section] = field(default_factory=list)
-    kpis: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["kpi", "scope", "scope_id", "period", "value"]))
+    kpis: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            columns=["kpi", "scope", "scope_id", "period", "value"]
+        )
+    )
 
     def section(self, name: str) -> Section:
         """The section called ``name`` (raises ``KeyError`` listing the names)."""
@@ -275,7 +292,9 @@ class ReportView:
         """Display these sections (all when no name is given) as HTML in the notebook."""
         from IPython.display import HTML, display
 
-        for s in self.sections if not names else [self.section(n) for n in names if n in self.names]:
+        for s in (
+            self.sections if not names else [self.section(n) for n in names if n in self.names]
+        ):
             display(HTML(s.to_html()))
 
     def record(self) -> None:
@@ -344,11 +363,15 @@ def _comparison_periods(p: Period, as_of: Any) -> tuple[Period, Period]:
 
 
 def _scope_kpis(
-    data: Any, periods: Sequence[Period], scope: str, scope_id: str | None, kpis: Sequence[str], as_of: Any
+    data: Any,
+    periods: Sequence[Period],
+    scope: str,
+    scope_id: str | None,
+    kpis: Sequence[str],
+    as_of: Any,
 ) -> pd.DataFrame:
     """``compute_kpis`` for one scope id (tidy), empty when the scope is unknown."""
     from kpireport.kpis import compute_kpis
-
     from kpireport.kpis.compute import resolve_kpis
 
     usable = [k.name for k in resolve_kpis(list(kpis), Scope(scope))] if kpis else None
@@ -378,7 +401,9 @@ def _kdef(kpi: str) -> Any:
     return get_kpi(kpi)
 
 
-def _goals_for(data: Any, scope: str, scope_ids: Iterable[str] | None, labels: Iterable[str]) -> pd.DataFrame:
+def _goals_for(
+    data: Any, scope: str, scope_ids: Iterable[str] | None, labels: Iterable[str]
+) -> pd.DataFrame:
     """The goal rows of a scope for the given period labels (possibly empty)."""
     goals = data.tables.get("goals")
     if goals is None or len(goals) == 0:
@@ -389,7 +414,9 @@ def _goals_for(data: Any, scope: str, scope_ids: Iterable[str] | None, labels: I
     return g.reset_index(drop=True)
 
 
-def _evaluate(data: Any, goals: pd.DataFrame, p: Period, quarter: Period | None, as_of: Any) -> pd.DataFrame:
+def _evaluate(
+    data: Any, goals: pd.DataFrame, p: Period, quarter: Period | None, as_of: Any
+) -> pd.DataFrame:
     """Evaluate report-period goals at the period's end (or as_of) and quarter goals at as_of."""
     from kpireport.goals import evaluate_goals
     from kpireport.goals.evaluate import RESULT_COLUMNS
@@ -459,8 +486,9 @@ def kpi_card_block(
 
     prev, ly = _comparison_periods(p, as_of)
     df = _scope_kpis(data, [p, prev, ly], scope, scope_id, kpis, as_of)
-    if df.empty:
-        return no_data(language), _tidy(df)
+    here = pd.to_numeric(df.loc[df["period"] == p.label, "value"], errors="coerce")
+    if df.empty or not (here.fillna(0) != 0).any():  # nothing happened: say so, never show zeros
+        return no_data(language), _tidy(None)
     cards = []
     for kpi in kpis:
         if kpi not in set(df["kpi"]):
@@ -471,7 +499,11 @@ def kpi_card_block(
                                 "better": str(kdef.better)}  # fmt: skip
         if str(kdef.unit) == "currency":
             card["value"] = round(cur) if np.isfinite(cur) else cur
-        if kpi not in STOCK_KPIS:
+        if str(kdef.unit) == "percent":  # a rate changes in percentage points
+            card["delta_kind"] = "points"
+            card["delta_prev"] = cur - _value(df, kpi, prev.label)
+            card["delta_ly"] = cur - _value(df, kpi, ly.label)
+        elif kpi not in STOCK_KPIS:
             card["delta_prev"] = _change(cur, _value(df, kpi, prev.label))
             card["delta_ly"] = _change(cur, _value(df, kpi, ly.label))
         g = goals[(goals["kpi"] == kpi) & (goals["period"] == p.label)] if len(goals) else goals
@@ -486,22 +518,42 @@ def kpi_card_block(
 
 
 def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool = False) -> str:
-    """Goals with target, actual, expected by now, forecast (80 % range), probability and status."""
-    from kpireport.plots import status_badge
+    """Goals with target, actual, expected by now, forecast (80 % range), probability and status.
+
+    Columns that would be empty for every row (no forecast for finished
+    goals, one period for all rows, no pace in a side-by-side table) are left
+    out, so the table fits an A4 page without cramped, wrapped numbers.
+    """
+    from kpireport.plots import Html, status_badge
 
     if goals is None or len(goals) == 0:
-        return f'<p class="no-data">{_esc(i18n.t("sentence.no_goals", language))}</p>'
+        return Html(f'<p class="no-data">{_esc(i18n.t("sentence.no_goals", language))}</p>')
     t = i18n.t
-    heads = ([t("col.team", language)] if who else []) + [
-        t("col.goal", language), t("col.period", language), t("col.target", language),
-        t("col.actual", language), t("col.pace", language), t("col.forecast", language),
-        t("col.forecast_range", language), t("col.probability", language), t("col.status", language),
-    ]  # fmt: skip
-    num_from = 2 + (1 if who else 0)
+
+    def has(col: str) -> bool:
+        return bool(pd.to_numeric(goals[col], errors="coerce").notna().any())
+
+    cols: list[tuple[str, str]] = []  # (key, header)
+    if who:
+        cols.append(("who", t("col.team", language)))
+    cols.append(("goal", t("col.goal", language)))
+    if goals["period"].nunique() > 1:
+        cols.append(("period", t("col.period", language)))
+    cols += [("target", t("col.target", language)), ("actual", t("col.actual", language))]
+    if has("expected") and not who:
+        cols.append(("expected", t("col.pace", language)))
+    if has("forecast"):
+        cols += [
+            ("forecast", t("col.forecast", language)),
+            ("range", t("col.forecast_range", language)),
+        ]
+    if has("probability"):
+        cols.append(("probability", t("col.probability", language)))
+    cols.append(("status", t("col.status", language)))
+    numeric = {"target", "actual", "expected", "forecast", "range", "probability"}
     out = ['<table class="kpi-table report-table goal-table"><thead><tr>']
-    for i, h in enumerate(heads):
-        cls = ' class="num"' if num_from <= i < len(heads) - 1 else ""
-        out.append(f"<th{cls}>{_esc(h)}</th>")
+    for key, head in cols:
+        out.append(f"<th{NUM if key in numeric else ''}>{_esc(head)}</th>")
     out.append("</tr></thead><tbody>")
     for _, r in goals.iterrows():
         kpi = str(r["kpi"])
@@ -514,18 +566,20 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             if not i18n.is_missing(r.get("lo_80")) and not i18n.is_missing(r.get("hi_80"))
             else i18n.MISSING
         )
-        cells = ([_esc(r["scope_id"])] if who else []) + [
-            _esc(label), _esc(i18n.fmt_period(r["period"], language)), _esc(f(r["target"])),
-            _esc(f(r["actual"])), _esc(f(r["expected"])), _esc(f(r["forecast"])), _esc(rng),
-            _esc(_pct(r["probability"], language)), status_badge(str(r["status"]), language),
-        ]  # fmt: skip
+        values = {
+            "who": _esc(r["scope_id"]), "goal": _esc(label),
+            "period": _esc(i18n.fmt_period(r["period"], language)),
+            "target": _esc(f(r["target"])), "actual": _esc(f(r["actual"])),
+            "expected": _esc(f(r["expected"])), "forecast": _esc(f(r["forecast"])), "range": _esc(rng),
+            "probability": _esc(_pct(r["probability"], language)),
+            "status": status_badge(str(r["status"]), language),
+        }  # fmt: skip
         out.append("<tr>")
-        for i, c in enumerate(cells):
-            cls = ' class="num"' if num_from <= i < len(cells) - 1 else ""
-            out.append(f"<td{cls}>{c}</td>")
+        for key, _ in cols:
+            out.append(f"<td{NUM if key in numeric else ''}>{values[key]}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
-    return "".join(out)
+    return Html("".join(out))
 
 
 def _goal_kpis(goals: pd.DataFrame) -> pd.DataFrame:
@@ -547,17 +601,34 @@ def _headline(goals: pd.DataFrame, period: str) -> pd.Series | None:
 
 
 def goal_sentence(row: pd.Series, scope_name: str, language: str, currency: str) -> str:
-    """"Mid-Market reached 62 % of its order-intake goal; at the current pace it is likely (78 %) to make it"."""
+    """One sentence on a goal, e.g. "Mid-Market reached 62 % of its order intake goal; ...".
+
+    A running goal gets its probability in words and numbers ("it is likely
+    (78 %) to make it"); a finished one says achieved, or how far short.
+    """
     kpi = kpi_label(str(row["kpi"]), language, in_sentence=True)
     period = i18n.fmt_period(row["period"], language)
-    target, actual = float(row["target"]), float(row["actual"]) if np.isfinite(row["actual"]) else 0.0
+    target, actual = (
+        float(row["target"]),
+        float(row["actual"]) if np.isfinite(row["actual"]) else 0.0,
+    )
     pct = _pct(actual / target if target else float("nan"), language)
     prob = row.get("probability")
     if str(row["status"]) in ("achieved", "missed") or i18n.is_missing(prob):
         if actual >= target:
-            return vt("final_sentence_hit", language, scope=scope_name, pct=pct, kpi=kpi, period=period)
+            return vt(
+                "final_sentence_hit", language, scope=scope_name, pct=pct, kpi=kpi, period=period
+            )
         gap = _fmt(str(row["kpi"]), target - actual, language, currency)
-        return vt("final_sentence_miss", language, scope=scope_name, pct=pct, kpi=kpi, period=period, gap=gap)
+        return vt(
+            "final_sentence_miss",
+            language,
+            scope=scope_name,
+            pct=pct,
+            kpi=kpi,
+            period=period,
+            gap=gap,
+        )
     return vt(
         "pace_sentence", language, scope=scope_name, pct=pct, kpi=kpi,
         chance=_chance(float(prob), language), prob=_pct(prob, language), period=period,
@@ -591,7 +662,16 @@ def development_curve_figure(
         seasonal = pd.Series(target * share, index=p.days_index())
     cone = None
     if day < p.last_day:
-        daily = kpi_series(data, kpi, scope, sid, grain="day", start=(day - pd.Timedelta(days=730)).date(), end=day.date(), as_of=day)
+        daily = kpi_series(
+            data,
+            kpi,
+            scope,
+            sid,
+            grain="day",
+            start=(day - pd.Timedelta(days=730)).date(),
+            end=day.date(),
+            as_of=day,
+        )
         totals = period_total_distribution(daily, p.start, p.end, day, n_paths=1000, seed=0)
         actual = float(cum.loc[day]) if day in cum.index and np.isfinite(cum.loc[day]) else 0.0
         rest_days = pd.date_range(day, p.last_day, freq="D")
@@ -612,7 +692,9 @@ def _team_sellers(data: Any, team: str) -> pd.DataFrame:
     return s[s["team"].astype("str") == str(team)]
 
 
-def _funnel_counts(data: Any, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame) -> pd.Series:
+def _funnel_counts(
+    data: Any, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame
+) -> pd.Series:
     """Leads → SQL → deals created → won in ``p`` for the scope."""
     deals = data.tables["deals"]
     end = min(p.end, _day(as_of) + pd.Timedelta(days=1))
@@ -657,9 +739,13 @@ def _activity_need(
     kname = kpi_label(kpi, language, in_sentence=True)
     remaining = float(row["target"]) - (float(row["actual"]) if np.isfinite(row["actual"]) else 0.0)
     if remaining <= 0:
-        return [_Prose(vt("need_done", language, scope=scope_name, kpi=kname, period=period_name))], _tidy(None)
+        return [
+            _Prose(vt("need_done", language, scope=scope_name, kpi=kname, period=period_name))
+        ], _tidy(None)
     day = _eval_day(p, as_of)
-    need = reverse_funnel(data, kpi, remaining, scope, None if scope == "organisation" else scope_id, day)
+    need = reverse_funnel(
+        data, kpi, remaining, scope, None if scope == "organisation" else scope_id, day
+    )
     done = _scope_kpis(data, [p.to_date(day + pd.Timedelta(days=1)) if day < p.last_day else p], scope, scope_id,
                        ["deals_won", "deals_lost", "new_leads", "meetings_booked", "quotes_sent"], day)  # fmt: skip
 
@@ -702,7 +788,9 @@ def _seller_names(data: Any) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ team report
-def team_report_view(data: Any, team: str, period: str, as_of: str, language: str = "en") -> ReportView:
+def team_report_view(
+    data: Any, team: str, period: str, as_of: str, language: str = "en"
+) -> ReportView:
     """Everything the team report shows for one team and one period.
 
     Sections: ``summary`` (sentences and KPI cards), ``development`` (curve of
@@ -730,7 +818,11 @@ def team_report_view(data: Any, team: str, period: str, as_of: str, language: st
     head = _headline(goals, p.label)
     if head is not None:
         summary.sentence(goal_sentence(head, team, lang, cur))
-    qhead = _headline(goals, quarter.label) if quarter is not None and quarter.label != p.label else None
+    qhead = (
+        _headline(goals, quarter.label)
+        if quarter is not None and quarter.label != p.label
+        else None
+    )
     if qhead is not None:
         summary.sentence(goal_sentence(qhead, team, lang, cur))
     summary.add(cards)
@@ -772,7 +864,9 @@ def team_report_view(data: Any, team: str, period: str, as_of: str, language: st
     view.sections.append(lsec)
 
     asec = Section("activity", i18n.t("heading.activity_vs_need", lang))
-    need_row = qhead if qhead is not None and str(qhead["status"]) not in ("achieved", "missed") else head
+    need_row = (
+        qhead if qhead is not None and str(qhead["status"]) not in ("achieved", "missed") else head
+    )
     if need_row is not None and str(need_row["kpi"]) in ("won_value", "revenue", "deals_won"):
         blocks, tidy = _activity_need(data, need_row, "team", team, team, as_of, lang)
         for b in blocks:
@@ -783,14 +877,24 @@ def team_report_view(data: Any, team: str, period: str, as_of: str, language: st
     view.sections.append(asec)
 
     psec = Section("pipeline", i18n.t("heading.pipeline", lang))
-    psec.add(pipeline_by_stage(_open_pipeline(data, "team", team, as_of), currency=cur, title="", language=lang))
+    psec.add(
+        pipeline_by_stage(
+            _open_pipeline(data, "team", team, as_of), currency=cur, title="", language=lang
+        )
+    )
     view.sections.append(psec)
-    view.kpis = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else _tidy(None)
+    view.kpis = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else _tidy(None)
+    )
     return view
 
 
 # ------------------------------------------------------------------ seller scorecard
-def seller_scorecard_view(data: Any, seller: str, period: str, as_of: str, language: str = "en") -> ReportView:
+def seller_scorecard_view(
+    data: Any, seller: str, period: str, as_of: str, language: str = "en"
+) -> ReportView:
     """One seller: KPI cards with goals, activity vs goals, won value and hit-rate trend."""
     from kpireport.kpis import kpi_series
     from kpireport.plots import kpi_trend
@@ -820,17 +924,31 @@ def seller_scorecard_view(data: Any, seller: str, period: str, as_of: str, langu
     start = (p.start - pd.DateOffset(months=11)).date()
     end = min(p.last_day, _eval_day(p, as_of)).date()
     tsec = Section("trend", i18n.t("heading.trend", lang))
-    won = kpi_series(data, "won_value", "seller", seller, grain="month", start=start, end=end, as_of=as_of)
-    hr = kpi_series(data, "hit_rate", "seller", seller, grain="month", start=start, end=end, as_of=as_of)
+    won = kpi_series(
+        data, "won_value", "seller", seller, grain="month", start=start, end=end, as_of=as_of
+    )
+    hr = kpi_series(
+        data, "hit_rate", "seller", seller, grain="month", start=start, end=end, as_of=as_of
+    )
     tsec.add(kpi_trend(won, unit="currency", currency=data.currency, kpi="won_value",
                        title=vt("won_trend", lang), language=lang))  # fmt: skip
-    tsec.add(kpi_trend(hr, unit="percent", kpi="hit_rate", title=i18n.t("heading.hit_rate_trend", lang), language=lang))
+    tsec.add(
+        kpi_trend(
+            hr,
+            unit="percent",
+            kpi="hit_rate",
+            title=i18n.t("heading.hit_rate_trend", lang),
+            language=lang,
+        )
+    )
     view.sections.append(tsec)
     trend = pd.DataFrame(
         {"kpi": ["hit_rate"] * len(hr), "scope": "seller", "scope_id": seller,
          "period": [f"{d:%Y-%m}" for d in hr.index], "value": hr.to_numpy()}
     )  # fmt: skip
-    view.kpis = pd.concat([f for f in (shown, _goal_kpis(goals), trend) if len(f)], ignore_index=True)
+    view.kpis = pd.concat(
+        [f for f in (shown, _goal_kpis(goals), trend) if len(f)], ignore_index=True
+    )
     return view
 
 
@@ -846,9 +964,15 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
     view = ReportView(i18n.t("report.management_pack", lang), lang)
     teams = sorted({str(t) for t in data.tables["sellers"]["team"].dropna()})
     quarter = _running_quarter(p, as_of)
-    org_goals = _goals_for(data, "organisation", None, [p.label] + ([quarter.label] if quarter else []))
+    org_goals = _goals_for(
+        data, "organisation", None, [p.label] + ([quarter.label] if quarter else [])
+    )
     team_goals = _goals_for(data, "team", teams, [p.label] + ([quarter.label] if quarter else []))
-    all_goals = pd.concat([x for x in (org_goals, team_goals) if len(x)], ignore_index=True) if len(org_goals) or len(team_goals) else pd.DataFrame()
+    all_goals = (
+        pd.concat([x for x in (org_goals, team_goals) if len(x)], ignore_index=True)
+        if len(org_goals) or len(team_goals)
+        else pd.DataFrame()
+    )
     ev = _evaluate(data, all_goals, p, quarter, as_of)
     cards, shown = kpi_card_block(data, p, "organisation", None, ORG_CARD_KPIS, as_of,
                                   ev[ev["scope"] == "organisation"], lang)  # fmt: skip
@@ -870,12 +994,20 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
 
     osec = Section("attainment", i18n.t("heading.goal_attainment", lang))
     if len(month_goals):
-        g = month_goals[month_goals["kpi"].isin(["won_value", "revenue", "deals_won", "new_leads", "meetings_booked"])].copy()
+        g = month_goals[
+            month_goals["kpi"].isin(
+                ["won_value", "revenue", "deals_won", "new_leads", "meetings_booked"]
+            )
+        ].copy()
         g["label"] = [
             f"{kpi_label(k, lang)} · {i18n.t('scope.organisation', lang) if s == 'organisation' else sid}"
             for k, s, sid in zip(g["kpi"], g["scope"], g["scope_id"], strict=True)
         ]
-        osec.add(goal_overview(g, title="", language=lang))
+        fc = pd.to_numeric(g["forecast"], errors="coerce")
+        g["attainment"] = (
+            fc.where(fc.notna(), pd.to_numeric(g["actual"], errors="coerce")) / g["target"]
+        )
+        osec.add(goal_overview(g.drop(columns=["forecast"]), title="", language=lang))
     else:
         osec.sentence(i18n.t("sentence.no_goals", lang))
     view.sections.append(osec)
@@ -887,12 +1019,25 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
     if tk.empty:
         tsec.add(no_data(lang))
     else:
-        wide = tk.pivot_table(index="scope_id", columns="kpi", values="value", aggfunc="first", dropna=False)
+        wide = tk.pivot_table(
+            index="scope_id", columns="kpi", values="value", aggfunc="first", dropna=False
+        )
         wide = wide.reindex(columns=[k for k in TEAM_COLUMNS if k in wide.columns]).reset_index()
         for k in ("won_value",):
-            gg = ev[(ev["scope"] == "team") & (ev["kpi"] == k) & (ev["period"] == p.label)].set_index("scope_id")
-            wide["attainment"] = wide["scope_id"].map(lambda s, gg=gg: (gg.loc[s, "actual"] / gg.loc[s, "target"]) if s in gg.index and gg.loc[s, "target"] else np.nan)
-        headers = {"scope_id": i18n.t("col.team", lang), "attainment": f"{kpi_label('won_value', lang)} · {i18n.t('col.attainment', lang)}"}
+            gg = ev[
+                (ev["scope"] == "team") & (ev["kpi"] == k) & (ev["period"] == p.label)
+            ].set_index("scope_id")
+            wide["attainment"] = wide["scope_id"].map(
+                lambda s, gg=gg: (
+                    (gg.loc[s, "actual"] / gg.loc[s, "target"])
+                    if s in gg.index and gg.loc[s, "target"]
+                    else np.nan
+                )
+            )
+        headers = {
+            "scope_id": i18n.t("col.team", lang),
+            "attainment": f"{kpi_label('won_value', lang)} · {i18n.t('col.attainment', lang)}",
+        }
         headers.update({k: kpi_label(k, lang) for k in TEAM_COLUMNS})
         fm = {k: (lambda v, k=k: _fmt(k, v, lang, cur)) for k in TEAM_COLUMNS}
         fm["attainment"] = lambda v: _pct(v, lang)
@@ -901,26 +1046,62 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
         tgoals = ev[(ev["scope"] == "team") & (ev["period"] == p.label)]
         if len(tgoals):
             tgoals = tgoals.sort_values(["scope_id", "kpi"])
-            tsec.add(goal_table(tgoals[tgoals["kpi"].isin(["won_value", "deals_won", "meetings_booked"])], lang, cur, who=True))
+            tsec.add(
+                goal_table(
+                    tgoals[tgoals["kpi"].isin(["won_value", "deals_won", "meetings_booked"])],
+                    lang,
+                    cur,
+                    who=True,
+                )
+            )
     view.sections.append(tsec)
 
     rsec = Section("risks", i18n.t("heading.risks", lang), keep_together=False)
-    risky = ev[ev["status"].isin(["at_risk", "off_track", "missed"])]
+    risky = ev[
+        ev["status"].isin(["at_risk", "off_track"])
+        | ((ev["status"] == "missed") & ev["kpi"].isin(HEADLINE_KPIS))
+    ]
     if risky.empty:
         rsec.sentence(i18n.t("sentence.no_risks", lang))
     else:
         rsec.sentence(vt("risks_intro", lang, n=len(risky)))
         order = {"off_track": 0, "at_risk": 1, "missed": 2}
-        risky = risky.assign(_o=risky["status"].map(order)).sort_values(["_o", "scope_id", "kpi"]).drop(columns="_o")
-        risky = risky.assign(scope_id=risky["scope_id"].where(risky["scope"] != "organisation", i18n.t("scope.organisation", lang)))
+        risky = (
+            risky.assign(_o=risky["status"].map(order))
+            .sort_values(["_o", "scope_id", "kpi"])
+            .drop(columns="_o")
+        )
+        risky = risky.assign(
+            scope_id=risky["scope_id"].where(
+                risky["scope"] != "organisation", i18n.t("scope.organisation", lang)
+            )
+        )
         rsec.add(goal_table(risky, lang, cur, who=True))
     view.sections.append(rsec)
 
     qsec = Section("forecast", i18n.t("heading.quarter_forecast", lang), page_break=True)
     qg = ev[(ev["period"] == quarter.label)] if quarter is not None else ev.iloc[0:0]
     if len(qg):
-        qsec.sentence(vt("quarter_intro", lang, period=i18n.fmt_period(quarter.label, lang), date=i18n.fmt_date(as_of, lang)))
-        qsec.add(goal_table(qg.assign(scope_id=qg["scope_id"].where(qg["scope"] != "organisation", i18n.t("scope.organisation", lang))), lang, cur, who=True))
+        qsec.sentence(
+            vt(
+                "quarter_intro",
+                lang,
+                period=i18n.fmt_period(quarter.label, lang),
+                date=i18n.fmt_date(as_of, lang),
+            )
+        )
+        qsec.add(
+            goal_table(
+                qg.assign(
+                    scope_id=qg["scope_id"].where(
+                        qg["scope"] != "organisation", i18n.t("scope.organisation", lang)
+                    )
+                ),
+                lang,
+                cur,
+                who=True,
+            )
+        )
         qhead = _headline(qg[qg["scope"] == "organisation"], quarter.label)
         if qhead is not None:
             qsec.add(development_curve_figure(
@@ -942,7 +1123,9 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
 
 
 # ------------------------------------------------------------------ finance growth
-def finance_growth_view(data: Any, period: str, as_of: str, language: str = "en", top_n: int = 10) -> ReportView:
+def finance_growth_view(
+    data: Any, period: str, as_of: str, language: str = "en", top_n: int = 10
+) -> ReportView:
     """Revenue MoM, YoY and like-for-like YTD, by team and for the top customers, and the seasonal view."""
     from kpireport.kpis import growth_table, kpi_series
     from kpireport.plots import growth_bars, html_table, yoy_months
@@ -987,42 +1170,98 @@ def finance_growth_view(data: Any, period: str, as_of: str, language: str = "en"
         "revenue_ytd_ly": vt("col.revenue_ytd_ly", lang), "growth_ytd": vt("col.growth_ytd", lang),
     }  # fmt: skip
     fm = {c: (lambda v: _money(v, lang, cur)) for c in ("revenue", "revenue_ytd", "revenue_ytd_ly")}
-    fm.update({c: (lambda v: _pct(v, lang, True)) for c in ("growth_mom", "growth_yoy", "growth_ytd")})
+    fm.update(
+        {c: (lambda v: _pct(v, lang, True)) for c in ("growth_mom", "growth_yoy", "growth_ytd")}
+    )
 
     teams = growth_table(data, p, by="team", as_of=day)
-    teams = teams[teams["scope_id"] != "(unattributed)"] if "(unattributed)" in set(teams["scope_id"]) else teams
+    teams = (
+        teams[teams["scope_id"] != "(unattributed)"]
+        if "(unattributed)" in set(teams["scope_id"])
+        else teams
+    )
     tsec = Section("teams", vt("growth_by_team", lang))
     if teams.empty:
         tsec.add(no_data(lang))
     else:
         tsec.add(growth_bars(teams.rename(columns={"scope_id": "team"}), label_col="team",
                              columns=["growth_mom", "growth_yoy", "growth_ytd"], title="", language=lang))  # fmt: skip
-        tsec.add(html_table(teams[list(cols)], fm, lang, columns={**cols, "scope_id": i18n.t("col.team", lang)}))
-        for k, c in (("revenue", "revenue"), ("revenue_growth_mom", "growth_mom"), ("revenue_growth_yoy", "growth_yoy"), ("revenue_growth_ytd", "growth_ytd")):
-            frames.append(pd.DataFrame({"kpi": k, "scope": "team", "scope_id": teams["scope_id"].to_numpy(), "period": p.label, "value": teams[c].to_numpy()}))
+        tsec.add(
+            html_table(
+                teams[list(cols)], fm, lang, columns={**cols, "scope_id": i18n.t("col.team", lang)}
+            )
+        )
+        for k, c in (
+            ("revenue", "revenue"),
+            ("revenue_growth_mom", "growth_mom"),
+            ("revenue_growth_yoy", "growth_yoy"),
+            ("revenue_growth_ytd", "growth_ytd"),
+        ):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "kpi": k,
+                        "scope": "team",
+                        "scope_id": teams["scope_id"].to_numpy(),
+                        "period": p.label,
+                        "value": teams[c].to_numpy(),
+                    }
+                )
+            )
     view.sections.append(tsec)
 
     csec = Section("customers", i18n.t("heading.top_customers", lang), keep_together=False)
     cust = growth_table(data, p, by="customer", as_of=day)
-    cust = cust[cust["scope_id"] != "(unattributed)"].sort_values("revenue_ytd", ascending=False).head(top_n)
+    cust = (
+        cust[cust["scope_id"] != "(unattributed)"]
+        .sort_values("revenue_ytd", ascending=False)
+        .head(top_n)
+    )
     if cust.empty:
         csec.add(no_data(lang))
     else:
         comp = data.tables.get("companies")
-        names = dict(zip(comp["company_id"].astype("str"), comp["name"].astype("str"), strict=True)) if comp is not None else {}
+        names = (
+            dict(zip(comp["company_id"].astype("str"), comp["name"].astype("str"), strict=True))
+            if comp is not None
+            else {}
+        )
         cust = cust.assign(scope_id=[names.get(str(c), str(c)) for c in cust["scope_id"]])
         csec.sentence(vt("top_customers_intro", lang, n=len(cust)))
-        csec.add(html_table(cust[list(cols)], fm, lang, columns={**cols, "scope_id": i18n.t("col.customer", lang)}))
-        frames.append(pd.DataFrame({"kpi": "revenue", "scope": "customer", "scope_id": cust["scope_id"].to_numpy(), "period": p.label, "value": cust["revenue"].to_numpy()}))
+        csec.add(
+            html_table(
+                cust[list(cols)],
+                fm,
+                lang,
+                columns={**cols, "scope_id": i18n.t("col.customer", lang)},
+            )
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kpi": "revenue",
+                    "scope": "customer",
+                    "scope_id": cust["scope_id"].to_numpy(),
+                    "period": p.label,
+                    "value": cust["revenue"].to_numpy(),
+                }
+            )
+        )
     view.sections.append(csec)
 
     ssec = Section("seasonal", i18n.t("heading.seasonal_view", lang))
     year = p.start.year
-    this = kpi_series(data, "revenue", grain="month", start=f"{year}-01", end=p.last_day.date(), as_of=day)
-    last = kpi_series(data, "revenue", grain="month", start=f"{year - 1}-01", end=f"{year - 1}-12", as_of=day)
+    this = kpi_series(
+        data, "revenue", grain="month", start=f"{year}-01", end=p.last_day.date(), as_of=day
+    )
+    last = kpi_series(
+        data, "revenue", grain="month", start=f"{year - 1}-01", end=f"{year - 1}-12", as_of=day
+    )
     ssec.add(yoy_months(this, last, currency=cur, title="", language=lang))
     view.sections.append(ssec)
-    view.kpis = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else _tidy(None)
+    view.kpis = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else _tidy(None)
+    )
     return view
 
 
@@ -1036,7 +1275,10 @@ def explore_overview(data: Any, period: str, as_of: str, language: str = "en") -
     p = parse_period(period, as_of)
     view = ReportView(i18n.t("report.explore", lang), lang)
     kpis = list(TEAM_COLUMNS)
-    df = pd.concat([compute_kpis(data, [p], by=by, kpis=kpis, as_of=as_of) for by in ("organisation", "team")], ignore_index=True)
+    df = pd.concat(
+        [compute_kpis(data, [p], by=by, kpis=kpis, as_of=as_of) for by in ("organisation", "team")],
+        ignore_index=True,
+    )
     s = Section("overview", i18n.t("heading.key_figures", lang))
     s.sentence(vt("explore_intro", lang, period=i18n.fmt_period(p.label, lang)))
     wide = pivot_kpis(df) if len(df) else df
@@ -1051,10 +1293,6 @@ def explore_overview(data: Any, period: str, as_of: str, language: str = "en") -
     view.sections.append(s)
     view.kpis = _tidy(df)
     return view
-
-
-def _unused(*_: Any) -> None:  # keep math imported for future formatters
-    math.isfinite(0.0)
 
 
 __all__ = [

@@ -203,6 +203,16 @@ class History:
                 ],
             )  # fmt: skip
 
+    def first_logical_date(self, job: str, period: str) -> str | None:
+        """The logical date of the identity's first (non-skipped) run, or ``None``."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT logical_date FROM runs WHERE job = ? AND period = ? AND status != 'skipped'"
+                " ORDER BY run_id LIMIT 1",
+                (job, period),
+            ).fetchone()
+        return str(row[0]) if row else None
+
     def completed_run(self, job: str, period: str) -> dict[str, Any] | None:
         """The latest successful run of an identity, or ``None``."""
         with self._connect() as con:

@@ -157,8 +157,8 @@ def _is_loopback(host: str) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying: connection refused/dropped, timeouts, 4xx replies."""
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return False
+    if isinstance(exc, smtplib.SMTPAuthenticationError | ssl.SSLError | smtplib.SMTPNotSupportedError):
+        return False  # wrong password, untrusted certificate, no STARTTLS: retrying will not help
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):

@@ -18,7 +18,9 @@ Design decisions
   process dies, so no stale locks) makes a concurrent second invocation fail
   at once with :class:`~kpireport.errors.ScheduleLockedError` naming the
   holder's pid (exit code 75, "try again later").
-* **Resumable.** The report runner already skips reports that are current;
+* **Resumable.** A re-run of an identity builds with the logical date of
+  the identity's first run (recorded in the history), so its reports have
+  the same as-of date and cache keys: the report runner skips the reports that are current;
   deliveries already ``sent`` for the identity are not repeated. A group
   whose reports are not all built is *held* (never sent half a pack) and goes
   out on the re-run that completes it.
@@ -304,7 +306,7 @@ def _fmt(kpi: str, value: float) -> str:
 def body_text(job: Job, period: str, logical: dt.date, items: Sequence[_Published], attach: bool) -> str:
     """The plain-text body: what is in the message, goals at risk, headline KPIs."""
     lines = [
-        f"KPI reports for {period} (job {job.name}, logical date {logical.isoformat()}).",
+        f"KPI reports for {period} (job {job.name}, data as of {logical.isoformat()}).",
         "",
         ("Attached" if attach else "Too large to attach; in the archive") + f" ({len(items)}):",
     ]
@@ -513,20 +515,24 @@ def run_job(
             history.finish_run(result.run_id, status="skipped", ended_at=utc_iso(clock()), error=None)
             log.info("%s", result.message)
             return result
+        # a re-run of an identity builds with its first run's logical date: same as-of,
+        # same cache keys, so only what failed is rebuilt
+        first = history.first_logical_date(job.name, period)
+        as_of = parse_logical_date(first) if first else logical
         run_id = history.start_run(
             job.name, period, logical.isoformat(), started, version=__version__, pid=os.getpid(), forced=force
         )
         result.run_id = run_id
         fingerprint, attempts = None, 1
         try:
-            reports, fingerprints, attempts = _build(job, logical, rebuild=rebuild, sleep=sleep)
+            reports, fingerprints, attempts = _build(job, as_of, rebuild=rebuild, sleep=sleep)
             result.reports = reports
             fingerprint = ",".join(sorted(set(fingerprints.values()))) or None
             history.record_reports(run_id, reports)
-            _snapshot(history, job, period, logical, run_id, reports)
+            _snapshot(history, job, period, as_of, run_id, reports)
             result.errors += [f"{r.report_id}: {r.error_kind}: {r.error}" for r in reports if not r.ok]
             result.deliveries = _deliver(
-                config, job, period, logical, reports, fingerprints, history, run_id,
+                config, job, period, as_of, reports, fingerprints, history, run_id,
                 force=force, sleep=sleep, env=env, clock=clock,
             )  # fmt: skip
             result.errors += [

@@ -180,6 +180,8 @@ def previous_forecast_vs_actual(
         )
     finally:
         con.close()
+    for col in NUMERIC:  # all-NULL columns come back as object
+        snap[col] = pd.to_numeric(snap[col], errors="coerce").astype("float64")
     if kpis is not None:
         snap = snap[snap["kpi"].isin(list(kpis))]
     key = ["kpi", "scope", "scope_id"]
@@ -200,6 +202,7 @@ def previous_forecast_vs_actual(
         a["scope_id"] = a["scope_id"].map(lambda v: "" if _text(v) is None else str(v))
         a = a[a["value"].notna()][[*key, "value"]]
         act = pd.concat([act, a], ignore_index=True).drop_duplicates(key, keep="last")
+    act["value"] = pd.to_numeric(act["value"], errors="coerce").astype("float64")
     out = fc.merge(act.rename(columns={"value": "actual"}), on=key, how="left")
     out = out.rename(columns={"run_period": "forecast_run_period", "as_of": "forecast_as_of"})
     out["period"] = period

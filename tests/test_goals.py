@@ -1,0 +1,498 @@
+"""Goals (SPEC §5): validation, pace, run rate, status, lint, funnel, forecasts, CLI.
+
+Two fixtures:
+
+* ``tests/data/goals/crm/`` — a tiny CRM for November 2026 (30 days; 1 Nov is
+  a Sunday). As of **Sunday 15 November** half the month has elapsed and 15
+  days remain, 11 of them working days (16–20, 23–27 and 30 Nov).
+
+  ===== ====== ===================================================================
+  deal  seller facts
+  ===== ====== ===================================================================
+  D1    S1     won 30 000, closed 2025-11-05 (last year, first half of November)
+  D2    S1     won 10 000, closed 2025-11-25 (last year, second half), lead L1
+  D3    S1     won 10 000, created 2026-10-14, closed 2026-11-03 (20 days)
+  D4    S1     won 20 000, created 2026-10-21, closed 2026-11-10 (20 days)
+  D5    S3     won  5 000, created 2026-10-02, closed 2026-11-12 (41 days)
+  D6    S1     lost, closed 2026-11-05
+  D7    S1     open 8 000, probability 0.5, expected to close 2026-11-25
+  D8    S1     open 100 000, probability 0.9, expected to close 2026-12-10
+  D9    S2     won 7 000 on 2026-11-20 — still open as of 15 Nov (prob. 0.6,
+               expected 2026-11-20)
+  D11   S2     lost, closed 2026-06-01
+  ===== ====== ===================================================================
+
+  Teams: North = S1 + S2, South = S3. S1 booked 6 meetings in 1–15 Nov 2026,
+  3 meetings and 2 quotes in November 2025. Leads L1–L4 (North) were created
+  between Nov 2025 and Mar 2026; only L1 became a won deal (D2).
+
+* a generated *steady* CRM (:func:`steady_crm`): seller R1 books exactly one
+  meeting every working day since 2024; seller R2 books a seeded Poisson(3)
+  number per working day. Its forecasts are exact (R1) or smooth (R2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpireport.constants import GoalStatus
+from kpireport.data.model import CrmData
+from kpireport.data.schema import SCHEMAS
+from kpireport.errors import GoalError, KpiReportError
+from kpireport.goals import (
+    RESULT_COLUMNS,
+    backtest_goals,
+    evaluate_goals,
+    load_goals,
+    reverse_funnel,
+    status_for_probability,
+    validate_goals,
+)
+
+DATA = Path(__file__).parent / "data" / "goals"
+AS_OF = "2026-11-15"
+
+
+# ------------------------------------------------------------------ fixtures
+def canonical(tables: dict[str, pd.DataFrame]) -> CrmData:
+    """Canonical dtypes (ids str, dates datetime64[ns], floats) for raw frames."""
+    out = {}
+    for name, df in tables.items():
+        schema = SCHEMAS[name]
+        df = df.copy()
+        for col in schema.columns:
+            if col.name not in df:
+                df[col.name] = pd.NA
+            if col.kind == "date":
+                df[col.name] = pd.to_datetime(df[col.name], format="ISO8601").astype(
+                    "datetime64[ns]"
+                )
+            elif col.kind == "float":
+                df[col.name] = pd.to_numeric(df[col.name], errors="coerce").astype("float64")
+            else:
+                df[col.name] = df[col.name].astype("str")
+        out[name] = df[schema.column_names]
+    return CrmData(out)
+
+
+def read_crm() -> CrmData:
+    tables = {
+        p.stem: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+        for p in sorted((DATA / "crm").glob("*.csv"))
+    }
+    return canonical(tables)
+
+
+@pytest.fixture(scope="module")
+def crm() -> CrmData:
+    return read_crm()
+
+
+def steady_crm(end: str = AS_OF) -> CrmData:
+    days = pd.bdate_range("2024-01-01", end)
+    rng = np.random.default_rng(42)
+    r2 = np.repeat(days, rng.poisson(3.0, len(days)))
+    occurred = np.concatenate([days.to_numpy(), r2.to_numpy()])
+    seller = ["R1"] * len(days) + ["R2"] * len(r2)
+    acts = pd.DataFrame(
+        {
+            "activity_id": [f"A{i}" for i in range(len(occurred))],
+            "seller_id": seller,
+            "type": "meeting",
+            "occurred_at": occurred,
+        }
+    )
+    sellers = pd.DataFrame({"seller_id": ["R1", "R2"], "name": ["Rui", "Rea"], "team": "Steady"})
+    deals = pd.DataFrame(columns=SCHEMAS["deals"].column_names)
+    return canonical({"sellers": sellers, "deals": deals, "activities": acts})
+
+
+@pytest.fixture(scope="module")
+def steady() -> CrmData:
+    return steady_crm()
+
+
+def goal(kpi: str, target: object, scope: str = "seller", scope_id: str | None = "S1", **kw):
+    g = {"kpi": kpi, "scope": scope, "scope_id": scope_id, "period": "2026-11", "agreed_by": "Mats"}
+    g.update(target=target, **kw)
+    return g
+
+
+def one(data: CrmData, g: dict, as_of: str = AS_OF, **kw) -> pd.Series:
+    return evaluate_goals(data, [g], as_of=as_of, **kw).iloc[0]
+
+
+# ------------------------------------------------------------------ actual, pace, run rate
+def test_actual_pace_and_run_rate_of_a_value_goal(crm: CrmData) -> None:
+    r = one(crm, goal("won_value", 60_000), forecast=False)
+    assert list(evaluate_goals(crm, [goal("won_value", 1)], as_of=AS_OF).columns) == list(
+        RESULT_COLUMNS
+    )
+    # D3 10 000 + D4 20 000 closed 3 and 10 Nov; D9 (20 Nov) is after as_of
+    assert r["actual"] == 30_000
+    assert r["elapsed"] == 0.5  # day 15 of 30
+    assert r["expected_linear"] == 30_000  # 60 000 x 0.5
+    # last November S1 had 30 000 of 40 000 by day 15 -> seasonal share 0.75
+    assert r["expected_seasonal"] == pytest.approx(45_000)
+    assert r["expected"] == pytest.approx(45_000)
+    assert r["gap_to_pace"] == pytest.approx(-15_000)
+    assert r["remaining_days"] == 15 and r["remaining_working_days"] == 11
+    assert r["required_per_day"] == pytest.approx(2_000)  # 30 000 / 15
+    assert math.isnan(r["required_per_working_day"])  # not a daily activity
+    # pace 30 000 / 45 000 = 0.67 < 0.80 -> off track
+    assert r["status"] == GoalStatus.OFF_TRACK
+
+
+def test_activity_goal_needs_per_working_day(crm: CrmData) -> None:
+    r = one(crm, goal("meetings_booked", 20), forecast=False)
+    assert r["actual"] == 6
+    assert r["expected_linear"] == 10
+    # last November: 2 of 3 meetings by day 15 -> 20 x 2/3
+    assert r["expected_seasonal"] == pytest.approx(40 / 3)
+    assert r["required_per_day"] == pytest.approx(14 / 15)
+    assert r["required_per_working_day"] == pytest.approx(14 / 11)
+
+
+def test_linear_pace_without_last_year(crm: CrmData) -> None:
+    # S3 had nothing last November: no seasonal pace, linear it is
+    r = one(crm, goal("won_value", 8_000, scope_id="S3"), forecast=False)
+    assert r["actual"] == 5_000
+    assert math.isnan(r["expected_seasonal"])
+    assert r["expected"] == 4_000
+    assert r["status"] == GoalStatus.ON_TRACK  # 5 000 / 4 000 >= 0.95
+
+
+def test_team_and_organisation_actuals(crm: CrmData) -> None:
+    goals = [
+        goal("won_value", 1e6, scope="team", scope_id="North"),
+        goal("won_value", 1e6, scope="team", scope_id="South"),
+        goal("won_value", 1e6, scope="organisation", scope_id=None),
+        goal("hit_rate", 0.5),
+    ]
+    r = evaluate_goals(crm, goals, as_of=AS_OF, forecast=False)
+    assert r["actual"].tolist()[:3] == [30_000, 5_000, 35_000]
+    assert r["actual"].iloc[3] == pytest.approx(2 / 3)  # S1: D3, D4 won; D6 lost
+
+
+# ------------------------------------------------------------------ status branches
+def test_achieved_mid_period(crm: CrmData) -> None:
+    r = one(crm, goal("deals_won", 2))
+    assert r["status"] == GoalStatus.ACHIEVED and r["actual"] == 2
+
+
+def test_missed_and_achieved_after_the_period(crm: CrmData) -> None:
+    goals = [goal("won_value", 100_000), goal("won_value", 30_000)]
+    r = evaluate_goals(crm, goals, as_of="2026-12-05")
+    assert r["status"].tolist() == [GoalStatus.MISSED, GoalStatus.ACHIEVED]
+    assert (r["lint"] == "period_over").all()
+    assert r["elapsed"].tolist() == [1.0, 1.0]
+    assert r["forecast"].isna().all()  # nothing to forecast any more
+
+
+def test_not_started(crm: CrmData) -> None:
+    r = one(crm, goal("won_value", 10_000, period="2026-12"))
+    assert r["status"] == GoalStatus.NOT_STARTED
+    assert r["elapsed"] == 0 and r["remaining_days"] == 31
+
+
+def test_at_most_goals_staying_under_is_success(crm: CrmData) -> None:
+    org = {"scope": "organisation", "scope_id": None}
+    # mean cycle of D3, D4, D5 = (20 + 20 + 41) / 3 = 27 days
+    goals = [goal("sales_cycle_days", t, **org) for t in (30, 24, 20)]
+    r = evaluate_goals(crm, goals, as_of=AS_OF, forecast=False)
+    assert r["direction"].eq("at_most").all()  # the default for a lower-is-better KPI
+    assert r["actual"].tolist() == [27, 27, 27]
+    # pace for at_most: target / actual = 1.11, 0.89, 0.74
+    assert r["status"].tolist() == [GoalStatus.ON_TRACK, GoalStatus.AT_RISK, GoalStatus.OFF_TRACK]
+    after = evaluate_goals(crm, goals[:2], as_of="2026-12-05", forecast=False)
+    assert after["status"].tolist() == [GoalStatus.ACHIEVED, GoalStatus.MISSED]
+
+
+def test_additive_at_most_already_exceeded_is_off_track(crm: CrmData) -> None:
+    r = one(crm, goal("deals_lost", 0))  # D6 lost on 5 Nov
+    assert r["direction"] == "at_most" and r["actual"] == 1
+    assert r["status"] == GoalStatus.OFF_TRACK
+    assert r["required_per_day"] == 0  # no allowance left
+
+
+def test_no_data_for_a_ratio_without_closed_deals(crm: CrmData) -> None:
+    r = one(crm, goal("hit_rate", 0.3, scope_id="S2"), forecast=False)
+    assert math.isnan(r["actual"]) and r["status"] == GoalStatus.NO_DATA
+
+
+@pytest.mark.parametrize(
+    ("p", "status"),
+    [
+        (0.65, GoalStatus.ON_TRACK),
+        (0.6499, GoalStatus.AT_RISK),
+        (0.35, GoalStatus.AT_RISK),
+        (0.3499, GoalStatus.OFF_TRACK),
+        (float("nan"), GoalStatus.NO_DATA),
+    ],
+)
+def test_probability_thresholds(p: float, status: GoalStatus) -> None:
+    assert status_for_probability(p) == status
+
+
+# ------------------------------------------------------------------ forecasts and probability
+def test_exact_forecast_on_a_steady_series(steady: CrmData) -> None:
+    # R1: one meeting per working day. By 15 Nov: 10 (2-6, 9-13 Nov);
+    # the 11 remaining working days make 21.
+    goals = [goal("meetings_booked", t, scope_id="R1") for t in (21, 22, 15, 30)]
+    r = evaluate_goals(steady, goals, as_of=AS_OF)
+    assert r["actual"].tolist() == [10, 10, 10, 10]
+    assert r["forecast"].to_numpy() == pytest.approx([21] * 4, abs=1e-6)
+    assert r["lo_95"].to_numpy() == pytest.approx([21] * 4, abs=1e-6)
+    assert r["probability"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert r["status"].tolist() == [
+        GoalStatus.ON_TRACK,
+        GoalStatus.OFF_TRACK,
+        GoalStatus.ON_TRACK,
+        GoalStatus.OFF_TRACK,
+    ]
+    assert r["lint"].tolist() == ["", "unrealistic", "unambitious", "unrealistic"]
+
+
+def test_probability_is_monotone_and_sets_the_status(steady: CrmData) -> None:
+    targets = [20, 40, 55, 60, 65, 70, 80, 120]
+    goals = [goal("meetings_booked", t, scope_id="R2") for t in targets]
+    r = evaluate_goals(steady, goals, as_of=AS_OF, seed=3)
+    p = r["probability"].to_numpy()
+    assert p[0] == pytest.approx(1.0) and p[-1] == pytest.approx(0.0)
+    assert (np.diff(p) <= 0).all()
+    # same seed, same probabilities
+    again = evaluate_goals(steady, goals, as_of=AS_OF, seed=3)["probability"].to_numpy()
+    assert np.array_equal(p, again)
+    # targets at the 80 % interval's ends: ~90 % and ~10 % probability
+    lo, hi, mid = r["lo_80"].iloc[0], r["hi_80"].iloc[0], r["forecast"].iloc[0]
+    assert lo < mid < hi
+    probe = evaluate_goals(
+        steady, [goal("meetings_booked", t, scope_id="R2") for t in (lo, mid, hi)], as_of=AS_OF
+    )
+    assert probe["probability"].iloc[0] == pytest.approx(0.9, abs=0.03)
+    assert probe["probability"].iloc[2] == pytest.approx(0.1, abs=0.03)
+    assert probe["status"].tolist() == [
+        GoalStatus.ON_TRACK,
+        GoalStatus.AT_RISK,
+        GoalStatus.OFF_TRACK,
+    ]
+
+
+def test_pipeline_view_adds_weighted_open_deals(crm: CrmData) -> None:
+    g1 = goal("won_value", 60_000)
+    g2 = goal("won_value", 38_000)
+    g3 = goal("won_value", 60_000, scope="team", scope_id="North")
+    r = evaluate_goals(crm, [g1, g2, g3], as_of=AS_OF)
+    # S1: 30 000 + D7 8 000 x 0.5 (D8 closes in December: out)
+    assert r["pipeline_expected"].iloc[0] == pytest.approx(34_000)
+    assert r["pipeline_probability"].iloc[0] == 0.0  # even winning D7 gives 38 000
+    assert r["pipeline_probability"].iloc[1] == pytest.approx(0.5, abs=0.05)  # = P(D7 won)
+    # North also has D9, open on 15 Nov: + 7 000 x 0.6
+    assert r["pipeline_expected"].iloc[2] == pytest.approx(38_200)
+
+
+# ------------------------------------------------------------------ lint
+def test_lint_flags(crm: CrmData) -> None:
+    goals = [
+        goal("won_value", 40_000, agreed_by=None),
+        goal("hit_rate", 40),
+        goal("won_value", 40_000, agreed_by="  "),
+    ]
+    r = evaluate_goals(crm, goals, as_of=AS_OF, forecast=False)
+    assert r["lint"].tolist() == ["not_accepted", "ratio_target", "not_accepted"]
+
+
+def test_history_lint_for_goals_not_started(steady: CrmData) -> None:
+    # R1 books 5 meetings in every complete week
+    goals = [
+        goal("meetings_booked", t, scope_id="R1", period="2026-W47", agreed_by=None)
+        for t in (11, 2, 5)
+    ]
+    r = evaluate_goals(steady, goals, as_of=AS_OF)
+    assert r["status"].eq(GoalStatus.NOT_STARTED).all()
+    assert r["lint"].tolist() == [
+        "not_accepted,unrealistic",
+        "not_accepted,unambitious",
+        "not_accepted",
+    ]
+
+
+# ------------------------------------------------------------------ validation and sources
+def test_validation_names_goal_row_and_column(crm: CrmData) -> None:
+    bad = [
+        goal("won_valeu", 1),
+        goal("won_value", 1, scope="galaxy"),
+        goal("won_value", 1, scope="team", scope_id="West"),
+        goal("won_value", 1, scope_id="S9"),
+        goal("won_value", 1, period="current-month"),
+        goal("won_value", 1, period="2026-13"),
+        goal("won_value", "lots"),
+        goal("won_value", 1, direction="up"),
+        goal("won_value", 1, scope_id=None),
+        goal("cac", 1, scope="customer", scope_id="C1"),
+    ]
+    with pytest.raises(GoalError) as err:
+        validate_goals(bad, crm)
+    text = str(err.value)
+    assert isinstance(err.value, KpiReportError)
+    assert text.startswith("10 goals are invalid:")
+    expected = [
+        "goal G1 (row 1), column 'kpi': unknown KPI 'won_valeu'. Did you mean 'won_value'?",
+        "goal G2 (row 2), column 'scope': unknown scope 'galaxy'",
+        "goal G3 (row 3), column 'scope_id': unknown team 'West'.",
+        "goal G4 (row 4), column 'scope_id': unknown seller 'S9'.",
+        "goal G5 (row 5), column 'period': 'current-month' is relative",
+        "goal G6 (row 6), column 'period': '2026-13' is not a valid period",
+        "goal G7 (row 7), column 'target': 'lots' is not a number.",
+        "goal G8 (row 8), column 'direction': 'up' must be at_least or at_most.",
+        "goal G9 (row 9), column 'scope_id': a seller goal needs a scope_id.",
+        "goal G10 (row 10), column 'kpi': KPI 'cac' is not defined for scope 'customer'.",
+    ]
+    for sentence in expected:
+        assert sentence in text, sentence
+    assert len(err.value.problems) == 10
+    # every sentence on its own line
+    assert len(text.splitlines()) == 11
+
+
+def test_evaluate_needs_as_of(crm: CrmData) -> None:
+    with pytest.raises(GoalError, match="as_of"):
+        evaluate_goals(crm, [goal("won_value", 1)])
+
+
+def test_goals_from_yaml_file(crm: CrmData) -> None:
+    g = load_goals(crm, DATA / "goals.yaml")
+    assert g["goal_id"].tolist() == ["Y1", "Y2"]
+    assert g["period"].tolist() == ["2026-11", "2026-11"]  # YAML 2026-11 stays text
+    assert g["direction"].tolist() == ["at_least", "at_most"]
+    r = evaluate_goals(crm, DATA / "goals.yaml", as_of=AS_OF, forecast=False)
+    assert r["actual"].tolist() == [30_000, 27]
+    assert r["lint"].tolist() == ["", "not_accepted"]
+
+
+def test_bad_yaml_file(tmp_path: Path, crm: CrmData) -> None:
+    path = tmp_path / "goals.yaml"
+    path.write_text("goals: 7\n", encoding="utf-8")
+    with pytest.raises(GoalError, match="must hold a list"):
+        load_goals(crm, path)
+    with pytest.raises(GoalError, match="does not exist"):
+        load_goals(crm, tmp_path / "missing.yaml")
+
+
+def test_goals_from_the_source_table_and_filters(crm: CrmData) -> None:
+    table = pd.DataFrame(
+        [goal("won_value", 60_000), goal("won_value", 1, scope="team", scope_id="North")]
+        + [goal("won_value", 1, period="2026-10")]
+    )
+    data = CrmData({**crm.tables, "goals": table})
+    assert len(evaluate_goals(data, as_of=AS_OF, forecast=False)) == 3
+    cur = evaluate_goals(data, as_of=AS_OF, forecast=False, current_only=True, scope="seller")
+    assert cur["goal_id"].tolist() == ["G1"]
+
+
+# ------------------------------------------------------------------ reverse funnel
+def test_reverse_funnel(crm: CrmData) -> None:
+    # North, 12 months Nov 2025 - Oct 2026: won D1 30 000 + D2 10 000 (avg 20 000),
+    # lost D11 -> hit rate 2/3; leads L1..L4, only L1 won -> conversion 1/4;
+    # 3 meetings and 2 quotes for 2 wins -> 1.5 meetings and 1 quote per win.
+    f = reverse_funnel(crm, "won_value", 50_000, "team", "North", AS_OF)
+    assert f["avg_deal_value"] == 20_000
+    assert f["hit_rate"] == pytest.approx(2 / 3)
+    assert f["lead_conversion"] == 0.25
+    assert f["deals_needed"] == 3  # 50 000 / 20 000 = 2.5, rounded up
+    assert f["opportunities_needed"] == 4  # 2.5 / (2/3) = 3.75
+    assert f["leads_needed"] == 10  # 2.5 / 0.25
+    assert f["meetings_needed"] == 4  # 2.5 x 1.5 = 3.75
+    assert f["quotes_needed"] == 3  # 2.5 x 1
+    none = reverse_funnel(crm, "deals_won", -1, "team", "North", AS_OF)
+    assert none["deals_needed"] == 0 and none["leads_needed"] == 0
+
+
+# ------------------------------------------------------------------ calibration
+def test_backtest_goals_scores_both_methods(steady: CrmData) -> None:
+    bt = backtest_goals(
+        steady, "meetings_booked", "seller", "R2", grain="month", as_of=AS_OF, max_periods=6,
+        n_paths=300,
+    )  # fmt: skip
+    assert set(bt.brier.index.get_level_values("method")) == {"profile", "run_rate"}
+    assert set(bt.brier.index.get_level_values("elapsed")) == {0.25, 0.5, 0.75}
+    assert bt.brier["brier"].between(0, 1).all()
+    assert (bt.brier["n"] == 6 * 5).all()  # 6 months x 5 targets
+    assert {"predicted", "observed", "n"} <= set(bt.reliability.columns)
+    # the current month (incomplete) is never replayed
+    assert bt.detail["period_start"].max() == pd.Timestamp("2026-10-01")
+
+
+def test_backtest_goals_refuses_ratios(steady: CrmData) -> None:
+    with pytest.raises(GoalError, match="not additive"):
+        backtest_goals(steady, "hit_rate", as_of=AS_OF)
+
+
+# ------------------------------------------------------------------ CLI
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from kpireport.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_goals_json(tmp_path: Path) -> None:
+    code, out, err = run_cli(
+        ["goals", "--source", str(DATA / "crm"), "--goals", str(DATA / "goals.yaml"),
+         "--as-of", AS_OF, "--format", "json", "--no-forecast"]
+    )  # fmt: skip
+    assert code == 0, err
+    records = json.loads(out)
+    assert [r["goal_id"] for r in records] == ["Y1", "Y2"]
+    y1 = records[0]
+    assert y1["actual"] == 30_000 and y1["expected"] == 45_000 and y1["status"] == "off_track"
+    assert y1["forecast"] is None  # NaN -> null
+    assert records[1]["scope_id"] is None
+    assert {"lo_80", "hi_80", "probability", "lint"} <= set(y1)
+
+
+def test_cli_goals_table_and_csv() -> None:
+    base = ["goals", "--source", str(DATA / "crm"), "--goals", str(DATA / "goals.yaml")]
+    code, out, _ = run_cli([*base, "--as-of", AS_OF, "--current", "--scope", "seller"])
+    assert code == 0
+    assert "Y1" in out and "Y2" not in out and "won_value" in out
+    code, out, _ = run_cli([*base, "--as-of", AS_OF, "--format", "csv", "--no-forecast"])
+    frame = pd.read_csv(io.StringIO(out))
+    assert frame["goal_id"].tolist() == ["Y1", "Y2"] and frame["actual"].tolist() == [30_000, 27]
+
+
+def test_cli_goal_errors_are_sentences(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "goals:\n  - {kpi: revenu, scope: seller, scope_id: S1, period: 2026-11, target: x}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(
+        ["goals", "--source", str(DATA / "crm"), "--goals", str(path), "--as-of", AS_OF]
+    )
+    assert code != 0 and out == ""
+    assert "unknown KPI 'revenu'. Did you mean 'revenue'?" in err
+    assert "'x' is not a number" in err
+    assert "Traceback" not in err
+
+
+def test_cli_kpis_still_registered() -> None:
+    from kpireport.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["kpis", "--list"])
+    assert args.func.__name__ == "run_kpis"
+    args = parser.parse_args(["goals", "--source", "x"])
+    assert isinstance(args, argparse.Namespace) and args.func.__name__ == "run_goals"
