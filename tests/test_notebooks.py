@@ -210,7 +210,8 @@ def test_management_finance_seller_and_explore(pack):
     fin = _text(_html(pack, "finance"))
     assert "Top customers" in fin and "This year vs last year by month" in fin
     seller = _text(_html(pack, "seller"))
-    assert "Seller scorecard" in seller and "Hit rate trend" in seller
+    assert "Seller scorecard" in seller and "Trend" in seller
+    assert _html(pack, "seller").count('src="data:image/png;base64,') == 2  # won value, hit rate
     explore = _html(pack, "explore")
     assert "Exploring KPIs" in explore
     for name in ("team", "management", "finance", "seller"):

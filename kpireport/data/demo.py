@@ -37,12 +37,16 @@ Design decisions
   later invoices go to the most senior colleague of the same team who stays;
   the deal keeps its creator's history (activities before the hand-over keep
   the original seller).
-* **Goals** are set like a sales manager sets them: the same period last year
-  (same month, quarter or ISO week) for the same scope, times a growth uplift
-  (6–22 %); ratio KPIs get a small improvement. New sellers without history
-  get their team's median. So some goals are reached and some missed. A few
-  goals lack ``agreed_by`` (including every current goal of the newest seller)
-  so the goal lint has something to say.
+* **Goals** are set like a planner sets them, before the period and from
+  complete months only: a monthly plan per scope = the deseasonalised mean
+  month of the last six complete months x the organisation's (shrunk)
+  seasonal index x its growth to the month x a 0–8 % stretch (ratios: the
+  pooled last six months with a small improvement). Quarter targets are the
+  sum of their months' plans, week targets the plan per working day of each
+  day's month summed over the week's Monday–Friday, so month, quarter and
+  week targets agree. New sellers get their team's median. Some goals are
+  reached and some missed. A few goals lack ``agreed_by`` (including every
+  current goal of the newest seller) so the goal lint has something to say.
 """
 
 from __future__ import annotations
@@ -189,6 +193,11 @@ GOAL_PLAN: tuple[tuple[str, str, str], ...] = (
     ("customer", "week", "meetings_booked"),
 )
 AT_MOST_KPIS = ("cac", "sales_cycle_days")
+#: goal plan: months behind a target's level, shrinkage of the seasonal index
+#: towards 1, and the stretch range on top of the forecast-like plan
+LEVEL_MONTHS = 6
+SEASON_SHRINK = 0.5
+STRETCH = (0.98, 1.08)
 N_KEY_CUSTOMERS = 4
 
 
@@ -1302,44 +1311,179 @@ class _GoalSetter:
             },
         )
 
-    def _goals_for(self, scope: str, grain: str, kpi: str) -> pd.DataFrame:
+    # -- targets: a monthly plan per scope, from which quarters and weeks are derived
+    def _month_grid(self) -> tuple[int, int, int]:
+        """First month key (d0), number of grid months (to next month) and the current month."""
+        k0 = int(self._key(np.array([self.g.d0]), "month")[0])
+        cur = int(self._key(np.array([self.g.d1]), "month")[0]) - k0
+        return k0, cur + 2, cur
+
+    def _monthly_plan(self, scope: str, kpi: str) -> np.ndarray:
+        """Unrounded monthly targets ``(scope rows, grid months)`` (NaN: no plan).
+
+        Set the way a planner does before the month starts, from complete
+        months only: additive KPIs = the scope's deseasonalised mean month
+        over the last :data:`LEVEL_MONTHS` complete months (smoother than one
+        month last year, which matters for lumpy Enterprise deals) x the
+        organisation's seasonal index of the month (:meth:`_season`) x the
+        organisation's growth from the middle of that window to the month x
+        a stretch in :data:`STRETCH`. Sellers use their own fully ramped
+        months (their team's median without three of them); key customers'
+        subscription revenue is planned flat (no season, no trend, ±4 %). Ratios = the pooled value
+        of the same months x a small improvement (hit rate up 0–6 %, cycle
+        and CAC from 6 % down to 2 % up).
+        """
         g = self.g
-        actual = self._actual(kpi, scope, grain)
+        _, n_m, cur = self._month_grid()
+        rng = self.rng
+        rows = self._scope_pos(scope, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))[1]
+        plan = np.full((rows, n_m), np.nan)
+        u = rng.random((rows, n_m))
+        ratio = kpi in ("hit_rate", "sales_cycle_days", "cac")
+        if ratio:
+            if kpi == "hit_rate":
+                num, den = (
+                    self._sum("deals_won", scope, "month"),
+                    self._sum("closed", scope, "month"),
+                )
+            elif kpi == "sales_cycle_days":
+                num, den = (
+                    self._sum("cycle", scope, "month"),
+                    self._sum("deals_won", scope, "month"),
+                )
+            else:
+                num, den = self._cac_parts()
+        else:
+            x = self._sum(kpi, scope, "month")
+            org = self._sum(kpi, "organisation", "month")[0]
+        active = None
+        if scope == "seller":
+            k0 = self._month_grid()[0]
+            pos = np.searchsorted(g.month_keys, k0 + np.arange(n_m))
+            pos = np.clip(pos, 0, g.month_keys.shape[0] - 1)
+            full = g.exposure[:, pos] >= 0.9 * (g.me - g.ms)[pos][None, :]
+            full &= (k0 + np.arange(n_m))[None, :] <= g.month_keys[pos][None, :]
+            active = full & (g.ramp[:, pos] >= 1.0)
+        for j in range(12, n_m):
+            e = min(j, cur)  # months before e are complete when the plan is made
+            if ratio:
+                w = slice(e - LEVEL_MONTHS, e)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    base = num[:, w].sum(axis=1) / den[:, w].sum(axis=1)
+                if kpi == "hit_rate":
+                    plan[:, j] = np.minimum(base * (1.0 + 0.06 * u[:, j]), 0.95)
+                else:
+                    plan[:, j] = base * (0.94 + 0.08 * u[:, j])
+                continue
+            season = self._season(org, e) if scope != "customer" else np.ones(12)
+            months = np.arange(e - LEVEL_MONTHS, e)
+            deseason = x[:, months] / season[months % 12][None, :]
+            if active is not None:  # sellers: their own ramped months, else the team median
+                act = active[:, months]
+                n_act = act.sum(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    level = np.where(act, deseason, 0.0).sum(axis=1) / n_act
+                level = np.where(n_act >= 3, level, np.nan)
+                med = pd.Series(level).groupby(g.s_team).median()
+                level = np.where(np.isnan(level), med.reindex(g.s_team).to_numpy(), level)
+            else:
+                level = deseason.mean(axis=1)
+            stretch = STRETCH[0] + (STRETCH[1] - STRETCH[0]) * u[:, j]
+            if scope == "customer":  # an account's subscriptions: flat, plus or minus a little
+                plan[:, j] = level * (0.96 + 0.08 * u[:, j])
+                continue
+            plan[:, j] = level * season[j % 12] * self._trend(org, j, e) * stretch
+        return plan
+
+    @staticmethod
+    def _season(org: np.ndarray, e: int) -> np.ndarray:
+        """Seasonal index per calendar month from the organisation's months before ``e``.
+
+        Each month over the mean of a 12-month window around it, averaged per
+        calendar month, shrunk half-way to 1 (a planner does not trust one
+        year's bump) and normalised to mean 1.
+        """
+        ratios: list[list[float]] = [[] for _ in range(12)]
+        for i in range(e):
+            lo = max(0, min(i - 6, e - 12))
+            mean = org[lo : lo + 12].mean()
+            if mean > 0:
+                ratios[i % 12].append(org[i] / mean)
+        raw = np.array([np.mean(r) if r else 1.0 for r in ratios])
+        si = 1.0 + SEASON_SHRINK * (raw - 1.0)
+        return si / si.mean()
+
+    @staticmethod
+    def _trend(org: np.ndarray, j: int, e: int) -> float:
+        """Growth from the middle of the level window (before ``e``) to month ``j``."""
+        if e >= 24 and org[e - 24 : e - 12].sum() > 0:
+            yearly = org[e - 12 : e].sum() / org[e - 24 : e - 12].sum()
+        else:
+            yearly = 1.10
+        yearly = float(np.clip(yearly, 0.95, 1.25))
+        return yearly ** ((j - (e - (LEVEL_MONTHS + 1) / 2)) / 12)
+
+    def _cac_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Monthly spend and new customers of the organisation (1 x grid months)."""
+        g = self.g
+        k0, n_m, _ = self._month_grid()
+        won = g.d_status == 1
+        first_won = pd.Series(g.d_closed[won]).groupby(g.d_company[won]).min().to_numpy()
+
+        def by_month(days: np.ndarray, values: np.ndarray) -> np.ndarray:
+            pp = self._key(days, "month") - k0
+            ok = (pp >= 0) & (pp < n_m)
+            return np.bincount(pp[ok], weights=values[ok], minlength=n_m)
+
+        days_in_month = np.diff(np.append(g.ms, g.ms[-1] + 31))
+        salary = (g.exposure / days_in_month[None, :] * g.s_cost[:, None]).sum(axis=0)
+        spend = by_month(g.c_day, g.c_amount) + by_month(g.ms, salary)
+        new = by_month(first_won, np.ones(first_won.shape[0]))
+        return spend[None, :], new[None, :]
+
+    def _goals_for(self, scope: str, grain: str, kpi: str) -> pd.DataFrame:
+        """Goals of one (scope, grain, KPI): months from the plan, quarters = the sum of
+        their months (ratios: the plan of the first month), weeks = the plan per
+        working day of each day's month, summed over the week's working days."""
+        g = self.g
+        plan = self._monthly_plan(scope, kpi)
+        k0m, n_m, _ = self._month_grid()
         periods = self._periods(grain)
-        n_s = actual.shape[0]
-        pk = np.array([p[0] for p in periods])
         start = np.array([p[1] for p in periods])
         end = np.array([p[2] for p in periods])
         label = np.array([p[3] for p in periods], dtype=object)
-        sk = np.repeat(np.arange(n_s), pk.shape[0])
-        pi = np.tile(np.arange(pk.shape[0]), n_s)
+        m_start = self._key(start, "month") - k0m
+        ratio = kpi in ("hit_rate", "sales_cycle_days", "cac")
+        if grain == "month" or ratio:
+            per = plan[:, np.clip(m_start, 0, n_m - 1)]
+        elif grain == "quarter":
+            idx = np.clip(m_start[:, None] + np.arange(3)[None, :], 0, n_m - 1)
+            per = plan[:, idx].sum(axis=2)
+        else:
+            k0d = self._month_grid()[0]
+            m_bounds = np.arange(k0d, k0d + n_m + 1).astype("datetime64[M]").astype("datetime64[D]")
+            workdays = np.busday_count(m_bounds[:-1], m_bounds[1:]).astype(float)
+            days = start[:, None] + np.arange(5)[None, :]  # Mon..Fri of each week
+            mi = np.clip(self._key(days.ravel(), "month") - k0m, 0, n_m - 1).reshape(days.shape)
+            per = (plan[:, mi] / workdays[mi][None, :, :]).sum(axis=2)
+        n_s = per.shape[0]
+        sk = np.repeat(np.arange(n_s), len(periods))
+        pi = np.tile(np.arange(len(periods)), n_s)
         if scope == "seller":  # goals only for sellers in place (and ramped) at the period start
             ok = (g.s_from[sk] + 28 <= start[pi]) & (g.s_end[sk] >= start[pi]) & (start[pi] <= g.d1)
             sk, pi = sk[ok], pi[ok]
-        ly = pk[pi] - {"month": 12, "quarter": 4, "week": 52}[grain]
-        base = actual[sk, ly]
-        if scope == "seller":  # new sellers: the team's median seller last year
-            team_median = pd.DataFrame(actual).groupby(g.s_team).median().reindex(range(len(TEAMS)))
-            base = np.where(np.isnan(base), team_median.to_numpy()[g.s_team[sk], ly], base)
-        # still nothing: the scope's mean level so far
-        level = pd.DataFrame(actual).mean(axis=1).to_numpy()
-        base = np.where(np.isnan(base), level[sk], base)
-        if scope == "customer" and kpi == "meetings_booked":
-            base = np.where(np.isnan(base), 1.0, base)
-        rng = self.rng
-        u = rng.random(sk.shape[0])
+        target = per[sk, pi]
         if kpi == "hit_rate":
-            target = np.round(np.minimum(base * (1.0 + 0.12 * u), 0.95), 2)
-        elif kpi in AT_MOST_KPIS:
-            target = base * (0.82 + 0.18 * u)
-            target = np.round(target, -1) if kpi == "cac" else np.round(target)
+            target = np.round(target, 2)
+        elif kpi == "cac":
+            target = np.round(target, -1)
+        elif kpi == "sales_cycle_days":
+            target = np.round(target)
+        elif kpi in ("revenue", "won_value"):
+            step = np.where(target >= 50_000, 1000.0, 100.0)
+            target = np.round(target / step) * step
         else:
-            target = base * (1.06 + 0.16 * u)
-            if kpi in ("revenue", "won_value"):
-                step = np.where(target >= 50_000, 1000.0, 100.0)
-                target = np.round(target / step) * step
-            else:
-                target = np.maximum(np.ceil(target), 1.0)
+            target = np.where(np.isfinite(target), np.maximum(np.ceil(target - 0.25), 1.0), target)
         keep = np.isfinite(target) & (target > 0)
         return pd.DataFrame(
             {

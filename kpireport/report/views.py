@@ -439,7 +439,7 @@ def _evaluate(
 def _running_quarter(p: Period, as_of: Any) -> Period | None:
     """The quarter containing ``as_of`` when it overlaps or follows ``p`` (for "where are we heading")."""
     q = containing(_day(as_of), "quarter")
-    return q if q.end > p.start else None
+    return q if q.start <= p.end and q.end > p.start else None
 
 
 # ------------------------------------------------------------------ formatting
