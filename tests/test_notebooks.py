@@ -50,7 +50,6 @@ def pack(tmp_path_factory: pytest.TempPathFactory):
     plan = root / "pack.yaml"
     plan.write_text(
         f"""
-period: {PERIOD}
 as_of: {AS_OF}
 formats: [html, pdf]
 runs:
@@ -58,12 +57,14 @@ runs:
     title: Team report
     notebook: {NB / "team_report.ipynb"}
     fanout: {{team: ["SMB", "{EVIL}"]}}
+    period: "{PERIOD}"
     output: "team-{{team}}"
   - name: team_nl
     title: Teamrapport
     notebook: {NB / "team_report.ipynb"}
     fanout: {{team: ["SMB"]}}
     language: nl
+    period: "{PERIOD}"
     output: "team-nl-{{team}}"
   - name: team_empty
     title: Team report
@@ -75,19 +76,23 @@ runs:
     title: Seller scorecard
     notebook: {NB / "seller_scorecard.ipynb"}
     fanout: {{seller: ["{data.tables["sellers"]["seller_id"].iloc[0]}"]}}
+    period: "{PERIOD}"
     output: "seller-{{seller}}"
   - name: management
     title: Management pack
     notebook: {NB / "management_pack.ipynb"}
+    period: "{PERIOD}"
     output: "management"
   - name: finance
     title: Finance growth report
     notebook: {NB / "finance_growth.ipynb"}
+    period: "{PERIOD}"
     output: "finance"
   - name: explore
     title: Exploring KPIs
     notebook: {NB / "explore.ipynb"}
     formats: [html]
+    period: "{PERIOD}"
     output: "explore"
 """,
         encoding="utf-8",

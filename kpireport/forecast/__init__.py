@@ -13,6 +13,10 @@ Sub-modules: :mod:`.models` (model protocol + registry), :mod:`.select` (the
 selector and the public functions), :mod:`.backtest`, :mod:`.attainment`.
 """
 
+import sys
+import types
+from typing import Any
+
 from kpireport.forecast.attainment import (
     attainment_summary,
     backtest_attainment,
@@ -42,3 +46,19 @@ __all__ = [
     "simulate",
     "stage_win_rates",
 ]
+
+
+class _ForecastPackage(types.ModuleType):
+    """This package, callable as :func:`forecast`.
+
+    The package root re-exports ``kpireport.forecast`` as the function (STYLE:
+    a small public API), but once this sub-package is imported Python binds
+    ``kpireport.forecast`` to the package itself. Making the package callable
+    keeps ``kpireport.forecast(y, 12)`` working either way.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return forecast(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ForecastPackage

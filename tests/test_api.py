@@ -1,0 +1,47 @@
+"""The public API at the package root, and the no-clock rule of the library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import kpireport
+
+LIBRARY = Path(kpireport.__file__).parent
+#: the only places allowed to read "today": the CLI's defaults (SPEC §4)
+CLOCK_ALLOWED = {"cli/data.py", "cli/report.py", "cli/schedule.py"}
+CLOCK_CALLS = {"now", "today", "utcnow"}
+
+
+def test_root_exports_are_the_functions_even_after_submodule_imports():
+    import kpireport.data.load
+    import kpireport.data.validate
+    import kpireport.forecast
+
+    assert callable(kpireport.load) and kpireport.load.__name__ == "load"
+    assert callable(kpireport.validate) and kpireport.validate.__name__ == "validate"
+    y = pd.Series(np.arange(24.0) + 10, index=pd.date_range("2024-01-01", periods=24, freq="MS"))
+    fc = kpireport.forecast(y, 3)
+    assert list(fc.columns[:5]) == ["mean", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert fc["mean"].tolist() == [34.0, 35.0, 36.0]
+    for name in ("compute_kpis", "kpi_series", "evaluate_goals", "parse_period", "development_curve"):
+        assert callable(getattr(kpireport, name)), name
+
+
+def test_no_library_function_reads_the_clock_except_the_cli_defaults():
+    offenders = []
+    for path in LIBRARY.rglob("*.py"):
+        rel = path.relative_to(LIBRARY).as_posix()
+        if rel in CLOCK_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in CLOCK_CALLS
+            ):
+                offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == []
