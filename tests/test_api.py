@@ -45,3 +45,20 @@ def test_no_library_function_reads_the_clock_except_the_cli_defaults():
             ):
                 offenders.append(f"{rel}:{node.lineno}")
     assert offenders == []
+
+
+def test_help_works_for_every_command(capsys):
+    import pytest
+
+    from kpireport.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {"validate", "demo-data", "kpis", "goals", "forecast", "run", "demo"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+    assert "usage: kpireport" in capsys.readouterr().out

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``forecast`` sub-command to the top-level parser."""
     p = sub.add_parser(
         "forecast",
-        help="forecast a KPI for the next periods with 80/95 % intervals",
+        help="forecast a KPI for the next periods with 80/95 %% intervals",
         description=(
             "Forecast one KPI of one scope from its complete past periods "
             "(the period containing --as-of is the first forecast row)."
