@@ -135,7 +135,7 @@ def explore_notebook() -> nbformat.NotebookNode:
             "{name: len(df) for name, df in data.tables.items()}"
         ),
         md("## 2. The KPI catalogue"),
-        code("kpireport.list_kpis()[[\"label\", \"unit\", \"better\", \"additive\"]]"),
+        code('kpireport.list_kpis()[["label", "unit", "better", "additive"]]'),
         md(
             "## 3. Compute KPIs for any scope\n\nTidy long form: `kpi, scope, scope_id, period, value`."
         ),
