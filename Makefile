@@ -40,9 +40,12 @@ lab: $(STAMP_RUN)
 	$(BIN)/python -m pip install --quiet -e '.[lab]'
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP_DEV)
+bench: $(STAMP_DEV)  ## all benchmarks (several minutes)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/kpi_engine.py
+	$(BIN)/python benchmarks/forecast_accuracy.py
+	$(BIN)/python benchmarks/report_pack.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache build *.egg-info
