@@ -496,3 +496,13 @@ def test_cli_kpis_still_registered() -> None:
     assert args.func.__name__ == "run_kpis"
     args = parser.parse_args(["goals", "--source", "x"])
     assert isinstance(args, argparse.Namespace) and args.func.__name__ == "run_goals"
+
+
+def test_attainment_of_one_goal_matches_the_batch(steady: CrmData) -> None:
+    from kpireport.goals import attainment
+
+    one = attainment(steady, goal("meetings_booked", 21, scope_id="R1"), as_of=AS_OF)
+    assert one["actual"] == 10
+    assert one["forecast"] == pytest.approx(21, abs=1e-6)
+    assert one["probability"] == 1.0
+    assert one["status"] == GoalStatus.ON_TRACK

@@ -5,10 +5,12 @@ Public API::
     load_goals(data, goals=None) -> DataFrame          # validated goal table
     validate_goals(goals, data=None) -> DataFrame      # GoalError listing every problem
     evaluate_goals(data, goals=None, as_of=...) -> DataFrame
+    attainment(data, goal, as_of) -> Series             # one goal
     reverse_funnel(data, kpi, remaining, scope, scope_id, as_of) -> dict
     backtest_goals(data, kpi, scope, scope_id, grain, elapsed, as_of) -> AttainmentBacktest
 """
 
+from kpireport.goals.attainment import attainment
 from kpireport.goals.calibration import backtest_goals
 from kpireport.goals.definitions import load_goals, validate_goals
 from kpireport.goals.evaluate import RESULT_COLUMNS, evaluate_goals, status_for_probability
@@ -16,6 +18,7 @@ from kpireport.goals.funnel import reverse_funnel
 
 __all__ = [
     "RESULT_COLUMNS",
+    "attainment",
     "backtest_goals",
     "evaluate_goals",
     "load_goals",
