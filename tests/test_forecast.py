@@ -536,3 +536,43 @@ def test_cli_forecast_user_errors(tmp_path, capsys):
         ]
     )  # no complete month yet
     assert rc == 1 and "nothing to forecast from" in capsys.readouterr().err
+
+
+def _late_month_series(quarter_end_only: bool = False, seed: int = 4) -> pd.Series:
+    """Poisson(1) a day, Poisson(20) on the last 7 days of the month (or only of Mar/Jun/Sep/Dec)."""
+    idx = pd.date_range("2022-01-01", "2024-06-30", freq="D")
+    late = idx.day > idx.days_in_month - 7
+    if quarter_end_only:
+        late &= idx.month % 3 == 0
+    lam = np.where(late, 20.0, 1.0 if not quarter_end_only else 5.0)
+    return pd.Series(np.random.default_rng(seed).poisson(lam).astype(float), idx)
+
+
+def test_profile_knows_values_arrive_late_in_the_month():
+    s = _late_month_series()
+    truth = s["2024-05"].sum()  # 24 days x ~1 + 7 x ~20: about 164
+    actual = s["2024-05-01":"2024-05-16"].sum()  # about 16 at 50 % elapsed
+    assert 140 < truth < 190 and actual < 30
+    tot = period_total_distribution(
+        s[:"2024-05-16"], "2024-05-01", "2024-06-01", "2024-05-16", n_paths=4000
+    )
+    summ = attainment_summary(tot, truth)
+    # the linear extrapolation (actual / 0.516 ~ 31) is far off; the profile is not
+    assert summ["mean"] == pytest.approx(truth, rel=0.08)
+    assert summ["lo_80"] <= truth <= summ["hi_80"]
+    assert (
+        run_rate_distribution(s[:"2024-05-16"], "2024-05-01", "2024-06-01", "2024-05-16").mean()
+        < 60
+    )
+
+
+def test_profile_learns_quarter_end_months_from_quarter_end_months():
+    # 5 a day, but the last week of Mar/Jun/Sep/Dec brings ~20 a day
+    s = _late_month_series(quarter_end_only=True)
+    for start, end, asof in (
+        ("2024-06-01", "2024-07-01", "2024-06-15"),  # quarter-end month: ~285
+        ("2024-05-01", "2024-06-01", "2024-05-16"),  # normal month: ~155
+    ):
+        truth = s[start : pd.Timestamp(end) - pd.Timedelta(days=1)].sum()
+        tot = period_total_distribution(s[:asof], start, end, asof, n_paths=4000)
+        assert tot.mean() == pytest.approx(truth, rel=0.06), start

@@ -555,3 +555,141 @@ def test_prepared_cache_does_not_keep_datasets_alive() -> None:
     del data
     gc.collect()
     assert key not in engine._PREPARED
+
+
+# ------------------------------------------------------- lead-source breakdown
+def _by_source(df: pd.DataFrame, kpi: str, scope_id: str | None = None) -> dict[str, float]:
+    rows = df[df["kpi"] == kpi]
+    rows = rows[rows["scope_id"].isna()] if scope_id is None else rows[rows["scope_id"] == scope_id]
+    return dict(zip(rows["source"], rows["value"], strict=True))
+
+
+def test_lead_kpis_by_source_for_the_organisation(crm: CrmData) -> None:
+    df = compute_kpis(crm, "2026-03", breakdown="source", as_of="2026-04-30")
+    assert list(df.columns) == [*KPI_COLUMNS, "source", "unit", "note"]
+    assert list(pd.unique(df["kpi"])) == ["new_leads", "sql", "lead_conversion"]
+    # March leads: L2 event, L3 web (31 Mar 23:59), L5 referral, L7 web; L6 cold call is 2025
+    assert _by_source(df, "new_leads") == {"cold call": 0, "event": 1, "referral": 1, "web": 2}
+    # qualified in March: L1 web (1 Mar 00:00), L2 event (31 Mar 23:59), L5 referral; L7 is April
+    assert _by_source(df, "sql") == {"cold call": 0, "event": 1, "referral": 1, "web": 1}
+    conv = _by_source(df, "lead_conversion")
+    assert conv["event"] == 1.0  # L2 -> D2 won
+    assert conv["web"] == 0.0 and conv["referral"] == 0.0  # D8 (C6) is lost and has no lead_id
+    assert math.isnan(conv["cold call"])  # no cold-call lead in March: undefined, not 0
+    assert set(df.loc[df["kpi"] == "lead_conversion", "note"]) == {
+        "immature cohort: younger than the typical sales cycle (41 days)"
+    }
+
+
+def test_source_breakdown_by_seller_over_several_periods(crm: CrmData) -> None:
+    df = compute_kpis(
+        crm, ["2026-03", "2026-04"], by="seller", breakdown="source", as_of="2026-04-30"
+    )
+    march = df[df["period"] == "2026-03"]
+    # 005 (Eve) starts in June and has no lead: no rows; 003 (Cai) was active until 15 March
+    assert sorted(pd.unique(march["scope_id"])) == ["001", "002", "003", "004"]
+    assert _by_source(march, "new_leads", "001") == {
+        "cold call": 0, "event": 1, "referral": 0, "web": 0
+    }  # fmt: skip
+    assert _by_source(march, "new_leads", "002")["web"] == 1  # L3
+    assert _by_source(march, "new_leads", "003") == dict.fromkeys(
+        ["cold call", "event", "referral", "web"], 0.0
+    )
+    assert _by_source(march, "sql", "001") == {"cold call": 0, "event": 1, "referral": 0, "web": 1}
+    conv = _by_source(march, "lead_conversion", "001")
+    assert conv["event"] == 1.0 and math.isnan(conv["web"])  # L1 was created in February
+    april = df[df["period"] == "2026-04"]
+    assert _by_source(april, "new_leads", "002")["web"] == 1  # L4, 1 April 00:00
+    assert _by_source(april, "sql", "004")["web"] == 1  # L7 qualified 2 April
+    # 003 left on 15 March and has no April value: 3 KPIs x (4 + 3) sellers x 4 sources
+    assert sorted(pd.unique(april["scope_id"])) == ["001", "002", "004"]
+    assert len(df) == 3 * (4 + 3) * 4
+
+
+def test_leads_without_source_go_to_the_unknown_bucket(crm: CrmData) -> None:
+    leads = crm.leads.copy()
+    leads["source"] = leads["source"].astype(object)
+    leads.loc[leads["lead_id"] == "L5", "source"] = None
+    leads.loc[leads["lead_id"] == "L7", "source"] = "  web "  # stripped
+    leads.loc[leads["lead_id"] == "L6", "source"] = ""  # blank = unknown
+    leads["source"] = leads["source"].astype("str")
+    data = CrmData({**crm.tables, "leads": leads})
+    org = compute_kpis(data, "2026-03", kpis="new_leads", breakdown="source", as_of="2026-04-30")
+    # sources sorted, then (unknown); no referral left (L5 was the only one)
+    assert list(org["source"]) == ["event", "web", "(unknown)"]
+    assert list(org["value"]) == [1, 2, 1]
+    teams = compute_kpis(
+        data, "2026-03", by="team", kpis=["new_leads"], breakdown="source",
+        as_of="2026-04-30", unattributed=True,
+    )  # fmt: skip
+    assert _by_source(teams, "new_leads", "North") == {"event": 1, "web": 1, "(unknown)": 0}
+    assert _by_source(teams, "new_leads", "South") == {"event": 0, "web": 1, "(unknown)": 0}
+    assert _by_source(teams, "new_leads", "West") == {"event": 0, "web": 0, "(unknown)": 0}
+    assert _by_source(teams, "new_leads", UNATTRIBUTED) == {"event": 0, "web": 0, "(unknown)": 1}
+
+
+def test_source_breakdown_refuses_non_lead_kpis_and_unknown_breakdowns(crm: CrmData) -> None:
+    with pytest.raises(KpiError) as err:
+        compute_kpis(crm, "2026-03", kpis=["new_leads", "revenue"], breakdown="source")
+    assert "'revenue'" in str(err.value)
+    assert "new_leads, sql, lead_conversion" in str(err.value.hint)
+    with pytest.raises(KpiError, match="Unknown breakdown 'industry'"):
+        compute_kpis(crm, "2026-03", breakdown="industry")
+
+
+def test_source_breakdown_without_leads_table_is_unavailable() -> None:
+    data = read_fixture(drop=("leads",))
+    df = compute_kpis(data, "2026-03", kpis=["sql"], breakdown="source")
+    assert list(df["source"]) == ["(unknown)"]
+    assert math.isnan(df["value"].iloc[0])
+    assert df["note"].iloc[0] == "unavailable: needs the 'leads' table"
+
+
+def test_pivot_of_a_source_breakdown(crm: CrmData) -> None:
+    df = compute_kpis(crm, "2026-03", by="team", breakdown="source", as_of="2026-04-30")
+    wide = pivot_kpis(df)
+    assert wide.index.names == ["scope_id", "source"]
+    assert wide.loc[("North", "web"), "new_leads"] == 1
+    assert wide.loc[("North", "event"), "lead_conversion"] == 1.0
+
+
+def test_events_take_twice_keeps_the_row_positions(crm: CrmData) -> None:
+    from kpireport.kpis.engine import prepared
+
+    ev = prepared(crm).events(Table.LEADS)
+    sub = ev.take(np.array([False, True, True, True, False, True, True])).take(np.array([2, 3]))
+    assert list(sub.rows) == [3, 5]  # L4, L6
+    assert list(sub.take(np.array([True, False])).rows) == [3]
+
+
+def test_cli_breakdown_source(crm: CrmData, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kpireport.data.load as load_mod
+    from kpireport.kpis.compute import BREAKDOWNS
+
+    assert cli_kpis.BREAKDOWNS == BREAKDOWNS
+    monkeypatch.setattr(load_mod, "load", lambda source, **kw: crm)
+    base = [
+        "--source",
+        "x",
+        "--period",
+        "2026-03",
+        "--as-of",
+        "2026-04-30",
+        "--breakdown",
+        "source",
+    ]
+    rc, text = _cli([*base, "--kpi", "new_leads", "--format", "json"])
+    assert rc == 0
+    recs = json.loads(text)
+    assert recs[3] == {"kpi": "new_leads", "scope": "organisation", "scope_id": None,
+                       "period": "2026-03", "value": 2.0, "source": "web"}  # fmt: skip
+    assert [r["source"] for r in recs] == ["cold call", "event", "referral", "web"]
+    rc, text = _cli([*base, "--by", "team", "--format", "csv"])
+    frame = pd.read_csv(io.StringIO(text))
+    assert list(frame.columns) == [*KPI_COLUMNS, "source", "unit", "note"]
+    assert len(frame) == 3 * 3 * 4  # 3 lead KPIs x 3 teams x 4 sources
+    rc, text = _cli([*base, "--by", "team", "--kpi", "sql", "--format", "table"])
+    header = text.splitlines()[0].split()
+    assert header[:3] == ["kpi", "scope_id", "source"]
+    with pytest.raises(KpiError, match="Cannot break down 'revenue'"):
+        _cli([*base, "--kpi", "revenue"])

@@ -3,7 +3,10 @@
 * additive KPIs of all teams (+ unattributed) and of all sellers (+ unattributed)
   sum to the organisation's;
 * the months of a quarter sum to the quarter;
-* shuffling the rows of every table changes nothing.
+* shuffling the rows of every table changes nothing;
+* the lead KPIs broken down by source add up: ``new_leads`` and ``sql`` of
+  the sources sum to the un-broken-down value for every scope id, and so do
+  the converted leads (``lead_conversion`` x ``new_leads``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ def _ts(d: int, minute: int = 0) -> pd.Timestamp:
 def crm_data(draw: st.DrawFn) -> CrmData:
     leads = draw(
         st.lists(st.tuples(days, company, seller, st.one_of(st.none(), days)), max_size=15)
+    )
+    sources = draw(
+        st.lists(
+            st.sampled_from([None, "web", "event", " referral", ""]),
+            min_size=len(leads),
+            max_size=len(leads),
+        )
     )
     deals = draw(
         st.lists(
@@ -80,7 +90,7 @@ def crm_data(draw: st.DrawFn) -> CrmData:
             "created_at": [_ts(d) for d, *_ in leads],
             "company_id": [c for _, c, _, _ in leads],
             "seller_id": [s for _, _, s, _ in leads],
-            "source": "web",
+            "source": sources,
             "qualified_at": [None if q is None else _ts(max(q, d)) for d, _, _, q in leads],
         }
     )
@@ -198,3 +208,29 @@ def test_shuffling_rows_changes_nothing(data: CrmData, rnd: random.Random) -> No
         )
         pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
         np.testing.assert_allclose(a["value"], b["value"], rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
+@PROFILE
+@given(crm_data())
+def test_lead_kpis_by_source_sum_to_the_total(data: CrmData) -> None:
+    periods = ["2026-01", "2026-Q1"]
+    kpis = ["new_leads", "sql", "lead_conversion"]
+    for by in ("organisation", "team", "seller"):
+        total = compute_kpis(data, periods, by=by, kpis=kpis, unattributed=True)
+        split = compute_kpis(data, periods, by=by, kpis=kpis, unattributed=True, breakdown="source")
+        assert (split["source"] != "").all() and split["source"].notna().all()
+        keys = ["kpi", "period", "scope_id"]
+        t = total.fillna({"scope_id": "-"}).set_index(keys)["value"]
+        s = split.fillna({"scope_id": "-"})
+        summed = s.groupby(keys, sort=False)["value"].sum(min_count=1)
+        for kpi in ("new_leads", "sql"):
+            np.testing.assert_allclose(summed.loc[kpi].sort_index(), t.loc[kpi].sort_index())
+        # converted leads = conversion x leads, additive over sources (NaN cells have no leads)
+        idx = s.set_index([*keys, "source"])["value"]
+        converted = (
+            (idx.loc["lead_conversion"].fillna(0) * idx.loc["new_leads"])
+            .groupby(level=["period", "scope_id"])
+            .sum()
+        )
+        expected = (t.loc["lead_conversion"].fillna(0) * t.loc["new_leads"]).sort_index()
+        np.testing.assert_allclose(converted.sort_index(), expected, atol=1e-9)

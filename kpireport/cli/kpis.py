@@ -1,8 +1,8 @@
 """KPI commands: ``kpireport kpis`` (SPEC §8).
 
 ``kpireport kpis --source S --period P [--by SCOPE] [--kpi NAME]... [--as-of D]
-[--format table|csv|json]`` computes KPIs; ``kpireport kpis --list`` shows the
-registry with each KPI's exact definition.
+[--breakdown source] [--format table|csv|json]`` computes KPIs;
+``kpireport kpis --list`` shows the registry with each KPI's exact definition.
 
 Design decisions
 ----------------
@@ -11,6 +11,11 @@ Design decisions
   rely on the shape. CSV has the same five columns plus ``unit`` and ``note``;
   text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``,
   ``@``, tab, CR) are prefixed with ``'``.
+* ``--breakdown source`` (SPEC §3) breaks the lead KPIs (``new_leads``,
+  ``sql``, ``lead_conversion``; the default KPI set then) down by the lead's
+  source: JSON records then also carry ``"source"`` (only then, so the plain
+  record shape is unchanged), CSV gets the ``source`` column after ``value``,
+  the table a ``source`` column after ``scope_id``.
 * ``--as-of`` defaults to today (the CLI is the only place that reads the
   clock, through :func:`kpireport.cli.data.cli_default_as_of`).
 * :func:`register` adds one parser per command so that the goals commands can
@@ -39,6 +44,9 @@ from kpireport.constants import KPI_COLUMNS, Scope
 from kpireport.errors import GoalError, KpiError
 
 FORMATS = ("table", "csv", "json")
+#: ``--breakdown`` choices; mirrors :data:`kpireport.kpis.compute.BREAKDOWNS`
+#: (kept literal so that building the parser does not import the KPI engine)
+BREAKDOWNS = ("source",)
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -83,6 +91,11 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
         help="reference day: resolves relative periods, cuts periods to date (default: today)",
     )
     p.add_argument(
+        "--breakdown",
+        choices=list(BREAKDOWNS),
+        help="break the lead KPIs (new_leads, sql, lead_conversion) down by lead source",
+    )
+    p.add_argument(
         "--format", default="table", choices=FORMATS, help="output format (default: table)"
     )
     p.add_argument(
@@ -114,26 +127,37 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
         as_of = cli_default_as_of()
     data = load(args.source, as_of=as_of)
-    df = compute_kpis(data, args.period, by=args.by, kpis=args.kpis, as_of=as_of)
+    df = compute_kpis(
+        data,
+        args.period,
+        by=args.by,
+        kpis=args.kpis,
+        as_of=as_of,
+        breakdown=getattr(args, "breakdown", None),
+    )
     write_result(df, args.format, out)
     return 0
 
 
 def records(df: pd.DataFrame) -> list[dict[str, object]]:
-    """The SPEC §8 JSON records of a :func:`~kpireport.kpis.compute_kpis` frame."""
+    """The SPEC §8 JSON records of a :func:`~kpireport.kpis.compute_kpis` frame.
+
+    A breakdown frame (``source`` column) adds ``"source"`` to every record.
+    """
     out = []
-    for kpi, scope, scope_id, period, value in df.loc[:, list(KPI_COLUMNS)].itertuples(index=False):
-        out.append(
-            {
-                "kpi": str(kpi),
-                "scope": str(scope),
-                "scope_id": None
-                if pd.isna(scope_id) or scope == Scope.ORGANISATION
-                else str(scope_id),
-                "period": str(period),
-                "value": None if value is None or math.isnan(value) else float(value),
-            }
-        )
+    extra = [c for c in BREAKDOWNS if c in df.columns]
+    for row in df.loc[:, [*KPI_COLUMNS, *extra]].itertuples(index=False):
+        kpi, scope, scope_id, period, value = row[:5]
+        rec: dict[str, object] = {
+            "kpi": str(kpi),
+            "scope": str(scope),
+            "scope_id": None if pd.isna(scope_id) or scope == Scope.ORGANISATION else str(scope_id),
+            "period": str(period),
+            "value": None if value is None or math.isnan(value) else float(value),
+        }
+        for name, v in zip(extra, row[5:], strict=True):
+            rec[name] = None if pd.isna(v) else str(v)
+        out.append(rec)
     return out
 
 
@@ -156,7 +180,8 @@ def write_result(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
                 frame[col] = frame[col].map(_safe_cell, na_action="ignore")
         frame.to_csv(out, index=False)
         return
-    frame = df.loc[:, ["kpi", "scope_id", "period", "value", "unit", "note"]].copy()
+    extra = [c for c in BREAKDOWNS if c in df.columns]
+    frame = df.loc[:, ["kpi", "scope_id", *extra, "period", "value", "unit", "note"]].copy()
     frame["scope_id"] = frame["scope_id"].fillna("—")
     frame["value"] = [_fmt(v, u) for v, u in zip(df["value"], df["unit"], strict=True)]
     frame["note"] = frame["note"].fillna("")

@@ -50,6 +50,7 @@ from kpireport.forecast.select import simulate
 log = logging.getLogger("kpireport")
 
 DAY = pd.Timedelta(days=1)
+_NS_PER_DAY = 86_400 * 10**9
 
 
 # ---------------------------------------------------------------- helpers
@@ -165,12 +166,13 @@ class _DailyArray:
 
     def __init__(self, s: pd.Series) -> None:
         self.first = s.index[0]
+        self._first_ns = self.first.value
         self.v = s.to_numpy(float)
         self.c = np.concatenate([[0.0], np.cumsum(self.v)])
         self.dow0 = int(self.first.day_of_week)
 
     def pos(self, ts: pd.Timestamp) -> int:
-        return int((ts - self.first) / DAY)
+        return (ts.value - self._first_ns) // _NS_PER_DAY
 
     def total(self, a: int, b: int) -> float:
         """Sum of days ``a..b`` (positions, inclusive), clipped to the data."""
@@ -193,17 +195,117 @@ class _DailyArray:
         return w / w.mean()
 
 
-def _rest_estimates(
-    arr: _DailyArray, ps: int, pe: int, cut: int, window: int
-) -> tuple[float, float, float] | None:
-    """``(profile rest, pace rest, true rest)`` of period positions ``[ps, pe)`` seen at ``cut``.
+def _same_cycle(start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Stride (in periods) between periods at the same place of the quarter: 3 for months."""
+    if start.day == 1 and end == start + pd.DateOffset(months=1):
+        return 3
+    return 0
 
-    *Profile*: the weekday-adjusted mean daily level over the ``window`` days
-    ending at ``cut`` x the weekday weights of the remaining days. *Pace*: the
-    weekday-adjusted level of the period's own elapsed days (the run rate,
-    but knowing that weekends are quiet) x the same weights. The true rest is
-    what the data holds after ``cut`` (unknown for the current period).
-    ``None`` without a full ``window`` of history.
+
+@dataclass
+class _IntraPeriod:
+    """Intra-period profile of one period seen at one elapsed share.
+
+    Attributes
+    ----------
+    share
+        Expected share of the period's total that has arrived by the cut
+        (shrunk toward the linear share).
+    level
+        Expected period total (mean of comparable previous periods).
+    """
+
+    share: float
+    level: float
+
+
+def _intra_period(
+    arr: _DailyArray,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    frac: float,
+    k: int,
+    previous: Sequence[tuple[pd.Timestamp, pd.Timestamp]] | None = None,
+) -> _IntraPeriod | None:
+    """Profile share and level of ``[start, end)`` at elapsed ``frac``, from the ``k`` previous periods.
+
+    The share is the ratio of sums ``sum(arrived by the same elapsed share) /
+    sum(totals)`` over the previous ``k`` periods of the same calendar length
+    (day-of-period position, so late-month or quarter-end clustering is seen),
+    shrunk toward the linear share ``frac`` with ``SHRINK_N`` pseudo-periods.
+    For calendar months the same statistics over the previous months at the
+    same place of the quarter (3, 6, ..., ``2 k`` months back: quarter-end
+    months learn from quarter-end months; up to twice the ``k`` periods so
+    there are about 8 of them) get the weight ``n_q / (n_q +
+    SAME_CYCLE_SHRINK_N)`` against those of all ``k`` previous periods.
+    The level is the mean total, blended the same way. ``None`` when fewer
+    than 3 previous periods are in the data. ``previous`` (the output of
+    :func:`_previous_periods`) saves recomputing the calendar.
+    """
+    stride = _same_cycle(start, end)
+    first = arr.first
+    early, tot, same = [], [], []
+    if previous is None:
+        previous = _previous_periods(start, end, 2 * k)
+    recent = []
+    for i, (ps, pe) in enumerate(previous[: SAME_CYCLE_SPAN * k if stride else k], start=1):
+        if ps < first:
+            break
+        days = (pe - ps) / DAY
+        a, b = arr.pos(ps), arr.pos(pe) - 1
+        early.append(arr.total(a, a + round(frac * days) - 1))
+        tot.append(arr.total(a, b))
+        same.append(bool(stride) and i % stride == 0)
+        recent.append(i <= k)
+    if sum(recent) < 3:
+        return None
+    e, t, q = np.asarray(early), np.asarray(tot), np.asarray(same)
+
+    def stats(m: np.ndarray) -> tuple[float, float, int]:
+        n = int(m.sum())
+        if n == 0:
+            return frac, 0.0, 0
+        st, se = float(t[m].sum()), float(e[m].sum())
+        emp = se / st if st > 0 else frac
+        emp = min(max(emp, 0.0), 1.0)
+        return (n * emp + SHRINK_N * frac) / (n + SHRINK_N), float(t[m].mean()), n
+
+    sh, lev, _ = stats(np.asarray(recent))
+    if q.any():
+        sh_q, lev_q, n_q = stats(q)
+        lam = n_q / (n_q + SAME_CYCLE_SHRINK_N)
+        sh, lev = lam * sh_q + (1 - lam) * sh, lam * lev_q + (1 - lam) * lev
+    return _IntraPeriod(share=sh, level=lev)
+
+
+def _rest_estimates(
+    arr: _DailyArray,
+    ps: int,
+    pe: int,
+    cut: int,
+    window: int,
+    intra: _IntraPeriod | None = None,
+) -> tuple[float, ...] | None:
+    """Candidate estimates of the rest of period positions ``[ps, pe)`` seen at ``cut``, + truth.
+
+    Returns ``(profile, pace, dom_pace, dom_level, gap, true rest)``:
+
+    * *profile*: the weekday-adjusted mean daily level over the ``window``
+      days ending at ``cut`` x the weekday weights of the remaining days;
+    * *pace*: the weekday-adjusted level of the period's own elapsed days
+      (the run rate, but knowing that weekends are quiet) x the same weights;
+    * *dom_pace*: the pace under the intra-period profile, ``actual x (1 - P)
+      / P`` with ``P`` the share typically arrived by now (see
+      :func:`_intra_period`);
+    * *dom_level*: the typical period total x the typical share still to come,
+      ``L x (1 - P)``;
+    * *gap*: what is missing to the typical total, ``max(L - actual, 0)``
+      (KPIs whose total is steadier than its timing, e.g. deals that close
+      late when they start late).
+
+    Without an intra-period profile the last three fall back to *profile*.
+    The true rest is what the data holds after ``cut`` (unknown for the
+    current period). ``None`` without a full ``window`` of history.
     """
     lo = cut - window + 1
     if lo < 0:
@@ -213,12 +315,64 @@ def _rest_estimates(
     w_rest = float(w[arr.dow(first_rest, pe - 1)].sum()) if first_rest <= pe - 1 else 0.0
     prof = arr.total(lo, cut) / float(w[arr.dow(lo, cut)].sum()) * w_rest
     w_el = float(w[arr.dow(ps, cut)].sum()) if cut >= ps else 0.0
-    pace = arr.total(ps, cut) / w_el * w_rest if w_el > 0 else prof
-    return prof, pace, arr.total(first_rest, pe - 1)
+    actual = arr.total(ps, cut)
+    pace = actual / w_el * w_rest if w_el > 0 else prof
+    if intra is None:
+        dpace = dlevel = gap = prof
+    else:
+        p = intra.share
+        dpace = actual * (1 - p) / p if p >= MIN_PROFILE_SHARE else prof
+        dlevel = intra.level * (1 - p)
+        gap = max(intra.level - actual, 0.0)
+    return prof, pace, dpace, dlevel, gap, arr.total(first_rest, pe - 1)
 
 
-#: blend weights of the pace estimate tried by the profile method.
+#: blend weights of the pace estimate in the pace/profile pairs (kept for reference).
 BLEND_GRID = np.linspace(0.0, 1.0, 11)
+
+#: pseudo-periods of the linear share the intra-period profile is shrunk toward.
+SHRINK_N = 2.0
+
+#: pseudo-periods of the all-months statistics the same-place-of-quarter ones are shrunk toward.
+SAME_CYCLE_SHRINK_N = 1.0
+
+#: how many times ``k`` periods back the same-place-of-quarter statistics look.
+SAME_CYCLE_SPAN = 2
+
+#: below this typical arrived share the intra-period pace is not used (too noisy).
+MIN_PROFILE_SHARE = 0.05
+
+
+def _simplex_grid(n: int, steps: int) -> np.ndarray:
+    """All weight vectors of length ``n`` on the simplex with the given number of steps."""
+    out: list[list[int]] = []
+
+    def rec(prefix: list[int], left: int, k: int) -> None:
+        if k == 1:
+            out.append([*prefix, left])
+            return
+        for i in range(left + 1):
+            rec([*prefix, i], left - i, k - 1)
+
+    rec([], steps, n)
+    return np.asarray(out, float) / steps
+
+
+def _blends() -> np.ndarray:
+    """Pace/profile pairs (weights 0, 0.1, ..., 1) + pace/intra-period pairs (0, 0.25, ... 1)."""
+    rows = [[1 - w, w, 0, 0, 0] for w in BLEND_GRID]
+    for j in (2, 3, 4):
+        for w in (0.25, 0.5, 0.75, 1.0):
+            r = [0.0, 1 - w, 0.0, 0.0, 0.0]
+            r[j] = w
+            rows.append(r)
+    return np.asarray(rows, float)
+
+
+#: blends of the five rest estimates tried by the profile method: a few, so
+#: that choosing among them on ~12 past periods does not overfit (a full
+#: simplex grid did, late in the period).
+BLENDS = _blends()
 
 
 def profile_distribution(
@@ -233,17 +387,21 @@ def profile_distribution(
 ) -> np.ndarray | None:
     """Actual + expected rest x (1 + an error drawn from this method's own past errors).
 
-    The expected rest blends two weekday-aware extrapolations (see
-    :func:`_rest_estimates`): the recent level (``window`` days) and the
-    period's own pace, ``w x pace + (1 - w) x profile``. The weight ``w`` is
-    the one (on a grid of 0, 0.1, ..., 1) that minimises the squared relative
-    error of the rest in up to ``history_periods`` previous periods replayed at
-    the same elapsed share: early in a period the pace is noisy and the recent
-    level dominates; late, or for KPIs with strong month-to-month swings, the
-    pace wins. The relative errors ``(R_k - R̂_k) / R̂_k`` of the chosen blend in
-    those periods form the error distribution (resampled with a small normal
-    jitter so probabilities are smooth). ``None`` when fewer than 3 previous
-    periods can be replayed (the caller then uses the daily-model method).
+    The expected rest blends five extrapolations (see :func:`_rest_estimates`):
+    the recent weekday-aware level, the period's own weekday-aware pace, and
+    three that use the *intra-period profile* (the share of a period's total
+    typically arrived by this point of the period, from the ``history_periods``
+    previous periods, quarter-end months learning from quarter-end months, see
+    :func:`_intra_period`): the profile pace, the typical total x the share
+    still to come, and the gap to the typical total. The blend (weights on a
+    0, 0.25, ..., 1 simplex grid) is the one that minimises the squared
+    relative error of the rest in up to ``history_periods`` previous periods
+    replayed at the same elapsed share (each replay uses only the data before
+    its own cut). The relative errors ``(R_k - R̂_k) / R̂_k`` of the chosen
+    blend in those periods form the error distribution (resampled with a
+    small normal jitter so probabilities are smooth). ``None`` when fewer than
+    3 previous periods can be replayed (the caller then uses the daily-model
+    method).
     """
     s = _daily(daily)
     start, end, asof = _bounds(period_start, period_end, as_of)
@@ -254,34 +412,46 @@ def profile_distribution(
     if len(s) == 0:
         return None
     arr = _DailyArray(s)
-    now = _rest_estimates(arr, arr.pos(start), arr.pos(end), arr.pos(asof), window)
+    prev = _previous_periods(start, end, 3 * history_periods)
+    frac = float(round(share * (end - start) / DAY)) / ((end - start) / DAY)
+    now = _rest_estimates(
+        arr,
+        arr.pos(start),
+        arr.pos(end),
+        arr.pos(asof),
+        window,
+        _intra_period(arr, start, end, frac, history_periods, prev),
+    )
     if now is None:
         return None
     past = []
-    for ps, pe in _previous_periods(start, end, history_periods):
+    for j, (ps, pe) in enumerate(prev[:history_periods]):
         if pe - DAY > asof or ps < s.index[0]:
             continue
         days = (pe - ps) / DAY
         cut = ps + pd.Timedelta(days=round(share * days)) - DAY
-        est = _rest_estimates(arr, arr.pos(ps), arr.pos(pe), arr.pos(cut), window)
+        intra = _intra_period(
+            arr, ps, pe, round(share * days) / days, history_periods, prev[j + 1 :]
+        )
+        est = _rest_estimates(arr, arr.pos(ps), arr.pos(pe), arr.pos(cut), window, intra)
         if est is not None:
             past.append(est)
     if len(past) < 3:
         return None
-    prof, pace, true = (np.asarray(x) for x in zip(*past, strict=True))
-    best_w, best_err, best_sse = 0.0, np.array([]), np.inf
-    for w in BLEND_GRID:
-        r_hat = w * pace + (1 - w) * prof
-        ok = r_hat > 0
-        if ok.sum() < 3:
-            continue
-        err = (true[ok] - r_hat[ok]) / r_hat[ok]
-        sse = float(np.mean(err**2))
-        if sse < best_sse - 1e-12:
-            best_w, best_err, best_sse = float(w), err, sse
-    if len(best_err) < 3:
+    cand = np.asarray(past)[:, :5]
+    true = np.asarray(past)[:, 5]
+    r_hat = cand @ BLENDS.T  # (periods, blends)
+    ok = r_hat > 0
+    err = np.where(ok, (true[:, None] - r_hat) / np.where(ok, r_hat, 1.0), 0.0)
+    n_ok = ok.sum(axis=0)
+    mse = np.where(n_ok >= 3, (err**2).sum(axis=0) / np.maximum(n_ok, 1), np.inf)
+    if not np.isfinite(mse).any():
         return None
-    rest = best_w * now[1] + (1 - best_w) * now[0]
+    b = int(np.argmin(mse))
+    best_w = BLENDS[b]
+    best_err = err[ok[:, b], b]
+    rest = float(np.asarray(now[:5]) @ best_w)
+    log.debug("profile blend %s at %.0f %% elapsed", np.round(best_w, 2), 100 * share)
     e = best_err
     rng = np.random.default_rng(seed)
     bw = 1.06 * float(np.std(e, ddof=1)) * len(e) ** -0.2
@@ -298,8 +468,13 @@ def _previous_periods(
     """The ``k`` periods of the same calendar length before ``[start, end)``."""
     if start.day == 1 and end.day == 1:
         months = (end.year - start.year) * 12 + end.month - start.month
+        m0 = start.year * 12 + start.month - 1
+
+        def first_of(m: int) -> pd.Timestamp:
+            return pd.Timestamp(m // 12, m % 12 + 1, 1)
+
         return [
-            (start - pd.DateOffset(months=months * i), end - pd.DateOffset(months=months * i))
+            (first_of(m0 - months * i), first_of(m0 - months * (i - 1)))
             for i in range(1, k + 1)
         ]
     span = end - start

@@ -2,7 +2,10 @@
 
 Public API::
 
-    compute_kpis(data, periods, by="organisation", kpis=None, as_of=None) -> DataFrame
+    compute_kpis(data, periods, by="organisation", kpis=None, as_of=None,
+                 *, unattributed=False, breakdown=None) -> DataFrame
+        (breakdown="source": the lead KPIs BREAKDOWN_KPIS per lead source,
+        leads without a source in UNKNOWN = "(unknown)")
     pivot_kpis(df) -> DataFrame
     kpi_series(data, kpi, scope="organisation", scope_id=None, grain="month",
                start=None, end=None, as_of=None) -> Series
@@ -12,16 +15,18 @@ Public API::
     get_kpi(name) -> KpiDef, list_kpis() -> DataFrame, REGISTRY
 """
 
-from kpireport.kpis.compute import compute_kpis, pivot_kpis
-from kpireport.kpis.engine import UNATTRIBUTED
+from kpireport.kpis.compute import BREAKDOWN_KPIS, compute_kpis, pivot_kpis
+from kpireport.kpis.engine import UNATTRIBUTED, UNKNOWN
 from kpireport.kpis.finance import growth_table
 from kpireport.kpis.registry import KPIS, REGISTRY, KpiDef, get_kpi, list_kpis
 from kpireport.kpis.series import cumulative_curve, daily_matrix, kpi_series
 
 __all__ = [
+    "BREAKDOWN_KPIS",
     "KPIS",
     "REGISTRY",
     "UNATTRIBUTED",
+    "UNKNOWN",
     "KpiDef",
     "compute_kpis",
     "cumulative_curve",

@@ -26,6 +26,22 @@ Design decisions
 * Requesting a KPI explicitly for a scope it is not defined for (``cac`` per
   customer) raises :class:`~kpireport.errors.KpiError`; with ``kpis=None`` such
   KPIs are skipped.
+* **Lead-source breakdown** (SPEC §3, ``breakdown="source"``). Only the lead
+  KPIs (:data:`BREAKDOWN_KPIS`: ``new_leads``, ``sql``, ``lead_conversion``)
+  can be broken down; ``kpis=None`` then means those three, and any other KPI
+  raises :class:`~kpireport.errors.KpiError` naming the valid ones. The
+  result gets a ``source`` column right after the five KPI columns (which
+  keep their names and order: consumers select them by name), before
+  ``unit, note``. Each kept ``(period, scope id)`` cell — kept by the same
+  rules as without breakdown, judged on the cell's values over all sources —
+  gets one row per source of the dataset (stripped ``leads.source`` values,
+  sorted, then ``(unknown)`` when some lead has no source), zeros included,
+  so the rows are the same for every period and the additive KPIs of the
+  sources sum exactly to the un-broken-down value. ``lead_conversion`` of a
+  source is that source's converted leads / its leads (NaN without leads).
+  The breakdown is computed in the same vectorised pass (one ``bincount``
+  on the combined code ``scope column * sources + source``), see
+  :mod:`kpireport.kpis.engine`.
 """
 
 from __future__ import annotations
@@ -41,7 +57,15 @@ import pyarrow as pa
 from kpireport.constants import KPI_COLUMNS, Scope, Table
 from kpireport.data.model import CrmData
 from kpireport.errors import KpiError
-from kpireport.kpis.engine import NAT, NS_PER_DAY, UNATTRIBUTED, Context, Prepared, prepared
+from kpireport.kpis.engine import (
+    NAT,
+    NS_PER_DAY,
+    UNATTRIBUTED,
+    Context,
+    Prepared,
+    Split,
+    prepared,
+)
 from kpireport.kpis.registry import KPIS, KpiDef, get_kpi
 from kpireport.periods import Period, _day, parse_period
 
@@ -52,6 +76,10 @@ PeriodLike = str | Period
 
 #: columns of the result after the five KPI_COLUMNS
 EXTRA_COLUMNS = ("unit", "note")
+#: the breakdowns ``compute_kpis`` accepts
+BREAKDOWNS = ("source",)
+#: the KPIs that can be broken down by lead source (SPEC §3)
+BREAKDOWN_KPIS = ("new_leads", "sql", "lead_conversion")
 
 _DATE_COLUMNS = (
     (Table.DEALS, "created_at"),
@@ -152,6 +180,7 @@ def evaluate(
     ends: np.ndarray,
     as_of: DateLike | None = None,
     select: int | None = None,
+    split: Split | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate one KPI over explicit intervals.
 
@@ -159,9 +188,13 @@ def evaluate(
     -------
     values, notes
         ``(intervals, scope ids + 1)`` arrays; the last column is unattributed.
+        With ``split``: ``(intervals, (scope ids + 1) * split.k)``, column
+        ``scope column * split.k + category``.
     """
     prep = prepared(data)
-    ctx = Context(prep, scope, periods, starts, ends, cutoff_of(prep, as_of), select, data.settings)
+    ctx = Context(
+        prep, scope, periods, starts, ends, cutoff_of(prep, as_of), select, data.settings, split
+    )
     reason = unavailable_reason(prep, kpi)
     if reason is not None:
         notes = ctx.cell_notes()
@@ -194,6 +227,7 @@ def compute_kpis(
     as_of: DateLike | None = None,
     *,
     unattributed: bool = False,
+    breakdown: str | None = None,
 ) -> pd.DataFrame:
     """Compute KPIs for every scope id and period, in tidy long form.
 
@@ -211,59 +245,100 @@ def compute_kpis(
         Reference day: resolves relative labels and cuts periods "to date".
     unattributed
         Add an ``(unattributed)`` scope id for rows without team/seller/company.
+    breakdown
+        ``"source"``: break the lead KPIs down by the lead's source (module
+        docstring); ``None`` (default): no breakdown.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``kpi, scope, scope_id, period, value, unit, note``; one row
         per KPI × period × scope id (see the module docstring for which ids).
+        With a breakdown, a ``source`` column after ``value`` and one row per
+        KPI × period × scope id × source.
 
     Raises
     ------
     KpiError
-        Unknown KPI or scope, or a KPI requested for a scope it does not support.
+        Unknown KPI, scope or breakdown, a KPI requested for a scope it does
+        not support, or a KPI that cannot be broken down.
     PeriodError
         A malformed label, or a relative one without ``as_of``.
     """
     scope = resolve_scope(by)
     plist = resolve_periods(periods, as_of)
+    split = resolve_breakdown(breakdown, prepared(data))
+    if split is not None and kpis is None:
+        kpis = [name for name in BREAKDOWN_KPIS if scope in get_kpi(name).scopes]
     defs = resolve_kpis(kpis, scope)
+    if split is not None:
+        _check_breakdown_kpis(defs, split)
     prep = prepared(data)
     starts, ends = cut_intervals(plist, as_of)
     ids = prep.scope_ids(scope)
     width = len(ids) + 1
-    values = np.empty((len(defs), len(plist), width))
-    notes = np.empty((len(defs), len(plist), width), dtype=object)
-    for i, k in enumerate(defs):
-        v, n = evaluate(data, k, scope, plist, starts, ends, as_of)
-        values[i], notes[i] = v, n
-        log.debug("computed %s by %s for %d periods", k.name, scope, len(plist))
-    keep = _kept_cells(prep, scope, values, starts, ends, unattributed)
-    k_idx, p_idx, s_idx = np.nonzero(np.broadcast_to(keep, values.shape))
+    k = 1 if split is None else split.k
+    shape = (len(defs), len(plist), width, k)
+    values = np.empty(shape)
+    notes = np.empty(shape, dtype=object)
+    for i, kdef in enumerate(defs):
+        v, n = evaluate(data, kdef, scope, plist, starts, ends, as_of, split=split)
+        values[i], notes[i] = v.reshape(shape[1:]), n.reshape(shape[1:])
+        log.debug("computed %s by %s for %d periods", kdef.name, scope, len(plist))
+    # which (period, scope id) cells get rows: judged over all categories at once
+    flat = values.transpose(0, 3, 1, 2).reshape(len(defs) * k, len(plist), width)
+    keep = _kept_cells(prep, scope, flat, starts, ends, unattributed)
+    k_idx, p_idx, s_idx, c_idx = np.nonzero(np.broadcast_to(keep[:, :, None], shape))
     id_values = np.append(ids.to_numpy(dtype=object), UNATTRIBUTED)
-    names = np.array([k.name for k in defs], dtype=object)
-    units = np.array([str(k.unit) for k in defs], dtype=object)
+    names = np.array([kdef.name for kdef in defs], dtype=object)
+    units = np.array([str(kdef.unit) for kdef in defs], dtype=object)
     labels = np.array([p.label for p in plist], dtype=object)
-    note = notes[k_idx, p_idx, s_idx]
-    df = pd.DataFrame(
-        {
-            "kpi": _strings(names, k_idx),
-            "scope": _strings(
-                np.array([str(scope)], dtype=object), np.zeros(len(k_idx), dtype=np.int64)
-            ),
-            "scope_id": _strings(id_values, s_idx),
-            "period": _strings(labels, p_idx),
-            "value": values[k_idx, p_idx, s_idx],
-            "unit": _strings(units, k_idx),
-            "note": pd.array(note, dtype="str"),
-        }
-    )
+    note = notes[k_idx, p_idx, s_idx, c_idx]
+    columns = {
+        "kpi": _strings(names, k_idx),
+        "scope": _strings(
+            np.array([str(scope)], dtype=object), np.zeros(len(k_idx), dtype=np.int64)
+        ),
+        "scope_id": _strings(id_values, s_idx),
+        "period": _strings(labels, p_idx),
+        "value": values[k_idx, p_idx, s_idx, c_idx],
+    }
+    if split is not None:
+        columns[split.name] = _strings(split.labels.to_numpy(dtype=object), c_idx)
+    columns["unit"] = _strings(units, k_idx)
+    columns["note"] = pd.Series(pd.array(note, dtype="str"))
+    df = pd.DataFrame(columns)
     df.attrs["intervals"] = {
         p.label: (pd.Timestamp(int(a)), pd.Timestamp(int(b)))
         for p, a, b in zip(plist, starts, ends, strict=True)
     }
     df.attrs["as_of"] = None if as_of is None else str(_day(as_of).date())
     return df
+
+
+def resolve_breakdown(breakdown: str | None, prep: Prepared) -> Split | None:
+    """The :class:`~kpireport.kpis.engine.Split` of a breakdown name (``None``: none)."""
+    if breakdown is None:
+        return None
+    name = str(breakdown).strip().lower()
+    if name not in BREAKDOWNS:
+        raise KpiError(
+            f"Unknown breakdown '{breakdown}'.",
+            hint="Valid breakdowns: " + ", ".join(BREAKDOWNS) + ".",
+        )
+    codes, labels = prep.lead_sources()
+    return Split(name, Table.LEADS, codes, labels)
+
+
+def _check_breakdown_kpis(defs: Sequence[KpiDef], split: Split) -> None:
+    bad = [kdef.name for kdef in defs if kdef.name not in BREAKDOWN_KPIS]
+    if bad:
+        raise KpiError(
+            f"Cannot break down {', '.join(repr(b) for b in bad)} by {split.name}.",
+            hint="Only the lead KPIs can be broken down by source: "
+            + ", ".join(BREAKDOWN_KPIS)
+            + ".",
+        )
 
 
 def _strings(values: np.ndarray, codes: np.ndarray) -> pd.Series:
@@ -301,11 +376,14 @@ def pivot_kpis(df: pd.DataFrame) -> pd.DataFrame:
 
     With several periods the rows are ``(period, scope_id)``. The
     organisation's row is labelled ``organisation``. Column order follows the
-    order of the KPIs in ``df``.
+    order of the KPIs in ``df``. A breakdown result (``source`` column) has
+    ``source`` as the last index level.
     """
-    frame = df.loc[:, list(KPI_COLUMNS)].copy()
+    extra = [c for c in BREAKDOWNS if c in df.columns]
+    frame = df.loc[:, [*KPI_COLUMNS, *extra]].copy()
     frame["scope_id"] = frame["scope_id"].fillna(frame["scope"])
     index = ["scope_id"] if frame["period"].nunique() <= 1 else ["period", "scope_id"]
+    index += extra
     wide = frame.pivot_table(
         index=index, columns="kpi", values="value", aggfunc="first", dropna=False, sort=False
     )

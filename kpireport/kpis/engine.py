@@ -21,6 +21,14 @@ Design decisions
   ``sellers`` table (the contract has no team history). Rows whose code for
   the requested scope is ``-1`` land in an extra *unattributed* column (the
   last one) so that teams + unattributed reconcile with the organisation.
+* **Breakdowns (lead source).** A :class:`Split` on the :class:`Context`
+  crosses the scope codes with a per-row category code of one table (the
+  lead's ``source``): the combined code is ``scope_col * k + category`` where
+  ``scope_col`` already maps unattributed rows to the last scope column, so
+  the result is ``(intervals, (scope ids + 1) * k)`` from the same single
+  ``bincount`` — no loop per category. Only formulas whose events all come
+  from the split table (the lead KPIs) can be broken down; any other event
+  raises :class:`~kpireport.errors.KpiError`.
 * **Cut-off.** "Ever" look-ups (first won deal, lead conversion) ignore data on
   or after the cut-off (``as_of`` + 1 day), so a report for a past ``as_of``
   never sees the future.
@@ -41,6 +49,7 @@ import pyarrow.compute as pc
 
 from kpireport.constants import Scope, Table
 from kpireport.data.model import CrmData
+from kpireport.errors import KpiError
 from kpireport.periods import Period
 
 log = logging.getLogger("kpireport")
@@ -50,6 +59,8 @@ NAT = np.iinfo(np.int64).min
 NEVER = np.iinfo(np.int64).max
 #: scope_id shown for rows that no team/seller/customer can be attributed to
 UNATTRIBUTED = "(unattributed)"
+#: breakdown category of rows whose category (lead ``source``) is missing or blank
+UNKNOWN = "(unknown)"
 
 T = TypeVar("T")
 
@@ -201,14 +212,38 @@ class Events:
             self._company = self._load("company")
         return self._company
 
+    @property
+    def table(self) -> str | None:
+        """The table the events are rows of (``None`` for synthetic events)."""
+        return self._table
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row positions of the events in :attr:`table` (``int64``)."""
+        if self._prep is None or self._table is None:
+            raise KpiError("These events are not rows of one table.")
+        m = self._mask
+        if m is None:
+            return np.arange(len(self._prep.frame(self._table)), dtype=np.int64)
+        m = np.asarray(m)
+        return np.flatnonzero(m) if m.dtype == bool else m.astype(np.int64, copy=False)
+
     def take(self, mask: np.ndarray) -> Events:
         """The events selected by a boolean mask or an index array."""
         team = None if self.team is None else self.team[mask]
+        sub = None
+        if self._prep is not None and self._table is not None:
+            sub = mask if self._mask is None else self.rows[mask]
         if self._prep is not None and self._seller is None and self._company is None:
-            base = self._mask
-            sub = mask if base is None else (np.flatnonzero(base)[mask])
             return Events(team=team, prep=self._prep, table=self._table, mask=sub)
-        return Events(self.seller[mask], self.company[mask], team)
+        return Events(
+            self.seller[mask],
+            self.company[mask],
+            team,
+            prep=self._prep,
+            table=self._table,
+            mask=sub,
+        )
 
 
 def arrow_strings(values: pd.Series) -> pa.ChunkedArray:
@@ -383,6 +418,34 @@ class Prepared:
         team = self.team_codes(table) if table == Table.COSTS else None
         return Events(team=team, prep=self, table=table)
 
+    def lead_sources(self) -> tuple[np.ndarray, pd.Index]:
+        """Source code of each lead and the source labels (code order).
+
+        Labels are the distinct stripped ``leads.source`` values, sorted, then
+        :data:`UNKNOWN` when some lead has no (or a blank) source. Values are
+        kept verbatim otherwise (``Web`` and ``web`` are two sources).
+        """
+
+        def build() -> tuple[np.ndarray, pd.Index]:
+            if not self.has(Table.LEADS):
+                return np.zeros(0, dtype=np.int64), pd.Index([UNKNOWN], dtype="str")
+            df = self.frame(Table.LEADS)
+            if "source" not in df:
+                raw = pd.Series(pd.NA, index=df.index, dtype="str")
+            else:
+                raw = df["source"].astype("str").str.strip()
+            raw = raw.where(raw != "")
+            codes, uniques = pd.factorize(raw, sort=True)
+            codes = np.asarray(codes, dtype=np.int64)
+            labels = [str(u) for u in uniques]
+            missing = codes < 0
+            if missing.any() or not labels:
+                codes = np.where(missing, len(labels), codes)
+                labels.append(UNKNOWN)
+            return codes, pd.Index(labels, dtype="str", name="source")
+
+        return self.memo(("lead_sources",), build)
+
     # ----------------------------------------------------------- scopes
     def scope_ids(self, scope: Scope) -> pd.Index:
         """The ids of ``scope`` in code order (organisation: one ``None`` id)."""
@@ -449,6 +512,33 @@ def prepared(data: CrmData) -> Prepared:
 
 
 # ------------------------------------------------------------------ context
+@dataclass(frozen=True)
+class Split:
+    """A breakdown of one table's rows into categories (module docstring).
+
+    Attributes
+    ----------
+    name
+        Name of the breakdown (``source``); also the result column.
+    table
+        The table whose rows carry a category.
+    codes
+        Category code of each row of ``table``, in ``[0, len(labels))``.
+    labels
+        The category labels, in code order.
+    """
+
+    name: str
+    table: str
+    codes: np.ndarray
+    labels: pd.Index
+
+    @property
+    def k(self) -> int:
+        """Number of categories."""
+        return len(self.labels)
+
+
 @dataclass
 class Context:
     """One evaluation request: a dataset, a scope and a list of intervals.
@@ -468,6 +558,9 @@ class Context:
     select
         When set, only this scope code is kept (column 0); everything else is
         unattributed. Used by single-series requests.
+    split
+        When set, every scope column is crossed with the split's categories:
+        column ``scope_col * split.k + category`` (see the module docstring).
     """
 
     prep: Prepared
@@ -478,12 +571,18 @@ class Context:
     cutoff: int
     select: int | None = None
     settings: dict = field(default_factory=dict)
+    split: Split | None = None
+
+    @property
+    def scope_width(self) -> int:
+        """Number of scope columns (scope ids + unattributed)."""
+        n = 1 if self.select is not None else len(self.prep.scope_ids(self.scope))
+        return n + 1
 
     @property
     def width(self) -> int:
-        """Number of result columns (scope ids + unattributed)."""
-        n = 1 if self.select is not None else len(self.prep.scope_ids(self.scope))
-        return n + 1
+        """Number of result columns (scope columns x split categories)."""
+        return self.scope_width * (1 if self.split is None else self.split.k)
 
     def with_intervals(self, starts: np.ndarray, ends: np.ndarray) -> Context:
         """The same request over other intervals (comparison periods)."""
@@ -496,13 +595,23 @@ class Context:
             self.cutoff,
             self.select,
             self.settings,
+            self.split,
         )
 
     def codes(self, ev: Events) -> np.ndarray:
         c = self.prep.codes_for(ev, self.scope)
         if self.select is not None:
             c = np.where(c == self.select, 0, -1)
-        return c
+        split = self.split
+        if split is None:
+            return c
+        if ev.table != split.table:
+            raise KpiError(
+                f"This KPI cannot be broken down by {split.name}: it counts rows that are not "
+                f"{split.table}."
+            )
+        c = np.where(c < 0, self.scope_width - 1, c)
+        return c * split.k + split.codes[ev.rows]
 
     def sums(
         self,

@@ -19,8 +19,15 @@ Design decisions
   so concurrent runs can share it; it never holds credentials.
 * **Re-runs redo only what failed or changed**: a report is skipped when its
   manifest says ``success`` for the same cache key (notebook hash, parameters,
-  data fingerprint, formats, header, kpireport version) and its outputs still
+  data fingerprint, formats, header, kpireport version and a hash of the
+  installed kpireport sources and templates, so a library change between runs
+  is never skipped) and its outputs still
   match their hashes, unless ``force=True``.
+* **Shared work once per run.** Goal evaluations (with forecasts) that many
+  reports repeat are computed once in the runner and stored next to the
+  snapshot (:mod:`kpireport.report.shared`); the views read them and compute
+  on demand when absent. WeasyPrint's fonts are prepared once in the parent
+  before report processes fork.
 * **One failed report does not stop the others**; :class:`RunResult` says
   which failed and :attr:`RunResult.ok` whether all succeeded.
 """
@@ -33,6 +40,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +51,7 @@ from kpireport.errors import ParamsError
 from kpireport.report import execute
 from kpireport.report.manifest import cache_key, is_current
 from kpireport.report.params import ReportSpec, RunDef, did_you_mean, expand, load_plan
+from kpireport.report.shared import code_hash
 from kpireport.report.slug import slug
 from kpireport.report.snapshot import write_snapshot
 
@@ -288,6 +297,7 @@ def run(
     tasks, results = [], {}
     written: set[Path] = set()
     nb_hash: dict[Path, str] = {}
+    code = code_hash()  # the installed kpireport sources: a library change re-runs reports
     for spec, data, fingerprint, snapshot, secret_names in plans:
         if snapshot is not None and snapshot not in written:
             write_snapshot(data, snapshot)
@@ -299,7 +309,7 @@ def run(
         key = cache_key(
             {"notebook": sha, "parameters": params_for_key, "fingerprint": fingerprint,
              "formats": sorted(spec.formats), "meta": {k: v for k, v in meta.items() if k != "footer"},
-             "version": __version__, "timeouts": [spec.cell_timeout]}
+             "version": __version__, "code": code, "timeouts": [spec.cell_timeout]}
         )  # fmt: skip
         base = out_dir / spec.report_id
         if not force and is_current(Path(str(base) + ".manifest.json"), key, out_dir):
@@ -329,7 +339,9 @@ def run(
             on_report(res, done[0], total)
 
     if tasks:
-        _prewarm()
+        timings = _precompute(tasks, {p[0].report_id: p[1] for p in plans})
+        _prewarm(any("pdf" in t.spec.formats for t in tasks))
+        log.debug("shared precomputation: %s", timings)
         execute.run_tasks(tasks, jobs or os.cpu_count() or 1, finished)
     with contextlib.suppress(OSError):
         (out_dir / ".work" / "jobs").rmdir()
@@ -384,8 +396,46 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
     )
 
 
-def _prewarm() -> None:
-    """Import the heavy modules once in the parent so forked children share them."""
+def _precompute(tasks: Sequence[execute.Task], data_of: dict[str, Any]) -> dict[str, float]:
+    """Evaluate, once for the run, the goal groups the reports' views would each evaluate.
+
+    Results are stored next to each data snapshot (:mod:`kpireport.report.shared`);
+    a failure here only costs speed: the kernels compute on demand.
+    """
+    from kpireport.report.shared import precompute_goals
+
+    requests: dict[Path, tuple[Any, list[tuple[str, str, Any]]]] = {}
+    for task in tasks:
+        data = data_of.get(task.spec.report_id)
+        source = task.spec.parameters.get("source")
+        if data is None or not isinstance(source, str) or not source.endswith("source.yaml"):
+            continue
+        try:
+            from kpireport.report.views import shared_goal_requests
+
+            wanted = shared_goal_requests(
+                Path(task.spec.notebook).stem, task.spec.period, task.spec.as_of
+            )
+        except Exception as exc:  # an unusual period: the kernel reports it
+            log.debug("no shared goals for %s: %s", task.spec.report_id, exc)
+            continue
+        folder = Path(source).parent
+        requests.setdefault(folder, (data, []))[1].extend(wanted)
+    t0 = time.perf_counter()
+    for folder, (data, wanted) in requests.items():
+        try:
+            precompute_goals(data, folder, wanted)
+        except Exception as exc:  # speed only: kernels evaluate on demand
+            log.warning("Could not precompute shared goal results: %s", exc)
+    return {"goals": time.perf_counter() - t0}
+
+
+def _prewarm(pdf: bool = True) -> None:
+    """Import the heavy modules once in the parent so forked children share them.
+
+    With ``pdf``, WeasyPrint's fonts are also prepared once
+    (:func:`kpireport.report.render.prewarm_pdf`), instead of in every child.
+    """
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
     import weasyprint  # noqa: F401
@@ -394,3 +444,5 @@ def _prewarm() -> None:
 
     with contextlib.suppress(Exception):
         render._exporter()
+    if pdf:
+        render.prewarm_pdf()
