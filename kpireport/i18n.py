@@ -286,6 +286,12 @@ def locale_for(language: str) -> Locale:
     return Locale.parse(LANGUAGES[check_language(language)])
 
 
+def compact_locale(language: str) -> str:
+    """The Babel locale of compact amounts: ``en_US`` for English (``€1.2M``, not ``€1.2m``)."""
+    lang = check_language(language)
+    return "en_US" if lang == "en" else LANGUAGES[lang]
+
+
 def t(key: str, language: str = DEFAULT_LANGUAGE, *, default: str | None = None, **fmt: Any) -> str:
     """Translate ``key`` into ``language`` and fill its ``{placeholders}``.
 
@@ -386,7 +392,7 @@ def fmt_compact(x: object, language: str = DEFAULT_LANGUAGE, digits: int = 1) ->
     if is_missing(x):
         return MISSING
     lang = check_language(language)
-    loc = "en_US" if lang == "en" else LANGUAGES[lang]
+    loc = compact_locale(lang)
     return format_compact_decimal(float(x), locale=loc, fraction_digits=digits)  # type: ignore[arg-type]
 
 
@@ -424,7 +430,7 @@ def fmt_currency(
     cur = str(currency).upper()
     value = float(x)  # type: ignore[arg-type]
     if compact:
-        loc = "en_US" if lang == "en" else LANGUAGES[lang]
+        loc = compact_locale(lang)
         if abs(value) < 1000:
             # below a thousand the compact form is just the rounded amount
             return fmt_currency(value, cur, lang, decimals=0)
@@ -461,7 +467,7 @@ def fmt_compact_currency(
     if abs(value) < 1000:
         return fmt_currency(value, currency, lang, decimals=0)
     digits = _significant_fraction_digits(value, significant)
-    loc = "en_US" if lang == "en" else LANGUAGES[lang]
+    loc = compact_locale(lang)
     return format_compact_currency(value, str(currency).upper(), locale=loc, fraction_digits=digits)
 
 
@@ -620,6 +626,7 @@ __all__ = [
     "I18nError",
     "axis_label",
     "check_language",
+    "compact_locale",
     "currency_symbol",
     "fmt_compact",
     "fmt_compact_currency",

@@ -249,3 +249,10 @@ def test_axis_label_has_unit() -> None:
     )
     assert i18n.axis_label("Cycle", "days", "EUR", "en") == "Cycle (days)"
     assert i18n.axis_label("Revenue", "currency", "USD", "en") == "Revenue (US$)"
+
+
+def test_compact_locale_uses_en_us_short_forms_for_english() -> None:
+    assert i18n.compact_locale("en") == "en_US"  # en_GB would write €1.2m
+    assert i18n.compact_locale("nl") == "nl_NL"
+    with pytest.raises(I18nError):
+        i18n.compact_locale("fr")

@@ -35,13 +35,14 @@ from typing import TextIO
 
 import pandas as pd
 
+from kpireport.cli.data import cli_default_as_of
 from kpireport.constants import Grain, Scope
 from kpireport.errors import ForecastError
+from kpireport.report.publish import neutralise_formulas
 
 FORMATS = ("table", "csv", "json")
 GRAINS = (Grain.MONTH.value, Grain.WEEK.value, Grain.DAY.value, Grain.QUARTER.value)
 NUMBER_COLUMNS = ("mean", "lo_80", "hi_80", "lo_95", "hi_95")
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -152,11 +153,7 @@ def run_forecast(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise ForecastError(f"--horizon must be at least 1, not {args.horizon}.")
     from kpireport.data.load import load
 
-    as_of = args.as_of
-    if as_of is None:
-        from kpireport.cli.data import cli_default_as_of
-
-        as_of = cli_default_as_of()
+    as_of = cli_default_as_of() if args.as_of is None else args.as_of
     data = load(args.source, as_of=as_of)
     frame = forecast_frame(data, args.kpi, args.by, args.scope_id, args.grain, args.horizon, as_of)
     write_forecast(frame, args.format, out)
@@ -182,12 +179,7 @@ def write_forecast(frame: pd.DataFrame, fmt: str, out: TextIO) -> None:
         out.write("\n")
         return
     if fmt == "csv":
-        csv = frame.copy()
-        for col in ("kpi", "scope", "scope_id", "period", "model"):
-            csv[col] = csv[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) else v
-            )
-        csv.to_csv(out, index=False)
+        neutralise_formulas(frame).to_csv(out, index=False)
         return
     shown = frame.loc[:, ["period", *NUMBER_COLUMNS]].copy()
     for col in NUMBER_COLUMNS:

@@ -40,14 +40,15 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from kpireport.cli.data import cli_default_as_of
 from kpireport.constants import KPI_COLUMNS, Scope
 from kpireport.errors import GoalError, KpiError
+from kpireport.report.publish import neutralise_formulas
 
 FORMATS = ("table", "csv", "json")
 #: ``--breakdown`` choices; mirrors :data:`kpireport.kpis.compute.BREAKDOWNS`
 #: (kept literal so that building the parser does not import the KPI engine)
 BREAKDOWNS = ("source",)
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,11 +122,7 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kpireport.data.load import load
     from kpireport.kpis import compute_kpis
 
-    as_of = args.as_of
-    if as_of is None:
-        from kpireport.cli.data import cli_default_as_of
-
-        as_of = cli_default_as_of()
+    as_of = cli_default_as_of() if args.as_of is None else args.as_of
     data = load(args.source, as_of=as_of)
     df = compute_kpis(
         data,
@@ -161,12 +158,6 @@ def records(df: pd.DataFrame) -> list[dict[str, object]]:
     return out
 
 
-def _safe_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def write_result(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
     """Write a KPI frame as ``table``, ``csv`` or ``json``."""
     if fmt == "json":
@@ -174,11 +165,7 @@ def write_result(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
         out.write("\n")
         return
     if fmt == "csv":
-        frame = df.copy()
-        for col in frame.columns:
-            if frame[col].dtype.kind not in "fiub":
-                frame[col] = frame[col].map(_safe_cell, na_action="ignore")
-        frame.to_csv(out, index=False)
+        neutralise_formulas(df).to_csv(out, index=False)
         return
     extra = [c for c in BREAKDOWNS if c in df.columns]
     frame = df.loc[:, ["kpi", "scope_id", *extra, "period", "value", "unit", "note"]].copy()
@@ -271,11 +258,7 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kpireport.data.load import load
     from kpireport.goals import evaluate_goals
 
-    as_of = args.as_of
-    if as_of is None:
-        from kpireport.cli.data import cli_default_as_of
-
-        as_of = cli_default_as_of()
+    as_of = cli_default_as_of() if args.as_of is None else args.as_of
     data = load(args.source, as_of=as_of)
     df = evaluate_goals(
         data,
@@ -313,11 +296,7 @@ def write_goals(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
         out.write("\n")
         return
     if fmt == "csv":
-        frame = df.copy()
-        for col in frame.columns:
-            if frame[col].dtype.kind not in "fiub":
-                frame[col] = frame[col].map(_safe_cell, na_action="ignore")
-        frame.to_csv(out, index=False)
+        neutralise_formulas(df).to_csv(out, index=False)
         return
     if df.empty:
         out.write("No goals.\n")

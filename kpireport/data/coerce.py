@@ -64,7 +64,6 @@ from kpireport.data.schema import SCHEMAS, TableSchema
 from kpireport.errors import Problem
 
 _ISO = r"\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?)?"
-_ISO_RE = re.compile(_ISO)
 _AWARE_RE = r"(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 _YMD_SLASH = r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})"
 _DAY_MONTH = r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(?:[ T].*)?"

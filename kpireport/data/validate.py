@@ -28,8 +28,8 @@ Design decisions
   reported a second time as "empty".
 * Date warnings need an ``as_of``; without one they are skipped, never
   computed from the clock.
-* Goal KPI names are checked against :mod:`kpireport.kpis` when it is
-  importable, else against the SPEC §3 catalogue (:data:`SPEC_KPIS`).
+* Goal KPI names are checked against the KPI registry
+  (:data:`kpireport.kpis.registry.REGISTRY`), the one list of KPI names.
 """
 
 from __future__ import annotations
@@ -51,29 +51,6 @@ from kpireport.data.model import CrmData
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
 from kpireport.errors import DataContractError, PeriodError, Problem
 from kpireport.periods import is_relative, parse_period
-
-#: the KPI names of SPEC §3, used when the KPI registry is not importable
-SPEC_KPIS: tuple[str, ...] = (
-    "new_leads",
-    "new_organisations",
-    "sql",
-    "hit_rate",
-    "sales_cycle_days",
-    "avg_deal_value",
-    "cac",
-    "clv",
-    "revenue",
-    "revenue_growth_mom",
-    "revenue_growth_yoy",
-    "revenue_growth_ytd",
-    "meetings_booked",
-    "quotes_sent",
-    "deals_won",
-    "won_value",
-    "pipeline_value",
-    "weighted_pipeline",
-    "leads_needed",
-)
 
 #: (table, column, referenced table, referenced column): every foreign key of §2
 REFERENCES: tuple[tuple[str, str, str, str], ...] = (
@@ -233,18 +210,10 @@ class _Collector:
 
 
 def known_kpis() -> set[str]:
-    """KPI names a goal may use: the registry's when importable, else SPEC §3's."""
-    try:
-        from kpireport.kpis import list_kpis  # type: ignore[attr-defined]
+    """KPI names a goal may use: those of the KPI registry."""
+    from kpireport.kpis.registry import REGISTRY  # lazy: the KPI package imports the data layer
 
-        table = list_kpis()
-    except Exception:  # registry not built yet, or failing: fall back to the spec
-        return set(SPEC_KPIS)
-    if isinstance(table, pd.DataFrame):
-        if "name" in table.columns:
-            return set(map(str, table["name"]))
-        return set(map(str, table.index))
-    return {str(getattr(k, "name", k)) for k in table}  # list of KpiDef or names
+    return set(REGISTRY)
 
 
 def _has(tables: Mapping[str, pd.DataFrame], table: str, *columns: str) -> bool:

@@ -82,10 +82,27 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _non_overlapping(starts: np.ndarray, ends: np.ndarray) -> bool:
+def _locate(
+    t: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Find the interval holding each row of ``t``, when no two intervals overlap.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        None when intervals overlap. Else ``(order, idx, ok)``: ``order`` sorts
+        the intervals by start, ``idx[i]`` is the position (in that order) of
+        the last interval starting at or before ``t[i]`` and ``ok[i]`` tells
+        whether ``t[i]`` lies inside it.
+    """
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
-    return bool(np.all(s[1:] >= e[:-1]))
+    if not np.all(s[1:] >= e[:-1]):
+        return None
+    idx = np.searchsorted(s, t, side="right") - 1
+    ok = idx >= 0
+    ok[ok] = t[ok] < e[idx[ok]]
+    return order, idx, ok
 
 
 def interval_sums(
@@ -123,12 +140,9 @@ def interval_sums(
     if n_int == 0 or len(t) == 0:
         return np.zeros(out_shape)
     c = np.where(codes < 0, width - 1, codes).astype(np.int64, copy=False)
-    if _non_overlapping(starts, ends):
-        order = np.argsort(starts, kind="stable")
-        s, e = starts[order], ends[order]
-        idx = np.searchsorted(s, t, side="right") - 1
-        ok = idx >= 0
-        ok[ok] = t[ok] < e[idx[ok]]
+    located = _locate(t, starts, ends)
+    if located is not None:
+        order, idx, ok = located
         key = idx[ok] * width + c[ok]
         w = None if weights is None else weights[ok]
         tot = np.bincount(key, weights=w, minlength=n_int * width).reshape(out_shape)
@@ -153,12 +167,9 @@ def interval_index(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[
     bucketed in one ``searchsorted``; overlapping ones fall back to one mask per
     interval.
     """
-    if _non_overlapping(starts, ends):
-        order = np.argsort(starts, kind="stable")
-        s, e = starts[order], ends[order]
-        idx = np.searchsorted(s, t, side="right") - 1
-        ok = idx >= 0
-        ok[ok] = t[ok] < e[idx[ok]]
+    located = _locate(t, starts, ends)
+    if located is not None:
+        order, idx, ok = located
         pos = np.flatnonzero(ok)
         grp = order[idx[pos]]
         srt = np.argsort(grp, kind="stable")

@@ -24,6 +24,20 @@ from kpireport.plots.theme import to_png
 log = logging.getLogger("kpireport")
 
 
+def _bands(mean: np.ndarray, sd: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """A forecast frame (``mean, lo_80, hi_80, lo_95, hi_95``) of normal bands around ``mean``."""
+    return pd.DataFrame(
+        {
+            "mean": mean,
+            "lo_80": mean - 1.28 * sd,
+            "hi_80": mean + 1.28 * sd,
+            "lo_95": mean - 1.96 * sd,
+            "hi_95": mean + 1.96 * sd,
+        },
+        index=index,
+    )
+
+
 def sample_data(seed: int = 7) -> dict[str, object]:
     """Seeded synthetic inputs in the shapes the chart functions take."""
     rng = np.random.default_rng(seed)
@@ -40,16 +54,7 @@ def sample_data(seed: int = 7) -> dict[str, object]:
     steps = np.arange(1, len(fut) + 1)
     mean = cum[as_of] + 36_000 * steps
     sd = 30_000 * np.sqrt(steps)
-    cone = pd.DataFrame(
-        {
-            "mean": mean,
-            "lo_80": mean - 1.28 * sd,
-            "hi_80": mean + 1.28 * sd,
-            "lo_95": mean - 1.96 * sd,
-            "hi_95": mean + 1.96 * sd,
-        },
-        index=fut,
-    )
+    cone = _bands(mean, sd, fut)
     months = pd.date_range("2024-11-01", "2026-10-01", freq="MS")
     season = 1 + 0.25 * np.sin(2 * np.pi * (months.month - 3) / 12)
     series = pd.Series(
@@ -59,16 +64,7 @@ def sample_data(seed: int = 7) -> dict[str, object]:
     fmonths = pd.date_range("2026-11-01", periods=6, freq="MS")
     fm = series.iloc[-12:-6].to_numpy() * 1.12
     fsd = 90_000 * np.sqrt(np.arange(1, 7))
-    fc = pd.DataFrame(
-        {
-            "mean": fm,
-            "lo_80": fm - 1.28 * fsd,
-            "hi_80": fm + 1.28 * fsd,
-            "lo_95": fm - 1.96 * fsd,
-            "hi_95": fm + 1.96 * fsd,
-        },
-        index=fmonths,
-    )
+    fc = _bands(fm, fsd, fmonths)
     goals = pd.DataFrame(
         {
             "kpi": [

@@ -36,6 +36,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
 from kpireport import i18n
+from kpireport.errors import KpiReportError
 from kpireport.i18n import axis_label, check_language, kpi_label, t
 from kpireport.plots import theme
 from kpireport.plots.theme import (
@@ -80,12 +81,53 @@ def _frame(df: pd.DataFrame | None, required: Sequence[str] = ()) -> pd.DataFram
         return None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        from kpireport.errors import KpiReportError
-
         raise KpiReportError(
             f"The chart needs the column(s) {', '.join(missing)}; got {', '.join(map(str, df.columns))}."
         )
     return df
+
+
+def _forecast_frame(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A float copy of a forecast frame (column ``mean`` required) with a DatetimeIndex, or None."""
+    fc = _frame(df, ("mean",))
+    if fc is None:
+        return None
+    fc = fc.astype("float64")
+    fc.index = pd.DatetimeIndex(pd.to_datetime(fc.index))
+    return fc
+
+
+def _anchored(fc: pd.DataFrame, at: pd.Timestamp, value: float) -> pd.DataFrame:
+    """``fc`` with a first row at ``at`` where every column is ``value``.
+
+    Joins a forecast line and its bands to the last actual, so they start where
+    the actual line ends.
+    """
+    return pd.concat([pd.DataFrame({col: [value] for col in fc.columns}, index=[at]), fc])
+
+
+def _draw_bands(ax: Axes, x: Any, fc: pd.DataFrame, lang: str) -> dict[str, Patch]:
+    """Fill the 95 % and 80 % bands of ``fc`` (those it has columns for).
+
+    Returns the legend patches keyed ``band_95``/``band_80``.
+    """
+    patches: dict[str, Patch] = {}
+    for level, colour, zorder in (("95", BAND_95, 1), ("80", BAND_80, 2)):
+        lo, hi = f"lo_{level}", f"hi_{level}"
+        if {lo, hi} <= set(fc.columns):
+            ax.fill_between(x, fc[lo], fc[hi], color=colour, lw=0, zorder=zorder)
+            patches[f"band_{level}"] = Patch(
+                facecolor=colour, label=t(f"legend.band_{level}", lang)
+            )
+    return patches
+
+
+def _rotate_crowded_xticks(ax: Axes, n: int) -> None:
+    """Slant the x tick labels when there are more than six, so long names do not overlap."""
+    if n > 6:
+        for lab in ax.get_xticklabels():
+            lab.set_rotation(30)
+            lab.set_horizontalalignment("right")
 
 
 def _legend_below(fig: Figure, handles: list[Any], ncol: int | None = None) -> None:
@@ -179,12 +221,9 @@ def development_curve(
     lang = check_language(language)
     title = t("heading.development_curve", lang) if title is None else title
     cum = _series(cumulative)
-    cone = _frame(forecast_cone, ("mean",)) if forecast_cone is not None else None
-    if cone is not None:
-        cone = cone.astype("float64").copy()
-        cone.index = pd.DatetimeIndex(pd.to_datetime(cone.index))
-        if cone["mean"].isna().all():
-            cone = None
+    cone = _forecast_frame(forecast_cone)
+    if cone is not None and cone["mean"].isna().all():
+        cone = None
     if cum is None and cone is None:
         return empty_figure(title, lang, figsize)
 
@@ -210,21 +249,15 @@ def development_curve(
 
         # forecast cone, joined to the last actual so the band starts at as_of
         if cone is not None:
-            c = cone.copy()
+            c = cone
             if cum is not None and as_of_ts in cum.index and pd.notna(cum.get(as_of_ts)):
-                anchor = float(cum[as_of_ts])
-                c = pd.concat(
-                    [pd.DataFrame({col: [anchor] for col in c.columns}, index=[as_of_ts]), c]
-                )
+                c = _anchored(cone, as_of_ts, float(cum[as_of_ts]))
             x = mdates.date2num(c.index.to_pydatetime())
-            if {"lo_95", "hi_95"} <= set(c.columns):
-                ax.fill_between(x, c["lo_95"], c["hi_95"], color=BAND_95, lw=0, zorder=1)
-                h["band_95"] = Patch(facecolor=BAND_95, label=t("legend.band_95", lang))
+            h.update(_draw_bands(ax, x, c, lang))
+            if "band_95" in h:
                 top_values.append(float(np.nanmax(c["hi_95"])))
                 bottom_values.append(float(np.nanmin(c["lo_95"])))
-            if {"lo_80", "hi_80"} <= set(c.columns):
-                ax.fill_between(x, c["lo_80"], c["hi_80"], color=BAND_80, lw=0, zorder=2)
-                h["band_80"] = Patch(facecolor=BAND_80, label=t("legend.band_80", lang))
+            if "band_80" in h:
                 top_values.append(float(np.nanmax(c["hi_80"])))
             end_mean = c["mean"].dropna()
             fc_label = t("legend.forecast", lang)
@@ -344,10 +377,7 @@ def kpi_trend(
     name = label or (kpi_label(kpi, lang) if kpi else t("legend.history", lang))
     title = name if title is None else title
     hist = _series(series)
-    fc = _frame(forecast, ("mean",)) if forecast is not None else None
-    if fc is not None:
-        fc = fc.astype("float64").copy()
-        fc.index = pd.DatetimeIndex(pd.to_datetime(fc.index))
+    fc = _forecast_frame(forecast)
     if hist is None:
         return empty_figure(title, lang, figsize)
 
@@ -368,18 +398,8 @@ def kpi_trend(
         end = hist.index.max()
         if fc is not None and len(fc) and not fc["mean"].isna().all():
             last = hist.dropna()
-            c = fc
-            if len(last):
-                anchor = pd.DataFrame(
-                    {col: [last.iloc[-1]] for col in fc.columns}, index=[last.index[-1]]
-                )
-                c = pd.concat([anchor, fc])
-            if {"lo_95", "hi_95"} <= set(c.columns):
-                ax.fill_between(c.index, c["lo_95"], c["hi_95"], color=BAND_95, lw=0, zorder=1)
-                handles.append(Patch(facecolor=BAND_95, label=t("legend.band_95", lang)))
-            if {"lo_80", "hi_80"} <= set(c.columns):
-                ax.fill_between(c.index, c["lo_80"], c["hi_80"], color=BAND_80, lw=0, zorder=2)
-                handles.insert(1, Patch(facecolor=BAND_80, label=t("legend.band_80", lang)))
+            c = _anchored(fc, last.index[-1], last.iloc[-1]) if len(last) else fc
+            bands = _draw_bands(ax, c.index, c, lang)
             (line,) = ax.plot(
                 c.index,
                 c["mean"],
@@ -392,7 +412,7 @@ def kpi_trend(
                 zorder=4,
                 label=t("legend.forecast", lang),
             )
-            handles.insert(1, line)
+            handles += [line, *(bands[k] for k in ("band_80", "band_95") if k in bands)]
             end = max(end, fc.index.max())
         start = hist.index.min()
         pad = pd.Timedelta(days=max(1.0, (end - start).days * 0.01))
@@ -476,8 +496,6 @@ def goal_overview(
         if fc is None:
             actual = None
     if bar is None:
-        from kpireport.errors import KpiReportError
-
         raise KpiReportError(
             "goal_overview needs 'attainment', or 'target' with 'forecast' or 'actual'."
         )
@@ -812,8 +830,6 @@ def growth_bars(
         return empty_figure(title, lang, figsize)
     cols = _growth_columns(data, columns)
     if not cols:
-        from kpireport.errors import KpiReportError
-
         raise KpiReportError("growth_bars needs columns mom, yoy or ytd (or revenue_growth_*).")
     values = data[[c for c, _ in cols]].apply(pd.to_numeric, errors="coerce").astype("float64")
     values = values.replace([np.inf, -np.inf], np.nan)
@@ -869,10 +885,7 @@ def growth_bars(
         ax.set_ylim(min(lo, 0) - 0.14 * span, max(hi, 0) + 0.14 * span)
         ax.set_xticks(x, names)
         ax.tick_params(axis="x", length=0)
-        if n > 6:
-            for lab in ax.get_xticklabels():
-                lab.set_rotation(30)
-                lab.set_horizontalalignment("right")
+        _rotate_crowded_xticks(ax, n)
         format_value_axis(ax, "percent", "EUR", lang, signed=True)
         ax.set_ylabel(t("axis.growth", lang))
         ax.set_xlabel(
@@ -962,10 +975,7 @@ def pipeline_by_stage(
         ax.xaxis.set_major_locator(FixedLocator(x))
         ax.set_xticks(x, names)
         ax.tick_params(axis="x", length=0)
-        if len(grouped) > 6:
-            for lab in ax.get_xticklabels():
-                lab.set_rotation(30)
-                lab.set_horizontalalignment("right")
+        _rotate_crowded_xticks(ax, len(grouped))
         format_value_axis(ax, "currency", currency, lang)
         ax.set_ylim(0, float(np.nanmax(grouped.to_numpy())) * 1.15 or 1)
         ax.set_ylabel(axis_label(t("kpi.pipeline_value", lang), "currency", currency, lang))

@@ -256,8 +256,9 @@ class ValueFormatter(Formatter):
                     return i18n.fmt_currency(0, self.currency, lang, decimals=0)
                 from babel.numbers import format_compact_currency
 
-                loc = "en_US" if lang == "en" else i18n.LANGUAGES[lang]
-                return format_compact_currency(x, self.currency, locale=loc, fraction_digits=2)
+                return format_compact_currency(
+                    x, self.currency, locale=i18n.compact_locale(lang), fraction_digits=2
+                )
             return i18n.fmt_currency(x, self.currency, lang, decimals=0 if vmax >= 10 else 2)
         if vmax >= 100_000 and x != 0:
             return i18n.fmt_compact(x, lang, digits=2)
