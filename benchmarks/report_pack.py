@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.source = demo_source(folder, args.as_of)
                 print(f"demo data written to {args.source}")
         print(f"load average before: {load_average()} on {os.cpu_count()} cores")
+        cpu0, wall0 = os.times(), time.time()
         t0 = time.perf_counter()
         result = run(
             params,
@@ -146,12 +147,33 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"kpireport run: {len(result.reports)} reports ({len(ok)} ok) in {pack_s:.1f} s with {args.jobs} jobs"
         )
+        cpu1 = os.times()
+        cpu_s = sum(
+            getattr(cpu1, k) - getattr(cpu0, k)
+            for k in ("user", "system", "children_user", "children_system")
+        )
+        starts = [
+            json.loads((result.out / (r.report_id + ".manifest.json")).read_text())["started_at"]
+            for r in ok
+        ]
+        if starts:
+            from datetime import datetime
+
+            first = min(
+                datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in starts
+            )
+            print(
+                f"  setup    {first - wall0:5.2f} s  (load + validate + snapshot + prewarm, before the first report)"
+            )
         for stage in ("execute", "html", "pdf", "publish"):
             vals = [r.timings[stage] for r in ok if stage in r.timings]
             if vals:
                 print(
                     f"  {stage:<8} mean {statistics.mean(vals):5.2f} s  median {statistics.median(vals):5.2f} s  max {max(vals):5.2f} s"
                 )
+        print(
+            f"  CPU      {cpu_s:.0f} s of {pack_s * (os.cpu_count() or 1):.0f} core-seconds ({cpu_s / pack_s:.2f} cores busy on average)"
+        )
         if result.failed:
             print(result.summary())
         if args.skip_loop or not ok:

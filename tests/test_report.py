@@ -149,6 +149,28 @@ def test_pdf_text_has_title_scope_and_value(published):
     assert "1 / " in text  # page numbers "page / pages"
 
 
+def test_pdf_font_preparation_keeps_every_glyph():
+    """Fonts stripped of layout tables before subsetting print the same text, bold and mono too."""
+    from pypdf import PdfReader
+
+    text = "Omzet € 1.234,56 · Partners Öst ß — Ünïcødé"
+    page = (
+        '<html><head><meta charset="utf-8"></head><body style="font-family: DejaVu Sans">'
+        f"<h1>{text}</h1><p><b>{text}</b> <i>{text}</i></p><pre>{text}</pre></body></html>"
+    )
+    fast = render.to_pdf(page)
+    import weasyprint
+
+    full = weasyprint.HTML(string=page).write_pdf(full_fonts=True)  # no subsetting at all
+
+    def words(pdf: bytes) -> str:
+        return " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split()
+
+    assert words(fast) == words(full)
+    assert words(fast).count("Öst") == 4 and words(fast).count("€") == 4
+    assert len(fast) < len(full) / 2  # still subset: only the glyphs used are embedded
+
+
 def test_kpi_table_and_manifest(published):
     out, data = published["out"], published["data"]
     base = out / "2024-01/007/team-report-007-2024-01"
@@ -235,6 +257,53 @@ def test_rerun_skips_current_reports_and_cli_exits_nonzero(published, capsys):
     assert code == 1
     assert "2024-01/broken" in captured.out and "failed" in captured.out
     assert "1 report(s) failed" in captured.err
+
+
+def test_rerun_after_a_library_change_rebuilds(published, monkeypatch):
+    """The cache key holds a hash of the kpireport sources: changed code is not skipped."""
+    from kpireport.report import runner
+
+    out, pack = published["out"], published["pack"]
+    manifest = out / "2024-01/north/team-report-north-2024-01.manifest.json"
+    old_key = json.loads(manifest.read_text())["cache_key"]
+    monkeypatch.setattr(runner, "code_hash", lambda: "0" * 64)  # as if a module had changed
+    result = run(pack, source=published["data"], out=out, jobs=1, only=["North"])
+    assert [r.status for r in result.reports] == ["success"]
+    assert json.loads(manifest.read_text())["cache_key"] != old_key
+    again = run(pack, source=published["data"], out=out, jobs=1, only=["North"])
+    assert [r.status for r in again.reports] == ["skipped"]
+
+
+def test_code_hash_follows_source_and_template_files(tmp_path, monkeypatch):
+    import kpireport
+    from kpireport.report import manifest
+
+    pkg = tmp_path / "kpireport"
+    (pkg / "report").mkdir(parents=True)
+    (tmp_path / "templates" / "kpireport").mkdir(parents=True)
+    init = write(pkg / "__init__.py", "x = 1\n")
+    write(pkg / "report" / "views.py", "y = 2\n")
+    css = write(tmp_path / "templates" / "kpireport" / "kpireport.css", "a {}\n")
+    monkeypatch.setattr(kpireport, "__file__", str(init))
+
+    def fresh() -> str:
+        manifest.code_hash.cache_clear()
+        return manifest.code_hash()
+
+    try:
+        first = fresh()
+        assert re.fullmatch(r"[0-9a-f]{64}", first) and fresh() == first
+        write(pkg / "report" / "views.py", "y = 3\n")
+        second = fresh()
+        assert second != first
+        css.write_text("a { color: red }\n", encoding="utf-8")
+        assert fresh() != second
+        (pkg / "report" / "__pycache__").mkdir()
+        third = fresh()
+        write(pkg / "report" / "__pycache__" / "views.cpython-311.pyc", "junk")
+        assert fresh() == third  # byte code is not source
+    finally:
+        manifest.code_hash.cache_clear()
 
 
 # ------------------------------------------------------ run definitions

@@ -8,7 +8,8 @@ stage, status, error and the SHA-256 of every output.
 
 The *cache key* hashes everything that determines a report's content
 (notebook, parameters except the snapshot path, data fingerprint, formats,
-header facts, kpireport version); a re-run skips a report whose manifest says
+header facts, kpireport version, :func:`code_hash` of the kpireport sources
+and report templates); a re-run skips a report whose manifest says
 ``success`` with the same key and whose outputs still match their hashes.
 """
 
@@ -18,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,33 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
     return out
+
+
+@cache
+def code_hash() -> str:
+    """SHA-256 over the ``kpireport`` package's source files and the report templates.
+
+    Computed once per process (~10 ms). Part of the cache key, so a re-run after
+    a library change (an editable install does not change ``__version__``)
+    rebuilds its reports instead of skipping them.
+    """
+    import kpireport
+
+    root = Path(kpireport.__file__).resolve().parent
+    suffixes = {".py", ".yaml", ".yml", ".json", ".j2", ".css", ".tpl"}
+    files = [p for p in root.rglob("*") if p.suffix in suffixes and "__pycache__" not in p.parts]
+    templates = root.parent / "templates"  # nbconvert template of a source checkout
+    if templates.is_dir():
+        files += [p for p in templates.rglob("*") if p.is_file()]
+    h = hashlib.sha256()
+    for p in sorted(files):
+        try:
+            content = p.read_bytes()
+        except OSError:
+            continue
+        h.update(p.relative_to(root.parent).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(content).digest())
+    return h.hexdigest()
 
 
 def utc_iso(timestamp: float) -> str:

@@ -27,7 +27,7 @@ Design decisions
   (shaping happened at layout time, on the original font). It is a guarded
   optimisation of a WeasyPrint internal: if the hook is missing (another
   WeasyPrint version) or anything fails, WeasyPrint's path runs unchanged.
-  The runner calls :func:`prewarm_pdf` in the parent, so forked report
+  The runner calls :func:`prewarm` in the parent, so forked report
   processes inherit the stripped fonts.
 """
 
@@ -218,16 +218,30 @@ def _install_font_cache() -> bool:
     return True
 
 
-def prewarm_pdf() -> None:
-    """Import WeasyPrint and strip the report fonts once (call in the parent before forking)."""
-    sample = (
-        '<html><head><meta charset="utf-8"><style>'
-        + _stylesheet()
-        + "</style></head><body><h1>Aa 1</h1><p><b>Aa 1</b> Aa 1 <i>Aa</i></p>"
-        "<pre>Aa 1</pre><table><tr><th>Aa</th><td>1</td></tr></table></body></html>"
-    )
-    with contextlib.suppress(Exception):  # best effort: to_pdf reports real problems later
-        to_pdf(sample)
+def prewarm(pdf: bool = True) -> None:
+    """Load nbconvert's template and WeasyPrint's fonts once (call in the parent before forking).
+
+    The first :func:`to_html` of a process compiles the Jinja template and
+    imports nbconvert's lazy dependencies (~0.3 s, several seconds under load);
+    the first :func:`to_pdf` loads and strips the fonts (~1.5 s). Done once in
+    the runner's parent, every forked report process starts warm. Best effort:
+    a failure here resurfaces, with its message, in the report that hits it.
+    """
+    import nbformat
+
+    with contextlib.suppress(Exception):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell("# Aa 1\n\n**Aa** 1 *Aa* `Aa`")]
+        to_html(nb, {"title": "kpireport"})
+    if pdf:
+        sample = (
+            '<html><head><meta charset="utf-8"><style>'
+            + _stylesheet()
+            + "</style></head><body><h1>Aa 1</h1><p><b>Aa 1</b> Aa 1 <i>Aa</i></p>"
+            "<pre>Aa 1</pre><table><tr><th>Aa</th><td>1</td></tr></table></body></html>"
+        )
+        with contextlib.suppress(Exception):
+            to_pdf(sample)
 
 
 def _stylesheet() -> str:

@@ -23,11 +23,9 @@ Design decisions
   installed kpireport sources and templates, so a library change between runs
   is never skipped) and its outputs still
   match their hashes, unless ``force=True``.
-* **Shared work once per run.** Goal evaluations (with forecasts) that many
-  reports repeat are computed once in the runner and stored next to the
-  snapshot (:mod:`kpireport.report.shared`); the views read them and compute
-  on demand when absent. WeasyPrint's fonts are prepared once in the parent
-  before report processes fork.
+* **Heavy set-up once, in the parent.** papermill, nbconvert (and its
+  template) and WeasyPrint (with its fonts prepared, see
+  :mod:`kpireport.report.render`) are loaded before report processes fork.
 * **One failed report does not stop the others**; :class:`RunResult` says
   which failed and :attr:`RunResult.ok` whether all succeeded.
 """
@@ -40,7 +38,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +46,8 @@ from typing import Any
 from kpireport import __version__
 from kpireport.errors import ParamsError
 from kpireport.report import execute
-from kpireport.report.manifest import cache_key, is_current
+from kpireport.report.manifest import cache_key, code_hash, is_current
 from kpireport.report.params import ReportSpec, RunDef, did_you_mean, expand, load_plan
-from kpireport.report.shared import code_hash
 from kpireport.report.slug import slug
 from kpireport.report.snapshot import write_snapshot
 
@@ -339,9 +335,7 @@ def run(
             on_report(res, done[0], total)
 
     if tasks:
-        timings = _precompute(tasks, {p[0].report_id: p[1] for p in plans})
         _prewarm(any("pdf" in t.spec.formats for t in tasks))
-        log.debug("shared precomputation: %s", timings)
         execute.run_tasks(tasks, jobs or os.cpu_count() or 1, finished)
     with contextlib.suppress(OSError):
         (out_dir / ".work" / "jobs").rmdir()
@@ -396,53 +390,14 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
     )
 
 
-def _precompute(tasks: Sequence[execute.Task], data_of: dict[str, Any]) -> dict[str, float]:
-    """Evaluate, once for the run, the goal groups the reports' views would each evaluate.
-
-    Results are stored next to each data snapshot (:mod:`kpireport.report.shared`);
-    a failure here only costs speed: the kernels compute on demand.
-    """
-    from kpireport.report.shared import precompute_goals
-
-    requests: dict[Path, tuple[Any, list[tuple[str, str, Any]]]] = {}
-    for task in tasks:
-        data = data_of.get(task.spec.report_id)
-        source = task.spec.parameters.get("source")
-        if data is None or not isinstance(source, str) or not source.endswith("source.yaml"):
-            continue
-        try:
-            from kpireport.report.views import shared_goal_requests
-
-            wanted = shared_goal_requests(
-                Path(task.spec.notebook).stem, task.spec.period, task.spec.as_of
-            )
-        except Exception as exc:  # an unusual period: the kernel reports it
-            log.debug("no shared goals for %s: %s", task.spec.report_id, exc)
-            continue
-        folder = Path(source).parent
-        requests.setdefault(folder, (data, []))[1].extend(wanted)
-    t0 = time.perf_counter()
-    for folder, (data, wanted) in requests.items():
-        try:
-            precompute_goals(data, folder, wanted)
-        except Exception as exc:  # speed only: kernels evaluate on demand
-            log.warning("Could not precompute shared goal results: %s", exc)
-    return {"goals": time.perf_counter() - t0}
-
-
 def _prewarm(pdf: bool = True) -> None:
-    """Import the heavy modules once in the parent so forked children share them.
+    """Import and warm the heavy modules once in the parent so forked children share them.
 
-    With ``pdf``, WeasyPrint's fonts are also prepared once
-    (:func:`kpireport.report.render.prewarm_pdf`), instead of in every child.
+    nbconvert's template is compiled and, with ``pdf``, WeasyPrint's fonts
+    prepared (:func:`kpireport.report.render.prewarm`), instead of in every child.
     """
-    import nbconvert  # noqa: F401
     import papermill  # noqa: F401
-    import weasyprint  # noqa: F401
 
     from kpireport.report import render
 
-    with contextlib.suppress(Exception):
-        render._exporter()
-    if pdf:
-        render.prewarm_pdf()
+    render.prewarm(pdf)

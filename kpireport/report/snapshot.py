@@ -15,9 +15,6 @@ Design decisions
   :class:`~kpireport.data.model.CrmData` without re-parsing or re-validating
   (it was validated once, in the runner) and checks the fingerprint, falling
   back to :func:`kpireport.load` for any other source.
-* **Shared results.** The snapshot folder also holds results every report
-  needs (:mod:`kpireport.report.shared`); :func:`read_snapshot` registers the
-  CrmData it returns with its folder so views can find them.
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written.
 """
@@ -110,9 +107,6 @@ def read_snapshot(source_yaml: Path | str) -> Any:
         raise SourceError(
             f"The data snapshot '{folder}' does not match its fingerprint; re-run the report."
         )
-    from kpireport.report.shared import register
-
-    register(data, folder)  # views find the run's shared results next to the snapshot
     return data
 
 

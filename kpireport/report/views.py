@@ -421,52 +421,19 @@ def _evaluate(
     from kpireport.goals import evaluate_goals
     from kpireport.goals.evaluate import RESULT_COLUMNS
 
-    def one(sub: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
-        from kpireport.report.shared import lookup_goals
-
-        stored = lookup_goals(data, sub, day)  # computed once per run by the runner
-        return stored if stored is not None else evaluate_goals(data, sub, as_of=day)
-
     frames = []
     if len(goals):
         own = goals[goals["period"] == p.label]
         if len(own):
-            frames.append(one(own, _eval_day(p, as_of)))
+            frames.append(evaluate_goals(data, own, as_of=_eval_day(p, as_of)))
         if quarter is not None and quarter.label != p.label:
             q = goals[goals["period"] == quarter.label]
             if len(q):
-                frames.append(one(q, _eval_day(quarter, as_of)))
+                frames.append(evaluate_goals(data, q, as_of=_eval_day(quarter, as_of)))
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
     return pd.concat(frames, ignore_index=True)
-
-
-#: goal scopes each shipped notebook evaluates: (scope, for the report period, for the running quarter)
-_NOTEBOOK_GOALS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
-    "team_report": (("team", True, True),),
-    "seller_scorecard": (("seller", True, False),),
-    "management_pack": (("organisation", True, True), ("team", True, True)),
-}
-
-
-def shared_goal_requests(
-    notebook: str, period: str, as_of: str
-) -> list[tuple[str, str, pd.Timestamp]]:
-    """The ``(scope, period label, evaluation day)`` goal groups a notebook's view evaluates.
-
-    The runner evaluates these once per run (:mod:`kpireport.report.shared`);
-    ``notebook`` is the notebook's file stem; unknown notebooks need none.
-    """
-    out = []
-    p = parse_period(period, as_of)
-    quarter = _running_quarter(p, as_of)
-    for scope, own, running in _NOTEBOOK_GOALS.get(notebook, ()):
-        if own:
-            out.append((scope, p.label, _eval_day(p, as_of)))
-        if running and quarter is not None and quarter.label != p.label:
-            out.append((scope, quarter.label, _eval_day(quarter, as_of)))
-    return out
 
 
 def _running_quarter(p: Period, as_of: Any) -> Period | None:
