@@ -427,7 +427,25 @@ def produce_report(task: Task) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------- the pool
+def _quiet_kernel_output(task: Task) -> None:
+    """Send this report process's stdout/stderr (and so its kernel's) to ``kernel.log``.
+
+    A Jupyter kernel writes its own chatter ("running over TCP without
+    encryption", "KeyboardInterrupt caught in kernel") to the stderr it
+    inherits; in a batch that floods the user's terminal. The notebook's own
+    outputs travel over the kernel protocol and are unaffected; the log stays
+    in the report's scratch folder for debugging.
+    """
+    with contextlib.suppress(OSError):
+        task.work_root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(task.work_root / "kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
 def _child(task: Task, conn: Any) -> None:
+    _quiet_kernel_output(task)
     try:
         outcome = produce_report(task)
     except BaseException as exc:  # report the crash instead of dying silently
