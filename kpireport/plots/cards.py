@@ -82,7 +82,8 @@ def _delta(
     if points and not i18n.is_missing(value):
         # a change of a percentage in percentage points: 22 % -> 25 % is "+3.0 pp", not "+13.6 %"
         pts = i18n.fmt_number(abs(float(value)) * 100, language, decimals=1)  # type: ignore[arg-type]
-        sign = "+" if direction == "up" else "\u2212" if direction == "down" else "\u00b1"
+        # ASCII "-" like fmt_percent, so "-1.6 pp" and "-27.1%" look alike on one card
+        sign = "+" if direction == "up" else "-" if direction == "down" else "\u00b1"
         pct = f"{sign}{pts}\u00a0pp"
     else:
         pct = fmt_percent(value, language, signed=True)

@@ -427,6 +427,11 @@ def kpi_trend(
         )
         if lo >= 0:
             ax.set_ylim(bottom=0)
+        hi = np.nanmax(np.abs(hist.values)) if hist.notna().any() else np.nan
+        if lo >= 0 and not (hi > 0) and (fc is None or not len(fc)):
+            # an all-zero series would get matplotlib's default ±0.05 span
+            # ("€0.05"): give it a span that reads as "nothing yet" in its unit
+            ax.set_ylim(0, 1.0 if unit == "percent" else 10.0 if unit != "currency" else 1000.0)
         ax.set_ylabel(axis_label(name, unit, currency, lang))
         ax.set_xlabel(_freq_axis_label(hist.index, lang))
         ax.set_title(title)
@@ -798,7 +803,7 @@ def _growth_columns(df: pd.DataFrame, columns: Sequence[str] | None) -> list[tup
         ]
     out = []
     for c in found:
-        key = str(c).removeprefix("revenue_growth_")
+        key = str(c).removeprefix("revenue_").removeprefix("growth_")
         out.append((c, key))
     return out
 
@@ -971,7 +976,8 @@ def pipeline_by_stage(
                 [_value_text(v, "currency", currency, lang) for v in grouped[weighted_col]],
             )
             handles.append(bars_w)
-        names = [truncate(s, 18) for s in grouped.index]
+        # stage codes are stored lower case ("needs analysis"): show them as labels
+        names = [truncate(str(s)[:1].upper() + str(s)[1:], 18) for s in grouped.index]
         ax.xaxis.set_major_locator(FixedLocator(x))
         ax.set_xticks(x, names)
         ax.tick_params(axis="x", length=0)

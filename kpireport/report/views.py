@@ -98,8 +98,20 @@ _VIEW_MESSAGES: dict[str, dict[str, str]] = {
     "possible": {"en": "possible", "nl": "mogelijk"},
     "unlikely": {"en": "unlikely", "nl": "onwaarschijnlijk"},
     "pace_sentence": {
-        "en": "{scope} reached {pct} of its {kpi} goal; at the current pace it is {chance} ({prob}) to make it by the end of {period}.",
-        "nl": "{scope} behaalde {pct} van het doel voor {kpi}; in het huidige tempo is het {chance} ({prob}) dat het doel eind {period} gehaald wordt.",
+        "en": "So far {scope} has reached {pct} of its {kpi} goal for {period}; at the current pace it is {chance} ({prob}) to make it.",
+        "nl": "{scope} heeft tot nu toe {pct} van het doel voor {kpi} in {period} behaald; in het huidige tempo is het {chance} ({prob}) dat het doel gehaald wordt.",
+    },
+    "goals_closed": {
+        "en": "{achieved} of {total} goals for {period} were achieved, {missed} were missed.",
+        "nl": "{achieved} van {total} doelen voor {period} behaald, {missed} niet gehaald.",
+    },
+    "goal_chart_note": {
+        "en": "Volume goals of the organisation and the teams; rate, cycle and cost goals are on the cards and in the tables.",
+        "nl": "Volumedoelen van de organisatie en de teams; ratio-, doorlooptijd- en kostendoelen staan op de kaarten en in de tabellen.",
+    },
+    "pipeline_asof": {
+        "en": "Deals open on {date}, by stage; the pipeline value card above shows the end of {period}.",
+        "nl": "Open deals op {date}, per fase; de kaart Pijplijnwaarde hierboven toont het einde van {period}.",
     },
     "final_sentence_hit": {
         "en": "{scope} reached {pct} of its {kpi} goal for {period}: goal achieved.",
@@ -562,7 +574,7 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             label = f"{label} (≤)"
         f = lambda v, k=kpi: _fmt(k, v, language, currency)  # noqa: E731
         rng = (
-            f"{f(r['lo_80'])} – {f(r['hi_80'])}"
+            f"{f(r['lo_80'])}\u00a0– {f(r['hi_80'])}"  # wraps after the dash, never before it
             if not i18n.is_missing(r.get("lo_80")) and not i18n.is_missing(r.get("hi_80"))
             else i18n.MISSING
         )
@@ -576,7 +588,8 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
         }  # fmt: skip
         out.append("<tr>")
         for key, _ in cols:
-            out.append(f"<td{NUM if key in numeric else ''}>{values[key]}</td>")
+            cls = ' class="num range"' if key == "range" else (NUM if key in numeric else "")
+            out.append(f"<td{cls}>{values[key]}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return Html("".join(out))
@@ -877,6 +890,8 @@ def team_report_view(
     view.sections.append(asec)
 
     psec = Section("pipeline", i18n.t("heading.pipeline", lang))
+    psec.sentence(vt("pipeline_asof", lang, date=i18n.fmt_date(_day(as_of), lang),
+                     period=i18n.fmt_period(p.label, lang)))  # fmt: skip
     psec.add(
         pipeline_by_stage(
             _open_pipeline(data, "team", team, as_of), currency=cur, title="", language=lang
@@ -892,6 +907,32 @@ def team_report_view(
 
 
 # ------------------------------------------------------------------ seller scorecard
+def _mask_inactive(data: Any, seller: str, series: pd.Series) -> pd.Series:
+    """Blank out the months before a seller joined and after they left.
+
+    A seller who joined in June should not show a flat line of €0 for the
+    months before; a seller who left shows no line at all (the chart then
+    says "no data"), not zeros that read as a bad performance.
+    """
+    sellers = data.tables.get("sellers")
+    if series is None or len(series) == 0 or sellers is None or "active_from" not in sellers:
+        return series
+    row = sellers[sellers["seller_id"].astype("str") == str(seller)]
+    if row.empty:
+        return series
+    idx = pd.DatetimeIndex(series.index)
+    keep = pd.Series(True, index=series.index)
+    start = pd.to_datetime(row["active_from"].iloc[0])
+    if pd.notna(start):
+        # a month counts when the seller was active on any day of it
+        keep &= (idx + pd.offsets.MonthEnd(0)) >= start.normalize()
+    if "active_to" in row:
+        stop = pd.to_datetime(row["active_to"].iloc[0])
+        if pd.notna(stop):
+            keep &= idx <= stop.normalize()
+    return series.where(keep.to_numpy())
+
+
 def seller_scorecard_view(
     data: Any, seller: str, period: str, as_of: str, language: str = "en"
 ) -> ReportView:
@@ -930,6 +971,7 @@ def seller_scorecard_view(
     hr = kpi_series(
         data, "hit_rate", "seller", seller, grain="month", start=start, end=end, as_of=as_of
     )
+    won, hr = _mask_inactive(data, seller, won), _mask_inactive(data, seller, hr)
     tsec.add(kpi_trend(won, unit="currency", currency=data.currency, kpi="won_value",
                        title=vt("won_trend", lang), language=lang))  # fmt: skip
     tsec.add(
@@ -982,6 +1024,14 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
     month_goals = ev[ev["period"] == p.label]
     if len(month_goals):
         counts = month_goals["status"].value_counts()
+    if len(month_goals) and not counts.get("on_track", 0) and not counts.get("at_risk", 0):
+        # a finished period: "0 on track, 0 at risk and 13 off track" reads as a
+        # running forecast; say achieved / missed like the badges do
+        summary.sentence(vt(
+            "goals_closed", lang, achieved=int(counts.get("achieved", 0)), total=len(month_goals),
+            period=i18n.fmt_period(p.label, lang),
+            missed=int(counts.get("missed", 0) + counts.get("off_track", 0))))  # fmt: skip
+    elif len(month_goals):
         summary.sentence(i18n.t(
             "sentence.goals_summary", lang, achieved=int(counts.get("achieved", 0)), total=len(month_goals),
             on_track=int(counts.get("on_track", 0)), at_risk=int(counts.get("at_risk", 0)),
@@ -1007,6 +1057,8 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
         g["attainment"] = (
             fc.where(fc.notna(), pd.to_numeric(g["actual"], errors="coerce")) / g["target"]
         )
+        if len(g) < len(month_goals):
+            osec.sentence(vt("goal_chart_note", lang))
         osec.add(goal_overview(g.drop(columns=["forecast"]), title="", language=lang))
     else:
         osec.sentence(i18n.t("sentence.no_goals", lang))
@@ -1171,7 +1223,9 @@ def finance_growth_view(
     }  # fmt: skip
     fm = {c: (lambda v: _money(v, lang, cur)) for c in ("revenue", "revenue_ytd", "revenue_ytd_ly")}
     fm.update(
-        {c: (lambda v: _pct(v, lang, True)) for c in ("growth_mom", "growth_yoy", "growth_ytd")}
+        # one decimal, like the bar labels of the chart above the table ("+0.6%", not "+1%")
+        {c: (lambda v: fmt_percent(v, lang, decimals=1, signed=True))
+         for c in ("growth_mom", "growth_yoy", "growth_ytd")}  # fmt: skip
     )
 
     teams = growth_table(data, p, by="team", as_of=day)
@@ -1210,7 +1264,8 @@ def finance_growth_view(
             )
     view.sections.append(tsec)
 
-    csec = Section("customers", i18n.t("heading.top_customers", lang), keep_together=False)
+    # kept together: the heading and intro must not be left alone at the foot of a page
+    csec = Section("customers", i18n.t("heading.top_customers", lang))
     cust = growth_table(data, p, by="customer", as_of=day)
     cust = (
         cust[cust["scope_id"] != "(unattributed)"]
