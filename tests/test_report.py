@@ -603,3 +603,31 @@ def test_only_that_matches_nothing_is_refused_before_executing(tmp_path):
     ):
         run(p, out=tmp_path / "out", only=["Nroth"])
     assert not (tmp_path / "out").exists()
+
+
+def test_every_seller_fanout_keeps_only_sellers_active_in_the_period():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from kpireport.report.params import fanout_scopes
+
+    sellers = pd.DataFrame(
+        {
+            "seller_id": ["S1", "S2", "S3", "S4"],
+            "name": ["Left long ago", "Always", "Joins in October", "Joins in December"],
+            "team": ["A", "A", "B", "B"],
+            "active_from": pd.to_datetime(["2020-01-01", None, "2026-10-31", "2026-12-01"]),
+            "active_to": pd.to_datetime(["2023-09-30", None, None, None]),
+        }
+    )
+    data = SimpleNamespace(tables={"sellers": sellers}, organisation="Org")
+    run = SimpleNamespace(origin=Path("x.yaml"), name="r", fanout="seller", fanout_ids=None, organisation=None)
+    problems: list[str] = []
+    ids = [s.id for s in fanout_scopes(run, data, problems, "2026-10")]
+    assert ids == ["S2", "S3"]  # S1 left in 2023, S4 starts after October
+    assert [s.id for s in fanout_scopes(run, data, problems)] == ["S1", "S2", "S3", "S4"]  # no period: all
+    run.fanout_ids = ["S1"]  # an explicit list is taken as given
+    assert [s.id for s in fanout_scopes(run, data, problems, "2026-10")] == ["S1"]
+    assert problems == []

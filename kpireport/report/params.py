@@ -699,8 +699,33 @@ class Scope:
     name: str
 
 
-def fanout_scopes(run: RunDef, data: Any | None, problems: list[str]) -> list[Scope]:
-    """The scopes a run fans out over (every team, every seller, a list, or the organisation)."""
+def _active_sellers(sellers: Any, period: str) -> set[str]:
+    """Ids of the sellers active on some day of ``period``."""
+    import pandas as pd
+
+    from kpireport.periods import parse_period
+
+    p = parse_period(period)
+    start = pd.to_datetime(sellers["active_from"], errors="coerce") if "active_from" in sellers else None
+    end = pd.to_datetime(sellers["active_to"], errors="coerce") if "active_to" in sellers else None
+    keep = pd.Series(True, index=sellers.index)
+    if start is not None:
+        keep &= start.isna() | (start < p.end)
+    if end is not None:
+        keep &= end.isna() | (end >= p.start)
+    return set(sellers.loc[keep, "seller_id"].astype(str))
+
+
+def fanout_scopes(
+    run: RunDef, data: Any | None, problems: list[str], period: str | None = None
+) -> list[Scope]:
+    """The scopes a run fans out over (every team, every seller, a list, or the organisation).
+
+    "Every seller" means every seller active on some day of ``period``
+    (``active_from``/``active_to``, missing bounds open): a scorecard for a
+    seller who left years ago would be a report of empty sections. An
+    explicit list is taken as given.
+    """
     where = f"{run.origin.name} (run '{run.name}')"
     if run.fanout == "none":
         return [
@@ -725,7 +750,8 @@ def fanout_scopes(run: RunDef, data: Any | None, problems: list[str]) -> list[Sc
         if sellers is None:
             problems.append(f"{where}: fanout '{run.fanout}' needs a data source (pass --source).")
             return []
-        return [Scope(run.fanout, i, n) for i, n in known.items()]
+        active = _active_sellers(sellers, period) if run.fanout == "seller" and period else None
+        return [Scope(run.fanout, i, n) for i, n in known.items() if active is None or i in active]
     out = []
     for i in run.fanout_ids:
         if sellers is not None and i not in known:
@@ -783,7 +809,7 @@ def expand(
         except ParamsError as exc:
             problems.append(str(exc))
             continue
-        scopes = fanout_scopes(run, data, problems)
+        scopes = fanout_scopes(run, data, problems, period)
         # scope ids whose slugs collide get a hash suffix so outputs stay apart
         slugs: dict[str, list[str]] = {}
         for sc in scopes:
