@@ -323,6 +323,9 @@ def produce_report(task: Task) -> dict[str, Any]:
     secrets = secret_env_values(task.secret_env)
     for name in secrets:
         os.environ.pop(name, None)
+    # a batch-friendly MPLBACKEND=Agg in the caller's environment would reach the
+    # kernel and silently drop every inline chart from the report
+    os.environ.pop("MPLBACKEND", None)
     scratch = task.work_root  # unique per report (made by the runner)
     scratch.mkdir(parents=True, exist_ok=True)
     executed = scratch / "executed.ipynb"
