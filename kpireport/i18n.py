@@ -182,7 +182,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "funnel.sql": _m("Qualified leads", "Gekwalificeerde leads"),
     "funnel.deals": _m("Deals", "Deals"),
     "funnel.won": _m("Won", "Gewonnen"),
-    "funnel.conversion": _m("{pct} conversion", "{pct} conversie"),
+    "funnel.conversion": _m("{pct} of the step before", "{pct} van de vorige stap"),
     # --- table columns
     "col.kpi": _m("KPI", "KPI"),
     "col.goal": _m("Goal", "Doel"),

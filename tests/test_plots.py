@@ -212,9 +212,9 @@ def test_goal_overview_attainment_statuses_and_at_most() -> None:
 def test_funnel_conversions() -> None:
     fig = charts.funnel(pd.Series({"leads": 200, "sql": 50, "deals": 0, "won": 0}), language="en")
     texts = _texts(fig)
-    assert "↓ 25.0% conversion" in texts
-    assert "↓ 0.0% conversion" in texts
-    assert f"↓ {DASH} conversion" in texts  # 0 / 0 is undefined
+    assert "↓ 25.0% of the step before" in texts
+    assert "↓ 0.0% of the step before" in texts
+    assert f"↓ {DASH} of the step before" in texts  # 0 / 0 is undefined
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
         "Leads",
         "Qualified leads",

@@ -109,6 +109,10 @@ _VIEW_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Volume goals of the organisation and the teams; rate, cycle and cost goals are on the cards and in the tables.",
         "nl": "Volumedoelen van de organisatie en de teams; ratio-, doorlooptijd- en kostendoelen staan op de kaarten en in de tabellen.",
     },
+    "funnel_note": {
+        "en": "What happened in {period} at each step (leads created, leads qualified, deals created, deals won): a snapshot of the month, not one group of leads followed through, so a step can exceed the one before.",
+        "nl": "Wat er in {period} bij elke stap gebeurde (leads aangemaakt, leads gekwalificeerd, deals aangemaakt, deals gewonnen): een momentopname van de maand, niet één groep leads gevolgd, dus een stap kan groter zijn dan de vorige.",
+    },
     "pipeline_asof": {
         "en": "Deals open on {date}, by stage; the pipeline value card above shows the end of {period}.",
         "nl": "Open deals op {date}, per fase; de kaart Pijplijnwaarde hierboven toont het einde van {period}.",
@@ -859,6 +863,7 @@ def team_report_view(
 
     kp = _scope_kpis(data, [p], "team", team, ["new_leads", "sql", "deals_won"], as_of)
     fsec = Section("funnel", i18n.t("heading.funnel", lang))
+    fsec.sentence(vt("funnel_note", lang, period=i18n.fmt_period(p.label, lang)))
     counts = _funnel_counts(data, p, "team", team, as_of, kp)
     fsec.add(funnel(counts, language=lang, title=""))
     view.sections.append(fsec)
