@@ -88,7 +88,7 @@ NOTEBOOKS = {
     "management_pack": report_notebook(
         "Management pack",
         _params(),
-        "views.management_pack_view(data, period, as_of, language)",
+        "views.management_pack_view(data, period, as_of, language, history=source)",
         ["summary", "attainment", "teams", "risks", "forecast"],
     ),
     "finance_growth": report_notebook(

@@ -109,6 +109,14 @@ _VIEW_MESSAGES: dict[str, dict[str, str]] = {
         "en": "Volume goals of the organisation and the teams; rate, cycle and cost goals are on the cards and in the tables.",
         "nl": "Volumedoelen van de organisatie en de teams; ratio-, doorlooptijd- en kostendoelen staan op de kaarten en in de tabellen.",
     },
+    "graded_in": {
+        "en": "Last month we forecast {forecast} of order intake for {period} (80 % range {lo} – {hi}); the actual is {actual}, inside the range.",
+        "nl": "Vorige maand voorspelden we {forecast} orderintake voor {period} (80 %-bereik {lo} – {hi}); het werkelijke cijfer is {actual}, binnen het bereik.",
+    },
+    "graded_out": {
+        "en": "Last month we forecast {forecast} of order intake for {period} (80 % range {lo} – {hi}); the actual is {actual}, outside the range.",
+        "nl": "Vorige maand voorspelden we {forecast} orderintake voor {period} (80 %-bereik {lo} – {hi}); het werkelijke cijfer is {actual}, buiten het bereik.",
+    },
     "funnel_note": {
         "en": "What happened in {period} at each step (leads created, leads qualified, deals created, deals won): a snapshot of the month, not one group of leads followed through, so a step can exceed the one before.",
         "nl": "Wat er in {period} bij elke stap gebeurde (leads aangemaakt, leads gekwalificeerd, deals aangemaakt, deals gewonnen): een momentopname van de maand, niet één groep leads gevolgd, dus een stap kan groter zijn dan de vorige.",
@@ -1000,8 +1008,18 @@ def seller_scorecard_view(
 
 
 # ------------------------------------------------------------------ management pack
-def management_pack_view(data: Any, period: str, as_of: str, language: str = "en") -> ReportView:
-    """The organisation and every team: attainment overview, teams side by side, risks, quarter forecast."""
+def management_pack_view(
+    data: Any, period: str, as_of: str, language: str = "en", history: str | None = None
+) -> ReportView:
+    """The organisation and every team: attainment overview, teams side by side, risks, quarter forecast.
+
+    With ``history`` (the scheduled run's output folder, or any path inside
+    it such as the report's ``source``), the forecast section opens with how
+    last month's published forecast for this period compares with the actual
+    ("last month we forecast … ; the actual is …"), and the forecast of next
+    month's order intake is recorded so that next month's pack can grade it
+    (convention of :mod:`kpireport.schedule.snapshots`).
+    """
     from kpireport.kpis import compute_kpis, kpi_series
     from kpireport.plots import goal_overview, html_table, kpi_trend
 
@@ -1172,11 +1190,43 @@ def management_pack_view(data: Any, period: str, as_of: str, language: str = "en
     series = kpi_series(data, "won_value", grain="month", start=(p.start - pd.DateOffset(months=35)).date(),
                         end=p.start.date(), as_of=end)  # fmt: skip
     fc = forecast(series, 3) if len(series) >= 6 else None
+    graded = _graded_forecast(history, p, frames, lang, cur)
+    if graded:
+        qsec.sentence(graded)
     qsec.add(kpi_trend(series.iloc[-18:], forecast=fc, unit="currency", currency=cur, kpi="won_value",
                        title=vt("trend_org", lang), language=lang))  # fmt: skip
     view.sections.append(qsec)
+    if fc is not None and len(fc):
+        nxt = fc.iloc[0]
+        frames.append(pd.DataFrame([{
+            "kpi": "won_value", "scope": "organisation", "scope_id": None, "period": p.next().label,
+            "value": np.nan, **{c: float(nxt[c]) for c in ("mean", "lo_80", "hi_80", "lo_95", "hi_95")},
+        }]).rename(columns={"mean": "forecast"}))  # fmt: skip
     view.kpis = pd.concat([f for f in frames if len(f)], ignore_index=True)
     return view
+
+
+def _graded_forecast(history: str | None, p: Period, frames: list, lang: str, cur: str) -> str | None:
+    """"Last month we forecast €X (80 %: a–b) for October; the actual is €Y, inside the range." or None."""
+    if not history:
+        return None
+    from kpireport.schedule.snapshots import previous_forecast_vs_actual
+
+    actuals = pd.concat([_tidy(f) for f in frames if len(f)], ignore_index=True)
+    try:
+        fva = previous_forecast_vs_actual(history, p.label, kpis=["won_value"], actuals=actuals)
+    except Exception as exc:  # an unreadable history must not sink the pack
+        log.warning("no forecast-vs-actual for %s: %s", p.label, exc)
+        return None
+    fva = fva[(fva["scope"] == "organisation") & fva["actual"].notna()]
+    if fva.empty:
+        return None
+    r = fva.iloc[0]
+    money = lambda x: i18n.fmt_currency(float(x), cur, lang, decimals=0)  # noqa: E731
+    inside = bool(r["lo_80"] <= r["actual"] <= r["hi_80"])
+    return vt("graded_" + ("in" if inside else "out"), lang, period=i18n.fmt_period(p.label, lang),
+              forecast=money(r["forecast"]), lo=money(r["lo_80"]), hi=money(r["hi_80"]),
+              actual=money(r["actual"]))  # fmt: skip
 
 
 # ------------------------------------------------------------------ finance growth
