@@ -28,7 +28,6 @@ Design decisions
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import TextIO
@@ -36,9 +35,9 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli.data import cli_default_as_of
+from kpireport.cli.output import write_machine_readable
 from kpireport.constants import Grain, Scope
 from kpireport.errors import ForecastError
-from kpireport.report.publish import neutralise_formulas
 
 FORMATS = ("table", "csv", "json")
 GRAINS = (Grain.MONTH.value, Grain.WEEK.value, Grain.DAY.value, Grain.QUARTER.value)
@@ -165,21 +164,21 @@ def _number(value: object) -> float | None:
     return None if math.isnan(v) else v
 
 
+def forecast_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """JSON records ``{kpi, scope, scope_id, period, mean, lo_80, hi_80, lo_95, hi_95, model}``."""
+    recs = []
+    for row in frame.to_dict(orient="records"):
+        rec = {k: row[k] for k in ("kpi", "scope", "scope_id", "period")}
+        rec["scope_id"] = None if pd.isna(rec["scope_id"]) else str(rec["scope_id"])
+        rec.update({c: _number(row[c]) for c in NUMBER_COLUMNS})
+        rec["model"] = str(row["model"])
+        recs.append(rec)
+    return recs
+
+
 def write_forecast(frame: pd.DataFrame, fmt: str, out: TextIO) -> None:
     """Write a :func:`forecast_frame` as ``table``, ``csv`` or ``json``."""
-    if fmt == "json":
-        recs = []
-        for row in frame.to_dict(orient="records"):
-            rec = {k: row[k] for k in ("kpi", "scope", "scope_id", "period")}
-            rec["scope_id"] = None if pd.isna(rec["scope_id"]) else str(rec["scope_id"])
-            rec.update({c: _number(row[c]) for c in NUMBER_COLUMNS})
-            rec["model"] = str(row["model"])
-            recs.append(rec)
-        json.dump(recs, out, indent=2, ensure_ascii=False, allow_nan=False)
-        out.write("\n")
-        return
-    if fmt == "csv":
-        neutralise_formulas(frame).to_csv(out, index=False)
+    if write_machine_readable(frame, fmt, out, forecast_records):
         return
     shown = frame.loc[:, ["period", *NUMBER_COLUMNS]].copy()
     for col in NUMBER_COLUMNS:

@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 
 from kpireport.cli.data import cli_default_as_of
+from kpireport.cli.output import write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
 from kpireport.errors import GoalError, KpiError
-from kpireport.report.publish import neutralise_formulas
 
 FORMATS = ("table", "csv", "json")
 #: ``--breakdown`` choices; mirrors :data:`kpireport.kpis.compute.BREAKDOWNS`
@@ -160,12 +160,7 @@ def records(df: pd.DataFrame) -> list[dict[str, object]]:
 
 def write_result(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
     """Write a KPI frame as ``table``, ``csv`` or ``json``."""
-    if fmt == "json":
-        json.dump(records(df), out, indent=2, ensure_ascii=False, allow_nan=False)
-        out.write("\n")
-        return
-    if fmt == "csv":
-        neutralise_formulas(df).to_csv(out, index=False)
+    if write_machine_readable(df, fmt, out, records):
         return
     extra = [c for c in BREAKDOWNS if c in df.columns]
     frame = df.loc[:, ["kpi", "scope_id", *extra, "period", "value", "unit", "note"]].copy()
@@ -291,12 +286,7 @@ def goal_records(df: pd.DataFrame) -> list[dict[str, object]]:
 
 def write_goals(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
     """Write a goal frame as ``table``, ``csv`` or ``json``."""
-    if fmt == "json":
-        json.dump(goal_records(df), out, indent=2, ensure_ascii=False, allow_nan=False)
-        out.write("\n")
-        return
-    if fmt == "csv":
-        neutralise_formulas(df).to_csv(out, index=False)
+    if write_machine_readable(df, fmt, out, goal_records):
         return
     if df.empty:
         out.write("No goals.\n")
