@@ -261,6 +261,121 @@ MESSAGES: dict[str, dict[str, str]] = {
     "sentence.data_as_of": _m("Data up to and including {date}.", "Gegevens tot en met {date}."),
 }
 
+#: texts of the report views (kpireport.report.views), keyed without their ``view.`` prefix
+VIEW_MESSAGES: dict[str, dict[str, str]] = {
+    "summary": {"en": "Summary", "nl": "Samenvatting"},
+    "quarter_curve": {"en": "Development curve, {period}", "nl": "Ontwikkelingscurve, {period}"},
+    "no_headline_goal": {
+        "en": "No order-intake goal was set for this period.",
+        "nl": "Voor deze periode is geen doel voor orderintake gesteld.",
+    },
+    "likely": {"en": "likely", "nl": "waarschijnlijk"},
+    "possible": {"en": "possible", "nl": "mogelijk"},
+    "unlikely": {"en": "unlikely", "nl": "onwaarschijnlijk"},
+    "pace_sentence": {
+        "en": "So far {scope} has reached {pct} of its {kpi} goal for {period}; at the current pace it is {chance} ({prob}) to make it.",
+        "nl": "{scope} heeft tot nu toe {pct} van het doel voor {kpi} in {period} behaald; in het huidige tempo is het {chance} ({prob}) dat het doel gehaald wordt.",
+    },
+    "goals_closed": {
+        "en": "{achieved} of {total} goals for {period} were achieved, {missed} were missed.",
+        "nl": "{achieved} van {total} doelen voor {period} behaald, {missed} niet gehaald.",
+    },
+    "goal_chart_note": {
+        "en": "Volume goals of the organisation and the teams; rate, cycle and cost goals are on the cards and in the tables.",
+        "nl": "Volumedoelen van de organisatie en de teams; ratio-, doorlooptijd- en kostendoelen staan op de kaarten en in de tabellen.",
+    },
+    "graded_in": {
+        "en": "Last month we forecast {forecast} of order intake for {period} (80 % range {lo} – {hi}); the actual is {actual}, inside the range.",
+        "nl": "Vorige maand voorspelden we {forecast} orderintake voor {period} (80 %-bereik {lo} – {hi}); het werkelijke cijfer is {actual}, binnen het bereik.",
+    },
+    "graded_out": {
+        "en": "Last month we forecast {forecast} of order intake for {period} (80 % range {lo} – {hi}); the actual is {actual}, outside the range.",
+        "nl": "Vorige maand voorspelden we {forecast} orderintake voor {period} (80 %-bereik {lo} – {hi}); het werkelijke cijfer is {actual}, buiten het bereik.",
+    },
+    "funnel_note": {
+        "en": "What happened in {period} at each step (leads created, leads qualified, deals created, deals won): a snapshot of the month, not one group of leads followed through, so a step can exceed the one before.",
+        "nl": "Wat er in {period} bij elke stap gebeurde (leads aangemaakt, leads gekwalificeerd, deals aangemaakt, deals gewonnen): een momentopname van de maand, niet één groep leads gevolgd, dus een stap kan groter zijn dan de vorige.",
+    },
+    "pipeline_asof": {
+        "en": "Deals open on {date}, by stage; the pipeline value card above shows the end of {period}.",
+        "nl": "Open deals op {date}, per fase; de kaart Pijplijnwaarde hierboven toont het einde van {period}.",
+    },
+    "final_sentence_hit": {
+        "en": "{scope} reached {pct} of its {kpi} goal for {period}: goal achieved.",
+        "nl": "{scope} behaalde {pct} van het doel voor {kpi} in {period}: doel gehaald.",
+    },
+    "final_sentence_miss": {
+        "en": "{scope} reached {pct} of its {kpi} goal for {period}; {gap} short of the target.",
+        "nl": "{scope} behaalde {pct} van het doel voor {kpi} in {period}; {gap} onder het doel.",
+    },
+    "need_sentence": {
+        "en": "To reach the {kpi} goal for {period}, {scope} still needs about {deals} won deals: {leads} new leads, {meetings} meetings and {quotes} quotes at its usual conversion.",
+        "nl": "Om het doel voor {kpi} in {period} te halen heeft {scope} nog ongeveer {deals} gewonnen deals nodig: {leads} nieuwe leads, {meetings} afspraken en {quotes} offertes bij de gebruikelijke conversie.",
+    },
+    "need_done": {
+        "en": "{scope} has already reached its {kpi} goal for {period}; no further activity is needed for it.",
+        "nl": "{scope} heeft het doel voor {kpi} in {period} al gehaald; daarvoor is geen extra activiteit nodig.",
+    },
+    "col.needed": {"en": "Still needed", "nl": "Nog nodig"},
+    "col.done": {"en": "Done in {period}", "nl": "Gedaan in {period}"},
+    "col.rate": {"en": "Usual rate", "nl": "Gebruikelijke ratio"},
+    "col.activity": {"en": "Activity", "nl": "Activiteit"},
+    "col.rank": {"en": "#", "nl": "#"},
+    "col.share": {"en": "Share", "nl": "Aandeel"},
+    "col.growth_mom": {"en": "vs prev. month", "nl": "t.o.v. vorige maand"},
+    "col.growth_yoy": {"en": "vs last year", "nl": "t.o.v. vorig jaar"},
+    "col.growth_ytd": {"en": "YTD vs last year", "nl": "Lopend jaar t.o.v. vorig jaar"},
+    "col.revenue_ytd": {"en": "Revenue YTD", "nl": "Omzet lopend jaar"},
+    "col.revenue_ytd_ly": {"en": "Same span last year", "nl": "Zelfde periode vorig jaar"},
+    "need.deals": {"en": "Won deals", "nl": "Gewonnen deals"},
+    "need.opportunities": {
+        "en": "Closed deals (won + lost)",
+        "nl": "Afgesloten deals (gewonnen + verloren)",
+    },
+    "need.leads": {"en": "New leads", "nl": "Nieuwe leads"},
+    "need.meetings": {"en": "Meetings", "nl": "Afspraken"},
+    "need.quotes": {"en": "Quotes", "nl": "Offertes"},
+    "risks_intro": {
+        "en": "{n} goals need attention: they are at risk, off track or were missed.",
+        "nl": "{n} doelen vragen aandacht: ze lopen risico, zijn uit koers of werden niet gehaald.",
+    },
+    "quarter_intro": {
+        "en": "Forecast for {period} at {date}: actual to date plus the simulated rest of the quarter.",
+        "nl": "Prognose voor {period} op {date}: werkelijk tot nu plus de gesimuleerde rest van het kwartaal.",
+    },
+    "trend_org": {"en": "Order intake by month", "nl": "Orderintake per maand"},
+    "won_trend": {"en": "Order intake by month", "nl": "Orderintake per maand"},
+    "growth_org": {
+        "en": "Revenue in {period} was {value}: {mom} vs the previous month, {yoy} vs the same month last year; year to date {ytd} vs the same span last year.",
+        "nl": "De omzet in {period} was {value}: {mom} t.o.v. de vorige maand, {yoy} t.o.v. dezelfde maand vorig jaar; lopend jaar {ytd} t.o.v. dezelfde periode vorig jaar.",
+    },
+    "growth_by_team": {"en": "Growth by team", "nl": "Groei per team"},
+    "top_customers_intro": {
+        "en": "The {n} largest customers by revenue year to date; growth compares like for like with the same span last year.",
+        "nl": "De {n} grootste klanten naar omzet in het lopende jaar; de groei vergelijkt met dezelfde periode vorig jaar.",
+    },
+    "new_customer": {"en": "new", "nl": "nieuw"},
+    "teams_intro": {
+        "en": "Key figures of every team in {period}.",
+        "nl": "Kerncijfers per team in {period}.",
+    },
+    "unknown_scope": {
+        "en": "{scope} has no sellers in the data.",
+        "nl": "{scope} heeft geen verkopers in de gegevens.",
+    },
+    "activity_goals": {"en": "Activity vs goals", "nl": "Activiteit versus doelen"},
+    "ytd_curve_note": {
+        "en": "The forecast cone shows the 80 % and 95 % intervals of the simulated period total.",
+        "nl": "De prognosewaaier toont de 80%- en 95%-intervallen van het gesimuleerde periodetotaal.",
+    },
+    "explore_intro": {
+        "en": "KPIs of the organisation and every team in {period}.",
+        "nl": "KPI's van de organisatie en elk team in {period}.",
+    },
+}
+
+MESSAGES.update({f"view.{key}": text for key, text in VIEW_MESSAGES.items()})
+
 
 # ------------------------------------------------------------------- languages
 def check_language(language: str | None) -> str:
