@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  -> {data!r}")
             with _timed() as t:
                 report = validate(data)
-            print(f"validate(data): {t}  ({'valid' if report.ok else 'INVALID'}, {len(report.warnings)} warning(s))")
+            print(
+                f"validate(data): {t}  ({'valid' if report.ok else 'INVALID'}, {len(report.warnings)} warning(s))"
+            )
         print(f"peak RSS: {_peak_rss_mb():,.0f} MB")
     print(f"load average at end: {_load_average()}")
     return 0

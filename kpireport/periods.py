@@ -94,7 +94,9 @@ class Period:
     def to_date(self, as_of: dt.date | pd.Timestamp | str) -> Period:
         """The part of this period up to and including day ``as_of``."""
         t = min(max(_day(as_of) + pd.Timedelta(days=1), self.start), self.end)
-        return Period(self.start, t, self.grain, f"{self.label} to {(t - pd.Timedelta(days=1)).date()}", True)
+        return Period(
+            self.start, t, self.grain, f"{self.label} to {(t - pd.Timedelta(days=1)).date()}", True
+        )
 
     # ------------------------------------------------------------ navigation
     def shift(self, n: int) -> Period:

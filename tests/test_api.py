@@ -27,7 +27,13 @@ def test_root_exports_are_the_functions_even_after_submodule_imports():
     fc = kpireport.forecast(y, 3)
     assert list(fc.columns[:5]) == ["mean", "lo_80", "hi_80", "lo_95", "hi_95"]
     assert fc["mean"].tolist() == [34.0, 35.0, 36.0]
-    for name in ("compute_kpis", "kpi_series", "evaluate_goals", "parse_period", "development_curve"):
+    for name in (
+        "compute_kpis",
+        "kpi_series",
+        "evaluate_goals",
+        "parse_period",
+        "development_curve",
+    ):
         assert callable(getattr(kpireport, name)), name
 
 

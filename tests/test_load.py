@@ -70,8 +70,18 @@ def test_csv_bom_header_is_handled(basic: CrmData) -> None:
 def test_canonical_dtypes_and_all_columns(basic: CrmData) -> None:
     deals = basic.deals
     assert list(deals.columns) == [
-        "deal_id", "seller_id", "created_at", "status", "value", "company_id", "lead_id",
-        "stage", "probability", "closed_at", "expected_close_at", "currency",
+        "deal_id",
+        "seller_id",
+        "created_at",
+        "status",
+        "value",
+        "company_id",
+        "lead_id",
+        "stage",
+        "probability",
+        "closed_at",
+        "expected_close_at",
+        "currency",
     ]
     assert deals["created_at"].dtype == np.dtype("datetime64[ns]")
     assert deals["value"].dtype == np.float64
@@ -114,7 +124,10 @@ def test_utc_default_timezone_keeps_utc_wall_time() -> None:
 
 def test_future_date_warning_uses_as_of(basic: CrmData) -> None:
     texts = [w.sentence() for w in basic.warnings]
-    assert any("table 'deals', column 'closed_at': date after the as-of date 2026-10-15" in t for t in texts)
+    assert any(
+        "table 'deals', column 'closed_at': date after the as-of date 2026-10-15" in t
+        for t in texts
+    )
 
 
 def test_semicolon_csv_is_sniffed(tmp_path: Path) -> None:
@@ -148,7 +161,9 @@ def test_ambiguous_day_month_refused_then_accepted_when_declared(tmp_path: Path)
     assert "set date_format" in p.reason and "'03/04/2026'" in p.reason
     data = load(folder, date_format="%d/%m/%Y")
     assert data.deals["created_at"].tolist() == [
-        pd.Timestamp("2026-04-03"), pd.Timestamp("2026-05-01"), pd.Timestamp("2026-04-13"),
+        pd.Timestamp("2026-04-03"),
+        pd.Timestamp("2026-05-01"),
+        pd.Timestamp("2026-04-13"),
     ]
     us = load(folder.parent / "dmy", date_format="%m/%d/%Y", validate=False)
     assert us.deals["created_at"].iloc[0] == pd.Timestamp("2026-03-04")
@@ -180,13 +195,19 @@ def test_parquet_folder_with_integer_ids_and_aware_timestamps(tmp_path: Path) ->
     folder = tmp_path / "pq"
     folder.mkdir()
     pd.DataFrame(
-        {"seller_id": pd.array([7, 9223372036854775807], dtype="Int64"), "name": ["A", "B"], "team": ["T", "T"]}
+        {
+            "seller_id": pd.array([7, 9223372036854775807], dtype="Int64"),
+            "name": ["A", "B"],
+            "team": ["T", "T"],
+        }
     ).to_parquet(folder / "sellers.parquet")
     pd.DataFrame(
         {
             "deal_id": pd.array([1234567890123456789, None], dtype="Int64"),
             "seller_id": pd.array([7, 9223372036854775807], dtype="Int64"),
-            "created_at": pd.to_datetime(["2026-01-31T22:59:00Z", "2026-10-31T23:30:00Z"], utc=True),
+            "created_at": pd.to_datetime(
+                ["2026-01-31T22:59:00Z", "2026-10-31T23:30:00Z"], utc=True
+            ),
             "status": ["open", "open"],
             "value": [1.5, 2.0],
         }
@@ -194,11 +215,19 @@ def test_parquet_folder_with_integer_ids_and_aware_timestamps(tmp_path: Path) ->
     with pytest.raises(DataContractError) as err:  # the NULL deal id is reported with its row
         load(folder, timezone="Europe/Stockholm")
     (p,) = err.value.problems
-    assert (p.table, p.column, tuple(p.rows), p.reason) == ("deals", "deal_id", (2,), "required value is empty")
+    assert (p.table, p.column, tuple(p.rows), p.reason) == (
+        "deals",
+        "deal_id",
+        (2,),
+        "required value is empty",
+    )
     data = load(folder, timezone="Europe/Stockholm", validate=False)
     assert data.sellers["seller_id"].tolist() == ["7", LONG_ID]
     assert data.deals["deal_id"].iloc[0] == DEAL_LONG_ID
-    assert data.deals["created_at"].tolist() == [pd.Timestamp("2026-01-31 23:59"), pd.Timestamp("2026-11-01 00:30")]
+    assert data.deals["created_at"].tolist() == [
+        pd.Timestamp("2026-01-31 23:59"),
+        pd.Timestamp("2026-11-01 00:30"),
+    ]
     assert data.deals["created_at"].dtype == np.dtype("datetime64[ns]")
 
 
@@ -215,7 +244,9 @@ def _workbook(path: Path) -> Path:
     ws.append([LONG_ID, "Cecilia", "South"])  # 19 digits stored as text
     ws = wb.create_sheet("deals")
     ws.append(["deal_id", "seller_id", "created_at", "status", "value", "closed_at"])
-    ws.append(["D1", 42, 46310, "won", 1000, dt.datetime(2026, 10, 20, 14, 30)])  # serial 46310 = 2026-10-15
+    ws.append(
+        ["D1", 42, 46310, "won", 1000, dt.datetime(2026, 10, 20, 14, 30)]
+    )  # serial 46310 = 2026-10-15
     ws.append(["D2", "007", "2026-10-16", "open", 2000.5, None])
     ws.append([None, None, None, None, None, None])  # trailing empty row is ignored
     wb.create_sheet("notes").append(["anything"])
@@ -259,14 +290,24 @@ def test_corrupt_workbook_is_a_source_error(tmp_path: Path) -> None:
 def _sqlite(path: Path) -> Path:
     con = sqlite3.connect(path)
     con.execute("create table sellers (seller_id integer, name text, team text)")
-    con.executemany("insert into sellers values (?,?,?)", [(7, "A", "North"), (9223372036854775807, "B", "South")])
+    con.executemany(
+        "insert into sellers values (?,?,?)",
+        [(7, "A", "North"), (9223372036854775807, "B", "South")],
+    )
     con.execute(
         "create table Opportunities (OppId integer, Owner integer, Created text, Stage text, Amount real, Closed text)"
     )
     con.executemany(
         "insert into Opportunities values (?,?,?,?,?,?)",
         [
-            (1234567890123456789, 7, "2026-01-31T22:59:00Z", "Closed Won", 100.0, "2026-03-31T22:30:00+00:00"),
+            (
+                1234567890123456789,
+                7,
+                "2026-01-31T22:59:00Z",
+                "Closed Won",
+                100.0,
+                "2026-03-31T22:30:00+00:00",
+            ),
             (2, 9223372036854775807, "2026-02-01", "Open", 50.0, None),
         ],
     )
@@ -278,8 +319,10 @@ def _sqlite(path: Path) -> Path:
 def test_sqlite_url_reads_real_database(tmp_path: Path) -> None:
     db = _sqlite(tmp_path / "crm.db")
     con = sqlite3.connect(db)
-    con.execute("create table deals as select OppId deal_id, Owner seller_id, Created created_at, "
-                "'open' status, Amount value from Opportunities")
+    con.execute(
+        "create table deals as select OppId deal_id, Owner seller_id, Created created_at, "
+        "'open' status, Amount value from Opportunities"
+    )
     con.commit()
     con.close()
     data = load(f"sqlite:///{db}", timezone="Europe/Stockholm")
@@ -297,7 +340,9 @@ def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------- source YAML
-def test_yaml_maps_tables_columns_values_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yaml_maps_tables_columns_values_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = _sqlite(tmp_path / "crm.db")
     monkeypatch.setenv("CRM_TZ", "Europe/Stockholm")
     monkeypatch.setenv("CRM_DB_FILE", db.name)
@@ -358,8 +403,13 @@ def test_yaml_path_is_relative_and_declares_date_format(tmp_path: Path) -> None:
 
 
 def test_yaml_mapped_column_missing_names_it(tmp_path: Path) -> None:
-    _write_csv_folder(tmp_path / "e", {"sellers.csv": "seller_id,name,team\n1,A,T\n",
-                                         "deals.csv": "deal_id,seller_id,created_at,status,value\nD,1,2026-01-01,open,1\n"})
+    _write_csv_folder(
+        tmp_path / "e",
+        {
+            "sellers.csv": "seller_id,name,team\n1,A,T\n",
+            "deals.csv": "deal_id,seller_id,created_at,status,value\nD,1,2026-01-01,open,1\n",
+        },
+    )
     (tmp_path / "s.yaml").write_text("path: e\ntables:\n  deals:\n    columns: {value: Amount}\n")
     with pytest.raises(DataContractError) as err:
         load(tmp_path / "s.yaml")
@@ -367,10 +417,14 @@ def test_yaml_mapped_column_missing_names_it(tmp_path: Path) -> None:
     assert p.column == "value" and "mapped from 'Amount'" in p.reason
 
 
-def test_yaml_password_env_is_masked_and_never_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yaml_password_env_is_masked_and_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "s3cr@t/pa:ss"
     monkeypatch.setenv("CRM_DB_PASSWORD", secret)
-    (tmp_path / "pg.yaml").write_text("url: postgresql://report:${CRM_DB_PASSWORD}@127.0.0.1:1/crm\n")
+    (tmp_path / "pg.yaml").write_text(
+        "url: postgresql://report:${CRM_DB_PASSWORD}@127.0.0.1:1/crm\n"
+    )
     with pytest.raises(SourceError) as err:
         load(tmp_path / "pg.yaml")
     text = str(err.value)
@@ -378,7 +432,9 @@ def test_yaml_password_env_is_masked_and_never_stored(tmp_path: Path, monkeypatc
     assert secret not in text and "s3cr" not in text
     assert err.value.__cause__ is None and err.value.__suppress_context__
     # password_env form, same masking
-    (tmp_path / "pg2.yaml").write_text("url: postgresql://report@127.0.0.1:1/crm\npassword_env: CRM_DB_PASSWORD\n")
+    (tmp_path / "pg2.yaml").write_text(
+        "url: postgresql://report@127.0.0.1:1/crm\npassword_env: CRM_DB_PASSWORD\n"
+    )
     with pytest.raises(SourceError) as err2:
         load(tmp_path / "pg2.yaml")
     assert secret not in str(err2.value) and "***" in str(err2.value)
@@ -402,7 +458,9 @@ def test_yaml_secret_never_on_crmdata(tmp_path: Path, monkeypatch: pytest.Monkey
     data = load(tmp_path / "s.yaml")
     assert seen["url"].password == secret  # resolved inside the library at load time
     assert data.source == "postgresql://report:***@db.example.com/crm (via s.yaml)"
-    blob = " ".join([data.source, repr(data), str(data.settings), str(data.warnings), str(vars(data))])
+    blob = " ".join(
+        [data.source, repr(data), str(data.settings), str(data.warnings), str(vars(data))]
+    )
     assert secret not in blob
     assert mask_url(f"postgresql://u:{secret}@h/db") == "postgresql://u:***@h/db"
 
@@ -452,15 +510,22 @@ def test_currency_conversion_with_dated_rates() -> None:
         {"currency": ["SEK", "SEK"], "rate": ["0.08", "0.09"], "date": ["2026-01-01", "2026-03-01"]}
     )
     revenue = pd.DataFrame(
-        {"invoice_id": ["I1", "I2"], "company_id": ["C", "C"], "date": ["2025-12-01", "2026-02-01"],
-         "amount": ["-100", "100"], "currency": ["SEK", "sek"]}
+        {
+            "invoice_id": ["I1", "I2"],
+            "company_id": ["C", "C"],
+            "date": ["2025-12-01", "2026-02-01"],
+            "amount": ["-100", "100"],
+            "currency": ["SEK", "sek"],
+        }
     )
     tables = {"sellers": _sellers(), "deals": deals, "rates": rates, "revenue": revenue}
     with pytest.raises(DataContractError, match="declares no reporting 'currency'"):
         load(tables)
     data = load(tables, currency="eur")
     assert data.currency == "EUR"
-    assert data.deals["value"].tolist() == pytest.approx([90.0, 2000.0])  # closed 15 March: rate 0.09
+    assert data.deals["value"].tolist() == pytest.approx(
+        [90.0, 2000.0]
+    )  # closed 15 March: rate 0.09
     # before the first dated rate the first rate applies; currency is upper-cased
     assert data.revenue["amount"].tolist() == pytest.approx([-8.0, 8.0])
     assert data.deals["currency"].tolist() == ["EUR", "EUR"]
@@ -520,10 +585,15 @@ def test_repeated_date_text_parsed_once_keeps_rows_apart() -> None:
     """Distinct texts are parsed once and mapped back: every row gets its own value and flag."""
     from kpireport.data.coerce import parse_dates
 
-    s = pd.Series(["2026-03-01", "soon", "2026-03-01", "2026-03-29T01:30:00Z", "soon", None], dtype="str")
+    s = pd.Series(
+        ["2026-03-01", "soon", "2026-03-01", "2026-03-29T01:30:00Z", "soon", None], dtype="str"
+    )
     ts, bad, amb = parse_dates(s, timezone="Europe/Stockholm")
     assert ts.tolist()[:4] == [
-        pd.Timestamp("2026-03-01"), pd.NaT, pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-29 03:30"),
+        pd.Timestamp("2026-03-01"),
+        pd.NaT,
+        pd.Timestamp("2026-03-01"),
+        pd.Timestamp("2026-03-29 03:30"),
     ]
     assert bad.tolist() == [False, True, False, False, True, False]
     assert not amb.any() and pd.isna(ts.iloc[5])
@@ -533,12 +603,18 @@ def test_parquet_strings_are_stripped_and_clean_ones_kept(tmp_path: Path) -> Non
     """Arrow fast path: padded/empty strings are cleaned; a non-ASCII first letter is not 'whitespace'."""
     folder = tmp_path / "pqs"
     folder.mkdir()
-    pd.DataFrame({"seller_id": [" 007", "0042\u00a0"], "name": ["Åsa", ""], "team": ["North", "South "]}).to_parquet(
-        folder / "sellers.parquet"
-    )
     pd.DataFrame(
-        {"deal_id": ["D1"], "seller_id": ["007"], "created_at": pd.to_datetime(["2026-01-05"]),
-         "status": [" Won"], "value": [10.0], "closed_at": pd.to_datetime(["2026-01-06"])}
+        {"seller_id": [" 007", "0042\u00a0"], "name": ["Åsa", ""], "team": ["North", "South "]}
+    ).to_parquet(folder / "sellers.parquet")
+    pd.DataFrame(
+        {
+            "deal_id": ["D1"],
+            "seller_id": ["007"],
+            "created_at": pd.to_datetime(["2026-01-05"]),
+            "status": [" Won"],
+            "value": [10.0],
+            "closed_at": pd.to_datetime(["2026-01-06"]),
+        }
     ).to_parquet(folder / "deals.parquet")
     with pytest.raises(DataContractError) as err:  # the empty name is a missing required value
         load(folder)

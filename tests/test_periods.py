@@ -36,7 +36,10 @@ def test_absolute_labels(label, start, end, grain):
     assert p.label == label.upper() if "q" in label else p.label == label
 
 
-@pytest.mark.parametrize("bad", ["2024-13", "2024-00", "2026-W54", "2025-W53", "2026-02-30", "26-10", "Q4", "", "next-month"])
+@pytest.mark.parametrize(
+    "bad",
+    ["2024-13", "2024-00", "2026-W54", "2025-W53", "2026-02-30", "26-10", "Q4", "", "next-month"],
+)
 def test_invalid_labels_are_refused(bad):
     with pytest.raises(PeriodError, match="not a valid period"):
         parse_period(bad)
@@ -80,7 +83,11 @@ def test_navigation():
     assert parse_period("2026-W01").previous().label == "2025-W52"
     assert parse_period("2020-W53").last_year().label == "2019-W52"  # 2019 has 52 weeks
     assert parse_period("2024-02-29").last_year().label == "2023-02-28"
-    assert [p.label for p in parse_period("2026-Q4").subperiods("month")] == ["2026-10", "2026-11", "2026-12"]
+    assert [p.label for p in parse_period("2026-Q4").subperiods("month")] == [
+        "2026-10",
+        "2026-11",
+        "2026-12",
+    ]
 
 
 def test_membership_is_half_open():

@@ -623,11 +623,18 @@ def test_every_seller_fanout_keeps_only_sellers_active_in_the_period():
         }
     )
     data = SimpleNamespace(tables={"sellers": sellers}, organisation="Org")
-    run = SimpleNamespace(origin=Path("x.yaml"), name="r", fanout="seller", fanout_ids=None, organisation=None)
+    run = SimpleNamespace(
+        origin=Path("x.yaml"), name="r", fanout="seller", fanout_ids=None, organisation=None
+    )
     problems: list[str] = []
     ids = [s.id for s in fanout_scopes(run, data, problems, "2026-10")]
     assert ids == ["S2", "S3"]  # S1 left in 2023, S4 starts after October
-    assert [s.id for s in fanout_scopes(run, data, problems)] == ["S1", "S2", "S3", "S4"]  # no period: all
+    assert [s.id for s in fanout_scopes(run, data, problems)] == [
+        "S1",
+        "S2",
+        "S3",
+        "S4",
+    ]  # no period: all
     run.fanout_ids = ["S1"]  # an explicit list is taken as given
     assert [s.id for s in fanout_scopes(run, data, problems, "2026-10")] == ["S1"]
     assert problems == []

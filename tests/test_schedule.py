@@ -78,7 +78,13 @@ class Inbox:
         return responses
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content)))
+        self.messages.append(
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or envelope.content),
+            )
+        )
         return "250 Message accepted for delivery"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -243,7 +249,14 @@ def pack(tmp_path_factory: pytest.TempPathFactory):
     finally:
         server.stop()
         logging.getLogger("kpireport").removeHandler(cap.handler)
-    return {"root": root, "out": root / "out", "inbox": inbox, "steps": steps, "cap": cap, "sched": sched}
+    return {
+        "root": root,
+        "out": root / "out",
+        "inbox": inbox,
+        "steps": steps,
+        "cap": cap,
+        "sched": sched,
+    }
 
 
 def by_subject(inbox: Inbox, needle: str) -> list[email.message.EmailMessage]:
@@ -264,7 +277,12 @@ def test_first_run_builds_all_but_the_failing_report_and_holds_incomplete_groups
         "2026-11/sellers/seller-s1-2026-11": "success",
     }
     d = h.table("deliveries", run_id=1).set_index("group_key")["status"].to_dict()
-    assert d == {"management": "held", "team-leads/North": "sent", "team-leads/Södra": "held", "alert": "sent"}
+    assert d == {
+        "management": "held",
+        "team-leads/North": "sent",
+        "team-leads/Södra": "held",
+        "alert": "sent",
+    }
     # a deterministic failure (invalid data) is not retried
     assert h.table("runs").set_index("run_id").loc[1, "attempts"] == 1
     assert pack["steps"]["n_after_first"] == 2  # North's lead and the alert
@@ -280,7 +298,9 @@ def test_failure_alert_names_the_error_and_the_failed_notebook(pack):
     body = a.get_body().get_content()
     assert "invalid data for Södra" in body
     assert str(pack["out"] / "failed/2026-11/teams/team-report-sodra-2026-11.ipynb") in body
-    assert (pack["out"] / "failed/2026-11/teams/team-report-sodra-2026-11.ipynb").is_file() is False  # rebuilt later
+    assert (
+        pack["out"] / "failed/2026-11/teams/team-report-sodra-2026-11.ipynb"
+    ).is_file() is False  # rebuilt later
     assert "management -> ceo@example.com, cfo@example.com: held" in body
     assert "kpireport schedule run pack --logical-date 2026-12-01" in body
 
@@ -357,7 +377,10 @@ def test_management_message_has_the_pack_and_every_team_pdf_intact(pack):
         assert part.get_content_type() == "application/pdf"
         data = part.get_content()
         assert data[:5] == b"%PDF-"
-        assert hashlib.sha256(data).hexdigest() == hashlib.sha256((pack["out"] / rel).read_bytes()).hexdigest()
+        assert (
+            hashlib.sha256(data).hexdigest()
+            == hashlib.sha256((pack["out"] / rel).read_bytes()).hexdigest()
+        )
     raw = next(raw for _, _, raw in pack["inbox"].messages if b"S%C3%B6dra" in raw)
     # RFC 2231: percent-encoded UTF-8, split into numbered continuations when long
     assert b"filename*0*=utf-8''Team%20report%20%E2%80%93%20S%C3%B6dra" in raw
@@ -365,7 +388,12 @@ def test_management_message_has_the_pack_and_every_team_pdf_intact(pack):
 
 @pytest.mark.slow
 def test_message_body_summarises_goals_at_risk_and_headline_kpis(pack):
-    body = by_subject(pack["inbox"], "management")[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
+    body = (
+        by_subject(pack["inbox"], "management")[0]
+        .get_body(("plain",))
+        .get_content()
+        .replace("\r\n", "\n")
+    )
     assert "KPI reports for 2026-11 (job pack, data as of 2026-12-01)." in body
     assert "Attached (3):" in body
     assert "Goals at risk:\n  - hit_rate (organisation): at risk" in body
@@ -382,7 +410,9 @@ def test_team_lead_gets_their_team_and_its_sellers_reports(pack):
         "Team report – North – 2026-11.pdf",
         "Seller scorecard – Anna Berg – 2026-11.pdf",
     }
-    assert {p.get_filename() for p in sodra[0].iter_attachments()} == {"Team report – Södra – 2026-11.pdf"}
+    assert {p.get_filename() for p in sodra[0].iter_attachments()} == {
+        "Team report – Södra – 2026-11.pdf"
+    }
     assert str(north[0]["Subject"]) == "Monthly pack: 2026-11 – team-leads – North"
 
 
@@ -391,7 +421,15 @@ def test_history_command_lists_the_runs(pack):
     code, out, _ = Captured().cli("history", "--schedules", str(pack["sched"]), "--job", "pack")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split()[:7] == ["run_id", "job", "period", "logical_date", "started_at", "ended_at", "status"]
+    assert lines[0].split()[:7] == [
+        "run_id",
+        "job",
+        "period",
+        "logical_date",
+        "started_at",
+        "ended_at",
+        "status",
+    ]
     statuses = [line.split()[6] for line in lines[1:]]
     assert statuses == ["failed", "success", "skipped", "success"]
     runs = History(pack["out"]).table("runs")
@@ -479,9 +517,13 @@ def org(tmp_path_factory: pytest.TempPathFactory):
             res["refused"] = run_job(config, "org", logical_date="2026-12-01", sleep=sleep)
             res["refused_sleeps"] = list(sleeps)
             # B: across the spring DST change: 22:30 UTC on 31 March is 00:30 on 1 April in Amsterdam
-            res["dst"] = cap.cli("schedule", "run", "org", "--schedules", str(sched), "--now", "2026-03-31T22:30:00Z")
+            res["dst"] = cap.cli(
+                "schedule", "run", "org", "--schedules", str(sched), "--now", "2026-03-31T22:30:00Z"
+            )
             # C: across the year boundary
-            res["year"] = cap.cli("schedule", "run", "org", "--schedules", str(sched), "--logical-date", "2027-01-01")
+            res["year"] = cap.cli(
+                "schedule", "run", "org", "--schedules", str(sched), "--logical-date", "2027-01-01"
+            )
             # D: over the size limit: links instead of attachments (report is current)
             res["links"] = run_job(config, "org-links", logical_date="2026-12-01")
             # E: a kernel that dies once is rebuilt
@@ -494,7 +536,15 @@ def org(tmp_path_factory: pytest.TempPathFactory):
             bad_port = free_port()
             servers.append(start_smtp(bad, bad_port))
             bad_sched = write(root / "bad.yaml", schedules_yaml(bad_port, org_job("org-auth")))
-            res["auth"] = cap.cli("schedule", "run", "org-auth", "--schedules", str(bad_sched), "--logical-date", "2026-12-01")
+            res["auth"] = cap.cli(
+                "schedule",
+                "run",
+                "org-auth",
+                "--schedules",
+                str(bad_sched),
+                "--logical-date",
+                "2026-12-01",
+            )
             res["bad"] = bad
     finally:
         for s in servers:
@@ -514,9 +564,12 @@ def test_refused_first_connection_is_retried_with_backoff(org):
     first = org["inbox"].parsed()[0]
     assert str(first["Subject"]) == "Org pack: 2026-11 – management"
     (att,) = list(first.iter_attachments())
-    assert hashlib.sha256(att.get_content()).hexdigest() == hashlib.sha256(
-        (org["out"] / "2026-11/management-pack-2026-11.pdf").read_bytes()
-    ).hexdigest()
+    assert (
+        hashlib.sha256(att.get_content()).hexdigest()
+        == hashlib.sha256(
+            (org["out"] / "2026-11/management-pack-2026-11.pdf").read_bytes()
+        ).hexdigest()
+    )
 
 
 @pytest.mark.slow
@@ -587,17 +640,31 @@ def test_forecast_vs_actual_from_previous_runs(org):
     assert len(fva) == 1
     row = fva.iloc[0]
     # November's run forecast December's hit rate at 0.80 (0.71..0.89); December reached 0.82
-    assert (row["kpi"], row["scope"], row["forecast_run_period"]) == ("hit_rate", "organisation", "2026-11")
+    assert (row["kpi"], row["scope"], row["forecast_run_period"]) == (
+        "hit_rate",
+        "organisation",
+        "2026-11",
+    )
     assert row["forecast"] == pytest.approx(0.80) and row["lo_80"] == pytest.approx(0.71)
     assert row["actual"] == pytest.approx(0.82) and row["error"] == pytest.approx(0.02)
     assert bool(row["in_80"]) is True
     # from a notebook: any path inside the output folder finds the history
     inside = next((org["out"] / ".work").glob("*/source.yaml"))
-    assert previous_forecast_vs_actual(inside, "2026-12", job="org")["actual"].tolist() == pytest.approx([0.82])
+    assert previous_forecast_vs_actual(inside, "2026-12", job="org")[
+        "actual"
+    ].tolist() == pytest.approx([0.82])
     # actuals passed in take precedence (the notebook's own numbers)
     import pandas as pd
 
-    mine = pd.DataFrame({"kpi": ["hit_rate"], "scope": ["organisation"], "scope_id": [None], "period": ["2026-12"], "value": [0.95]})
+    mine = pd.DataFrame(
+        {
+            "kpi": ["hit_rate"],
+            "scope": ["organisation"],
+            "scope_id": [None],
+            "period": ["2026-12"],
+            "value": [0.95],
+        }
+    )
     out = previous_forecast_vs_actual(org["out"], "2026-12", job="org", actuals=mine)
     assert out["actual"].tolist() == [0.95] and out["in_80"].tolist() == [False]
     # nothing was forecast for March from an earlier run
@@ -627,13 +694,27 @@ def test_previous_month_identity_on_different_days(tmp_path):
 
 def test_logical_dates_across_month_year_and_dst():
     # monthly at 00:00 Amsterdam: fires at 23:00 UTC (winter) / 22:00 UTC (summer) the day before
-    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 10, 31, 23, 0, tzinfo=UTC)) == dt.date(2026, 11, 1)
-    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 10, 31, 22, 59, tzinfo=UTC)) == dt.date(2026, 10, 1)
-    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 3, 31, 22, 30, tzinfo=UTC)) == dt.date(2026, 4, 1)
-    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 3, 31, 21, 59, tzinfo=UTC)) == dt.date(2026, 3, 1)
-    assert logical_date("0 6 1 * *", AMS, dt.datetime(2027, 1, 1, 5, 0, tzinfo=UTC)) == dt.date(2027, 1, 1)
-    assert logical_date("0 6 1 * *", AMS, dt.datetime(2027, 1, 1, 4, 59, tzinfo=UTC)) == dt.date(2026, 12, 1)
-    assert logical_date("0 6 1 * *", AMS, dt.datetime(2026, 12, 3, 9, 0, tzinfo=UTC)) == dt.date(2026, 12, 1)
+    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 10, 31, 23, 0, tzinfo=UTC)) == dt.date(
+        2026, 11, 1
+    )
+    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 10, 31, 22, 59, tzinfo=UTC)) == dt.date(
+        2026, 10, 1
+    )
+    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 3, 31, 22, 30, tzinfo=UTC)) == dt.date(
+        2026, 4, 1
+    )
+    assert logical_date("0 0 1 * *", AMS, dt.datetime(2026, 3, 31, 21, 59, tzinfo=UTC)) == dt.date(
+        2026, 3, 1
+    )
+    assert logical_date("0 6 1 * *", AMS, dt.datetime(2027, 1, 1, 5, 0, tzinfo=UTC)) == dt.date(
+        2027, 1, 1
+    )
+    assert logical_date("0 6 1 * *", AMS, dt.datetime(2027, 1, 1, 4, 59, tzinfo=UTC)) == dt.date(
+        2026, 12, 1
+    )
+    assert logical_date("0 6 1 * *", AMS, dt.datetime(2026, 12, 3, 9, 0, tzinfo=UTC)) == dt.date(
+        2026, 12, 1
+    )
 
 
 def test_next_fire_times_in_local_time_and_through_dst():
@@ -642,14 +723,25 @@ def test_next_fire_times_in_local_time_and_through_dst():
         "2026-12-01T06:00:00+01:00", "2027-01-01T06:00:00+01:00", "2027-02-01T06:00:00+01:00",
     ]  # fmt: skip
     spring = next_fire_times("0 6 1 * *", AMS, dt.datetime(2026, 3, 15, tzinfo=UTC), 2)
-    assert [x.astimezone(UTC).strftime("%m-%d %H:%M") for x in spring] == ["04-01 04:00", "05-01 04:00"]
+    assert [x.astimezone(UTC).strftime("%m-%d %H:%M") for x in spring] == [
+        "04-01 04:00",
+        "05-01 04:00",
+    ]
     # 02:30 does not exist on 29 March: fires at 03:00 CEST
     gap = next_fire_times("30 2 * * *", AMS, dt.datetime(2026, 3, 28, 12, tzinfo=UTC), 2)
-    assert [x.isoformat() for x in gap] == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    assert [x.isoformat() for x in gap] == [
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-30T02:30:00+02:00",
+    ]
     # 02:30 happens twice on 25 October: fires once, at the first
     fold = next_fire_times("30 2 * * *", AMS, dt.datetime(2026, 10, 24, 12, tzinfo=UTC), 2)
-    assert [x.astimezone(UTC).isoformat() for x in fold] == ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
-    assert last_fire_time("30 2 * * *", AMS, dt.datetime(2026, 10, 25, 1, 45, tzinfo=UTC)).astimezone(UTC) == dt.datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert [x.astimezone(UTC).isoformat() for x in fold] == [
+        "2026-10-25T00:30:00+00:00",
+        "2026-10-26T01:30:00+00:00",
+    ]
+    assert last_fire_time(
+        "30 2 * * *", AMS, dt.datetime(2026, 10, 25, 1, 45, tzinfo=UTC)
+    ).astimezone(UTC) == dt.datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     with pytest.raises(ScheduleError, match="time-zone aware"):
         next_fire_times("0 6 1 * *", AMS, dt.datetime(2026, 1, 1))
 
@@ -657,15 +749,25 @@ def test_next_fire_times_in_local_time_and_through_dst():
 def test_schedule_list_and_crontab(tmp_path):
     write(tmp_path / "org.yaml", ORG.format(nb=NOTEBOOK))
     sched = write(tmp_path / "s.yaml", schedules_yaml(25, org_job("org")))
-    code, out, _ = Captured().cli("schedule", "list", "--schedules", str(sched), "--now", "2026-12-31T23:30:00Z", "-n", "2")
+    code, out, _ = Captured().cli(
+        "schedule", "list", "--schedules", str(sched), "--now", "2026-12-31T23:30:00Z", "-n", "2"
+    )
     assert code == 0
     assert "2027-02-01T00:00:00+01:00  (2027-01-31 23:00 UTC)" in out
     assert "2027-01-01T00:00:00+01:00" not in out  # 23:30 UTC is already 00:30 on 1 January
-    code, out, _ = Captured().cli("schedule", "crontab", "--schedules", str(sched), "--command", "/opt/kpi/bin/kpireport")
+    code, out, _ = Captured().cli(
+        "schedule", "crontab", "--schedules", str(sched), "--command", "/opt/kpi/bin/kpireport"
+    )
     lines = out.splitlines()
     assert "CRON_TZ=Europe/Amsterdam" in lines
-    assert f"0 0 1 * * cd {Path.cwd()} && /opt/kpi/bin/kpireport schedule run org --schedules {sched}" in lines
-    assert crontab_lines([("a b", "0 6 1 * *", "UTC")], schedules=Path("/s.yaml"))[-1] == "0 6 1 * * kpireport schedule run 'a b' --schedules /s.yaml"
+    assert (
+        f"0 0 1 * * cd {Path.cwd()} && /opt/kpi/bin/kpireport schedule run org --schedules {sched}"
+        in lines
+    )
+    assert (
+        crontab_lines([("a b", "0 6 1 * *", "UTC")], schedules=Path("/s.yaml"))[-1]
+        == "0 6 1 * * kpireport schedule run 'a b' --schedules /s.yaml"
+    )
 
 
 def test_schedule_file_problems_are_reported_at_once(tmp_path):
@@ -706,12 +808,20 @@ def test_unknown_job_and_unknown_time_zone(tmp_path):
     with pytest.raises(ScheduleError, match="no job 'orgg' \\(did you mean 'org'\\?\\)"):
         config.job("orgg")
     with pytest.raises(ScheduleError, match="unknown time zone 'Europe/Amsterdm'"):
-        load_schedules(write(tmp_path / "t.yaml", schedules_yaml(25, org_job("org")).replace(AMS, "Europe/Amsterdm")))
+        load_schedules(
+            write(
+                tmp_path / "t.yaml",
+                schedules_yaml(25, org_job("org")).replace(AMS, "Europe/Amsterdm"),
+            )
+        )
 
 
 def test_lock_is_exclusive_per_identity(tmp_path):
     with identity_lock(tmp_path, "pack", "2026-11", "t"):
-        with pytest.raises(ScheduleLockedError, match=r"already running \(pid"), identity_lock(tmp_path, "pack", "2026-11", "t"):
+        with (
+            pytest.raises(ScheduleLockedError, match=r"already running \(pid"),
+            identity_lock(tmp_path, "pack", "2026-11", "t"),
+        ):
             pass
         with identity_lock(tmp_path, "pack", "2026-12", "t"):  # another identity runs freely
             pass
@@ -744,19 +854,33 @@ def test_message_mime_and_transient_classification(tmp_path):
 def test_missing_password_variable_and_plaintext_login_refused(tmp_path, monkeypatch):
     from kpireport.schedule.config import SmtpConfig
 
-    cfg = SmtpConfig(host="smtp.example.com", port=25, security="none", user="u", sender="a@example.com", password_env="NOPE_PW")
+    cfg = SmtpConfig(
+        host="smtp.example.com",
+        port=25,
+        security="none",
+        user="u",
+        sender="a@example.com",
+        password_env="NOPE_PW",
+    )
     msg = mail.build_message(sender="a@example.com", to=["b@example.com"], subject="s", body="b")
     out = mail.send(cfg, msg, env={})
-    assert not out.ok and out.attempts == 0 and "export the environment variable NOPE_PW" in out.error
+    assert (
+        not out.ok and out.attempts == 0 and "export the environment variable NOPE_PW" in out.error
+    )
     out = mail.send(cfg, msg, env={"NOPE_PW": "x"}, retries=0)
-    assert not out.ok and "Refusing to send the SMTP password unencrypted to smtp.example.com" in out.error
+    assert (
+        not out.ok
+        and "Refusing to send the SMTP password unencrypted to smtp.example.com" in out.error
+    )
 
 
 @pytest.mark.slow
 def test_history_db_is_plain_sqlite(pack):
     con = sqlite3.connect(pack["out"] / "history.sqlite")
     try:
-        n = con.execute("SELECT COUNT(*) FROM kpi_snapshots WHERE job = 'pack' AND kpi = 'hit_rate' AND period = '2026-11' AND scope = 'organisation'").fetchone()[0]
+        n = con.execute(
+            "SELECT COUNT(*) FROM kpi_snapshots WHERE job = 'pack' AND kpi = 'hit_rate' AND period = '2026-11' AND scope = 'organisation'"
+        ).fetchone()[0]
     finally:
         con.close()
     assert n >= 1
@@ -786,7 +910,11 @@ def test_delivery_over_starttls_and_implicit_tls(tls_cert, security):
     server_ctx.load_cert_chain(cert, key)
     inbox = Inbox()
     port = free_port()
-    tls = {"tls_context": server_ctx, "require_starttls": True} if security == "starttls" else {"ssl_context": server_ctx}
+    tls = (
+        {"tls_context": server_ctx, "require_starttls": True}
+        if security == "starttls"
+        else {"ssl_context": server_ctx}
+    )
     controller = Controller(
         inbox, hostname="127.0.0.1", port=port, authenticator=inbox.authenticate,
         auth_require_tls=security == "starttls", ready_timeout=10, **tls,
@@ -800,7 +928,9 @@ def test_delivery_over_starttls_and_implicit_tls(tls_cert, security):
         assert out.ok and out.attempts == 1, out.error
         assert inbox.logins == [(USER.encode(), True)]
         # an untrusted certificate is a deterministic failure: not retried
-        untrusted = mail.send(replace(cfg, ca_file=None), msg, env={PW_ENV: PASSWORD}, retries=2, sleep=lambda s: None)
+        untrusted = mail.send(
+            replace(cfg, ca_file=None), msg, env={PW_ENV: PASSWORD}, retries=2, sleep=lambda s: None
+        )
         assert not untrusted.ok and untrusted.attempts == 1
         assert "TLS with the SMTP server 127.0.0.1" in untrusted.error
         assert len(inbox.messages) == 1

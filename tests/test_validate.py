@@ -18,24 +18,57 @@ BASIC = Path(__file__).parent / "data" / "sources" / "csv_basic"
 def _tables(**over: dict) -> dict[str, pd.DataFrame]:
     """A small valid dataset; keyword arguments replace columns table by table."""
     t = {
-        "sellers": {"seller_id": ["S1", "S2"], "name": ["Anna", "Björn"], "team": ["North", "South"],
-                    "active_from": ["2025-01-01", "2025-01-01"], "active_to": [None, None]},
+        "sellers": {
+            "seller_id": ["S1", "S2"],
+            "name": ["Anna", "Björn"],
+            "team": ["North", "South"],
+            "active_from": ["2025-01-01", "2025-01-01"],
+            "active_to": [None, None],
+        },
         "companies": {"company_id": ["C1", "C2"], "org_number": ["556-1", "556-2"]},
-        "leads": {"lead_id": ["L1"], "created_at": ["2026-01-02"], "company_id": ["C1"], "seller_id": ["S1"],
-                  "qualified_at": ["2026-01-03"]},
-        "deals": {"deal_id": ["D1", "D2", "D3"], "seller_id": ["S1", "S2", "S1"],
-                  "created_at": ["2026-01-05", "2026-01-06", "2026-01-07"], "status": ["won", "lost", "open"],
-                  "value": [100.0, 50.0, 70.0], "company_id": ["C1", "C2", "C1"], "lead_id": ["L1", None, None],
-                  "probability": [1.0, 0.0, 0.5], "closed_at": ["2026-01-20", "2026-01-21", None],
-                  "expected_close_at": [None, None, "2026-12-01"]},
-        "activities": {"activity_id": ["A1"], "seller_id": ["S1"], "type": ["meeting"],
-                       "occurred_at": ["2026-01-05"], "deal_id": ["D1"], "company_id": ["C1"]},
-        "revenue": {"invoice_id": ["I1", "I2"], "company_id": ["C1", "C1"], "date": ["2026-02-01", "2026-02-10"],
-                    "amount": [100.0, -20.0], "deal_id": ["D1", "D1"], "seller_id": ["S1", "S1"]},
+        "leads": {
+            "lead_id": ["L1"],
+            "created_at": ["2026-01-02"],
+            "company_id": ["C1"],
+            "seller_id": ["S1"],
+            "qualified_at": ["2026-01-03"],
+        },
+        "deals": {
+            "deal_id": ["D1", "D2", "D3"],
+            "seller_id": ["S1", "S2", "S1"],
+            "created_at": ["2026-01-05", "2026-01-06", "2026-01-07"],
+            "status": ["won", "lost", "open"],
+            "value": [100.0, 50.0, 70.0],
+            "company_id": ["C1", "C2", "C1"],
+            "lead_id": ["L1", None, None],
+            "probability": [1.0, 0.0, 0.5],
+            "closed_at": ["2026-01-20", "2026-01-21", None],
+            "expected_close_at": [None, None, "2026-12-01"],
+        },
+        "activities": {
+            "activity_id": ["A1"],
+            "seller_id": ["S1"],
+            "type": ["meeting"],
+            "occurred_at": ["2026-01-05"],
+            "deal_id": ["D1"],
+            "company_id": ["C1"],
+        },
+        "revenue": {
+            "invoice_id": ["I1", "I2"],
+            "company_id": ["C1", "C1"],
+            "date": ["2026-02-01", "2026-02-10"],
+            "amount": [100.0, -20.0],
+            "deal_id": ["D1", "D1"],
+            "seller_id": ["S1", "S1"],
+        },
         "costs": {"date": ["2026-01-31"], "category": ["marketing"], "amount": [10.0]},
-        "goals": {"kpi": ["won_value", "deals_won", "revenue"], "scope": ["organisation", "seller", "team"],
-                  "scope_id": [None, "S1", "North"], "period": ["2026-Q1", "2026-01", "2026"],
-                  "target": [1000, 3, 5000]},
+        "goals": {
+            "kpi": ["won_value", "deals_won", "revenue"],
+            "scope": ["organisation", "seller", "team"],
+            "scope_id": [None, "S1", "North"],
+            "period": ["2026-Q1", "2026-01", "2026"],
+            "target": [1000, 3, 5000],
+        },
     }
     for table, cols in over.items():
         if cols is None:
@@ -45,9 +78,14 @@ def _tables(**over: dict) -> dict[str, pd.DataFrame]:
     return {k: pd.DataFrame(v) for k, v in t.items()}
 
 
-def _one(report: ValidationReport, table: str, column: str | None, severity: str = "error") -> Problem:
-    found = [p for p in (report.problems if severity == "error" else report.warnings)
-             if p.table == table and p.column == column]
+def _one(
+    report: ValidationReport, table: str, column: str | None, severity: str = "error"
+) -> Problem:
+    found = [
+        p
+        for p in (report.problems if severity == "error" else report.warnings)
+        if p.table == table and p.column == column
+    ]
     assert len(found) == 1, f"expected one {severity} for {table}.{column}, got:\n{report}"
     return found[0]
 
@@ -69,7 +107,10 @@ def test_missing_required_column() -> None:
 
 def test_missing_required_table() -> None:
     report = validate(_tables(sellers=None))
-    assert any(p.table == "sellers" and "required table 'sellers' is missing" in p.reason for p in report.problems)
+    assert any(
+        p.table == "sellers" and "required table 'sellers' is missing" in p.reason
+        for p in report.problems
+    )
 
 
 def test_empty_required_value() -> None:
@@ -78,8 +119,14 @@ def test_empty_required_value() -> None:
 
 
 def test_unparsable_date_and_number() -> None:
-    report = validate(_tables(deals={"created_at": ["2026-01-05", "soon", "2026-13-01"],
-                                     "value": [100.0, "ten", 70.0]}))
+    report = validate(
+        _tables(
+            deals={
+                "created_at": ["2026-01-05", "soon", "2026-13-01"],
+                "value": [100.0, "ten", 70.0],
+            }
+        )
+    )
     d = _one(report, "deals", "created_at")
     assert tuple(d.rows) == (2, 3) and "'soon'" in d.reason
     v = _one(report, "deals", "value")
@@ -97,18 +144,34 @@ def test_unknown_deal_status() -> None:
 
 
 def test_closed_deal_without_closed_at() -> None:
-    p = _one(validate(_tables(deals={"closed_at": ["2026-01-20", None, None]})), "deals", "closed_at")
-    assert (p.reason, tuple(p.rows), tuple(p.ids)) == ("won or lost deal has no closed_at", (2,), ("D2",))
+    p = _one(
+        validate(_tables(deals={"closed_at": ["2026-01-20", None, None]})), "deals", "closed_at"
+    )
+    assert (p.reason, tuple(p.rows), tuple(p.ids)) == (
+        "won or lost deal has no closed_at",
+        (2,),
+        ("D2",),
+    )
 
 
 def test_closed_before_created() -> None:
-    p = _one(validate(_tables(deals={"closed_at": ["2026-01-04", "2026-01-21", None]})), "deals", "closed_at")
+    p = _one(
+        validate(_tables(deals={"closed_at": ["2026-01-04", "2026-01-21", None]})),
+        "deals",
+        "closed_at",
+    )
     assert (p.reason, tuple(p.rows)) == ("closed_at is before created_at", (1,))
 
 
 def test_same_day_close_is_fine_even_at_an_earlier_hour() -> None:
-    report = validate(_tables(deals={"created_at": ["2026-01-05 15:00", "2026-01-06", "2026-01-07"],
-                                     "closed_at": ["2026-01-05 09:00", "2026-01-21", None]}))
+    report = validate(
+        _tables(
+            deals={
+                "created_at": ["2026-01-05 15:00", "2026-01-06", "2026-01-07"],
+                "closed_at": ["2026-01-05 09:00", "2026-01-21", None],
+            }
+        )
+    )
     assert report.ok, str(report)
 
 
@@ -143,7 +206,10 @@ def test_negative_deal_value_and_cost_but_credit_notes_allowed() -> None:
 def test_unknown_references(table: str, column: str, values: list, bad_row: int) -> None:
     p = _one(validate(_tables(**{table: {column: values}})), table, column)
     assert tuple(p.rows) == (bad_row,)
-    assert "unknown" in p.reason and "'" + [v for v in values if v and v.endswith("9")][0] + "'" in p.reason
+    assert (
+        "unknown" in p.reason
+        and "'" + [v for v in values if v and v.endswith("9")][0] + "'" in p.reason
+    )
 
 
 def test_company_references_skipped_without_companies_table() -> None:
@@ -151,12 +217,16 @@ def test_company_references_skipped_without_companies_table() -> None:
 
 
 def test_unknown_goal_kpi_scope_scope_id_and_period() -> None:
-    report = validate(_tables(goals={
-        "kpi": ["won_value", "happiness", "revenue"],
-        "scope": ["organisation", "seller", "region"],
-        "scope_id": [None, "S9", "North"],
-        "period": ["2026-13", "2026-01", "current-month"],
-    }))
+    report = validate(
+        _tables(
+            goals={
+                "kpi": ["won_value", "happiness", "revenue"],
+                "scope": ["organisation", "seller", "region"],
+                "scope_id": [None, "S9", "North"],
+                "period": ["2026-13", "2026-01", "current-month"],
+            }
+        )
+    )
     assert tuple(_one(report, "goals", "kpi").rows) == (2,)
     assert "'region'" in _one(report, "goals", "scope").reason
     sid = _one(report, "goals", "scope_id")
@@ -173,8 +243,16 @@ def test_team_goal_without_scope_id_and_unknown_team() -> None:
 
 
 def test_duplicate_goal() -> None:
-    report = validate(_tables(goals={"kpi": ["revenue"] * 3, "scope": ["team"] * 3,
-                                     "scope_id": ["North"] * 3, "period": ["2026", "2026", "2026-Q1"]}))
+    report = validate(
+        _tables(
+            goals={
+                "kpi": ["revenue"] * 3,
+                "scope": ["team"] * 3,
+                "scope_id": ["North"] * 3,
+                "period": ["2026", "2026", "2026-Q1"],
+            }
+        )
+    )
     p = _one(report, "goals", None)
     assert tuple(p.rows) == (1, 2) and "duplicate goal" in p.reason
 
@@ -186,7 +264,9 @@ def test_mixed_currencies_without_rates() -> None:
     rates = pd.DataFrame({"currency": ["SEK"], "rate": [0.09]})
     t = _tables(deals={"currency": ["EUR", "SEK", "SEK"]})
     assert validate({**t, "rates": rates}, currency="EUR").ok
-    report = validate({**t, "rates": pd.DataFrame({"currency": ["USD"], "rate": [0.9]})}, currency="EUR")
+    report = validate(
+        {**t, "rates": pd.DataFrame({"currency": ["USD"], "rate": [0.9]})}, currency="EUR"
+    )
     assert "no exchange rate for 'SEK'" in _one(report, "deals", "currency").reason
 
 
@@ -202,9 +282,13 @@ def test_lead_qualified_before_created() -> None:
 
 # ----------------------------------------------------------------- warnings
 def test_warnings_future_dates_idle_sellers_overdue_open_deals() -> None:
-    t = _tables(sellers={"seller_id": ["S1", "S2"]}, deals={"expected_close_at": [None, None, "2026-01-10"]})
-    t["sellers"] = pd.concat([t["sellers"], pd.DataFrame({"seller_id": ["S3"], "name": ["Cia"], "team": ["X"]})],
-                             ignore_index=True)
+    t = _tables(
+        sellers={"seller_id": ["S1", "S2"]}, deals={"expected_close_at": [None, None, "2026-01-10"]}
+    )
+    t["sellers"] = pd.concat(
+        [t["sellers"], pd.DataFrame({"seller_id": ["S3"], "name": ["Cia"], "team": ["X"]})],
+        ignore_index=True,
+    )
     report = validate(t, as_of="2026-01-31")
     assert report.ok
     assert tuple(_one(report, "sellers", "seller_id", "warning").rows) == (3,)
@@ -212,7 +296,9 @@ def test_warnings_future_dates_idle_sellers_overdue_open_deals() -> None:
     assert tuple(overdue.rows) == (3,) and "before 2026-01-31" in overdue.reason
     future = _one(report, "revenue", "date", "warning")  # invoices dated in February
     assert tuple(future.rows) == (1, 2)
-    assert not any(w.column == "expected_close_at" for w in validate(t).warnings)  # no as_of: skipped
+    assert not any(
+        w.column == "expected_close_at" for w in validate(t).warnings
+    )  # no as_of: skipped
 
 
 def test_duplicate_org_number_is_a_warning() -> None:
@@ -236,8 +322,15 @@ def test_deal_outside_seller_active_period_warned() -> None:
 def test_many_bad_rows_report_first_rows_and_total_count() -> None:
     n = 250
     t = _tables()
-    t["deals"] = pd.DataFrame({"deal_id": [f"D{i}" for i in range(n)], "seller_id": "S1",
-                               "created_at": "2026-01-05", "status": "unknown", "value": 1.0})
+    t["deals"] = pd.DataFrame(
+        {
+            "deal_id": [f"D{i}" for i in range(n)],
+            "seller_id": "S1",
+            "created_at": "2026-01-05",
+            "status": "unknown",
+            "value": 1.0,
+        }
+    )
     t.pop("activities"), t.pop("revenue")
     p = _one(validate(t), "deals", "status")
     assert p.count == n
@@ -246,10 +339,20 @@ def test_many_bad_rows_report_first_rows_and_total_count() -> None:
 
 
 def test_all_problems_collected_at_once() -> None:
-    report = validate(_tables(deals={"deal_id": ["D1", "D1", "D3"], "status": ["won", "lost", "maybe"],
-                                     "value": [-1.0, 50.0, 70.0]}))
+    report = validate(
+        _tables(
+            deals={
+                "deal_id": ["D1", "D1", "D3"],
+                "status": ["won", "lost", "maybe"],
+                "value": [-1.0, 50.0, 70.0],
+            }
+        )
+    )
     assert {(p.table, p.column) for p in report.problems} == {
-        ("deals", "deal_id"), ("deals", "status"), ("deals", "value")}
+        ("deals", "deal_id"),
+        ("deals", "status"),
+        ("deals", "value"),
+    }
 
 
 def test_report_str_and_html_escape_crm_text() -> None:
@@ -287,7 +390,9 @@ def test_cli_validate_invalid_source(tmp_path: Path, capsys: pytest.CaptureFixtu
     out, err = capsys.readouterr()
     assert code == 1
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert "error: table 'deals', column 'deal_id': duplicate id (2 rows: 1, 2; ids D1, D1)." in lines
+    assert (
+        "error: table 'deals', column 'deal_id': duplicate id (2 rows: 1, 2; ids D1, D1)." in lines
+    )
     assert "error: table 'deals', column 'value': negative amount (1 row: 2; ids D1)." in lines
     assert any("won or lost deal has no closed_at" in line for line in lines)
     assert any("unknown seller '2'" in line for line in lines)
@@ -303,14 +408,17 @@ def test_cli_validate_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2
 
 
-def test_cli_validate_missing_table_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_validate_missing_table_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "sellers.csv").write_text("seller_id,name,team\n1,A,T\n")
     assert main(["validate", str(tmp_path), "--as-of", "2026-01-01"]) == 1
     assert "no 'deals' table" in capsys.readouterr().err
 
 
-def test_cli_demo_data_passes_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_demo_data_passes_arguments(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import datetime as dt
     import sys
     import types
@@ -324,23 +432,52 @@ def test_cli_demo_data_passes_arguments(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     fake.write_demo = write_demo
     monkeypatch.setitem(sys.modules, "kpireport.data.demo", fake)
-    code = main(["demo-data", "--out", str(tmp_path), "--seed", "3", "--scale", "0.5",
-                 "--format", "parquet", "--as-of", "2026-10-15"])
+    code = main(
+        [
+            "demo-data",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "3",
+            "--scale",
+            "0.5",
+            "--format",
+            "parquet",
+            "--as-of",
+            "2026-10-15",
+        ]
+    )
     assert code == 0
-    assert calls == {"out": tmp_path, "seed": 3, "scale": 0.5, "fmt": "parquet", "as_of": dt.date(2026, 10, 15)}
+    assert calls == {
+        "out": tmp_path,
+        "seed": 3,
+        "scale": 0.5,
+        "fmt": "parquet",
+        "as_of": dt.date(2026, 10, 15),
+    }
     assert str(tmp_path) in capsys.readouterr().out
 
 
 # ------------------------------------------------------- fast paths (issue 2)
 def test_repeated_bad_goal_periods_are_all_reported() -> None:
     """Each distinct period is parsed once, yet every row carrying it is named."""
-    goals = {"kpi": ["revenue"] * 5, "scope": ["organisation"] * 5, "scope_id": [None] * 5,
-             "period": ["2026-13", "2026-Q1", "2026-13", "previous-month", "2026-13"], "target": [1, 2, 3, 4, 5]}
+    goals = {
+        "kpi": ["revenue"] * 5,
+        "scope": ["organisation"] * 5,
+        "scope_id": [None] * 5,
+        "period": ["2026-13", "2026-Q1", "2026-13", "previous-month", "2026-13"],
+        "target": [1, 2, 3, 4, 5],
+    }
     report = validate(_tables(goals=goals))
-    found = sorted((tuple(p.rows), p.reason.split(" (")[0]) for p in report.problems if p.column == "period")
+    found = sorted(
+        (tuple(p.rows), p.reason.split(" (")[0]) for p in report.problems if p.column == "period"
+    )
     assert found == [
         ((1, 3, 5), "cannot read period '2026-13'"),
-        ((4,), "goal period 'previous-month' is relative; a goal needs a fixed period such as 2026-10"),
+        (
+            (4,),
+            "goal period 'previous-month' is relative; a goal needs a fixed period such as 2026-10",
+        ),
     ]
 
 
@@ -349,7 +486,9 @@ def test_duplicate_ids_found_when_ids_are_not_sorted() -> None:
     unsorted = {"deal_id": ["D3", "D1", "D3"]}
     p = _one(validate(_tables(deals=unsorted)), "deals", "deal_id")
     assert (p.reason, tuple(p.rows), tuple(p.ids)) == ("duplicate id", (1, 3), ("D3", "D3"))
-    assert validate(_tables(deals={"deal_id": ["D1", "D2", "D10"]})).ok  # not lexically sorted, still unique
+    assert validate(
+        _tables(deals={"deal_id": ["D1", "D2", "D10"]})
+    ).ok  # not lexically sorted, still unique
 
 
 def test_references_across_string_dtypes_and_missing_values() -> None:
@@ -366,9 +505,18 @@ def test_references_on_a_large_table_are_all_found() -> None:
     """One pyarrow set per key column, probed by every referencing table at once."""
     n = 200_000
     ids = np.char.add("A", np.arange(n).astype(str)).astype(object)
-    companies = np.where(np.arange(n) % 50_000 == 7, "C9", "C1").astype(object)  # rows 8, 50008, ...
+    companies = np.where(np.arange(n) % 50_000 == 7, "C9", "C1").astype(
+        object
+    )  # rows 8, 50008, ...
     t = _tables()
-    t["activities"] = pd.DataFrame({"activity_id": ids, "seller_id": "S1", "type": "call",
-                                    "occurred_at": "2026-01-05", "company_id": companies})
+    t["activities"] = pd.DataFrame(
+        {
+            "activity_id": ids,
+            "seller_id": "S1",
+            "type": "call",
+            "occurred_at": "2026-01-05",
+            "company_id": companies,
+        }
+    )
     p = _one(validate(t), "activities", "company_id")
     assert (p.count, tuple(p.rows)) == (4, (8, 50008, 100008, 150008))

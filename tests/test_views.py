@@ -19,8 +19,27 @@ def data():
 def _store_forecast(out, forecast, lo, hi):
     hist = History(out)
     hist.insert_snapshots(
-        [(1, "monthly-pack", "2026-09", "2026-10-01", "management", "won_value", "organisation",
-          None, "2026-10", None, forecast, lo, hi, None, None, None, None)]  # fmt: skip
+        [
+            (
+                1,
+                "monthly-pack",
+                "2026-09",
+                "2026-10-01",
+                "management",
+                "won_value",
+                "organisation",
+                None,
+                "2026-10",
+                None,
+                forecast,
+                lo,
+                hi,
+                None,
+                None,
+                None,
+                None,
+            )
+        ]  # fmt: skip
     )
 
 
@@ -40,10 +59,14 @@ def test_management_pack_grades_last_months_forecast_and_records_the_next(data, 
 def test_management_pack_says_when_the_actual_fell_outside(data, tmp_path):
     actual = compute_kpis(data, "2026-10", kpis=["won_value"], as_of="2026-11-30")["value"].iloc[0]
     _store_forecast(tmp_path, actual * 2, actual * 1.8, actual * 2.2)
-    text = management_pack_view(data, "2026-10", "2026-11-30", "nl", history=str(tmp_path)).to_html()
+    text = management_pack_view(
+        data, "2026-10", "2026-11-30", "nl", history=str(tmp_path)
+    ).to_html()
     assert "buiten het bereik" in text
 
 
 def test_management_pack_without_history_has_no_grading(data, tmp_path):
-    text = management_pack_view(data, "2026-10", "2026-11-30", "en", history=str(tmp_path)).to_html()
+    text = management_pack_view(
+        data, "2026-10", "2026-11-30", "en", history=str(tmp_path)
+    ).to_html()
     assert "Last month we forecast" not in text

@@ -55,12 +55,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
-    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="reference day for future-date and overdue-deal warnings (default: today)")
-    p.add_argument("--timezone", default=None, metavar="TZ",
-                   help="organisation time zone, e.g. Europe/Stockholm (default: the source's, else UTC)")
-    p.add_argument("--date-format", default=None, metavar="FMT",
-                   help='format of day/month dates, e.g. "%%d/%%m/%%Y" (ISO dates are always accepted)')
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="reference day for future-date and overdue-deal warnings (default: today)",
+    )
+    p.add_argument(
+        "--timezone",
+        default=None,
+        metavar="TZ",
+        help="organisation time zone, e.g. Europe/Stockholm (default: the source's, else UTC)",
+    )
+    p.add_argument(
+        "--date-format",
+        default=None,
+        metavar="FMT",
+        help='format of day/month dates, e.g. "%%d/%%m/%%Y" (ISO dates are always accepted)',
+    )
     p.set_defaults(func=cmd_validate)
 
     d = sub.add_parser(
@@ -68,12 +81,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a realistic fictional CRM dataset",
         description="Write the seeded demo CRM (every table of the data contract) to DIR.",
     )
-    d.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (file for sqlite/xlsx)")
+    d.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output folder (file for sqlite/xlsx)",
+    )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--scale", type=_positive_float, default=1.0, help="size multiplier (default 1)")
-    d.add_argument("--format", choices=FORMATS, default="csv", dest="fmt", help="file format (default csv)")
-    d.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="last day of the data (default: today)")
+    d.add_argument(
+        "--format", choices=FORMATS, default="csv", dest="fmt", help="file format (default csv)"
+    )
+    d.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day of the data (default: today)",
+    )
     d.set_defaults(func=cmd_demo_data)
 
 

@@ -27,7 +27,9 @@ def _now(text: str | None) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ScheduleError(f"--now '{text}' is not an ISO date-time (2026-12-01T06:00:00Z).") from None
+        raise ScheduleError(
+            f"--now '{text}' is not an ISO date-time (2026-12-01T06:00:00Z)."
+        ) from None
     if value.tzinfo is None:
         raise ScheduleError(f"--now '{text}' needs a time zone (Z or +01:00).")
     return value
@@ -43,7 +45,9 @@ def register(sub: Any) -> None:
     ssub = p.add_subparsers(dest="schedule_command", metavar="ACTION")
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--schedules", default=DEFAULT_SCHEDULES, help="schedule file (default: %(default)s)")
+        q.add_argument(
+            "--schedules", default=DEFAULT_SCHEDULES, help="schedule file (default: %(default)s)"
+        )
 
     q = ssub.add_parser("list", help="jobs and their next fire times")
     common(q)
@@ -54,10 +58,19 @@ def register(sub: Any) -> None:
     q = ssub.add_parser("run", help="run one job for its logical date and deliver it")
     common(q)
     q.add_argument("job", metavar="JOB")
-    q.add_argument("--logical-date", dest="logical_date", help="YYYY-MM-DD (default: date of the latest fire time)")
-    q.add_argument("--now", help="with no --logical-date: take the latest fire time before this (ISO, with zone)")
+    q.add_argument(
+        "--logical-date",
+        dest="logical_date",
+        help="YYYY-MM-DD (default: date of the latest fire time)",
+    )
+    q.add_argument(
+        "--now",
+        help="with no --logical-date: take the latest fire time before this (ISO, with zone)",
+    )
     q.add_argument("--force", action="store_true", help="deliver again even if already delivered")
-    q.add_argument("--rebuild", action="store_true", help="also rebuild reports that are up to date")
+    q.add_argument(
+        "--rebuild", action="store_true", help="also rebuild reports that are up to date"
+    )
     q.set_defaults(func=cmd_run)
 
     q = ssub.add_parser("crontab", help="print crontab lines that run every job")
@@ -68,7 +81,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     h = sub.add_parser("history", help="show the run history of scheduled jobs")
-    h.add_argument("--schedules", default=DEFAULT_SCHEDULES, help="schedule file (default: %(default)s)")
+    h.add_argument(
+        "--schedules", default=DEFAULT_SCHEDULES, help="schedule file (default: %(default)s)"
+    )
     h.add_argument("--out", help="output folder holding history.sqlite (default: every job's)")
     h.add_argument("--job", help="only this job")
     h.add_argument("--deliveries", action="store_true", help="list deliveries instead of runs")
@@ -102,7 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_job(config, job.name, logical_date=day, force=args.force, rebuild=args.rebuild)
     print(result.summary())
     if not result.ok:
-        print(f"error: job '{job.name}' for {result.period} failed: " + "; ".join(result.errors), file=sys.stderr)
+        print(
+            f"error: job '{job.name}' for {result.period} failed: " + "; ".join(result.errors),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -112,7 +130,11 @@ def cmd_crontab(args: argparse.Namespace) -> int:
     from kpireport.schedule.cron import crontab_lines
 
     config = load_schedules(args.schedules)
-    command = args.command or shutil.which("kpireport") or str(Path(sys.executable).with_name("kpireport"))
+    command = (
+        args.command
+        or shutil.which("kpireport")
+        or str(Path(sys.executable).with_name("kpireport"))
+    )
     lines = crontab_lines(
         [(j.name, j.cron, j.timezone) for j in config.jobs.values()],
         schedules=config.path, command=command, workdir=Path.cwd(),
@@ -155,6 +177,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         cols = ["run_id", "job", "period", "logical_date", "started_at", "ended_at", "status", "built",
                 "current", "failed", "sent", "unsent", "alerts", "version", "error"]  # fmt: skip
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):
+    with pd.option_context(
+        "display.max_columns", None, "display.width", 200, "display.max_colwidth", 60
+    ):
         print(df[cols].to_string(index=False))
     return 0

@@ -225,7 +225,11 @@ def parse_text(s: pd.Series) -> pd.Series:
     """
     arr = arrow_strings(s)
     if arr is None and pd.api.types.is_integer_dtype(s.dtype):
-        ints = pa.array(s.array) if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else pa.array(s.to_numpy())
+        ints = (
+            pa.array(s.array)
+            if isinstance(s.dtype, pd.api.extensions.ExtensionDtype)
+            else pa.array(s.to_numpy())
+        )
         arr = pc.cast(ints, pa.large_string())
     if arr is not None:
         return _text_series(arr, s.index)
@@ -234,7 +238,9 @@ def parse_text(s: pd.Series) -> pd.Series:
     return t.mask(t == "")
 
 
-def str_isin(s: pd.Series, values: pd.Series | pa.Array | pa.ChunkedArray | list[Any] | np.ndarray) -> np.ndarray:
+def str_isin(
+    s: pd.Series, values: pd.Series | pa.Array | pa.ChunkedArray | list[Any] | np.ndarray
+) -> np.ndarray:
     """Vectorised ``s.isin(values)`` for string columns; missing is never in.
 
     pandas' own ``isin`` on a pyarrow ``str`` column turns every value of the
@@ -281,7 +287,9 @@ def parse_numbers(
     if _is_stringish(s) and s.dtype != object:  # CSV text: no Python numbers inside
         isnum = pd.Series(False, index=s.index)
     else:
-        isnum = obj.map(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), na_action="ignore")
+        isnum = obj.map(
+            lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), na_action="ignore"
+        )
         isnum = isnum.fillna(False).astype(bool)
     out = pd.Series(np.nan, index=s.index, dtype="float64")
     if isnum.any():
@@ -396,10 +404,14 @@ def parse_dates(
         vals = obj[dmask]
         aware = vals.map(lambda v: getattr(v, "tzinfo", None) is not None)
         if aware.any():
-            conv = pd.to_datetime(vals[aware], utc=True).dt.tz_convert(timezone).dt.tz_localize(None)
+            conv = (
+                pd.to_datetime(vals[aware], utc=True).dt.tz_convert(timezone).dt.tz_localize(None)
+            )
             out[conv.index] = conv.astype("datetime64[ns]")
         if (~aware).any():
-            out[vals[~aware].index] = pd.to_datetime(vals[~aware].astype(object)).astype("datetime64[ns]")
+            out[vals[~aware].index] = pd.to_datetime(vals[~aware].astype(object)).astype(
+                "datetime64[ns]"
+            )
     nmask = kinds == "number"
     if nmask.any():
         nums = obj[nmask].astype("float64")
@@ -448,9 +460,15 @@ def _in_range(parsed: pd.Series) -> np.ndarray:
 def _parse_iso(t: pd.Series, timezone: str) -> np.ndarray:
     """Parse ISO text (some aware, some naive) into naive local ``datetime64[ns]`` values."""
     out = np.full(len(t), np.datetime64("NaT"), dtype="datetime64[ns]")
-    aware = (t.str.contains(_AWARE_RE, regex=True) & t.str.contains(r"\d:\d\d", regex=True)).to_numpy()
+    aware = (
+        t.str.contains(_AWARE_RE, regex=True) & t.str.contains(r"\d:\d\d", regex=True)
+    ).to_numpy()
     if aware.any():
-        a = t[aware].str.replace(r"\s*UTC$", "Z", regex=True).str.replace(r"\s+(?=[+-]\d\d)", "", regex=True)
+        a = (
+            t[aware]
+            .str.replace(r"\s*UTC$", "Z", regex=True)
+            .str.replace(r"\s+(?=[+-]\d\d)", "", regex=True)
+        )
         conv = pd.to_datetime(a, format="ISO8601", utc=True, errors="coerce")
         out[aware] = _in_range(_to_local(conv, timezone))
     if (~aware).any():
@@ -502,7 +520,11 @@ def _parse_unique_date_text(
     fast = _parse_fast(t) if len(t) else None
     if fast is not None:
         none = np.zeros(len(t), dtype=bool)
-        return pd.Series(fast, index=t.index), pd.Series(np.isnat(fast), index=t.index), pd.Series(none, index=t.index)
+        return (
+            pd.Series(fast, index=t.index),
+            pd.Series(np.isnat(fast), index=t.index),
+            pd.Series(none, index=t.index),
+        )
     out = np.full(len(t), np.datetime64("NaT"), dtype="datetime64[ns]")
     ambiguous = np.zeros(len(t), dtype=bool)
     # year-first with slashes or dots: 2026/10/15 -> 2026-10-15 (never ambiguous)
@@ -679,12 +701,18 @@ def canonicalise_table(
             if bad.any():
                 eg = examples(s[bad].astype(str))
                 problems.append(
-                    _rows_problem(name, col.name, s, bad, f"cannot read {eg} as a number", id_values)
+                    _rows_problem(
+                        name, col.name, s, bad, f"cannot read {eg} as a number", id_values
+                    )
                 )
                 flagged[(name, col.name)] = raw.index[bad.to_numpy()]
             out[col.name] = num
         else:
-            text = id_values if col.name == schema.id_column and id_values is not None else parse_text(s)
+            text = (
+                id_values
+                if col.name == schema.id_column and id_values is not None
+                else parse_text(s)
+            )
             if col.kind == "category" or (name, col.name) in LOWER_COLUMNS:
                 text = text.str.lower()
             elif col.name == "currency":

@@ -123,7 +123,9 @@ def load(
     if missing:
         where = spec.description
         found = ", ".join(sorted(raw)) or "none"
-        names = ", ".join(f"'{spec.tables[t].name}'" if t in spec.tables else f"'{t}'" for t in missing)
+        names = ", ".join(
+            f"'{spec.tables[t].name}'" if t in spec.tables else f"'{t}'" for t in missing
+        )
         raise SourceError(
             f"The source {where} has no {names} table (required: {', '.join(REQUIRED_TABLES)}; found: {found}).",
             hint="Name files/sheets/tables after the canonical tables or map them under 'tables:' in a source YAML.",
@@ -139,7 +141,9 @@ def load(
     )
     declared_raw = currency or settings.get("currency")
     declared = str(declared_raw).strip().upper() if declared_raw else None
-    problems, warnings = check_tables(canon.tables, currency=declared, as_of=as_of, flagged=canon.flagged)
+    problems, warnings = check_tables(
+        canon.tables, currency=declared, as_of=as_of, flagged=canon.flagged
+    )
     problems = [*canon.problems, *problems]
     if problems:
         if validate:
@@ -181,7 +185,8 @@ def _timezone(name: str) -> str:
         zoneinfo.ZoneInfo(str(name))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise SourceError(
-            f"'{name}' is not a known time zone.", hint="Use an IANA name such as Europe/Stockholm or UTC."
+            f"'{name}' is not a known time zone.",
+            hint="Use an IANA name such as Europe/Stockholm or UTC.",
         ) from None
     return str(name)
 
@@ -206,10 +211,14 @@ def _rates_for(cur: pd.Series, when: pd.Series, rates: pd.DataFrame | None) -> p
     if rates is None or not len(rates):
         return out
     r = rates.dropna(subset=["currency", "rate"])
-    undated = r[r["date"].isna()].drop_duplicates("currency", keep="last").set_index("currency")["rate"]
+    undated = (
+        r[r["date"].isna()].drop_duplicates("currency", keep="last").set_index("currency")["rate"]
+    )
     dated = r[r["date"].notna()].sort_values("date")
     if len(dated):
-        left = pd.DataFrame({"_i": np.arange(len(cur)), "currency": cur.to_numpy(), "date": when.to_numpy()})
+        left = pd.DataFrame(
+            {"_i": np.arange(len(cur)), "currency": cur.to_numpy(), "date": when.to_numpy()}
+        )
         left = left[left["date"].notna()].sort_values("date")
         right = dated[["currency", "date", "rate"]]
         for direction in ("backward", "forward"):
@@ -260,7 +269,9 @@ def convert_currency(tables: Mapping[str, pd.DataFrame], currency: str) -> dict[
         if (~converted).any():
             log.warning(
                 "%s: %d amount(s) have no exchange rate into %s and stay unconverted",
-                table, int((~converted).sum()), currency,
+                table,
+                int((~converted).sum()),
+                currency,
             )
         df = df.copy()
         idx = rate.index[converted.to_numpy()]

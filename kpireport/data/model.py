@@ -71,4 +71,6 @@ class CrmData:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.tables.items())
-        return f"CrmData({self.organisation!r}, {sizes}, tz={self.timezone}, currency={self.currency})"
+        return (
+            f"CrmData({self.organisation!r}, {sizes}, tz={self.timezone}, currency={self.currency})"
+        )

@@ -154,7 +154,9 @@ def _resolve_url(template: str, *, password_env: str | None, base: Path | None, 
     try:
         url = make_url(template)
     except Exception:
-        raise SourceError(f"'{mask_url(template)}' is not a valid database URL ({origin}).") from None
+        raise SourceError(
+            f"'{mask_url(template)}' is not a valid database URL ({origin})."
+        ) from None
     secrets: list[str] = []
     parts: dict[str, Any] = {}
     for attr in ("username", "password", "host", "database"):
@@ -163,7 +165,8 @@ def _resolve_url(template: str, *, password_env: str | None, base: Path | None, 
             parts[attr] = expand_env(raw, origin=origin)
     if url.query:
         parts["query"] = {
-            k: expand_env(v, origin=origin) if isinstance(v, str) else v for k, v in url.query.items()
+            k: expand_env(v, origin=origin) if isinstance(v, str) else v
+            for k, v in url.query.items()
         }
     if password_env:
         value = os.environ.get(password_env)
@@ -220,7 +223,9 @@ def resolve(source: str | os.PathLike[str]) -> SourceSpec:
     if suffix in _YAML_SUFFIXES:
         return _resolve_yaml(path)
     if suffix in {".db", ".sqlite", ".sqlite3"}:
-        url, _ = _resolve_url(f"sqlite:///{path.resolve()}", password_env=None, base=None, origin=str(path))
+        url, _ = _resolve_url(
+            f"sqlite:///{path.resolve()}", password_env=None, base=None, origin=str(path)
+        )
         return SourceSpec("sql", url, f"SQLite database {path}", _canonical_default_mappings())
     raise SourceError(
         f"The source '{path}' is not a folder, an Excel workbook (.xlsx), a SQLite file or a source YAML.",
@@ -268,7 +273,9 @@ def _resolve_yaml(path: Path) -> SourceSpec:
         if not target.is_absolute():
             target = path.parent / target
         if Path(target).suffix.lower() in _YAML_SUFFIXES:
-            raise SourceError(f"The source file '{path}' points at another source file; point at the data.")
+            raise SourceError(
+                f"The source file '{path}' points at another source file; point at the data."
+            )
         inner = resolve(target)
     inner.tables = _parse_mapping(doc.get("tables") or {}, origin)
     inner.settings = settings
@@ -278,7 +285,9 @@ def _resolve_yaml(path: Path) -> SourceSpec:
 
 def _parse_mapping(tables: Any, origin: str) -> dict[str, TableMapping]:
     if not isinstance(tables, dict):
-        raise SourceError(f"'tables' in {origin} must map canonical table names to their source tables.")
+        raise SourceError(
+            f"'tables' in {origin} must map canonical table names to their source tables."
+        )
     unknown = set(tables) - set(SCHEMAS)
     if unknown:
         raise SourceError(
@@ -352,7 +361,8 @@ def _read_folder(spec: SourceSpec) -> dict[str, pd.DataFrame]:
         if len(candidates) > 1:
             raise SourceError(
                 f"The folder '{folder}' has several files for table '{canonical}': "
-                + ", ".join(p.name for p in candidates) + ".",
+                + ", ".join(p.name for p in candidates)
+                + ".",
                 hint="Keep one file per table.",
             )
         path = candidates[0]
@@ -451,7 +461,9 @@ def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     try:
         engine = sa.create_engine(url)
     except Exception as exc:
-        raise SourceError(f"Cannot use the database {masked}: {scrub(str(exc), spec.secrets)}") from None
+        raise SourceError(
+            f"Cannot use the database {masked}: {scrub(str(exc), spec.secrets)}"
+        ) from None
     schema = spec.settings.get("schema")
     try:
         with engine.connect() as conn:
@@ -463,7 +475,9 @@ def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
                 table = sa.Table(real, sa.MetaData(), autoload_with=conn, schema=schema)
                 result = conn.execute(sa.select(table))
                 rows = result.fetchall()
-                df = pd.DataFrame([tuple(r) for r in rows], columns=list(result.keys()), dtype=object)
+                df = pd.DataFrame(
+                    [tuple(r) for r in rows], columns=list(result.keys()), dtype=object
+                )
                 out[canonical] = _number_rows(df)
     except sa.exc.SQLAlchemyError as exc:
         msg = scrub(str(getattr(exc, "orig", None) or exc).splitlines()[0], spec.secrets)

@@ -94,7 +94,11 @@ NON_NEGATIVE: tuple[tuple[str, str], ...] = (
 )
 
 #: tables with a currency column and the amount it qualifies
-MONEY: tuple[tuple[str, str], ...] = (("deals", "value"), ("revenue", "amount"), ("costs", "amount"))
+MONEY: tuple[tuple[str, str], ...] = (
+    ("deals", "value"),
+    ("revenue", "amount"),
+    ("costs", "amount"),
+)
 
 #: before this day a date is almost surely a placeholder (Excel 0, 1900-01-01)
 PLAUSIBLE_FROM = pd.Timestamp("1970-01-02")
@@ -147,16 +151,25 @@ class ValidationReport:
             }
             for p in [*self.problems, *self.warnings]
         ]
-        return pd.DataFrame(rows, columns=["severity", "table", "column", "count", "rows", "ids", "reason"])
+        return pd.DataFrame(
+            rows, columns=["severity", "table", "column", "count", "rows", "ids", "reason"]
+        )
 
     def __str__(self) -> str:
         head = f"{self.source}: " if self.source else ""
         if self.ok:
-            lines = [f"{head}valid" + (f", {len(self.warnings)} warning(s)" if self.warnings else "") + "."]
+            lines = [
+                f"{head}valid"
+                + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+                + "."
+            ]
         else:
             n = len(self.problems)
-            lines = [f"{head}{n} problem{'s' if n != 1 else ''}" + (
-                f", {len(self.warnings)} warning(s)" if self.warnings else "") + ":"]
+            lines = [
+                f"{head}{n} problem{'s' if n != 1 else ''}"
+                + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+                + ":"
+            ]
             lines += [f"  error: {p.sentence()}" for p in self.problems]
         lines += [f"  warning: {p.sentence()}" for p in self.warnings]
         return "\n".join(lines)
@@ -264,11 +277,19 @@ def _check_duplicates(tables, out: _Collector) -> None:
     if _has(tables, "companies", "org_number"):
         df = tables["companies"]
         org = df["org_number"]
-        dup = org.notna() & org.duplicated(keep=False) if not _surely_unique(org) else np.zeros(len(df), bool)
+        dup = (
+            org.notna() & org.duplicated(keep=False)
+            if not _surely_unique(org)
+            else np.zeros(len(df), bool)
+        )
         out.add(
             _finding(
-                df, dup, "companies", "org_number",
-                "several companies share an org_number (they count as one organisation)", "warning",
+                df,
+                dup,
+                "companies",
+                "org_number",
+                "several companies share an org_number (they count as one organisation)",
+                "warning",
             )
         )
     if _has(tables, "goals", "kpi", "scope", "scope_id", "period"):
@@ -279,7 +300,15 @@ def _check_duplicates(tables, out: _Collector) -> None:
         # integer codes per column (missing = -1) make a cheap composite key
         key = pd.DataFrame({i: pd.factorize(s)[0] for i, s in enumerate(parts)})
         dup = key.duplicated(keep=False).to_numpy()
-        out.add(_finding(df, dup, "goals", None, "duplicate goal: the same KPI, scope and period has several targets"))
+        out.add(
+            _finding(
+                df,
+                dup,
+                "goals",
+                None,
+                "duplicate goal: the same KPI, scope and period has several targets",
+            )
+        )
 
 
 def _check_choices(tables, out: _Collector) -> None:
@@ -290,10 +319,14 @@ def _check_choices(tables, out: _Collector) -> None:
             s = df[col.name]
             bad = s.notna() & ~s.isin(col.choices)
             if bad.any():
-                what = {"status": "deal status", "scope": "goal scope", "direction": "goal direction"}.get(
-                    col.name, col.name
+                what = {
+                    "status": "deal status",
+                    "scope": "goal scope",
+                    "direction": "goal direction",
+                }.get(col.name, col.name)
+                reason = (
+                    f"unknown {what} {examples(s[bad])} (expected one of: {', '.join(col.choices)})"
                 )
-                reason = f"unknown {what} {examples(s[bad])} (expected one of: {', '.join(col.choices)})"
                 if name == "deals" and col.name == "status":
                     reason += "; map CRM values under tables.deals.values.status in the source YAML"
                 out.add(_finding(df, bad, name, col.name, reason))
@@ -304,12 +337,24 @@ def _check_deals(tables, out: _Collector) -> None:
         return
     df = tables["deals"]
     closed = df["status"].isin([DealStatus.WON.value, DealStatus.LOST.value])
-    out.add(_finding(df, closed & df["closed_at"].isna(), "deals", "closed_at", "won or lost deal has no closed_at"))
+    out.add(
+        _finding(
+            df,
+            closed & df["closed_at"].isna(),
+            "deals",
+            "closed_at",
+            "won or lost deal has no closed_at",
+        )
+    )
     is_open = df["status"] == DealStatus.OPEN.value
     out.add(
         _finding(
-            df, is_open & df["closed_at"].notna(), "deals", "closed_at",
-            "open deal has a closed_at (ignored for open deals)", "warning",
+            df,
+            is_open & df["closed_at"].notna(),
+            "deals",
+            "closed_at",
+            "open deal has a closed_at (ignored for open deals)",
+            "warning",
         )
     )
     if "probability" in df.columns:
@@ -360,7 +405,9 @@ def _check_references(tables, out: _Collector) -> None:
         arrays = [arrow_strings(tables[t][c]) for t, c in users]
         key = arrow_strings(known)
         if key is not None and all(a is not None for a in arrays):
-            chunks = [ch for a in arrays for ch in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+            chunks = [
+                ch for a in arrays for ch in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])
+            ]
             typed = [ch.cast(pa.large_string()) for ch in chunks]
             hits = pc.is_in(
                 pa.chunked_array(typed, type=pa.large_string()),
@@ -378,7 +425,13 @@ def _check_references(tables, out: _Collector) -> None:
             s = df[col]
             bad = s.notna().to_numpy() & ~hit
             out.add(
-                _finding(df, bad, table, col, f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')")
+                _finding(
+                    df,
+                    bad,
+                    table,
+                    col,
+                    f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')",
+                )
             )
 
 
@@ -406,7 +459,8 @@ def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
         out.add(
             Problem(
                 "settings",
-                "amounts are in several currencies (" + ", ".join(sorted(used))
+                "amounts are in several currencies ("
+                + ", ".join(sorted(used))
                 + ") but the source declares no reporting 'currency'",
             )
         )
@@ -464,13 +518,19 @@ def _check_goals(tables, out: _Collector) -> None:
         relative = kind_per_row == 2
         out.add(
             _finding(
-                df, bad_mask, "goals", "period",
+                df,
+                bad_mask,
+                "goals",
+                "period",
                 f"cannot read period {examples(periods[bad_mask])} (use 2026, 2026-Q4, 2026-10, 2026-W43 or 2026-10-15)",
             )
         )
         out.add(
             _finding(
-                df, relative, "goals", "period",
+                df,
+                relative,
+                "goals",
+                "period",
                 f"goal period {examples(periods[relative])} is relative; a goal needs a fixed period such as 2026-10",
             )
         )
@@ -478,16 +538,32 @@ def _check_goals(tables, out: _Collector) -> None:
         return
     scope, sid = df["scope"], df["scope_id"]
     needs_id = scope.isin([Scope.TEAM.value, Scope.SELLER.value, Scope.CUSTOMER.value])
-    out.add(_finding(df, needs_id & sid.isna(), "goals", "scope_id", "a team, seller or customer goal needs a scope_id"))
     out.add(
         _finding(
-            df, (scope == Scope.ORGANISATION.value) & sid.notna(), "goals", "scope_id",
-            "an organisation goal has a scope_id (ignored)", "warning",
+            df,
+            needs_id & sid.isna(),
+            "goals",
+            "scope_id",
+            "a team, seller or customer goal needs a scope_id",
+        )
+    )
+    out.add(
+        _finding(
+            df,
+            (scope == Scope.ORGANISATION.value) & sid.notna(),
+            "goals",
+            "scope_id",
+            "an organisation goal has a scope_id (ignored)",
+            "warning",
         )
     )
     known: dict[str, tuple[str, Iterable[Any]] | None] = {
-        Scope.SELLER.value: ("seller", tables["sellers"]["seller_id"]) if _has(tables, "sellers", "seller_id") else None,
-        Scope.TEAM.value: ("team", tables["sellers"]["team"]) if _has(tables, "sellers", "team") else None,
+        Scope.SELLER.value: ("seller", tables["sellers"]["seller_id"])
+        if _has(tables, "sellers", "seller_id")
+        else None,
+        Scope.TEAM.value: ("team", tables["sellers"]["team"])
+        if _has(tables, "sellers", "team")
+        else None,
         Scope.CUSTOMER.value: ("customer", tables["companies"]["company_id"])
         if _has(tables, "companies", "company_id")
         else None,
@@ -508,8 +584,12 @@ def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) 
             s = df[col]
             out.add(
                 _finding(
-                    df, s.notna() & (s < PLAUSIBLE_FROM), name, col,
-                    "date before 1970 (a placeholder such as 1900-01-01?)", "warning",
+                    df,
+                    s.notna() & (s < PLAUSIBLE_FROM),
+                    name,
+                    col,
+                    "date before 1970 (a placeholder such as 1900-01-01?)",
+                    "warning",
                 )
             )
     if as_of is None:
@@ -520,15 +600,28 @@ def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) 
             df = tables[table]
             s = df[col]
             out.add(
-                _finding(df, s.notna() & (s >= horizon), table, col, f"date after the as-of date {as_of.date()}", "warning")
+                _finding(
+                    df,
+                    s.notna() & (s >= horizon),
+                    table,
+                    col,
+                    f"date after the as-of date {as_of.date()}",
+                    "warning",
+                )
             )
     if _has(tables, "deals", "status", "expected_close_at"):
         df = tables["deals"]
-        late = (df["status"] == DealStatus.OPEN.value) & (df["expected_close_at"] < as_of.normalize())
+        late = (df["status"] == DealStatus.OPEN.value) & (
+            df["expected_close_at"] < as_of.normalize()
+        )
         out.add(
             _finding(
-                df, late, "deals", "expected_close_at",
-                f"open deal's expected close date is before {as_of.date()}", "warning",
+                df,
+                late,
+                "deals",
+                "expected_close_at",
+                f"open deal's expected close date is before {as_of.date()}",
+                "warning",
             )
         )
 
@@ -537,11 +630,15 @@ def _check_sellers(tables, out: _Collector) -> None:
     if not _has(tables, "sellers", "seller_id") or not _has(tables, "deals", "seller_id"):
         return
     sellers = tables["sellers"]
-    idle = sellers["seller_id"].notna().to_numpy() & ~str_isin(sellers["seller_id"], tables["deals"]["seller_id"])
+    idle = sellers["seller_id"].notna().to_numpy() & ~str_isin(
+        sellers["seller_id"], tables["deals"]["seller_id"]
+    )
     out.add(_finding(sellers, idle, "sellers", "seller_id", "seller has no deals", "warning"))
     if _has(tables, "sellers", "active_from", "active_to") and _has(tables, "deals", "created_at"):
         deals = tables["deals"]
-        span = sellers.dropna(subset=["seller_id"]).drop_duplicates("seller_id").set_index("seller_id")
+        span = (
+            sellers.dropna(subset=["seller_id"]).drop_duplicates("seller_id").set_index("seller_id")
+        )
         # look each distinct seller up once, then spread by code (-1, no seller -> NaT)
         codes, uniq = pd.factorize(deals["seller_id"])
         nat = np.array([np.datetime64("NaT")], dtype="datetime64[ns]")
@@ -556,8 +653,12 @@ def _check_sellers(tables, out: _Collector) -> None:
             outside = (~np.isnat(start) & (day < start)) | (~np.isnat(end) & (day > end))
         out.add(
             _finding(
-                deals, outside, "deals", "created_at",
-                "deal created while its seller was not active (outside active_from..active_to)", "warning",
+                deals,
+                outside,
+                "deals",
+                "created_at",
+                "deal created while its seller was not active (outside active_from..active_to)",
+                "warning",
             )
         )
 
@@ -641,7 +742,9 @@ def validate(
     else:
         tables, tz, cur, desc = dict(data), timezone or "UTC", currency, ""
     parsed = canonicalise(tables, timezone=tz, date_format=date_format)
-    problems, warnings = check_tables(parsed.tables, currency=cur, as_of=as_of, flagged=parsed.flagged)
+    problems, warnings = check_tables(
+        parsed.tables, currency=cur, as_of=as_of, flagged=parsed.flagged
+    )
     unknown = sorted(set(tables) - set(SCHEMAS))
     for name in unknown:
         warnings.append(Problem(str(name), "unknown table (ignored)", severity="warning"))

@@ -16,7 +16,9 @@ from kpireport.data.model import CrmData
 from kpireport.errors import GoalError
 
 
-def attainment(data: CrmData, goal: Mapping[str, Any] | pd.Series, as_of: Any, **kwargs: Any) -> pd.Series:
+def attainment(
+    data: CrmData, goal: Mapping[str, Any] | pd.Series, as_of: Any, **kwargs: Any
+) -> pd.Series:
     """Actual to date, pace, forecast at period end, 80 % interval, probability and status of one goal.
 
     Parameters

@@ -706,7 +706,11 @@ def _active_sellers(sellers: Any, period: str) -> set[str]:
     from kpireport.periods import parse_period
 
     p = parse_period(period)
-    start = pd.to_datetime(sellers["active_from"], errors="coerce") if "active_from" in sellers else None
+    start = (
+        pd.to_datetime(sellers["active_from"], errors="coerce")
+        if "active_from" in sellers
+        else None
+    )
     end = pd.to_datetime(sellers["active_to"], errors="coerce") if "active_to" in sellers else None
     keep = pd.Series(True, index=sellers.index)
     if start is not None:

@@ -88,7 +88,6 @@ NUM = ' class="num"'
 STOCK_KPIS = frozenset({"pipeline_value", "weighted_pipeline"})
 
 
-
 def vt(key: str, language: str, **fmt: Any) -> str:
     """A report-view text (``view.*`` in :data:`kpireport.i18n.MESSAGES`), formatted with ``fmt``."""
     return i18n.t(f"view.{key}", language, **fmt)
@@ -1094,8 +1093,10 @@ def management_pack_view(
     return view
 
 
-def _graded_forecast(history: str | None, p: Period, frames: list, lang: str, cur: str) -> str | None:
-    """"Last month we forecast €X (80 %: a–b) for October; the actual is €Y, inside the range." or None."""
+def _graded_forecast(
+    history: str | None, p: Period, frames: list, lang: str, cur: str
+) -> str | None:
+    """ "Last month we forecast €X (80 %: a–b) for October; the actual is €Y, inside the range." or None."""
     if not history:
         return None
     from kpireport.schedule.snapshots import previous_forecast_vs_actual
@@ -1167,8 +1168,10 @@ def finance_growth_view(
     fm = {c: (lambda v: _money(v, lang, cur)) for c in ("revenue", "revenue_ytd", "revenue_ytd_ly")}
     fm.update(
         # one decimal, like the bar labels of the chart above the table ("+0.6%", not "+1%")
-        {c: (lambda v: fmt_percent(v, lang, decimals=1, signed=True))
-         for c in ("growth_mom", "growth_yoy", "growth_ytd")}  # fmt: skip
+        {
+            c: (lambda v: fmt_percent(v, lang, decimals=1, signed=True))
+            for c in ("growth_mom", "growth_yoy", "growth_ytd")
+        }  # fmt: skip
     )
 
     teams = growth_table(data, p, by="team", as_of=day)

@@ -165,7 +165,9 @@ class ScheduleConfig:
 
 
 # ------------------------------------------------------------------ helpers
-def _keys(doc: Mapping[str, Any], allowed: tuple[str, ...], where: str, problems: list[str]) -> None:
+def _keys(
+    doc: Mapping[str, Any], allowed: tuple[str, ...], where: str, problems: list[str]
+) -> None:
     for key in doc:
         if key not in allowed:
             problems.append(f"{where}: unknown key '{key}'{did_you_mean(str(key), allowed)}.")
@@ -241,9 +243,7 @@ def _smtp(doc: Any, where: str, problems: list[str], base: Path) -> SmtpConfig:
     _keys(doc, SMTP_KEYS, f"{where} smtp", problems)
     security = str(doc.get("security") or "starttls").lower()
     if security not in SECURITY:
-        problems.append(
-            f"{where} smtp: security '{security}' is not one of {', '.join(SECURITY)}."
-        )
+        problems.append(f"{where} smtp: security '{security}' is not one of {', '.join(SECURITY)}.")
         security = "starttls"
     host = str(doc.get("host") or "")
     if not host:
@@ -360,7 +360,9 @@ def _job(
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"{jw}: unknown time zone '{tz}' (use an IANA name such as Europe/Amsterdam).")
+            problems.append(
+                f"{jw}: unknown time zone '{tz}' (use an IANA name such as Europe/Amsterdam)."
+            )
     owners = _addresses(doc.get("owners"), f"{jw} owners", problems)
     if not owners:
         problems.append(f"{jw}: 'owners' (who is alerted when a run fails) is required.")
@@ -388,7 +390,9 @@ def _job(
         description=str(doc.get("description") or ""),
         max_attachment_bytes=int(mb * 1024 * 1024),
         retries=_number(merged.get("retries"), int, f"{jw} retries", problems, 3),
-        backoff_seconds=_number(merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", problems, 30.0),
+        backoff_seconds=_number(
+            merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", problems, 30.0
+        ),
         archive_url=str(merged["archive_url"]) if merged.get("archive_url") else None,
         jobs=_number(jobs, int, f"{jw} jobs", problems, None) if jobs else None,
     )

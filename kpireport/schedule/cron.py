@@ -38,8 +38,7 @@ def check_cron(expr: str) -> str | None:
     fields = expr.split()
     if len(fields) != 5:
         return (
-            f"cron '{expr}' must have 5 fields (minute hour day month weekday), "
-            f"not {len(fields)}."
+            f"cron '{expr}' must have 5 fields (minute hour day month weekday), not {len(fields)}."
         )
     if not croniter.is_valid(expr):
         return f"cron '{expr}' is not a valid cron expression."
@@ -48,7 +47,9 @@ def check_cron(expr: str) -> str | None:
 
 def _aware(now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     if now.tzinfo is None:
-        raise ScheduleError(f"'now' must be time-zone aware (got {now.isoformat()}); add 'Z' or an offset.")
+        raise ScheduleError(
+            f"'now' must be time-zone aware (got {now.isoformat()}); add 'Z' or an offset."
+        )
     return now.astimezone(tz)
 
 

@@ -157,7 +157,9 @@ def _is_loopback(host: str) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying: connection refused/dropped, timeouts, 4xx replies."""
-    if isinstance(exc, smtplib.SMTPAuthenticationError | ssl.SSLError | smtplib.SMTPNotSupportedError):
+    if isinstance(
+        exc, smtplib.SMTPAuthenticationError | ssl.SSLError | smtplib.SMTPNotSupportedError
+    ):
         return False  # wrong password, untrusted certificate, no STARTTLS: retrying will not help
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in exc.recipients.values())
@@ -189,7 +191,11 @@ def describe(exc: BaseException, config: SmtpConfig) -> str:
         refused = ", ".join(f"{a} ({c})" for a, (c, _) in exc.recipients.items())
         return f"The SMTP server {where} refused the recipients {refused}."
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         return f"The SMTP server {where} replied {exc.smtp_code} {text}."
     if isinstance(exc, ConnectionRefusedError):
         return f"The SMTP server {where} refused the connection."
@@ -287,7 +293,13 @@ def send(
             error = describe(exc, config)
             if transient and attempt <= retries:
                 wait = backoff_seconds * 2 ** (attempt - 1)
-                log.warning("%s Retrying in %.1f s (attempt %d of %d).", error, wait, attempt + 1, retries + 1)
+                log.warning(
+                    "%s Retrying in %.1f s (attempt %d of %d).",
+                    error,
+                    wait,
+                    attempt + 1,
+                    retries + 1,
+                )
                 sleep(wait)
                 continue
             if transient:

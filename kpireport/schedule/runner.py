@@ -102,7 +102,9 @@ class JobResult:
 
     def summary(self) -> str:
         """Plain-text account of the run for the CLI and logs."""
-        lines = [f"job {self.job}, period {self.period} (logical date {self.logical_date}): {self.status}"]
+        lines = [
+            f"job {self.job}, period {self.period} (logical date {self.logical_date}): {self.status}"
+        ]
         if self.message:
             lines.append(self.message)
         for r in self.reports:
@@ -200,7 +202,11 @@ def _build(
     fingerprints = dict(result.fingerprints)
     attempt = 1
     while attempt <= job.retries:
-        transient = [r for r in reports.values() if r.status == "failed" and r.error_kind in TRANSIENT_REPORT_ERRORS]
+        transient = [
+            r
+            for r in reports.values()
+            if r.status == "failed" and r.error_kind in TRANSIENT_REPORT_ERRORS
+        ]
         if not transient:
             break
         wait = job.backoff_seconds * 2 ** (attempt - 1)
@@ -278,7 +284,11 @@ def _published(out: Path, report: Any) -> _Published:
 
 def _filename(p: _Published) -> str:
     ext = p.file.suffix if p.file else ".pdf"
-    parts = [p.title] + ([p.scope_name] if p.scope != "organisation" and p.scope_name else []) + [p.period]
+    parts = (
+        [p.title]
+        + ([p.scope_name] if p.scope != "organisation" and p.scope_name else [])
+        + [p.period]
+    )
     return mail.safe_filename(" – ".join(parts)) + ext
 
 
@@ -303,7 +313,9 @@ def _fmt(kpi: str, value: float) -> str:
         return f"{kpi}: {value:,.4g}"
 
 
-def body_text(job: Job, period: str, logical: dt.date, items: Sequence[_Published], attach: bool) -> str:
+def body_text(
+    job: Job, period: str, logical: dt.date, items: Sequence[_Published], attach: bool
+) -> str:
     """The plain-text body: what is in the message, goals at risk, headline KPIs."""
     lines = [
         f"KPI reports for {period} (job {job.name}, data as of {logical.isoformat()}).",
@@ -322,18 +334,28 @@ def body_text(job: Job, period: str, logical: dt.date, items: Sequence[_Publishe
             who = p.scope_name if p.scope != "organisation" else "organisation"
             risks.append(f"  - {rec['kpi']} ({who}): {str(rec['status']).replace('_', ' ')}")
     lines += ["", "Goals at risk:", *(risks or ["  - none"])]
-    head = next((p for p in items if p.scope == "organisation" and p.kpis is not None), None) or next(
-        (p for p in items if p.kpis is not None), None
-    )
+    head = next(
+        (p for p in items if p.scope == "organisation" and p.kpis is not None), None
+    ) or next((p for p in items if p.kpis is not None), None)
     if head is not None:
         t = head.kpis
         assert t is not None
-        rows = t[(t["period"].astype(str) == head.period) & t["value"].notna()].drop_duplicates("kpi")
+        rows = t[(t["period"].astype(str) == head.period) & t["value"].notna()].drop_duplicates(
+            "kpi"
+        )
         if len(rows):
             who = head.scope_name if head.scope != "organisation" else "organisation"
             lines += ["", f"Headline KPIs ({who}):"]
-            lines += [f"  - {_fmt(str(r['kpi']), float(r['value']))}" for r in rows.head(8).to_dict("records")]
-    lines += ["", f"Archive: {_link(job, job.out / period) if '+' not in period else job.out}", "", "-- kpireport"]
+            lines += [
+                f"  - {_fmt(str(r['kpi']), float(r['value']))}"
+                for r in rows.head(8).to_dict("records")
+            ]
+    lines += [
+        "",
+        f"Archive: {_link(job, job.out / period) if '+' not in period else job.out}",
+        "",
+        "-- kpireport",
+    ]
     return "\n".join(lines)
 
 
@@ -355,10 +377,17 @@ def _deliver(
             continue
         if not chosen:
             known = sorted({r.scope_id for r in reports if r.scope == "team"} | set(teams.values()))
-            d.status, d.error = "empty", (
-                f"No report matches recipient group '{group.key}'"
-                + (f" (team '{group.team}'; teams in the data: {', '.join(known)})" if group.team else "")
-                + "."
+            d.status, d.error = (
+                "empty",
+                (
+                    f"No report matches recipient group '{group.key}'"
+                    + (
+                        f" (team '{group.team}'; teams in the data: {', '.join(known)})"
+                        if group.team
+                        else ""
+                    )
+                    + "."
+                ),
             )
         elif any(not r.ok for r in chosen):
             failed = [r.report_id for r in chosen if not r.ok]
@@ -378,12 +407,19 @@ def _deliver(
                 body=body_text(job, period, logical, items, attach), attachments=attachments, attach=attach,
             )  # fmt: skip
             res = mail.send(
-                config.smtp, msg, retries=job.retries, backoff_seconds=job.backoff_seconds, sleep=sleep, env=env
+                config.smtp,
+                msg,
+                retries=job.retries,
+                backoff_seconds=job.backoff_seconds,
+                sleep=sleep,
+                env=env,
             )
             d.attempts, d.error = res.attempts, res.error
             d.status = "sent" if res.ok else "failed"
             if res.ok and res.refused:
-                d.error = "Refused recipients: " + ", ".join(f"{k} ({v})" for k, v in res.refused.items())
+                d.error = "Refused recipients: " + ", ".join(
+                    f"{k} ({v})" for k, v in res.refused.items()
+                )
             history.record_delivery(
                 run_id, job.name, period, group.key, group.to, status=d.status, at=utc_iso(clock()),
                 subject=d.subject, attempts=d.attempts, message_id=res.message_id, mode=d.mode,
@@ -413,7 +449,9 @@ def _alert(
     failed = [r for r in result.reports if not r.ok]
     if failed:
         lines += ["", "Failed notebooks (kept for debugging, never published):"]
-        lines += [f"  - {r.failed_path or job.out / 'failed' / (r.report_id + '.ipynb')}" for r in failed]
+        lines += [
+            f"  - {r.failed_path or job.out / 'failed' / (r.report_id + '.ipynb')}" for r in failed
+        ]
     unsent = [d for d in result.deliveries if d.status in ("failed", "held", "empty")]
     if unsent:
         lines += ["", "Not delivered:"]
@@ -424,9 +462,25 @@ def _alert(
         f"  kpireport schedule run {job.name} --logical-date {result.logical_date}",
         f"History: kpireport history --job {job.name}  ({history.path})",
     ]
-    msg = mail.build_message(sender=config.smtp.sender, to=job.owners, subject=subject, body="\n".join(lines))
-    res = mail.send(config.smtp, msg, retries=job.retries, backoff_seconds=job.backoff_seconds, sleep=sleep, env=env)
-    d = Delivery("alert", job.owners, "sent" if res.ok else "failed", attempts=res.attempts, subject=subject, error=res.error)
+    msg = mail.build_message(
+        sender=config.smtp.sender, to=job.owners, subject=subject, body="\n".join(lines)
+    )
+    res = mail.send(
+        config.smtp,
+        msg,
+        retries=job.retries,
+        backoff_seconds=job.backoff_seconds,
+        sleep=sleep,
+        env=env,
+    )
+    d = Delivery(
+        "alert",
+        job.owners,
+        "sent" if res.ok else "failed",
+        attempts=res.attempts,
+        subject=subject,
+        error=res.error,
+    )
     if not res.ok:
         log.error("Could not send the failure alert to %s: %s", ", ".join(job.owners), res.error)
     if result.run_id is not None:
@@ -490,12 +544,27 @@ def run_job(
     try:
         period = job_period(job, logical)
     except KpiReportError as exc:  # invalid run definition: deterministic, alert the owners
-        result = JobResult(job.name, "unknown", logical.isoformat(), "failed", errors=[str(exc)], history=history.path)
+        result = JobResult(
+            job.name,
+            "unknown",
+            logical.isoformat(),
+            "failed",
+            errors=[str(exc)],
+            history=history.path,
+        )
         result.run_id = history.start_run(
-            job.name, "unknown", logical.isoformat(), started, version=__version__, pid=os.getpid(), forced=force
+            job.name,
+            "unknown",
+            logical.isoformat(),
+            started,
+            version=__version__,
+            pid=os.getpid(),
+            forced=force,
         )
         result.alert = _alert(config, job, result, history, sleep=sleep, env=env, clock=clock)
-        history.finish_run(result.run_id, status="failed", ended_at=utc_iso(clock()), error=str(exc))
+        history.finish_run(
+            result.run_id, status="failed", ended_at=utc_iso(clock()), error=str(exc)
+        )
         result.message = str(exc)
         return result
 
@@ -512,7 +581,9 @@ def run_job(
                 job.name, period, logical.isoformat(), started, version=__version__,
                 pid=os.getpid(), forced=False, status="skipped",
             )  # fmt: skip
-            history.finish_run(result.run_id, status="skipped", ended_at=utc_iso(clock()), error=None)
+            history.finish_run(
+                result.run_id, status="skipped", ended_at=utc_iso(clock()), error=None
+            )
             log.info("%s", result.message)
             return result
         # a re-run of an identity builds with its first run's logical date: same as-of,
@@ -520,7 +591,13 @@ def run_job(
         first = history.first_logical_date(job.name, period)
         as_of = parse_logical_date(first) if first else logical
         run_id = history.start_run(
-            job.name, period, logical.isoformat(), started, version=__version__, pid=os.getpid(), forced=force
+            job.name,
+            period,
+            logical.isoformat(),
+            started,
+            version=__version__,
+            pid=os.getpid(),
+            forced=force,
         )
         result.run_id = run_id
         fingerprint, attempts = None, 1
@@ -530,13 +607,17 @@ def run_job(
             fingerprint = ",".join(sorted(set(fingerprints.values()))) or None
             history.record_reports(run_id, reports)
             _snapshot(history, job, period, as_of, run_id, reports)
-            result.errors += [f"{r.report_id}: {r.error_kind}: {r.error}" for r in reports if not r.ok]
+            result.errors += [
+                f"{r.report_id}: {r.error_kind}: {r.error}" for r in reports if not r.ok
+            ]
             result.deliveries = _deliver(
                 config, job, period, as_of, reports, fingerprints, history, run_id,
                 force=force, sleep=sleep, env=env, clock=clock,
             )  # fmt: skip
             result.errors += [
-                f"delivery to {d.key}: {d.error}" for d in result.deliveries if d.status in ("failed", "empty")
+                f"delivery to {d.key}: {d.error}"
+                for d in result.deliveries
+                if d.status in ("failed", "empty")
             ]
         except KpiReportError as exc:  # data contract, params, source: deterministic
             result.errors.append(str(exc))
@@ -544,9 +625,13 @@ def run_job(
             result.errors.append(f"internal error: {type(exc).__name__}: {exc}")
             result.status = "failed"
             result.alert = _alert(config, job, result, history, sleep=sleep, env=env, clock=clock)
-            history.finish_run(run_id, status="failed", ended_at=utc_iso(clock()), error="; ".join(result.errors))
+            history.finish_run(
+                run_id, status="failed", ended_at=utc_iso(clock()), error="; ".join(result.errors)
+            )
             raise
-        incomplete = any(d.status != "sent" and d.status != "already-sent" for d in result.deliveries)
+        incomplete = any(
+            d.status != "sent" and d.status != "already-sent" for d in result.deliveries
+        )
         result.status = "failed" if result.errors or incomplete else "success"
         if result.status == "failed":
             result.alert = _alert(config, job, result, history, sleep=sleep, env=env, clock=clock)
@@ -557,7 +642,9 @@ def run_job(
         return result
 
 
-def _snapshot(history: History, job: Job, period: str, logical: dt.date, run_id: int, reports: Sequence[Any]) -> None:
+def _snapshot(
+    history: History, job: Job, period: str, logical: dt.date, run_id: int, reports: Sequence[Any]
+) -> None:
     """Store the KPI tables of the reports built (or confirmed current) by this run."""
     rows: list[tuple] = []
     for r in reports:
@@ -565,6 +652,8 @@ def _snapshot(history: History, job: Job, period: str, logical: dt.date, run_id:
             continue
         p = _published(job.out, r)
         if p.kpis is not None:
-            rows += snapshot_rows(run_id, job.name, period, logical.isoformat(), r.report_id, p.kpis)
+            rows += snapshot_rows(
+                run_id, job.name, period, logical.isoformat(), r.report_id, p.kpis
+            )
     if rows:
         history.insert_snapshots(rows)

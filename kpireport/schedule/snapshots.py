@@ -188,7 +188,9 @@ def previous_forecast_vs_actual(
     snap["scope_id"] = snap["scope_id"].fillna("")
     target_start = _start(period)
     made_before = snap["run_period"].map(
-        lambda p: (s := _start(str(p))) is not None and target_start is not None and s < target_start
+        lambda p: (
+            (s := _start(str(p))) is not None and target_start is not None and s < target_start
+        )
     )
     fc = snap[snap["forecast"].notna() & made_before.astype(bool)]
     fc = fc.assign(_start=fc["run_period"].map(_start)).sort_values(["_start", "run_id"])

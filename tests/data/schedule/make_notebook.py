@@ -87,7 +87,11 @@ display(HTML('<div class="kpi-cards"><div class="kpi-card"><div class="kpi-label
 
 def main() -> None:
     nb = nbf.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     p = nbf.v4.new_code_cell(PARAMS)
     p.metadata["tags"] = ["parameters"]
