@@ -566,10 +566,12 @@ def open_deals_at(data: CrmData, asof: pd.Timestamp, scope=None, sid=None) -> pd
     mask = (d["created_at"] < end) & ((d["status"] == "open") | (d["closed_at"] >= end))
     out = d[mask].copy()
     out["status"] = "open"
-    return _in_scope(data, out, scope, sid)
+    return deals_in_scope(data, out, scope, sid)
 
 
-def _in_scope(data: CrmData, deals: pd.DataFrame, scope, sid) -> pd.DataFrame:
+def deals_in_scope(data: CrmData, deals: pd.DataFrame, scope, sid) -> pd.DataFrame:
+    """The rows of ``deals`` that belong to a scope: a seller's, a team's (through the
+    sellers' current team), a customer's, or all of them for the organisation."""
     if scope == Scope.SELLER:
         return deals[deals["seller_id"] == sid]
     if scope == Scope.TEAM:
@@ -587,7 +589,7 @@ def _pipeline_view(
     from kpireport.forecast import deal_monte_carlo
 
     rest = Period(max(p.start, asof + DAY), p.end, p.grain, p.label, True)
-    deals = _in_scope(data, hist.open_deals(), row["scope"], sid)
+    deals = deals_in_scope(data, hist.open_deals(), row["scope"], sid)
     if row["kpi"] == "deals_won":
         deals = deals.assign(value=1.0)
     prob = pd.to_numeric(deals["probability"], errors="coerce")

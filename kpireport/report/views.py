@@ -608,13 +608,12 @@ def _funnel_counts(
     data: Any, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame
 ) -> pd.Series:
     """Leads → SQL → deals created → won in ``p`` for the scope."""
+    from kpireport.goals.evaluate import deals_in_scope
+
     deals = data.tables["deals"]
     end = min(p.end, _day(as_of) + pd.Timedelta(days=1))
     d = deals[(deals["created_at"] >= p.start) & (deals["created_at"] < end)]
-    if scope == "team":
-        d = d[d["seller_id"].isin(_team_sellers(data, str(scope_id))["seller_id"])]
-    elif scope == "seller":
-        d = d[d["seller_id"] == scope_id]
+    d = deals_in_scope(data, d, scope, scope_id)
     return pd.Series(
         {
             "leads": _value(kpis, "new_leads", p.label),
