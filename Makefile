@@ -35,10 +35,10 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff check kpireport tests benchmarks
 	$(BIN)/ruff format --check kpireport tests benchmarks
 
-## make lab: JupyterLab on notebooks/
+## make lab: JupyterLab on the report notebooks (kpireport/resources/notebooks/)
 lab: $(STAMP_RUN)
 	$(BIN)/python -m pip install --quiet -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab kpireport/resources/notebooks/
 
 bench: $(STAMP_DEV)  ## all benchmarks (several minutes)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

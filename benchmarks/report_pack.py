@@ -15,9 +15,9 @@ Usage
 -----
     python benchmarks/report_pack.py --selftest 8          # fan tests/notebooks/ok.ipynb out over 8 teams
     python benchmarks/report_pack.py                         # the demo monthly pack (demo data written to a temp dir)
-    python benchmarks/report_pack.py --params params/monthly_pack.yaml --source DEMO --as-of 2026-05-12
+    python benchmarks/report_pack.py --params kpireport/resources/params/monthly_pack.yaml --source DEMO --as-of 2026-05-12
 
-The real-pack mode runs the report notebooks (``notebooks/*.ipynb``) on the
+The real-pack mode runs the report notebooks (``kpireport/resources/notebooks/*.ipynb``) on the
 demo CRM (written as Parquet into a temporary folder unless ``--source`` is
 given); it is the issue's target: the ~30-report monthly pack in <= 90 s and
 >= 3x faster than the shell loop on a 2-core machine. The shell loop gets the
@@ -109,7 +109,9 @@ def demo_source(folder: Path, as_of: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", type=Path, default=ROOT / "params/monthly_pack.yaml")
+    ap.add_argument(
+        "--params", type=Path, default=ROOT / "kpireport/resources/params/monthly_pack.yaml"
+    )
     ap.add_argument("--source", help="data source for the pack (e.g. the demo folder)")
     ap.add_argument("--as-of", dest="as_of")
     ap.add_argument("--jobs", type=int, default=os.cpu_count())

@@ -1,4 +1,4 @@
-"""The report notebooks of ``notebooks/``, executed by ``kpireport.report.run`` on a small demo.
+"""The report notebooks of ``kpireport/resources/notebooks/``, executed by ``kpireport.report.run`` on a small demo.
 
 One module-scoped run builds eight reports (two kernels at a time): the team
 report for an ordinary team, for a team named ``<script>alert(1)</script>``,
@@ -25,7 +25,7 @@ from kpireport.report import run
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-NB = ROOT / "notebooks"
+NB = ROOT / "kpireport" / "resources" / "notebooks"
 AS_OF = "2026-05-12"
 PERIOD = "2026-04"
 EVIL = "<script>alert(1)</script>"

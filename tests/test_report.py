@@ -435,7 +435,7 @@ def test_colliding_slugs_are_kept_apart(tmp_path):
 
 
 def test_shipped_run_definitions_parse():
-    root = Path(__file__).resolve().parents[1] / "params"
+    root = Path(__file__).resolve().parents[1] / "kpireport" / "resources" / "params"
     for name in (
         "team_monthly",
         "seller_monthly",

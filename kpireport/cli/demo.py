@@ -1,7 +1,7 @@
 """``kpireport demo``: write the demo CRM and build its monthly report pack (SPEC §8, ``make demo``).
 
 Steps: write the seeded demo dataset as Parquet into ``OUT/data`` (data up to
-and including ``--as-of``), then run ``params/monthly_pack.yaml`` (every team,
+and including ``--as-of``), then run the packaged ``monthly_pack.yaml`` (every team,
 every seller, the management pack and the finance report) for the latest
 complete month (``previous-month`` relative to ``--as-of``) into ``OUT/reports``,
 and print where the pack is with a short summary.
@@ -10,10 +10,9 @@ Design decisions
 ----------------
 * **The clock is read once**, by :func:`kpireport.cli.data.cli_default_as_of`,
   when ``--as-of`` is not given.
-* **Run definitions are found robustly**: next to the package in a source
-  checkout or editable install (``<repo>/params``), else under the current
-  directory, else in ``share/kpireport/params`` of the installation prefix;
-  ``KPIREPORT_PARAMS`` overrides all of them.
+* **Run definitions ship in the package** (``kpireport/resources/params``,
+  found with :mod:`importlib.resources`), so the demo works from a plain wheel
+  install outside any checkout; ``KPIREPORT_PARAMS`` overrides the folder.
 """
 
 from __future__ import annotations
@@ -31,30 +30,28 @@ PACK = "monthly_pack.yaml"
 
 
 def params_dir() -> Path:
-    """The folder holding the shipped run definitions (``params/``).
+    """The folder holding the run definitions of the demo pack.
+
+    ``KPIREPORT_PARAMS`` when set, else the packaged ``kpireport/resources/params``.
 
     Raises
     ------
     ParamsError
-        When no folder with ``monthly_pack.yaml`` is found.
+        When that folder has no ``monthly_pack.yaml``.
     """
-    candidates = []
-    if os.environ.get("KPIREPORT_PARAMS"):
-        candidates.append(Path(os.environ["KPIREPORT_PARAMS"]))
-    candidates += [
-        Path(__file__).resolve().parents[2] / "params",
-        Path.cwd() / "params",
-        Path(sys.prefix) / "share" / "kpireport" / "params",
-    ]
-    for c in candidates:
-        if (c / PACK).is_file():
-            return c
-    raise ParamsError(
-        f"The report definitions ({PACK}) were not found in: "
-        + ", ".join(map(str, candidates))
-        + ".",
-        hint="Run from a kpireport checkout or set KPIREPORT_PARAMS to its params/ folder.",
+    from kpireport.resources import resource_dir
+
+    folder = (
+        Path(os.environ["KPIREPORT_PARAMS"])
+        if os.environ.get("KPIREPORT_PARAMS")
+        else resource_dir("params")
     )
+    if not (folder / PACK).is_file():
+        raise ParamsError(
+            f"The report definitions ({PACK}) were not found in {folder}.",
+            hint="Unset KPIREPORT_PARAMS or point it at a folder holding monthly_pack.yaml.",
+        )
+    return folder
 
 
 def register(sub: Any) -> None:

@@ -3,6 +3,10 @@
 The only place in the report stage that reads the clock: without ``--as-of``
 the logical date is today (SPEC §4), and it is recorded in every manifest so a
 re-run with the same ``--as-of`` gives the same period.
+
+``PARAMS`` is a file or a bare name (``team_monthly``): a project folder's own
+``params/`` (written by ``kpireport init``) wins over the packaged run
+definitions (:func:`kpireport.resources.find_run_definition`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ def register(sub: Any) -> None:
         description="Execute report notebooks for every scope of a run definition or pack, "
         "render HTML/PDF and publish them atomically. Exits non-zero when any report failed.",
     )
-    p.add_argument("params", metavar="PARAMS.yaml", help="run definition or pack")
+    p.add_argument(
+        "params",
+        metavar="PARAMS.yaml",
+        help="run definition or pack: a file, or a name (team_monthly) looked up in the "
+        "project's params/ and then among the packaged ones",
+    )
     p.add_argument("--source", help="data source (folder, workbook, database URL or source YAML)")
     p.add_argument("--period", help="period label, absolute (2026-03) or relative (previous-month)")
     p.add_argument("--as-of", dest="as_of", help="logical date YYYY-MM-DD (default: today)")
@@ -51,9 +60,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    from kpireport.resources import find_run_definition
+
+    plan = find_run_definition(args.params)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
     result = run(
-        args.params,
+        plan,
         source=args.source,
         period=args.period,
         as_of=args.as_of,

@@ -8,7 +8,7 @@ Design decisions
   output of user-supplied formatters — goes through :func:`html.escape`.
   We build tables ourselves instead of ``Styler.to_html`` (which does not
   escape by default).
-* **Class names are the contract with the CSS** in ``templates/kpireport/``:
+* **Class names are the contract with the CSS** in ``kpireport/resources/templates/kpireport/``:
   ``.kpi-cards``, ``.kpi-card``, ``.kpi-label``, ``.kpi-value``,
   ``.kpi-delta up|down|flat`` (plus ``good|bad`` when the KPI's better
   direction is known), ``.kpi-goal``, ``.kpi-status <status>``, and

@@ -55,7 +55,7 @@ def code_hash() -> str:
     root = Path(kpireport.__file__).resolve().parent
     suffixes = {".py", ".yaml", ".yml", ".json", ".j2", ".css", ".tpl"}
     files = [p for p in root.rglob("*") if p.suffix in suffixes and "__pycache__" not in p.parts]
-    templates = root.parent / "templates"  # nbconvert template of a source checkout
+    templates = root.parent / "templates"  # a template folder beside the package (tests)
     if templates.is_dir():
         files += [p for p in templates.rglob("*") if p.is_file()]
     h = hashlib.sha256()

@@ -2,7 +2,7 @@
 
 Design decisions
 ----------------
-* **Our own template** (``templates/kpireport``, extending nbconvert's ``lab``):
+* **Our own template** (``kpireport/resources/templates/kpireport``, extending nbconvert's ``lab``):
   no code cells (``exclude_input``), no prompts, a header with organisation,
   scope and period taken from ``metadata.kpireport`` (set here, escaped in the
   template with ``| e``), KPI-card classes and print CSS (A4, margins, running
@@ -45,11 +45,12 @@ from typing import Any
 
 from kpireport.errors import RenderError
 from kpireport.report.record import is_kpi_output
+from kpireport.resources import resource_dir
 
 log = logging.getLogger("kpireport")
 
-#: folder holding the ``kpireport`` nbconvert template (``templates/kpireport``)
-TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
+#: folder holding the ``kpireport`` nbconvert template (``kpireport/resources/templates/kpireport``)
+TEMPLATES_ROOT = resource_dir("templates")
 TEMPLATE_NAME = "kpireport"
 #: cells with these tags never reach the reader
 REMOVE_CELL_TAGS = frozenset(

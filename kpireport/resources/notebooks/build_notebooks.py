@@ -1,4 +1,4 @@
-"""Write the report notebooks of ``notebooks/`` with nbformat (run: ``python notebooks/build_notebooks.py``).
+"""Write the report notebooks of ``kpireport/resources/notebooks/`` with nbformat (run: ``python kpireport/resources/notebooks/build_notebooks.py``).
 
 The notebooks are generated so that they stay thin, consistent and reviewable:
 each is a ``parameters`` cell (exactly the parameters the runner injects, with
