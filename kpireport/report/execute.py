@@ -23,6 +23,16 @@ Design decisions
   non-empty code cell to have run and no cell to hold an error output.
   Failed notebooks go to ``<out>/failed/`` with an error cell on top naming the
   failing cell; nothing is published as HTML/PDF.
+* **All or nothing.** A report's files are staged in its scratch folder and
+  swapped in by :func:`kpireport.report.publish.commit_report` (manifest
+  last); a failed swap restores the previous set and keeps the attempt, with
+  its files, in ``failed/``.
+* **A report process stops with its run.** :func:`watch_parent` turns SIGTERM
+  and SIGINT into "kill the kernel, remove the scratch folder, exit" and, on
+  Linux, asks for SIGTERM when the parent dies (``PR_SET_PDEATHSIG`` via
+  ``ctypes``), with a parent-pid watch thread as a second line; publishing
+  checks the parent is alive just before the manifest goes in. The parent
+  kills every running report tree when it is stopped.
 * **Secrets stay out of kernels.** The child removes credential-like
   environment variables (and those the source names) from its environment
   before starting the kernel, which inherits it; every output is scanned for

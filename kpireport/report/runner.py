@@ -1,22 +1,41 @@
 """``run()``: the report pipeline, one step per call.
 
-    load run definitions → resolve periods → load and validate the data once →
-    expand the fan-out and validate every parameter → write one data snapshot →
-    skip what is current → execute, render and publish in parallel → summary
+    load run definitions → refuse runs without a source → check the output
+    folder → load and validate the data once → expand the fan-out and validate
+    every parameter and output path → take the output folder's lock → write
+    one data snapshot (in the cache) → skip what is current → execute, render
+    and publish in parallel → summary
 
 Design decisions
 ----------------
 * **Check everything before executing anything.** Run definitions, notebooks'
-  parameter cells, constant parameters, periods, the data and every report's
-  parameters are validated before a single kernel starts or the output folder
-  is touched; a problem raises :class:`~kpireport.errors.ParamsError` (or the
-  loader's ``DataContractError``) listing everything found.
-* **Data once, shared by snapshot.** The source is loaded and validated once
-  per distinct source; kernels read a Parquet snapshot at
-  ``<out>/.work/<fingerprint[:16]>/`` (see :mod:`kpireport.report.snapshot`),
-  injected as the ``source`` parameter. The snapshot of a fingerprint is
-  written once, atomically, and is identical for every run on the same data,
-  so concurrent runs can share it; it never holds credentials.
+  parameter cells, constant parameters, periods, sources, the output folder
+  (a file, read-only, not writable), the data, every report's parameters and
+  every output path (two reports on one path, or one overwriting another
+  scope's published report: both are named) are validated before a single
+  kernel starts or the output folder is touched; a problem raises
+  :class:`~kpireport.errors.ParamsError` (or the loader's
+  ``DataContractError``) listing everything found.
+* **Never the demo by default.** A run whose notebook declares ``source`` (or
+  that fans out) needs a source; ``"demo"`` is the demo CRM, asked for by name.
+* **One run per output folder.** An ``flock`` on ``<out>/.locks/run.lock``
+  (:mod:`kpireport.report.lock`, the scheduler's pattern): a second run exits
+  75 naming the holder, or waits with ``wait=True``.
+* **Data once, shared by snapshot, outside the reports.** The source is loaded
+  and validated once per distinct source; kernels read a Parquet snapshot in
+  the cache folder (see :mod:`kpireport.report.snapshot`), injected as the
+  ``source`` parameter; the output folder that gets shared never holds a copy
+  of the CRM data. The snapshot of a fingerprint is written once, atomically,
+  and is identical for every run on the same data, so concurrent runs can
+  share it; it never holds credentials.
+* **Stopping is clean.** SIGTERM/SIGINT become
+  :class:`~kpireport.errors.RunInterruptedError`, which unwinds
+  :func:`kpireport.report.execute.run_tasks` (every report process and kernel
+  killed); scratch folders are removed. Report processes watch their parent
+  (:func:`kpireport.report.execute.watch_parent`).
+* **One place submits report tasks** (:func:`_build` → ``execute.run_tasks``)
+  and one publisher (:func:`kpireport.report.publish.commit_report`) puts
+  files in place, so another executor can replace the process pool.
 * **Re-runs redo only what failed or changed**: a report is skipped when its
   manifest says ``success`` for the same cache key (notebook hash, parameters,
   data fingerprint, formats, header, kpireport version and a hash of the

@@ -212,10 +212,14 @@ def _build(
 
 
 def _seller_teams(out: Path, fingerprints: dict[str, str]) -> dict[str, str]:
-    """seller_id → team, from the run's data snapshot(s)."""
+    """seller_id → team, from the run's data snapshot(s) (in the cache; the run just used them)."""
+    from kpireport.report.snapshot import snapshot_folder
+
     teams: dict[str, str] = {}
     for fp in set(fingerprints.values()):
-        path = out / ".work" / fp[:16] / "sellers.parquet"
+        path = snapshot_folder(fp) / "sellers.parquet"
+        if not path.is_file():  # written by an older kpireport
+            path = out / ".work" / fp[:16] / "sellers.parquet"
         with contextlib.suppress(Exception):
             df = pd.read_parquet(path, columns=["seller_id", "team"])
             for sid, team in zip(df["seller_id"], df["team"], strict=True):
