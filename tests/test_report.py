@@ -662,6 +662,14 @@ def test_every_seller_fanout_keeps_only_sellers_active_in_the_period():
 
 # ------------------------------------------------ issue 9: right or absent
 REPO = Path(__file__).resolve().parents[1]
+
+
+def shipped(kind: str) -> Path:
+    """The shipped ``params`` or ``notebooks`` folder (in ``kpireport/resources/`` or the root)."""
+    return next(p for p in (REPO / "kpireport" / "resources" / kind, REPO / kind) if p.is_dir())
+
+
+MANAGEMENT = shipped("params") / "management_monthly.yaml"
 KPIREPORT = str(Path(sys.executable).with_name("kpireport"))
 
 
@@ -752,7 +760,7 @@ def test_run_without_source_is_refused_before_any_kernel(tmp_path, capsys):
     from kpireport.cli import main
 
     code = main(
-        ["run", str(REPO / "params/management_monthly.yaml"), "--as-of", "2026-11-30",
+        ["run", str(MANAGEMENT), "--as-of", "2026-11-30",
          "--out", str(tmp_path / "out")]
     )  # fmt: skip
     err = capsys.readouterr().err.strip()
@@ -766,7 +774,7 @@ def test_run_without_source_is_refused_before_any_kernel(tmp_path, capsys):
 def test_report_notebooks_default_to_an_explicit_demo_source():
     import papermill
 
-    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+    for nb in sorted(shipped("notebooks").glob("*.ipynb")):
         assert papermill.inspect_notebook(str(nb))["source"]["default"] == '"demo"', nb.name
 
 
@@ -800,9 +808,9 @@ LONG_TEAM = "Enterprise Accounts Northern Europe and the Baltic States Region X"
 
 def test_long_scope_names_never_lose_the_period(tmp_path):
     """Item 10: the scope part is shortened, ``{period}`` is kept: October and November differ."""
-    team_yaml = (REPO / "params/team_monthly.yaml").read_text()
+    team_yaml = (shipped("params") / "team_monthly.yaml").read_text()
     p = write(
-        tmp_path / "team_monthly.yaml", team_yaml.replace("../notebooks", str(REPO / "notebooks"))
+        tmp_path / "team_monthly.yaml", team_yaml.replace("../notebooks", str(shipped("notebooks")))
     )
     data = _long_team_data(LONG_TEAM, LONG_TEAM[:-1] + "Y")
     ids = {}
@@ -881,7 +889,7 @@ def test_invalid_as_of_is_one_clear_line(command, capsys):
     from kpireport.cli import main
 
     args = {
-        "run": ["run", str(REPO / "params/management_monthly.yaml"), "--source", "demo"],
+        "run": ["run", str(MANAGEMENT), "--source", "demo"],
         "kpis": ["kpis", "--source", "nowhere", "--period", "2026-10"],
         "goals": ["goals", "--source", "nowhere"],
         "forecast": ["forecast", "--source", "nowhere", "--kpi", "won_value", "--horizon", "2"],
@@ -896,7 +904,7 @@ def test_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
     from kpireport.cli import main
 
     target = write(tmp_path / "reports", "not a folder")
-    code = main(["run", str(REPO / "params/management_monthly.yaml"), "--source", "demo",
+    code = main(["run", str(MANAGEMENT), "--source", "demo",
                  "--as-of", "2026-11-30", "--out", str(target)])  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err == (
@@ -921,7 +929,7 @@ def test_out_on_a_read_only_mount_is_one_clear_line(tmp_path, capsys):
     if not _mount_read_only(mount):
         pytest.skip("needs root and mount to make a read-only file system")
     try:
-        code = main(["run", str(REPO / "params/management_monthly.yaml"), "--source", "demo",
+        code = main(["run", str(MANAGEMENT), "--source", "demo",
                      "--as-of", "2026-11-30", "--out", str(mount / "reports")])  # fmt: skip
         err = capsys.readouterr().err
     finally:
@@ -946,7 +954,7 @@ def test_out_in_a_read_only_folder_is_one_clear_line(tmp_path):
             pytest.skip("needs setpriv to drop root's permission override")
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     proc = subprocess.run(
-        [*prefix, KPIREPORT, "run", str(REPO / "params/management_monthly.yaml"),
+        [*prefix, KPIREPORT, "run", str(MANAGEMENT),
          "--source", "demo", "--as-of", "2026-11-30", "--out", str(ro)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

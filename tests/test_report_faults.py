@@ -129,21 +129,23 @@ def nap_notebook(path: Path) -> Path:
         "display_name": "Python 3",
         "language": "python",
     }
-    params = nbformat.v4.new_code_cell('seconds = 1.0\nperiod = "2024-01"\nteam = "North"')
+    params = nbformat.v4.new_code_cell(
+        'seconds = 1.0\nblob = 0\nperiod = "2024-01"\nteam = "North"'
+    )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         params,
         nbformat.v4.new_code_cell("import time\ntime.sleep(seconds)"),
-        nbformat.v4.new_code_cell('print("slept", seconds)'),
+        nbformat.v4.new_code_cell('print("slept", seconds, "x" * blob)'),
     ]
     nbformat.write(nb, str(path))
     return path
 
 
-def nap_pack(root: Path, seconds: float, n: int = 2) -> Path:
+def nap_pack(root: Path, seconds: float, n: int = 2, blob: int = 0) -> Path:
     nb = nap_notebook(root / "nap.ipynb")
     runs = "".join(
-        f"  - {{name: nap{i}, notebook: {nb}, parameters: {{seconds: {seconds}}}}}\n"
+        f"  - {{name: nap{i}, notebook: {nb}, parameters: {{seconds: {seconds}, blob: {blob}}}}}\n"
         for i in range(n)
     )
     pack = root / "naps.yaml"
@@ -275,3 +277,42 @@ def test_failed_publish_keeps_the_previous_report_and_the_attempt_in_failed(tmp_
     umask = os.umask(0)
     os.umask(umask)
     assert {stat.S_IMODE(p.stat().st_mode) for p in failed.iterdir()} == {0o666 & ~umask}
+
+
+def test_disk_full_while_publishing_keeps_the_previous_report(tmp_path):
+    """Item 11: the disk fills while the new files are written: nothing published changes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("needs root and mount for a small file system to fill")
+    try:
+        pack = nap_pack(tmp_path, 0.1, n=1, blob=1_000_000)  # ~1 MB notebook and page
+        out = disk / "out"
+        assert run(pack, out=out, formats=["html"]).ok
+        before = {f.name: f.read_bytes() for f in published_files(out)}
+        notebook, page = len(before["nap0.ipynb"]), len(before["nap0.html"])
+        assert min(notebook, page) > 1_000_000
+        st = os.statvfs(disk)
+        free = st.f_bavail * st.f_frsize
+        # room for the executed notebook in the scratch folder and its staged copy, not the page
+        (disk / "filler").write_bytes(b"\0" * (free - 2 * notebook - 256 * 1024))
+        second = run(pack, out=out, formats=["html"], force=True)
+        res = second.reports[0]
+        assert (res.status, res.error_kind) == ("failed", "publish")
+        assert "No space left on device" in res.error
+        assert {f.name: f.read_bytes() for f in published_files(out)} == before
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no partial file
+        assert not list((out / ".work").glob("jobs/*"))
+        failed = read_manifest(out / "failed/2024-01/nap0.manifest.json")
+        assert failed["status"] == "failed" and failed["error"]["kind"] == "publish"
+        assert set(failed["outputs"]) == {"ipynb"}  # what was written before the disk was full
+        kept = out / failed["outputs"]["ipynb"]["path"]
+        assert sha256_file(kept) == failed["outputs"]["ipynb"]["sha256"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

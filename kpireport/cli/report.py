@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the reports and print a summary; 0 when all succeeded, 1 otherwise."""
+    from kpireport.cli.data import checked_as_of
     from kpireport.report.runner import ReportResult, run
 
     def progress(res: ReportResult, done: int, total: int) -> None:
@@ -63,8 +64,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-
-    from kpireport.cli.data import checked_as_of
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
     result = run(

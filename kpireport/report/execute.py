@@ -287,9 +287,11 @@ def publish_failed(
 ) -> Path:
     """Keep a failed notebook in ``<out>/failed/`` with the error on top; publish nothing.
 
-    ``keep`` names the kinds (``html``, ``pdf``, ``kpis``) of this attempt
-    already moved to ``failed/`` (by a failed :func:`commit_report`); they are
-    listed in the failed manifest, other leftovers there are removed.
+    ``keep`` names the kinds (``ipynb``, ``html``, ``pdf``, ``kpis``) of this
+    attempt already moved to ``failed/`` (publishing failed); they are kept as
+    they are and listed in the failed manifest (the error is in the manifest),
+    other leftovers there are removed. Writing only the manifest matters when
+    the disk is full.
     """
     import nbformat
 
@@ -317,7 +319,8 @@ def publish_failed(
     if idx is not None:
         error["cell_index_in_failed_copy"] = idx + 1
     files = paths(task.failed_base)
-    atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
+    if "ipynb" not in keep or not files["ipynb"].is_file():  # else: the attempt's own notebook
+        atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
     outputs = {"ipynb": output_entry(files["ipynb"], task.out)}
     for kind, f in files.items():  # the attempt's other files (a failed publish moved them here)
         if kind in ("ipynb", "manifest") or not f.is_file():
@@ -428,19 +431,41 @@ def produce_report(task: Task) -> dict[str, Any]:
     t0 = time.perf_counter()
     files, failed_files = paths(task.base), paths(task.failed_base)
     stage = scratch / "stage"
-    stage.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, Path] = {"ipynb": atomic_write_text(stage / "ipynb", nb_text)}
-    if "html" in spec.formats:
-        staged["html"] = atomic_write_text(stage / "html", page)
-    if pdf is not None:
-        staged["pdf"] = atomic_write_bytes(stage / "pdf", pdf)
-    kpis = extract_kpis(nb)
-    if kpis is not None:
-        staged["kpis"] = safe_csv(kpis, stage / "kpis")
-    outputs = {k: output_entry(files[k], task.out, content=f) for k, f in staged.items()}
-    timings["publish"] = time.perf_counter() - t0
-    manifest = manifest_for(task, "success", None, timings, started, time.time(), outputs)
-    staged["manifest"] = atomic_write_json(stage / "manifest", manifest)
+    staged: dict[str, Path] = {}
+    try:  # every file complete before anything published changes
+        stage.mkdir(parents=True, exist_ok=True)
+        staged["ipynb"] = atomic_write_text(stage / "ipynb", nb_text)
+        if "html" in spec.formats:
+            staged["html"] = atomic_write_text(stage / "html", page)
+        if pdf is not None:
+            staged["pdf"] = atomic_write_bytes(stage / "pdf", pdf)
+        kpis = extract_kpis(nb)
+        if kpis is not None:
+            staged["kpis"] = safe_csv(kpis, stage / "kpis")
+        outputs = {k: output_entry(files[k], task.out, content=f) for k, f in staged.items()}
+        timings["publish"] = time.perf_counter() - t0
+        manifest = manifest_for(task, "success", None, timings, started, time.time(), outputs)
+        staged["manifest"] = atomic_write_json(stage / "manifest", manifest)
+    except OSError as exc:  # disk full while staging: the published report is untouched
+        moved = []
+        for kind, f in staged.items():
+            with contextlib.suppress(OSError):
+                failed_files[kind].parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, failed_files[kind])
+                moved.append(kind)
+        error = {
+            "kind": "publish",
+            "message": f"Writing the report's files failed ({exc.strerror or exc}); "
+            "the previous report was kept.",
+        }
+        path = None
+        try:
+            path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
+        except OSError as again:
+            log.error("Could not keep the failed report %s: %s", spec.report_id, again)
+        result.update(status="failed", error=error, failed_path=str(path) if path else None)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return result
     try:
         _parent_alive()
         with _signals_held():  # a stop signal waits until the swap is complete or undone
@@ -453,7 +478,7 @@ def produce_report(task: Task) -> dict[str, Any]:
                 with contextlib.suppress(OSError):
                     f.unlink()
             _stop_report(task, signal.SIGTERM)
-        moved = [k for k in staged if k not in ("ipynb", "manifest") and failed_files[k].is_file()]
+        moved = [k for k in staged if k != "manifest" and failed_files[k].is_file()]
         error = {"kind": "publish", "message": str(exc)}
         path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
         result.update(status="failed", error=error, failed_path=str(path))
