@@ -670,6 +670,7 @@ def shipped(kind: str) -> Path:
 
 
 MANAGEMENT = shipped("params") / "management_monthly.yaml"
+CRM = str(REPO / "tests" / "data" / "kpis")  # a small valid export (folder of CSV files)
 KPIREPORT = str(Path(sys.executable).with_name("kpireport"))
 
 
@@ -874,7 +875,7 @@ def test_second_run_into_a_locked_output_folder_exits_75_naming_the_holder(tmp_p
     )
     with output_lock(out.resolve()):
         proc = subprocess.run(
-            [KPIREPORT, "run", str(p), "--source", "demo", "--out", str(out)],
+            [KPIREPORT, "run", str(p), "--source", CRM, "--out", str(out)],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     assert proc.returncode == 75, proc.stderr
@@ -889,7 +890,7 @@ def test_invalid_as_of_is_one_clear_line(command, capsys):
     from kpireport.cli import main
 
     args = {
-        "run": ["run", str(MANAGEMENT), "--source", "demo"],
+        "run": ["run", str(MANAGEMENT), "--source", CRM],
         "kpis": ["kpis", "--source", "nowhere", "--period", "2026-10"],
         "goals": ["goals", "--source", "nowhere"],
         "forecast": ["forecast", "--source", "nowhere", "--kpi", "won_value", "--horizon", "2"],
@@ -904,7 +905,7 @@ def test_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
     from kpireport.cli import main
 
     target = write(tmp_path / "reports", "not a folder")
-    code = main(["run", str(MANAGEMENT), "--source", "demo",
+    code = main(["run", str(MANAGEMENT), "--source", CRM,
                  "--as-of", "2026-11-30", "--out", str(target)])  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err == (
@@ -929,7 +930,7 @@ def test_out_on_a_read_only_mount_is_one_clear_line(tmp_path, capsys):
     if not _mount_read_only(mount):
         pytest.skip("needs root and mount to make a read-only file system")
     try:
-        code = main(["run", str(MANAGEMENT), "--source", "demo",
+        code = main(["run", str(MANAGEMENT), "--source", CRM,
                      "--as-of", "2026-11-30", "--out", str(mount / "reports")])  # fmt: skip
         err = capsys.readouterr().err
     finally:
@@ -955,7 +956,7 @@ def test_out_in_a_read_only_folder_is_one_clear_line(tmp_path):
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     proc = subprocess.run(
         [*prefix, KPIREPORT, "run", str(MANAGEMENT),
-         "--source", "demo", "--as-of", "2026-11-30", "--out", str(ro)],
+         "--source", CRM, "--as-of", "2026-11-30", "--out", str(ro)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     ro.chmod(0o755)
