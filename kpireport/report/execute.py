@@ -346,7 +346,6 @@ def produce_report(task: Task) -> dict[str, Any]:
     import nbformat
     import papermill
 
-    from kpireport.report.record import extract_kpis
     from kpireport.report.render import to_html, to_pdf
 
     spec = task.spec
@@ -428,9 +427,44 @@ def produce_report(task: Task) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
         return out
 
+    outcome = publish_report(task, nb, nb_text, page, pdf, timings, started, secrets)
+    result.update(outcome)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def publish_report(
+    task: Task,
+    nb: Any,
+    nb_text: str,
+    page: str,
+    pdf: bytes | None,
+    timings: dict[str, float],
+    started: float,
+    secrets: dict[str, str],
+) -> dict[str, Any]:
+    """Publish one checked report as a unit: stage every file, then swap them in.
+
+    The one publisher: every successful report goes through here. Staging
+    writes the files completely in the report's scratch folder;
+    :func:`~kpireport.report.publish.commit_report` swaps them in, manifest
+    last. When staging fails (disk full) the published report is untouched;
+    when the swap fails the previous set is restored. Either way the
+    attempt's files that were written are kept in ``failed/`` with a failed
+    manifest. When the run's parent is gone, nothing is published or kept.
+
+    Returns
+    -------
+    dict
+        ``status``, ``error``, ``outputs`` (kind → relative path) and
+        ``failed_path`` for the report's result.
+    """
+    from kpireport.report.record import extract_kpis
+
+    spec = task.spec
     t0 = time.perf_counter()
     files, failed_files = paths(task.base), paths(task.failed_base)
-    stage = scratch / "stage"
+    stage = task.work_root / "stage"
     staged: dict[str, Path] = {}
     try:  # every file complete before anything published changes
         stage.mkdir(parents=True, exist_ok=True)
@@ -448,24 +482,18 @@ def produce_report(task: Task) -> dict[str, Any]:
         staged["manifest"] = atomic_write_json(stage / "manifest", manifest)
     except OSError as exc:  # disk full while staging: the published report is untouched
         moved = []
+        if "ipynb" not in staged:  # papermill's own copy, moved (a rename needs no space)
+            staged["ipynb"] = task.work_root / "executed.ipynb"
         for kind, f in staged.items():
             with contextlib.suppress(OSError):
                 failed_files[kind].parent.mkdir(parents=True, exist_ok=True)
                 os.replace(f, failed_files[kind])
                 moved.append(kind)
-        error = {
-            "kind": "publish",
-            "message": f"Writing the report's files failed ({exc.strerror or exc}); "
-            "the previous report was kept.",
-        }
-        path = None
-        try:
-            path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
-        except OSError as again:
-            log.error("Could not keep the failed report %s: %s", spec.report_id, again)
-        result.update(status="failed", error=error, failed_path=str(path) if path else None)
-        shutil.rmtree(scratch, ignore_errors=True)
-        return result
+        message = (
+            f"Writing the report's files failed ({exc.strerror or exc}); "
+            "the previous report was kept."
+        )
+        return _kept_failed(task, nb, moved, message, timings, started, secrets)
     try:
         _parent_alive()
         with _signals_held():  # a stop signal waits until the swap is complete or undone
@@ -479,17 +507,34 @@ def produce_report(task: Task) -> dict[str, Any]:
                     f.unlink()
             _stop_report(task, signal.SIGTERM)
         moved = [k for k in staged if k != "manifest" and failed_files[k].is_file()]
-        error = {"kind": "publish", "message": str(exc)}
-        path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
-        result.update(status="failed", error=error, failed_path=str(path))
-        shutil.rmtree(scratch, ignore_errors=True)
-        return result
-    for f in failed_files.values():
+        return _kept_failed(task, nb, moved, str(exc), timings, started, secrets)
+    for f in failed_files.values():  # an earlier failed attempt is history now
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
-    shutil.rmtree(scratch, ignore_errors=True)
-    result.update(status="success", error=None, outputs={k: v["path"] for k, v in outputs.items()})
-    return result
+    return {
+        "status": "success",
+        "error": None,
+        "outputs": {k: v["path"] for k, v in outputs.items()},
+    }
+
+
+def _kept_failed(
+    task: Task,
+    nb: Any,
+    moved: list[str],
+    message: str,
+    timings: dict[str, float],
+    started: float,
+    secrets: dict[str, str],
+) -> dict[str, Any]:
+    """The outcome of a failed publish; the attempt's files ``moved`` to ``failed/`` are listed."""
+    error = {"kind": "publish", "message": message}
+    path = None
+    try:
+        path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
+    except OSError as exc:  # the disk is still full
+        log.error("Could not keep the failed report %s: %s", task.spec.report_id, exc)
+    return {"status": "failed", "error": error, "failed_path": str(path) if path else None}
 
 
 # ------------------------------------------------------- parent and signals
