@@ -119,6 +119,22 @@ class ExecutionError(KpiReportError):
     """A notebook failed while executing (exception, timeout, dead kernel, early exit)."""
 
 
+class OutputLockedError(ExecutionError):
+    """Another ``kpireport run`` holds the lock of the output folder."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class RunInterruptedError(ExecutionError):
+    """The run was stopped by SIGTERM or SIGINT; every report process was stopped."""
+
+    exit_code = 143
+
+    def __init__(self, message: str, signum: int = 15) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
 class RenderError(KpiReportError):
     """A notebook executed but could not be rendered to HTML or PDF."""
 

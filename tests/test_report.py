@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -29,6 +33,13 @@ NB = Path(__file__).resolve().parent / "notebooks"
 SECRET = "s3cr3t-Hunter2-value"
 TOKEN = "tok-9f8e7d6c5b4a"
 XSS = "<script>alert(1)</script>"
+#: secrets in a database URL's query string (issue 9): never in any output, log or message
+QSECRET = "q-Pw-7f3e9a1b2c"
+QTOKEN = "q-tok-5d4c3b2a19"
+QUERY_URL = (
+    f"postgresql+psycopg://report@db.example.com/crm?sslmode=require&password={QSECRET}"
+    f"&api_token={QTOKEN}"
+)
 
 
 def tiny_data() -> CrmData:
@@ -49,7 +60,12 @@ def tiny_data() -> CrmData:
             "value": [100.0],
         }
     )
-    return CrmData({"sellers": sellers, "deals": deals}, organisation="Acme & Co", currency="EUR")
+    return CrmData(
+        {"sellers": sellers, "deals": deals},
+        organisation="Acme & Co",
+        currency="EUR",
+        source=QUERY_URL,  # what the loader describes: the query string is not yet masked there
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -225,9 +241,13 @@ def test_no_secret_in_any_output(published):
     out = published["out"]
     files = [f for f in out.rglob("*") if f.is_file()]
     assert any(f.suffix == ".ipynb" for f in files)
+    cache = Path(os.environ["KPIREPORT_CACHE"])  # the run snapshot lives there
+    files += [f for f in cache.rglob("*") if f.is_file()]
+    assert any(f.name == "SNAPSHOT.json" for f in files)
     for f in files:
         blob = f.read_bytes()
         assert SECRET.encode() not in blob and TOKEN.encode() not in blob, f
+        assert QSECRET.encode() not in blob and QTOKEN.encode() not in blob, f
         if f.suffix == ".pdf":
             text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(blob)).pages)
             assert SECRET not in text and TOKEN not in text
@@ -596,12 +616,12 @@ def test_header_meta_in_dutch():
 def test_only_that_matches_nothing_is_refused_before_executing(tmp_path):
     p = write(
         tmp_path / "r.yaml",
-        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nfanout: {{team: [North, South]}}\n",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\nfanout: {{team: [North, '007']}}\n",
     )
     with pytest.raises(
         ParamsError, match=r"--only 'Nroth' matches no report \(did you mean 'North'\?\)"
     ):
-        run(p, out=tmp_path / "out", only=["Nroth"])
+        run(p, source=tiny_data(), out=tmp_path / "out", only=["Nroth"])
     assert not (tmp_path / "out").exists()
 
 
@@ -638,3 +658,383 @@ def test_every_seller_fanout_keeps_only_sellers_active_in_the_period():
     run.fanout_ids = ["S1"]  # an explicit list is taken as given
     assert [s.id for s in fanout_scopes(run, data, problems, "2026-10")] == ["S1"]
     assert problems == []
+
+
+# ------------------------------------------------ issue 9: right or absent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shipped(kind: str) -> Path:
+    """The shipped ``params`` or ``notebooks`` folder (in ``kpireport/resources/`` or the root)."""
+    return next(p for p in (REPO / "kpireport" / "resources" / kind, REPO / kind) if p.is_dir())
+
+
+MANAGEMENT = shipped("params") / "management_monthly.yaml"
+CRM = str(REPO / "tests" / "data" / "kpis")  # a small valid export (folder of CSV files)
+KPIREPORT = str(Path(sys.executable).with_name("kpireport"))
+
+
+def test_manifest_and_summary_show_the_source_masked(published):
+    """Item 9: the query-string password of the source URL is masked in the manifest."""
+    m = json.loads(
+        (published["out"] / "2024-01/north/team-report-north-2024-01.manifest.json").read_text()
+    )
+    assert m["source"] == (
+        "postgresql+psycopg://report@db.example.com/crm?sslmode=require&password=***&api_token=***"
+    )
+    assert m["data_fingerprint"] == published["data"].fingerprint()  # the fingerprint, not the data
+
+
+def test_published_files_follow_the_umask(published):
+    """Item 13: published files are 0o666 & ~umask (the fixture ran with the process umask)."""
+    umask = publish.current_umask()
+    files = [f for f in published["out"].rglob("*") if f.is_file() and ".work" not in f.parts]
+    assert {f.suffix for f in files} >= {".html", ".pdf", ".ipynb", ".json", ".csv"}
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o666 & ~umask}
+
+
+def test_atomic_write_uses_the_umask_at_write_time(tmp_path):
+    old = os.umask(0o002)
+    try:
+        group = publish.atomic_write_text(tmp_path / "group.html", "x")
+        os.umask(0o077)
+        private = publish.atomic_write_text(tmp_path / "private.html", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(group.stat().st_mode) == 0o664
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_no_copy_of_the_data_beside_the_reports(published):
+    """Item 14: the snapshot is in the cache, not in the shared output folder."""
+    out = published["out"]
+    assert not [f for f in out.rglob("*") if f.suffix == ".parquet" or f.name == "SNAPSHOT.json"]
+    from kpireport.report.snapshot import snapshot_folder
+
+    snap = snapshot_folder(published["data"].fingerprint())
+    assert snap.is_relative_to(Path(os.environ["KPIREPORT_CACHE"]))
+    assert (snap / "sellers.parquet").is_file()
+    nb = nbformat.read(out / "2024-01/north/team-report-north-2024-01.ipynb", as_version=4)
+    assert nb.metadata.papermill.parameters["source"] == str(snap / "source.yaml")
+
+
+def _crm(n: int) -> CrmData:
+    sellers = pd.DataFrame({"seller_id": [f"S{n}"], "name": ["A"], "team": ["T"]})
+    return CrmData({"sellers": sellers}, organisation=f"Org {n}")
+
+
+def test_snapshot_cache_keeps_the_latest_two_and_clean_removes_them(tmp_path, monkeypatch, capsys):
+    from kpireport.cli import main
+    from kpireport.report import snapshot as snap
+
+    monkeypatch.setenv("KPIREPORT_CACHE", str(tmp_path / "cache"))
+    folders = []
+    for n in range(4):
+        folder = snap.snapshot_folder(_crm(n).fingerprint())
+        use = snap.SnapshotUse(folder)
+        snap.write_snapshot(_crm(n), folder)
+        os.utime(use.lock, (1_000_000 + n, 1_000_000 + n))  # used in this order
+        if n != 0:
+            use.close()  # snapshot 0 stays in use by a "running" run
+        folders.append((folder, use))
+    removed = snap.prune_snapshots()
+    assert sorted(removed) == [folders[1][0]]  # oldest unused one goes; 0 is in use, 2 and 3 latest
+    assert [f.is_dir() for f, _ in folders] == [True, False, True, True]
+    assert main(["clean"]) == 0
+    assert "removed 2 data snapshot(s)" in capsys.readouterr().out
+    assert [f.is_dir() for f, _ in folders] == [True, False, False, False]
+    folders[0][1].close()
+    snap.clean_snapshots()
+    assert not any(f.is_dir() for f, _ in folders)
+
+
+def test_legacy_snapshot_in_the_output_folder_is_removed(tmp_path):
+    from kpireport.report.snapshot import remove_legacy_snapshots, write_snapshot
+
+    old = tmp_path / "out" / ".work" / "abcdef0123456789"
+    write_snapshot(_crm(1), old)
+    assert remove_legacy_snapshots(tmp_path / "out") == [old] and not old.exists()
+
+
+def test_run_without_source_is_refused_before_any_kernel(tmp_path, capsys):
+    """Item 7: no silent demo company: a run without a source never starts."""
+    from kpireport.cli import main
+
+    code = main(
+        ["run", str(MANAGEMENT), "--as-of", "2026-11-30",
+         "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert err == (
+        "error: management_monthly.yaml (run 'management_monthly'): no data source; pass --source "
+        "or set 'source:' in the run definition (source: demo builds it on the fictional demo company)."
+    )
+
+
+def test_report_notebooks_default_to_an_explicit_demo_source():
+    import papermill
+
+    for nb in sorted(shipped("notebooks").glob("*.ipynb")):
+        assert papermill.inspect_notebook(str(nb))["source"]["default"] == '"demo"', nb.name
+
+
+def test_empty_source_in_a_notebook_is_an_error_not_the_demo():
+    from kpireport.errors import SourceError
+    from kpireport.report import views
+
+    with pytest.raises(SourceError, match="no data source"):
+        views.load_data("", "2026-11-30")
+    assert views.load_data("demo", "2026-11-30").organisation == "Nordlys Systems Oy"
+
+
+def test_demo_source_is_kept_literally_in_run_definitions(tmp_path):
+    p = write(tmp_path / "r.yaml", f"notebook: {NB / 'ok.ipynb'}\nsource: demo\nperiod: 2024-01\n")
+    assert load_plan(p)[0].source == "demo"
+
+
+def _long_team_data(*teams: str) -> CrmData:
+    sellers = pd.DataFrame(
+        {
+            "seller_id": [f"S{i}" for i in range(len(teams))],
+            "name": list(teams),
+            "team": list(teams),
+        }
+    )
+    return CrmData({"sellers": sellers}, organisation="Org")
+
+
+LONG_TEAM = "Enterprise Accounts Northern Europe and the Baltic States Region X"  # 66 characters
+
+
+def test_long_scope_names_never_lose_the_period(tmp_path):
+    """Item 10: the scope part is shortened, ``{period}`` is kept: October and November differ."""
+    team_yaml = (shipped("params") / "team_monthly.yaml").read_text()
+    p = write(
+        tmp_path / "team_monthly.yaml", team_yaml.replace("../notebooks", str(shipped("notebooks")))
+    )
+    data = _long_team_data(LONG_TEAM, LONG_TEAM[:-1] + "Y")
+    ids = {}
+    for as_of in ("2026-11-15", "2026-12-15"):
+        for spec in expand(load_plan(p), out=tmp_path, data=data, as_of=as_of):
+            ids[(spec.scope_id, spec.period)] = spec.report_id
+    assert len(set(ids.values())) == 4
+    for (_, period), rid in ids.items():
+        name = rid.split("/")[-1]
+        assert name.endswith(f"-{period}") and len(name) <= slug.MAX_SLUG
+        assert name.startswith("team-report-enterprise-accounts-northern")
+
+
+def test_two_reports_on_one_path_are_refused_naming_both(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\n"
+        "fanout: {team: [North, '007']}\noutput: '{period}/team-report'\n",
+    )
+    with pytest.raises(ParamsError) as exc:
+        run(p, source=tiny_data(), out=tmp_path / "out")
+    assert str(exc.value) == (
+        "The reports of team 'North' for 2024-01 (run 'r') and team '007' for 2024-01 (run 'r') "
+        "would both be written to '2024-01/team-report'; make the output patterns distinct."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_overwriting_another_scopes_published_report_is_refused(tmp_path):
+    p = write(
+        tmp_path / "r.yaml",
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\n"
+        "fanout: {team: [North]}\noutput: '{period}/north-report'\n",
+    )
+    out = tmp_path / "out"
+    publish.atomic_write_json(
+        out / "2024-01/north-report.manifest.json",
+        {"run": "r", "scope": "team", "scope_id": "South", "scope_name": "South",
+         "period": "2024-01", "status": "success"},
+    )  # fmt: skip
+    with pytest.raises(ParamsError) as exc:
+        run(p, source=tiny_data(), out=out)
+    assert str(exc.value) == (
+        "The report of team 'North' for 2024-01 (run 'r') would overwrite the published report of "
+        "team 'South' for 2024-01 (run 'r') at '2024-01/north-report'; make the output pattern "
+        "distinct (include the scope and {period})."
+    )
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "north-report.manifest.json",
+        "run.lock",
+    ]
+
+
+def test_second_run_into_a_locked_output_folder_exits_75_naming_the_holder(tmp_path):
+    """Item 15: the folder's flock; the second run does not start."""
+    from kpireport.report.runner import output_lock
+
+    out = tmp_path / "out"
+    p = write(
+        tmp_path / "r.yaml", f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-01\n"
+    )
+    with output_lock(out.resolve()):
+        proc = subprocess.run(
+            [KPIREPORT, "run", str(p), "--source", CRM, "--out", str(out)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert proc.returncode == 75, proc.stderr
+    assert f"is in use by another kpireport run (pid {os.getpid()}, started " in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Pass --wait" in proc.stderr
+    assert not list(out.glob("2024-01/*"))
+
+
+@pytest.mark.parametrize("command", ["run", "kpis", "goals", "forecast"])
+def test_invalid_as_of_is_one_clear_line(command, capsys):
+    """Item 16: ``--as-of 2026-13-45`` is one sentence, exit 2, before any data is loaded."""
+    from kpireport.cli import main
+
+    args = {
+        "run": ["run", str(MANAGEMENT), "--source", CRM],
+        "kpis": ["kpis", "--source", "nowhere", "--period", "2026-10"],
+        "goals": ["goals", "--source", "nowhere"],
+        "forecast": ["forecast", "--source", "nowhere", "--kpi", "won_value", "--horizon", "2"],
+    }[command]
+    assert main([*args, "--as-of", "2026-13-45"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --as-of '2026-13-45' is not a valid date (month must be in 1..12); expected YYYY-MM-DD.\n"
+    )
+
+
+def test_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
+    from kpireport.cli import main
+
+    target = write(tmp_path / "reports", "not a folder")
+    code = main(["run", str(MANAGEMENT), "--source", CRM,
+                 "--as-of", "2026-11-30", "--out", str(target)])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: The output folder '{target}' is a file; pass a folder with --out.\n"
+    )
+
+
+def _mount_read_only(folder: Path) -> bool:
+    if os.geteuid() != 0:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                       capture_output=True).returncode == 0
+    )  # fmt: skip
+
+
+def test_out_on_a_read_only_mount_is_one_clear_line(tmp_path, capsys):
+    from kpireport.cli import main
+
+    mount = tmp_path / "ro"
+    if not _mount_read_only(mount):
+        pytest.skip("needs root and mount to make a read-only file system")
+    try:
+        code = main(["run", str(MANAGEMENT), "--source", CRM,
+                     "--as-of", "2026-11-30", "--out", str(mount / "reports")])  # fmt: skip
+        err = capsys.readouterr().err
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+    assert code == 2
+    assert err == (
+        f"error: The output folder '{mount / 'reports'}' is on a read-only file system; "
+        "pass a writable --out.\n"
+    )
+
+
+def test_out_in_a_read_only_folder_is_one_clear_line(tmp_path):
+    """A folder the user cannot write (root writes anywhere: the CLI runs without DAC override)."""
+    import shutil
+
+    ro = tmp_path / "shared"
+    ro.mkdir()
+    ro.chmod(0o555)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("needs setpriv to drop root's permission override")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    proc = subprocess.run(
+        [*prefix, KPIREPORT, "run", str(MANAGEMENT),
+         "--source", CRM, "--as-of", "2026-11-30", "--out", str(ro)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    ro.chmod(0o755)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"error: The output folder '{ro}' is not writable (Permission denied); "
+        "pass a writable --out.\n"
+    )
+
+
+def test_query_string_secrets_are_masked_in_cli_messages(tmp_path, monkeypatch, capsys):
+    """Item 9: a connection error names the URL with the query-string password masked."""
+    from kpireport.cli import main
+
+    monkeypatch.setenv("KPIREPORT_TEST_CRM_PW", QSECRET)
+    src = write(
+        tmp_path / "crm.yaml",
+        "url: postgresql+psycopg://report@127.0.0.1:1/crm?sslpassword=${KPIREPORT_TEST_CRM_PW}"
+        f"&token={QTOKEN}&x_password={QTOKEN}\n",
+    )
+    for argv in (["validate", str(src)], ["kpis", "--source", str(src), "--period", "2026-10"]):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code != 0 and "127.0.0.1:1/crm" in err
+        assert QSECRET not in out + err and QTOKEN not in out + err
+        assert "sslpassword=***" in err and "token=***" in err and "x_password=***" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "postgresql+psycopg://u@host/crm?password=hunter2",
+            "postgresql+psycopg://u@host/crm?password=***",
+        ),
+        ("x://h/d?sslmode=require&sslpassword=pw1234", "x://h/d?sslmode=require&sslpassword=***"),
+        (
+            "https://api/x?api_key=abcd&secret=efgh;token=ijkl",
+            "https://api/x?api_key=***&secret=***;token=***",
+        ),
+        (
+            "mssql://h/d?db_password=abcd&sslkey=/etc/k.pem",
+            "mssql://h/d?db_password=***&sslkey=/etc/k.pem",
+        ),
+        ("mysql://user:hunter2@db/crm", "mysql://user:***@db/crm"),
+        ("no url here: password is not a query", "no url here: password is not a query"),
+    ],
+)
+def test_mask_secrets(text, masked):
+    from kpireport.secrets import mask_secrets
+
+    assert mask_secrets(text, []) == masked
+
+
+def test_history_and_logs_mask_query_secrets(tmp_path, caplog):
+    import logging
+
+    from kpireport.schedule.history import History
+    from kpireport.secrets import install_log_masking
+
+    url = f"postgresql://u@h/crm?password={QSECRET}"
+    h = History(tmp_path)
+    run_id = h.start_run(
+        "job",
+        "2026-10",
+        "2026-11-01",
+        "2026-11-01T06:00:00+00:00",
+        version="0",
+        pid=1,
+        forced=False,
+    )
+    h.finish_run(
+        run_id, status="failed", ended_at="2026-11-01T06:01:00+00:00", error=f"Cannot use {url}"
+    )
+    for f in tmp_path.glob("history.sqlite*"):
+        assert QSECRET.encode() not in f.read_bytes()
+    assert h.table("runs")["error"].tolist() == ["Cannot use postgresql://u@h/crm?password=***"]
+    install_log_masking()
+    with caplog.at_level(logging.WARNING, logger="kpireport"):
+        logging.getLogger("kpireport").warning("Loading %s failed", url)
+    assert QSECRET not in caplog.text and "password=***" in caplog.text

@@ -648,8 +648,10 @@ def test_forecast_vs_actual_from_previous_runs(org):
     assert row["forecast"] == pytest.approx(0.80) and row["lo_80"] == pytest.approx(0.71)
     assert row["actual"] == pytest.approx(0.82) and row["error"] == pytest.approx(0.02)
     assert bool(row["in_80"]) is True
-    # from a notebook: any path inside the output folder finds the history
-    inside = next((org["out"] / ".work").glob("*/source.yaml"))
+    # from a notebook: any path inside the output folder finds the history (the report
+    # notebooks receive the folder as `output_root`; the data snapshot lives in the cache)
+    inside = next(org["out"].glob("2026-*/*.manifest.json"))
+    assert not list(org["out"].rglob("*.parquet"))
     assert previous_forecast_vs_actual(inside, "2026-12", job="org")[
         "actual"
     ].tolist() == pytest.approx([0.82])
@@ -936,3 +938,21 @@ def test_delivery_over_starttls_and_implicit_tls(tls_cert, security):
         assert len(inbox.messages) == 1
     finally:
         controller.stop()
+
+
+def test_job_without_a_source_is_refused(tmp_path):
+    """Issue 9 item 7: a scheduled job never e-mails the demo company by default."""
+    write(tmp_path / "org.yaml", ORG.format(nb=NOTEBOOK))
+    job = org_job("org").replace(f"    source: {CRM}\n", "")
+    with pytest.raises(ScheduleError) as exc:
+        load_schedules(write(tmp_path / "s.yaml", schedules_yaml(25, job)))
+    assert str(exc.value) == (
+        "s.yaml job 'org': no 'source' (the CRM export to report on) and the run(s) 'org' of "
+        "org.yaml set none; a scheduled job never falls back to the demo company "
+        "(write 'source: demo' to schedule the demo)."
+    )
+    demo = org_job("org").replace(f"    source: {CRM}\n", "    source: demo\n")
+    assert (
+        load_schedules(write(tmp_path / "d.yaml", schedules_yaml(25, demo))).job("org").source
+        == "demo"
+    )

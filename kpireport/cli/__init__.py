@@ -57,21 +57,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from kpireport.secrets import MaskingStream, install_log_masking, mask_secrets
+
+    install_log_masking()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskingStream(out), MaskingStream(err)  # no secret reaches a terminal
     try:
         return int(args.func(args) or 0)
     except KpiReportError as exc:
         if os.environ.get("KPIREPORT_DEBUG"):
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+            print(mask_secrets(traceback.format_exc()), file=sys.stderr, end="")
+        print(f"error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; every report process was stopped", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 if __name__ == "__main__":  # pragma: no cover

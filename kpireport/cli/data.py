@@ -33,6 +33,32 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date (expected YYYY-MM-DD)") from None
 
 
+def checked_as_of(text: str | None, option: str = "--as-of") -> str | None:
+    """``text`` as an ISO date, or ``None``; a bad date is one sentence, not a traceback.
+
+    Called by ``run``, ``kpis``, ``goals`` and ``forecast`` before anything is
+    loaded (argparse's own type errors would print the usage block too).
+
+    Raises
+    ------
+    ParamsError
+        ``--as-of '2026-13-45' is not a valid date (month must be in 1..12); expected YYYY-MM-DD.``
+    """
+    from kpireport.errors import ParamsError
+
+    if text is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(str(text).strip())
+    except ValueError as exc:
+        reason = str(exc) if "must be" in str(exc) or "out of range" in str(exc) else ""
+        raise ParamsError(
+            f"{option} '{text}' is not a valid date{f' ({reason})' if reason else ''}; "
+            "expected YYYY-MM-DD."
+        ) from None
+    return day.isoformat()
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -40,7 +40,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from kpireport.cli.data import cli_default_as_of
+from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.cli.output import write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
 from kpireport.errors import GoalError, KpiError
@@ -122,7 +122,7 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kpireport.data.load import load
     from kpireport.kpis import compute_kpis
 
-    as_of = cli_default_as_of() if args.as_of is None else args.as_of
+    as_of = checked_as_of(args.as_of) or cli_default_as_of()
     data = load(args.source, as_of=as_of)
     df = compute_kpis(
         data,
@@ -253,7 +253,7 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kpireport.data.load import load
     from kpireport.goals import evaluate_goals
 
-    as_of = cli_default_as_of() if args.as_of is None else args.as_of
+    as_of = checked_as_of(args.as_of) or cli_default_as_of()
     data = load(args.source, as_of=as_of)
     df = evaluate_goals(
         data,

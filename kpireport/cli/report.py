@@ -44,11 +44,25 @@ def register(sub: Any) -> None:
     p.add_argument("--format", dest="formats", help="comma-separated formats: html,pdf")
     p.add_argument("--jobs", type=int, help="reports executed at once (default: CPU cores)")
     p.add_argument("--force", action="store_true", help="rebuild reports that are up to date")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run writes into the same --out, wait for it (default: exit 75)",
+    )
     p.set_defaults(func=cmd_run)
+
+    c = sub.add_parser(
+        "clean",
+        help="remove cached data snapshots (KPIREPORT_CACHE)",
+        description="Remove the data snapshots report runs keep in the cache folder "
+        "($KPIREPORT_CACHE, default the user cache folder); snapshots a running run uses are kept.",
+    )
+    c.set_defaults(func=cmd_clean)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the reports and print a summary; 0 when all succeeded, 1 otherwise."""
+    from kpireport.cli.data import checked_as_of
     from kpireport.report.runner import ReportResult, run
 
     def progress(res: ReportResult, done: int, total: int) -> None:
@@ -68,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan,
         source=args.source,
         period=args.period,
-        as_of=args.as_of,
+        as_of=checked_as_of(args.as_of),
         default_as_of=dt.date.today().isoformat(),  # the CLI's default (SPEC §4), when no file sets as_of
         out=args.out,
         only=args.only,
@@ -76,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         force=args.force,
         on_report=progress,
+        wait=args.wait,
     )
     print(result.summary())
     if not result.ok:
@@ -85,4 +100,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove every cached data snapshot not in use; 0."""
+    from kpireport.report.snapshot import clean_snapshots, snapshots_dir
+
+    removed, in_use = clean_snapshots()
+    print(f"removed {len(removed)} data snapshot(s) from {snapshots_dir()}")
+    if in_use:
+        print(f"kept {len(in_use)} in use by a running report run")
     return 0

@@ -23,6 +23,16 @@ Design decisions
   non-empty code cell to have run and no cell to hold an error output.
   Failed notebooks go to ``<out>/failed/`` with an error cell on top naming the
   failing cell; nothing is published as HTML/PDF.
+* **All or nothing.** A report's files are staged in its scratch folder and
+  swapped in by :func:`kpireport.report.publish.commit_report` (manifest
+  last); a failed swap restores the previous set and keeps the attempt, with
+  its files, in ``failed/``.
+* **A report process stops with its run.** :func:`watch_parent` turns SIGTERM
+  and SIGINT into "kill the kernel, remove the scratch folder, exit" and, on
+  Linux, asks for SIGTERM when the parent dies (``PR_SET_PDEATHSIG`` via
+  ``ctypes``), with a parent-pid watch thread as a second line; publishing
+  checks the parent is alive just before the manifest goes in. The parent
+  kills every running report tree when it is stopped.
 * **Secrets stay out of kernels.** The child removes credential-like
   environment variables (and those the source names) from its environment
   before starting the kernel, which inherits it; every output is scanned for
@@ -38,6 +48,8 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,11 +66,14 @@ from kpireport.report.manifest import (
 )
 from kpireport.report.params import ReportSpec, secret_env_values
 from kpireport.report.publish import (
+    PublishError,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    commit_report,
     safe_csv,
 )
+from kpireport.secrets import mask_secrets
 
 log = logging.getLogger("kpireport")
 
@@ -249,7 +264,7 @@ def manifest_for(
         "formats": list(spec.formats),
         "parameters": public_parameters(spec.parameters),
         "data_fingerprint": task.fingerprint,
-        "source": task.source_description,
+        "source": mask_secrets(task.source_description),
         "versions": versions(),
         "started_at": utc_iso(started),
         "finished_at": utc_iso(finished),
@@ -268,8 +283,16 @@ def publish_failed(
     timings: dict[str, float],
     started: float,
     secrets: dict[str, str] | None = None,
+    keep: Sequence[str] = (),
 ) -> Path:
-    """Keep a failed notebook in ``<out>/failed/`` with the error on top; publish nothing."""
+    """Keep a failed notebook in ``<out>/failed/`` with the error on top; publish nothing.
+
+    ``keep`` names the kinds (``ipynb``, ``html``, ``pdf``, ``kpis``) of this
+    attempt already moved to ``failed/`` (publishing failed); they are kept as
+    they are and listed in the failed manifest (the error is in the manifest),
+    other leftovers there are removed. Writing only the manifest matters when
+    the disk is full.
+    """
     import nbformat
 
     secrets = secrets or {}
@@ -281,7 +304,7 @@ def publish_failed(
         error["cell_index"] = idx
     if idx is not None and idx < len(nb.cells):
         error["cell_source"] = _scrub(nb.cells[idx].source, secrets)[:2000]
-    error["message"] = _scrub(str(error.get("message", "")), secrets)[:4000]
+    error["message"] = mask_secrets(_scrub(str(error.get("message", "")), secrets))[:4000]
     where = f" in cell {idx}" if idx is not None else ""
     body = (
         f'<div class="kpireport-error"><strong>Report failed ({html.escape(str(error.get("kind")))}){where}:</strong> '
@@ -296,8 +319,17 @@ def publish_failed(
     if idx is not None:
         error["cell_index_in_failed_copy"] = idx + 1
     files = paths(task.failed_base)
-    atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
+    if "ipynb" not in keep or not files["ipynb"].is_file():  # else: the attempt's own notebook
+        atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
     outputs = {"ipynb": output_entry(files["ipynb"], task.out)}
+    for kind, f in files.items():  # the attempt's other files (a failed publish moved them here)
+        if kind in ("ipynb", "manifest") or not f.is_file():
+            continue
+        if kind in (keep or ()):
+            outputs[kind] = output_entry(f, task.out)
+        else:  # left by an earlier attempt: not part of this one
+            with contextlib.suppress(OSError):
+                f.unlink()
     manifest = manifest_for(task, "failed", error, timings, started, time.time(), outputs)
     atomic_write_json(files["manifest"], manifest)
     return files["ipynb"]
@@ -314,7 +346,6 @@ def produce_report(task: Task) -> dict[str, Any]:
     import nbformat
     import papermill
 
-    from kpireport.report.record import extract_kpis
     from kpireport.report.render import to_html, to_pdf
 
     spec = task.spec
@@ -396,37 +427,190 @@ def produce_report(task: Task) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
         return out
 
+    outcome = publish_report(task, nb, nb_text, page, pdf, timings, started, secrets)
+    result.update(outcome)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def publish_report(
+    task: Task,
+    nb: Any,
+    nb_text: str,
+    page: str,
+    pdf: bytes | None,
+    timings: dict[str, float],
+    started: float,
+    secrets: dict[str, str],
+) -> dict[str, Any]:
+    """Publish one checked report as a unit: stage every file, then swap them in.
+
+    The one publisher: every successful report goes through here. Staging
+    writes the files completely in the report's scratch folder;
+    :func:`~kpireport.report.publish.commit_report` swaps them in, manifest
+    last. When staging fails (disk full) the published report is untouched;
+    when the swap fails the previous set is restored. Either way the
+    attempt's files that were written are kept in ``failed/`` with a failed
+    manifest. When the run's parent is gone, nothing is published or kept.
+
+    Returns
+    -------
+    dict
+        ``status``, ``error``, ``outputs`` (kind → relative path) and
+        ``failed_path`` for the report's result.
+    """
+    from kpireport.report.record import extract_kpis
+
+    spec = task.spec
     t0 = time.perf_counter()
-    files = paths(task.base)
-    outputs: dict[str, Any] = {}
-    atomic_write_text(files["ipynb"], nb_text)
-    outputs["ipynb"] = output_entry(files["ipynb"], task.out)
-    if "html" in spec.formats:
-        atomic_write_text(files["html"], page)
-        outputs["html"] = output_entry(files["html"], task.out)
-    if pdf is not None:
-        atomic_write_bytes(files["pdf"], pdf)
-        outputs["pdf"] = output_entry(files["pdf"], task.out)
-    kpis = extract_kpis(nb)
-    if kpis is not None:
-        safe_csv(kpis, files["kpis"])
-        outputs["kpis"] = output_entry(files["kpis"], task.out)
-    for kind in (
-        "html",
-        "pdf",
-        "kpis",
-    ):  # a stale file from an earlier run is not part of this report
-        if kind not in outputs and files[kind].exists():
-            files[kind].unlink()
-    timings["publish"] = time.perf_counter() - t0
-    manifest = manifest_for(task, "success", None, timings, started, time.time(), outputs)
-    atomic_write_json(files["manifest"], manifest)
-    for f in paths(task.failed_base).values():
+    files, failed_files = paths(task.base), paths(task.failed_base)
+    stage = task.work_root / "stage"
+    staged: dict[str, Path] = {}
+    try:  # every file complete before anything published changes
+        stage.mkdir(parents=True, exist_ok=True)
+        staged["ipynb"] = atomic_write_text(stage / "ipynb", nb_text)
+        if "html" in spec.formats:
+            staged["html"] = atomic_write_text(stage / "html", page)
+        if pdf is not None:
+            staged["pdf"] = atomic_write_bytes(stage / "pdf", pdf)
+        kpis = extract_kpis(nb)
+        if kpis is not None:
+            staged["kpis"] = safe_csv(kpis, stage / "kpis")
+        outputs = {k: output_entry(files[k], task.out, content=f) for k, f in staged.items()}
+        timings["publish"] = time.perf_counter() - t0
+        manifest = manifest_for(task, "success", None, timings, started, time.time(), outputs)
+        staged["manifest"] = atomic_write_json(stage / "manifest", manifest)
+    except OSError as exc:  # disk full while staging: the published report is untouched
+        moved = []
+        if "ipynb" not in staged:  # papermill's own copy, moved (a rename needs no space)
+            staged["ipynb"] = task.work_root / "executed.ipynb"
+        for kind, f in staged.items():
+            with contextlib.suppress(OSError):
+                failed_files[kind].parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, failed_files[kind])
+                moved.append(kind)
+        message = (
+            f"Writing the report's files failed ({exc.strerror or exc}); "
+            "the previous report was kept."
+        )
+        return _kept_failed(task, nb, moved, message, timings, started, secrets)
+    try:
+        _parent_alive()
+        with _signals_held():  # a stop signal waits until the swap is complete or undone
+            commit_report(staged, files, failed_files, before_commit=_parent_alive)
+    except ParentGoneError:
+        _stop_report(task, signal.SIGTERM)
+    except PublishError as exc:
+        if isinstance(exc.__cause__, ParentGoneError):  # nothing of this attempt is kept
+            for f in failed_files.values():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            _stop_report(task, signal.SIGTERM)
+        moved = [k for k in staged if k != "manifest" and failed_files[k].is_file()]
+        return _kept_failed(task, nb, moved, str(exc), timings, started, secrets)
+    for f in failed_files.values():  # an earlier failed attempt is history now
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
-    shutil.rmtree(scratch, ignore_errors=True)
-    result.update(status="success", error=None, outputs={k: v["path"] for k, v in outputs.items()})
-    return result
+    return {
+        "status": "success",
+        "error": None,
+        "outputs": {k: v["path"] for k, v in outputs.items()},
+    }
+
+
+def _kept_failed(
+    task: Task,
+    nb: Any,
+    moved: list[str],
+    message: str,
+    timings: dict[str, float],
+    started: float,
+    secrets: dict[str, str],
+) -> dict[str, Any]:
+    """The outcome of a failed publish; the attempt's files ``moved`` to ``failed/`` are listed."""
+    error = {"kind": "publish", "message": message}
+    path = None
+    try:
+        path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
+    except OSError as exc:  # the disk is still full
+        log.error("Could not keep the failed report %s: %s", task.spec.report_id, exc)
+    return {"status": "failed", "error": error, "failed_path": str(path) if path else None}
+
+
+# ------------------------------------------------------- parent and signals
+#: pid of the run's parent process, set in each report process
+_PARENT: dict[str, Any] = {}
+
+#: Linux ``prctl`` option: signal this process when its parent dies
+_PR_SET_PDEATHSIG = 1
+
+
+class ParentGoneError(Exception):
+    """The run's parent process is gone: nothing may be published."""
+
+
+def _parent_alive() -> None:
+    """Raise :class:`ParentGoneError` when the process that started this report has exited."""
+    parent = _PARENT.get("pid")
+    if parent is not None and os.getppid() != parent:
+        raise ParentGoneError("the run's parent process is gone; nothing was published")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Any:
+    """Defer SIGTERM/SIGINT for the block (a few renames), then deliver them."""
+    stops = {signal.SIGTERM, signal.SIGINT}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    except (AttributeError, ValueError, OSError):  # no signal masks: run unprotected
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_report(task: Task, signum: int) -> None:
+    """Stop this report process now: kill its kernel, remove its scratch folder, exit."""
+    with contextlib.suppress(Exception):
+        kill_tree(os.getpid(), include_parent=False, timeout=2.0)
+    shutil.rmtree(task.work_root, ignore_errors=True)
+    os._exit(128 + signum)
+
+
+def watch_parent(task: Task, parent_pid: int) -> None:
+    """Make this report process stop when the run's parent stops.
+
+    * SIGTERM and SIGINT stop the report at once: its kernel is killed, its
+      scratch folder removed, nothing is published.
+    * On Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` sends that SIGTERM when the
+      parent dies, even by ``kill -9``; elsewhere (and as a second line) a
+      thread polls ``os.getppid()`` twice a second. Publishing checks once
+      more that the parent is alive just before the manifest goes in.
+    """
+    import threading
+
+    _PARENT["pid"] = parent_pid
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda n, _f: _stop_report(task, n))
+    if hasattr(signal, "pthread_sigmask"):  # the parent holds stops while it forks
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the watch was set
+        _stop_report(task, signal.SIGTERM)
+
+    def poll() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=poll, name="kpireport-parent-watch", daemon=True).start()
 
 
 # --------------------------------------------------------------- the pool
@@ -447,7 +631,8 @@ def _quiet_kernel_output(task: Task) -> None:
         os.close(fd)
 
 
-def _child(task: Task, conn: Any) -> None:
+def _child(task: Task, conn: Any, parent_pid: int) -> None:
+    watch_parent(task, parent_pid)
     _quiet_kernel_output(task)
     try:
         outcome = produce_report(task)
@@ -457,7 +642,10 @@ def _child(task: Task, conn: Any) -> None:
             "status": "failed",
             "timings": {},
             "outputs": {},
-            "error": {"kind": "internal", "message": f"{type(exc).__name__}: {exc}"},
+            "error": {
+                "kind": "internal",
+                "message": mask_secrets(f"{type(exc).__name__}: {exc}"),
+            },
         }
     finally:
         kill_tree(os.getpid(), include_parent=False)
@@ -502,17 +690,20 @@ def run_tasks(
             while pending and len(running) < max(1, jobs):
                 i, task = pending.pop(0)
                 recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(task, send), name=f"kpireport-{i}")
-                started = time.time()
-                proc.start()
-                send.close()
-                running[recv] = (
-                    i,
-                    task,
-                    proc,
-                    started,
-                    time.monotonic() + task.spec.report_timeout,
+                proc = ctx.Process(
+                    target=_child, args=(task, send, os.getpid()), name=f"kpireport-{i}"
                 )
+                started = time.time()
+                with _signals_held():  # a stop signal lands after the child is on the books
+                    proc.start()
+                    running[recv] = (
+                        i,
+                        task,
+                        proc,
+                        started,
+                        time.monotonic() + task.spec.report_timeout,
+                    )
+                send.close()
             now = time.monotonic()
             next_deadline = min(d for *_, d in running.values())
             wait(list(running), timeout=max(0.05, next_deadline - now))
@@ -551,10 +742,12 @@ def run_tasks(
                 outcomes[i] = outcome
                 if on_done is not None:
                     on_done(task, outcome)
-    finally:
-        for conn, (_, _, proc, _, _) in running.items():
-            kill_tree(proc.pid)
+    finally:  # stopped (signal, error): no report process or kernel outlives the run
+        for conn, (_, task, proc, _, _) in running.items():
+            if proc.pid is not None:
+                kill_tree(proc.pid)
             conn.close()
+            shutil.rmtree(task.work_root, ignore_errors=True)
     return [outcomes[i] for i in range(len(tasks))]
 
 

@@ -93,12 +93,16 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def output_entry(path: Path, root: Path) -> dict[str, Any]:
-    """``{path (relative to root), sha256, bytes}`` of one output file."""
+def output_entry(path: Path, root: Path, content: Path | None = None) -> dict[str, Any]:
+    """``{path (relative to root), sha256, bytes}`` of one output file.
+
+    ``content`` is the file to hash when it is still staged elsewhere.
+    """
+    data = Path(content if content is not None else path)
     return {
         "path": Path(path).relative_to(root).as_posix(),
-        "sha256": sha256_file(path),
-        "bytes": Path(path).stat().st_size,
+        "sha256": sha256_file(data),
+        "bytes": data.stat().st_size,
     }
 
 

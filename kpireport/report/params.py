@@ -55,7 +55,7 @@ import yaml
 
 from kpireport.errors import KpiReportError, ParamsError
 from kpireport.periods import parse_period
-from kpireport.report.slug import resolve_inside, short_hash, slug, slug_path
+from kpireport.report.slug import MAX_SLUG, resolve_inside, short_hash, slug, slug_path
 
 #: formats a run can publish (the executed notebook, KPI table and manifest always are)
 FORMATS = ("html", "pdf")
@@ -93,8 +93,10 @@ PACK_OVERRIDES = (
     "report_timeout",
 )
 PACK_KEYS = ("name", "title", "runs", "include", *PACK_OVERRIDES)
+#: the ``source`` value that asks for the built-in demo CRM (never a default)
+DEMO_SOURCE = "demo"
 #: parameters filled by the runner, never under ``parameters:``
-CONTEXT_PARAMS = ("period", "as_of", "language", "source", "team", "seller")
+CONTEXT_PARAMS = ("period", "as_of", "language", "source", "team", "seller", "output_root")
 #: placeholders allowed in an output pattern
 OUTPUT_FIELDS = (
     "period",
@@ -454,9 +456,8 @@ def _run_from_doc(
     run.period = _none(doc.get("period"))
     run.as_of = _none(doc.get("as_of"))
     run.source = _none(doc.get("source"))
-    if run.source is not None and not re.match(r"^[a-z][a-z0-9+]*://", str(run.source)):
-        p = Path(str(run.source)).expanduser()
-        run.source = str(p if p.is_absolute() else (origin.parent / p).resolve())
+    if run.source is not None:
+        run.source = resolve_source_path(str(run.source), origin.parent)
     run.organisation = _none(doc.get("organisation"))
     if _none(doc.get("formats")) is not None:
         run.formats = _check_formats(_as_list(doc.get("formats")), where, problems)
@@ -479,6 +480,33 @@ def _run_from_doc(
         doc.get("report_timeout"), "report_timeout", where, problems, DEFAULT_REPORT_TIMEOUT
     )
     return run
+
+
+def resolve_source_path(source: str, base: Path) -> str:
+    """A ``source:`` value resolved against ``base``; URLs and :data:`DEMO_SOURCE` unchanged."""
+    if source == DEMO_SOURCE or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source):
+        return source
+    p = Path(source).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def missing_sources(runs: Sequence[RunDef]) -> list[str]:
+    """One sentence per run that would execute without a data source.
+
+    A run needs a source when its notebook declares a ``source`` parameter or
+    it fans out over teams or sellers. Without one the notebook would fall
+    back to its default; a report about the wrong company is worse than none,
+    so the demo is only ever used when asked for with ``source: demo``.
+    """
+    problems = []
+    for run in runs:
+        if run.source is None and ("source" in run.declared or run.fanout != "none"):
+            problems.append(
+                f"{run.origin.name} (run '{run.name}'): no data source; pass --source or set "
+                f"'source:' in the run definition (source: {DEMO_SOURCE} builds it on the "
+                "fictional demo company)."
+            )
+    return problems
 
 
 def _check_formats(formats: list[str], where: str, problems: list[str]) -> tuple[str, ...]:
@@ -534,9 +562,7 @@ def _load_file(
             runs.append(run)
     overrides = {k: doc[k] for k in PACK_OVERRIDES if _none(doc.get(k)) is not None}
     if "source" in overrides:
-        src = str(overrides["source"])
-        if not re.match(r"^[a-z][a-z0-9+]*://", src) and not Path(src).expanduser().is_absolute():
-            overrides["source"] = str((path.parent / src).resolve())
+        overrides["source"] = resolve_source_path(str(overrides["source"]), path.parent)
     return runs, overrides
 
 
@@ -825,6 +851,7 @@ def expand(
             context: dict[str, Any] = {"period": period, "as_of": day, "language": run.language}
             if source_param is not None:
                 context["source"] = source_param
+            context["output_root"] = str(out)
             if sc.kind in ("team", "seller"):
                 context[sc.kind] = sc.id
             params: dict[str, Any] = {}
@@ -882,11 +909,7 @@ def expand(
                     report_timeout=run.report_timeout,
                 )
             )
-    ids = [s.report_id for s in specs]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(
-            f"Two reports would be written to '{dup}'; make the output patterns distinct."
-        )
+    problems.extend(duplicate_paths(specs))
     for o in only or () if check_only else ():
         if o not in matched:
             choices = {s for r in runs for s in [r.name]} | {
@@ -897,17 +920,77 @@ def expand(
     return specs
 
 
+def duplicate_paths(specs: Sequence[ReportSpec]) -> list[str]:
+    """One sentence per output path that two planned reports share, naming both."""
+    first: dict[str, ReportSpec] = {}
+    problems = []
+    for spec in specs:
+        other = first.setdefault(spec.report_id, spec)
+        if other is not spec:
+            problems.append(
+                f"The reports of {describe(other)} and {describe(spec)} would both be written "
+                f"to '{spec.report_id}'; make the output patterns distinct."
+            )
+    return problems
+
+
 _FIELD = re.compile(r"\{([^{}]*)\}")
+#: output fields that name the scope: the only ones shortened when a name is too long
+SCOPE_FIELDS = ("scope_id", "name", "team", "seller")
+#: shortest a shortened scope part may become (before its hash)
+_MIN_SCOPE = 8
 
 
 def _format_output(pattern: str, fields: Mapping[str, Any]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        key = m.group(1)
-        if key not in OUTPUT_FIELDS:
-            raise ValueError(f"unknown field {{{key}}}{did_you_mean(key, OUTPUT_FIELDS)}")
-        value = fields.get(key)
-        if value is None:
-            raise ValueError(f"{{{key}}} is not defined for this run's fan-out")
-        return str(value)
+    """The slugged relative path of ``pattern`` with ``fields`` filled in.
 
-    return slug_path(_FIELD.sub(repl, str(pattern)))
+    A component longer than :data:`~kpireport.report.slug.MAX_SLUG` has its
+    scope fields shortened (each keeps a hash of its full value); the other
+    fields (``{period}``, ``{as_of}``, ...) are never cut, so the name keeps
+    what makes it unique.
+    """
+
+    def fill(part: str, values: Mapping[str, Any]) -> str:
+        def repl(m: re.Match[str]) -> str:
+            key = m.group(1)
+            if key not in OUTPUT_FIELDS:
+                raise ValueError(f"unknown field {{{key}}}{did_you_mean(key, OUTPUT_FIELDS)}")
+            value = values.get(key)
+            if value is None:
+                raise ValueError(f"{{{key}}} is not defined for this run's fan-out")
+            return str(value)
+
+        return _FIELD.sub(repl, part)
+
+    out = []
+    for part in str(pattern).replace("\\", "/").split("/"):
+        if not part.strip(" ."):
+            continue
+        text = slug(fill(part, fields), max_length=None)
+        if len(text) > MAX_SLUG:
+            keys = [m.group(1) for m in _FIELD.finditer(part) if m.group(1) in SCOPE_FIELDS]
+            if not keys:
+                raise ValueError(
+                    f"the name '{text}' is longer than {MAX_SLUG} characters; shorten the pattern"
+                )
+            cut = -(-(len(text) - MAX_SLUG) // len(keys)) + 7  # room for "-<hash>"
+            short = dict(fields)
+            for key in set(keys):
+                value = str(fields[key])
+                if len(value) - cut < _MIN_SCOPE:
+                    raise ValueError(
+                        f"the name '{text}' is longer than {MAX_SLUG} characters even with "
+                        f"{{{key}}} shortened; shorten the pattern"
+                    )
+                short[key] = f"{value[: len(value) - cut].rstrip('-')}-{short_hash(value)}"
+            text = slug(fill(part, short), max_length=None)
+        out.append(text)
+    return slug_path("/".join(out))
+
+
+def describe(spec: ReportSpec) -> str:
+    """``team 'North' for 2026-10 (run 'team_monthly')``: a report, in words."""
+    scope = (
+        "the organisation" if spec.scope == "organisation" else f"{spec.scope} '{spec.scope_name}'"
+    )
+    return f"{scope} for {spec.period} (run '{spec.run}')"

@@ -1,22 +1,41 @@
 """``run()``: the report pipeline, one step per call.
 
-    load run definitions → resolve periods → load and validate the data once →
-    expand the fan-out and validate every parameter → write one data snapshot →
-    skip what is current → execute, render and publish in parallel → summary
+    load run definitions → refuse runs without a source → check the output
+    folder → load and validate the data once → expand the fan-out and validate
+    every parameter and output path → take the output folder's lock → write
+    one data snapshot (in the cache) → skip what is current → execute, render
+    and publish in parallel → summary
 
 Design decisions
 ----------------
 * **Check everything before executing anything.** Run definitions, notebooks'
-  parameter cells, constant parameters, periods, the data and every report's
-  parameters are validated before a single kernel starts or the output folder
-  is touched; a problem raises :class:`~kpireport.errors.ParamsError` (or the
-  loader's ``DataContractError``) listing everything found.
-* **Data once, shared by snapshot.** The source is loaded and validated once
-  per distinct source; kernels read a Parquet snapshot at
-  ``<out>/.work/<fingerprint[:16]>/`` (see :mod:`kpireport.report.snapshot`),
-  injected as the ``source`` parameter. The snapshot of a fingerprint is
-  written once, atomically, and is identical for every run on the same data,
-  so concurrent runs can share it; it never holds credentials.
+  parameter cells, constant parameters, periods, sources, the output folder
+  (a file, read-only, not writable), the data, every report's parameters and
+  every output path (two reports on one path, or one overwriting another
+  scope's published report: both are named) are validated before a single
+  kernel starts or the output folder is touched; a problem raises
+  :class:`~kpireport.errors.ParamsError` (or the loader's
+  ``DataContractError``) listing everything found.
+* **Never the demo by default.** A run whose notebook declares ``source`` (or
+  that fans out) needs a source; ``"demo"`` is the demo CRM, asked for by name.
+* **One run per output folder.** An ``flock`` on ``<out>/.locks/run.lock``
+  (:mod:`kpireport.report.lock`, the scheduler's pattern): a second run exits
+  75 naming the holder, or waits with ``wait=True``.
+* **Data once, shared by snapshot, outside the reports.** The source is loaded
+  and validated once per distinct source; kernels read a Parquet snapshot in
+  the cache folder (see :mod:`kpireport.report.snapshot`), injected as the
+  ``source`` parameter; the output folder that gets shared never holds a copy
+  of the CRM data. The snapshot of a fingerprint is written once, atomically,
+  and is identical for every run on the same data, so concurrent runs can
+  share it; it never holds credentials.
+* **Stopping is clean.** SIGTERM/SIGINT become
+  :class:`~kpireport.errors.RunInterruptedError`, which unwinds
+  :func:`kpireport.report.execute.run_tasks` (every report process and kernel
+  killed); scratch folders are removed. Report processes watch their parent
+  (:func:`kpireport.report.execute.watch_parent`).
+* **One place submits report tasks** (:func:`_build` → ``execute.run_tasks``)
+  and one publisher (:func:`kpireport.report.publish.commit_report`) puts
+  files in place, so another executor can replace the process pool.
 * **Re-runs redo only what failed or changed**: a report is skipped when its
   manifest says ``success`` for the same cache key (notebook hash, parameters,
   data fingerprint, formats, header, kpireport version and a hash of the
@@ -33,23 +52,46 @@ Design decisions
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import os
 import re
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kpireport import __version__
-from kpireport.errors import ParamsError
+from kpireport.errors import OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
-from kpireport.report.manifest import cache_key, code_hash, is_current
-from kpireport.report.params import ReportSpec, RunDef, did_you_mean, expand, load_plan
+from kpireport.report.lock import exclusive_lock
+from kpireport.report.manifest import cache_key, code_hash, is_current, read_manifest
+from kpireport.report.params import (
+    DEMO_SOURCE,
+    ReportSpec,
+    RunDef,
+    describe,
+    did_you_mean,
+    duplicate_paths,
+    expand,
+    load_plan,
+    missing_sources,
+    resolve_period,
+)
 from kpireport.report.slug import slug
-from kpireport.report.snapshot import write_snapshot
+from kpireport.report.snapshot import (
+    SnapshotUse,
+    prune_snapshots,
+    remove_legacy_snapshots,
+    snapshot_folder,
+    write_snapshot,
+)
+from kpireport.secrets import mask_secrets
 
 log = logging.getLogger("kpireport")
 
@@ -139,6 +181,10 @@ def _load_data(source: Any, as_of: str | None) -> Any:
 
     if isinstance(source, CrmData):
         return source
+    if source == DEMO_SOURCE:  # asked for by name, never a fallback
+        from kpireport.data.demo import DEFAULT_AS_OF, demo_data
+
+        return demo_data(as_of=as_of or DEFAULT_AS_OF)
     from kpireport.data.load import load  # lazy: the loader is heavy
 
     return load(source, as_of=as_of) if as_of else load(source)
@@ -213,6 +259,7 @@ def run(
     force: bool = False,
     default_as_of: str | None = None,
     on_report: Callable[[ReportResult, int, int], None] | None = None,
+    wait: bool = False,
 ) -> RunResult:
     """Build every report of a run definition or pack.
 
@@ -241,6 +288,9 @@ def run(
         CLI passes today's date here).
     on_report
         Progress callback ``(result, done, total)`` called as reports finish.
+    wait
+        When another run holds the output folder, wait for it instead of
+        raising :class:`~kpireport.errors.OutputLockedError`.
 
     Returns
     -------
@@ -250,7 +300,13 @@ def run(
     Raises
     ------
     ParamsError
-        When a run definition or parameter is invalid (nothing was executed).
+        When a run definition or parameter is invalid, a run has no source,
+        two reports share a path or one would overwrite another scope's
+        report, or the output folder is unusable (nothing was executed).
+    OutputLockedError
+        When another run holds the output folder (and not ``wait``).
+    RunInterruptedError
+        On SIGTERM/SIGINT: every report process and kernel was stopped.
     DataContractError, SourceError
         When the data cannot be loaded or breaks the contract.
     """
@@ -267,94 +323,286 @@ def run(
     if default_as_of is not None:
         for r in runs:
             r.as_of = r.as_of or default_as_of
-    out_dir = Path(out or "reports").expanduser().resolve()
+    if source is None and missing_sources(runs):  # refused, with the other problems found
+        problems = []
+        for r in runs:
+            try:
+                resolve_period(r, as_of)
+            except ParamsError as exc:
+                problems.append(str(exc))
+        problems += missing_sources(runs)
+        raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    out_dir = check_output_folder(out or "reports")
+    with _stop_signals(), contextlib.ExitStack() as held:
+        plans = _plan(runs, source, as_of, out_dir, only, held)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with output_lock(out_dir, wait=wait):
+            problems = existing_collisions([p.spec for p in plans], out_dir)
+            if problems:
+                raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+            remove_legacy_snapshots(out_dir)  # no copy of the CRM data beside the reports
+            return _build(plans, runs, out_dir, jobs, force, on_report)
 
-    groups = _group_by_source(runs, source)
-    plans: list[tuple[ReportSpec, Any, str, Path | None, tuple[str, ...]]] = []
-    for src, group in groups:
+
+def _plan(
+    runs: Sequence[RunDef],
+    source: Any,
+    as_of: str | None,
+    out_dir: Path,
+    only: Sequence[str] | None,
+    held: contextlib.ExitStack,
+) -> list[_Plan]:
+    """Load the data, expand every report and check the output paths (no kernel yet)."""
+    plans: list[_Plan] = []
+    for src, group in _group_by_source(runs, source):
         data = _load_data(src, as_of or group[0].as_of) if src is not None else None
         fingerprint = data.fingerprint() if data is not None else "no-data"
-        snapshot = out_dir / ".work" / fingerprint[:16] if data is not None else None
+        snapshot = snapshot_folder(fingerprint) if data is not None else None
+        if snapshot is not None:  # in use from now on: never pruned under our kernels
+            held.callback(SnapshotUse(snapshot).close)
         specs = expand(
             group, out=out_dir, data=data, as_of=as_of,
             source_param=str(snapshot / "source.yaml") if snapshot else None,
         )  # fmt: skip
         secret_names = source_secret_names(src)
         for spec in specs:
-            plans.append((spec, data, fingerprint, snapshot, secret_names))
+            plans.append(_Plan(spec, data, fingerprint, snapshot, secret_names))
     plans = _filter_only(plans, only)
-    ids = [p[0].report_id for p in plans]
-    dups = sorted({i for i in ids if ids.count(i) > 1})
-    if dups:
-        raise ParamsError(
-            f"Two reports would be written to '{dups[0]}'; make the output patterns distinct."
-        )
+    specs = [p.spec for p in plans]
+    problems = duplicate_paths(specs)
+    if problems:
+        raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    return plans
 
-    tasks, results = [], {}
+
+def _build(
+    plans: list[_Plan],
+    runs: Sequence[RunDef],
+    out_dir: Path,
+    jobs: int | None,
+    force: bool,
+    on_report: Callable[[ReportResult, int, int], None] | None,
+) -> RunResult:
+    """Write the snapshots, skip what is current, execute the rest: the one place tasks are submitted."""
+    tasks: list[execute.Task] = []
+    results: dict[str, ReportResult] = {}
     written: set[Path] = set()
     nb_hash: dict[Path, str] = {}
     code = code_hash()  # the installed kpireport sources: a library change re-runs reports
-    for spec, data, fingerprint, snapshot, secret_names in plans:
-        if snapshot is not None and snapshot not in written:
-            write_snapshot(data, snapshot)
-            written.add(snapshot)
-        sha = nb_hash.setdefault(spec.notebook, _sha256(spec.notebook))
-        organisation = _organisation(runs, spec, data)
-        meta = header_meta(spec, organisation, fingerprint)
-        params_for_key = {k: v for k, v in spec.parameters.items() if k != "source"}
-        key = cache_key(
-            {"notebook": sha, "parameters": params_for_key, "fingerprint": fingerprint,
-             "formats": sorted(spec.formats), "meta": {k: v for k, v in meta.items() if k != "footer"},
-             "version": __version__, "code": code, "timeouts": [spec.cell_timeout]}
-        )  # fmt: skip
-        base = out_dir / spec.report_id
-        if not force and is_current(Path(str(base) + ".manifest.json"), key, out_dir):
-            results[spec.report_id] = ReportResult(
-                spec.report_id, spec.run, spec.scope, spec.scope_id, spec.period, "skipped"
+    jobs_dir = out_dir / ".work" / "jobs"
+    try:
+        for plan in plans:
+            spec, data, fingerprint, snapshot = (
+                plan.spec,
+                plan.data,
+                plan.fingerprint,
+                plan.snapshot,
             )
+            if snapshot is not None and snapshot not in written:
+                write_snapshot(data, snapshot)
+                written.add(snapshot)
+                prune_snapshots()  # the latest few; never one a run is reading
+            sha = nb_hash.setdefault(spec.notebook, _sha256(spec.notebook))
+            organisation = _organisation(runs, spec, data)
+            meta = header_meta(spec, organisation, fingerprint)
+            params_for_key = {
+                k: v for k, v in spec.parameters.items() if k not in ("source", "output_root")
+            }
+            key = cache_key(
+                {"notebook": sha, "parameters": params_for_key, "fingerprint": fingerprint,
+                 "formats": sorted(spec.formats), "meta": {k: v for k, v in meta.items() if k != "footer"},
+                 "version": __version__, "code": code, "timeouts": [spec.cell_timeout]}
+            )  # fmt: skip
+            base = out_dir / spec.report_id
+            if not force and is_current(Path(str(base) + ".manifest.json"), key, out_dir):
+                results[spec.report_id] = ReportResult(
+                    spec.report_id, spec.run, spec.scope, spec.scope_id, spec.period, "skipped"
+                )
+                continue
+            jobs_dir.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=slug(spec.report_id)[:40] + "-", dir=jobs_dir))
+            tasks.append(
+                execute.Task(
+                    spec=spec, out=out_dir, work_root=work, fingerprint=fingerprint, cache_key=key,
+                    notebook_sha256=sha, meta=meta, secret_env=plan.secret_names,
+                    source_description=mask_secrets(str(getattr(data, "source", "") or "")),
+                )
+            )  # fmt: skip
+
+        total = len(plans)
+        done = [len(results)]
+
+        def finished(task: execute.Task, outcome: dict[str, Any]) -> None:
+            res = _result(task.spec, outcome)
+            results[task.spec.report_id] = res
+            done[0] += 1
+            if on_report is not None:
+                on_report(res, done[0], total)
+
+        if tasks:
+            _prewarm(any("pdf" in t.spec.formats for t in tasks))
+            execute.run_tasks(tasks, jobs or os.cpu_count() or 1, finished)
+    finally:  # stopped or not: no scratch folder stays behind
+        for t in tasks:
+            shutil.rmtree(t.work_root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            jobs_dir.rmdir()
+    reports = [results[p.spec.report_id] for p in plans]
+    return RunResult(out_dir, reports, {p.spec.report_id: p.fingerprint for p in plans})
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One planned report and the data it reads."""
+
+    spec: ReportSpec
+    data: Any
+    fingerprint: str
+    snapshot: Path | None
+    secret_names: tuple[str, ...]
+
+
+# --------------------------------------------------------- output folder
+def check_output_folder(out: Path | str) -> Path:
+    """The resolved output folder, checked to be usable, or one clear error.
+
+    The folder is not created here (a run refused for its parameters leaves
+    nothing behind): an existing folder is probed with a temporary file, a
+    missing one through its nearest existing parent.
+
+    Raises
+    ------
+    ParamsError
+        When ``out`` is a file, lies on a read-only file system or cannot be
+        written (nothing has been loaded or executed).
+    """
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ParamsError(f"The output folder '{path}' is a file; pass a folder with --out.")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ParamsError(f"The output folder '{path}' would be inside the file '{parent}'.")
+    with contextlib.suppress(OSError, AttributeError):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:
+            raise ParamsError(
+                f"The output folder '{path}' is on a read-only file system; pass a writable --out."
+            )
+    if parent != path:
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ParamsError(
+                f"The output folder '{path}' cannot be created: '{parent}' is not writable."
+            )
+        return path
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".kpireport-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ParamsError(
+            f"The output folder '{path}' is not writable ({exc.strerror or exc}); "
+            "pass a writable --out."
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path, *, wait: bool = False) -> Iterator[Path]:
+    """One run at a time per output folder (``<out>/.locks/run.lock``).
+
+    Raises
+    ------
+    OutputLockedError
+        When another run holds the folder and ``wait`` is false (exit code 75).
+    """
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")  # audit only
+
+    def refuse(holder: str) -> Exception:
+        return OutputLockedError(
+            f"The output folder '{out_dir}' is in use by another kpireport run ({holder}); "
+            "not starting a second run into it. Pass --wait to wait for it, or try again later."
+        )
+
+    def waiting(holder: str) -> None:
+        log.warning("Waiting for the run that holds '%s' (%s).", out_dir, holder)
+
+    with exclusive_lock(
+        out_dir / ".locks" / "run.lock",
+        f"pid {os.getpid()}, started {started}",
+        refuse,
+        wait=wait,
+        on_wait=waiting,
+    ) as path:
+        yield path
+
+
+def existing_collisions(specs: Sequence[ReportSpec], out_dir: Path) -> list[str]:
+    """One sentence per planned report whose path holds another scope's published report."""
+    problems = []
+    for spec in specs:
+        m = read_manifest(out_dir / f"{spec.report_id}.manifest.json")
+        if not m:
             continue
-        jobs_dir = out_dir / ".work" / "jobs"
-        jobs_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=slug(spec.report_id)[:40] + "-", dir=jobs_dir))
-        tasks.append(
-            execute.Task(
-                spec=spec, out=out_dir, work_root=work, fingerprint=fingerprint, cache_key=key,
-                notebook_sha256=sha, meta=meta, secret_env=secret_names,
-                source_description=str(getattr(data, "source", "") or ""),
+        mine = (spec.scope, spec.scope_id, spec.period)
+        theirs = (m.get("scope"), m.get("scope_id"), m.get("period"))
+        if theirs != mine:
+            scope = m.get("scope")
+            who = (
+                "the organisation"
+                if scope == "organisation"
+                else f"{scope} '{m.get('scope_name')}'"
             )
-        )  # fmt: skip
-
-    total = len(plans)
-    done = [len(results)]
-
-    def finished(task: execute.Task, outcome: dict[str, Any]) -> None:
-        res = _result(task.spec, outcome)
-        results[task.spec.report_id] = res
-        done[0] += 1
-        if on_report is not None:
-            on_report(res, done[0], total)
-
-    if tasks:
-        _prewarm(any("pdf" in t.spec.formats for t in tasks))
-        execute.run_tasks(tasks, jobs or os.cpu_count() or 1, finished)
-    with contextlib.suppress(OSError):
-        (out_dir / ".work" / "jobs").rmdir()
-    reports = [results[p[0].report_id] for p in plans]
-    return RunResult(out_dir, reports, {p[0].report_id: p[2] for p in plans})
+            problems.append(
+                f"The report of {describe(spec)} would overwrite the published report of {who} "
+                f"for {m.get('period')} (run '{m.get('run')}') at '{spec.report_id}'; "
+                "make the output pattern distinct (include the scope and {period})."
+            )
+    return problems
 
 
-def _filter_only(plans: list[tuple], only: Sequence[str] | None) -> list[tuple]:
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`RunInterruptedError` for the run (main thread only).
+
+    The exception unwinds :func:`kpireport.report.execute.run_tasks`, which kills
+    every report process with its kernel; the scratch folders are removed and
+    nothing more is published.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        raise RunInterruptedError(
+            f"The run was stopped by {name}; every report process and kernel was stopped "
+            "and nothing more was published.",
+            signum=signum,
+        )
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _filter_only(plans: list[_Plan], only: Sequence[str] | None) -> list[_Plan]:
     """Keep the reports whose scope id or run name is in ``only``; refuse unmatched values."""
     if not only:
         return plans
-    names = {p[0].run for p in plans} | {p[0].scope_id for p in plans if p[0].scope_id is not None}
+    names = {p.spec.run for p in plans} | {
+        p.spec.scope_id for p in plans if p.spec.scope_id is not None
+    }
     unmatched = [o for o in only if o not in names]
     if unmatched:
         raise ParamsError(
             "; ".join(f"--only '{o}' matches no report{did_you_mean(o, names)}" for o in unmatched)
             + "."
         )
-    return [p for p in plans if p[0].run in only or p[0].scope_id in only]
+    return [p for p in plans if p.spec.run in only or p.spec.scope_id in only]
 
 
 def _group_by_source(runs: Sequence[RunDef], source: Any) -> list[tuple[Any, list[RunDef]]]:
@@ -382,7 +630,9 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
         scope_id=spec.scope_id,
         period=spec.period,
         status=outcome.get("status", "failed"),
-        error=error.get("message") if isinstance(error, dict) else error,
+        error=mask_secrets(error.get("message") if isinstance(error, dict) else error)
+        if error
+        else None,
         error_kind=error.get("kind") if isinstance(error, dict) else None,
         timings=dict(outcome.get("timings") or {}),
         outputs=dict(outcome.get("outputs") or {}),

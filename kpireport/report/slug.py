@@ -9,6 +9,12 @@ Design decisions
   the output root either.
 * **Nothing becomes empty.** A name with no sluggable character (only emoji or
   punctuation) becomes ``x-<hash>`` of the original text, so it stays unique.
+* **Long names lose their scope part, never their period.** A file name is at
+  most :data:`MAX_SLUG` characters; when a pattern's component is longer, only
+  the scope fields (team, seller, name, scope id) are shortened, each keeping
+  a hash of its full slug (see :func:`kpireport.report.params.expand`), so
+  ``team-report-{team}-{period}`` keeps ``-2026-10`` and two long team names
+  stay apart.
 * **Belt and braces.** :func:`resolve_inside` resolves the final path and
   refuses anything that is not inside the root, whatever produced it.
 """
@@ -31,7 +37,7 @@ def short_hash(text: str, n: int = 6) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
 
-def slug(text: object) -> str:
+def slug(text: object, max_length: int | None = MAX_SLUG) -> str:
     """Lower-case ASCII slug of ``text`` made of ``[a-z0-9-]``, never empty.
 
     Examples
@@ -42,7 +48,7 @@ def slug(text: object) -> str:
     'etc'
     """
     raw = "" if text is None else str(text)
-    s = slugify(raw, max_length=MAX_SLUG, word_boundary=False, lowercase=True)
+    s = slugify(raw, max_length=max_length or 0, word_boundary=False, lowercase=True)
     return s or f"x-{short_hash(raw)}"
 
 

@@ -1,14 +1,24 @@
-"""The per-run data snapshot that report kernels read.
+"""The per-run data snapshot that report kernels read, kept in a cache outside the reports.
 
 The runner loads and validates the source once, then writes
-``<out>/.work/<fingerprint[:16]>/``: one Parquet file per canonical table, a
-``source.yaml`` (``path: .`` plus time zone, currency, organisation and
-``gross_margin``) that :func:`kpireport.load` accepts like any source file, and
-a ``SNAPSHOT.json`` marker with the fingerprint. Notebooks receive the path of
-``source.yaml`` as their ``source`` parameter.
+``<cache>/snapshots/<fingerprint[:16]>/``: one Parquet file per canonical
+table, a ``source.yaml`` (``path: .`` plus time zone, currency, organisation
+and ``gross_margin``) that :func:`kpireport.load` accepts like any source
+file, and a ``SNAPSHOT.json`` marker with the fingerprint. Notebooks receive
+the path of ``source.yaml`` as their ``source`` parameter.
 
 Design decisions
 ----------------
+* **Never beside the reports.** The output folder is what gets shared with
+  management; a full copy of the CRM data does not belong there. The cache is
+  ``$KPIREPORT_CACHE`` or the user's cache folder (``~/.cache/kpireport`` on
+  Linux, via platformdirs); manifests keep only the fingerprint. A snapshot
+  left in ``<out>/.work/`` by an older version is removed by the next run.
+* **Latest N kept** (:data:`KEEP`, default 2): after a run writes its
+  snapshot, older ones are removed, except those another run is using (each
+  run holds a shared ``flock`` on ``<fingerprint[:16]>.lock`` while its
+  kernels read the snapshot; pruning needs the exclusive lock).
+  ``kpireport clean`` removes every snapshot not in use.
 * **Readable by the ordinary loader**, so an analyst can re-run an executed
   notebook by hand with the same ``source`` value.
 * **Fast path in kernels.** :func:`load_source` reads a snapshot straight into
@@ -16,7 +26,8 @@ Design decisions
   (it was validated once, in the runner) and checks the fingerprint, falling
   back to :func:`kpireport.load` for any other source.
 * **Written once, atomically**: a temporary folder renamed into place; a
-  snapshot of the same fingerprint is reused. No credentials are written.
+  snapshot of the same fingerprint is reused. No credentials are written
+  (the source description in the marker is masked).
 """
 
 from __future__ import annotations
@@ -28,7 +39,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kpireport.report.lock import release, try_lock
+from kpireport.secrets import mask_secrets
+
 MARKER = "SNAPSHOT.json"
+#: snapshots kept in the cache after a run (the newest ones)
+KEEP = 2
+#: environment variable naming the cache folder
+CACHE_ENV = "KPIREPORT_CACHE"
 #: source settings copied into the snapshot's ``source.yaml``
 _SETTINGS = ("gross_margin",)
 
@@ -60,7 +78,7 @@ def write_snapshot(data: Any, folder: Path) -> Path:
         marker = {
             "fingerprint": data.fingerprint(),
             "tables": sorted(data.tables),
-            "source": str(data.source or ""),
+            "source": mask_secrets(str(data.source or "")),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
         try:
@@ -125,3 +143,108 @@ def load_source(source: Any) -> Any:
     from kpireport.data.load import load
 
     return load(source)
+
+
+# ------------------------------------------------------------------ cache
+def cache_dir() -> Path:
+    """The kpireport cache folder: ``$KPIREPORT_CACHE`` or the user's cache folder."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("kpireport", appauthor=False))
+
+
+def snapshots_dir() -> Path:
+    """Where data snapshots live (``<cache>/snapshots``)."""
+    return cache_dir() / "snapshots"
+
+
+def snapshot_folder(fingerprint: str) -> Path:
+    """The snapshot folder of a data fingerprint."""
+    return snapshots_dir() / fingerprint[:16]
+
+
+class SnapshotUse:
+    """A shared lock that keeps a snapshot from being pruned while a run reads it.
+
+    Taking it also marks the snapshot as recently used (the lock file's time).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.lock = folder.with_name(folder.name + ".lock")
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = try_lock(self.lock, shared=True)
+        with _suppress():
+            os.utime(self.lock)
+
+    def close(self) -> None:
+        release(self.fd)
+        self.fd = None
+
+
+def _suppress():
+    import contextlib
+
+    return contextlib.suppress(OSError)
+
+
+def _remove_unused(folder: Path) -> bool:
+    """Remove one snapshot unless a run holds its lock; True when removed."""
+    lock = folder.with_name(folder.name + ".lock")
+    fd = try_lock(lock)
+    if fd is None:
+        return False
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        with _suppress():
+            lock.unlink()
+    finally:
+        release(fd)
+    return not folder.exists()
+
+
+def _snapshots() -> list[Path]:
+    root = snapshots_dir()
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    def used(p: Path) -> float:
+        lock = p.with_name(p.name + ".lock")
+        try:
+            return lock.stat().st_mtime
+        except OSError:
+            return p.stat().st_mtime
+
+    return sorted(folders, key=used, reverse=True)
+
+
+def prune_snapshots(keep: int = KEEP) -> list[Path]:
+    """Remove all but the ``keep`` most recently used snapshots (none that are in use)."""
+    removed = []
+    for folder in _snapshots()[max(0, keep) :]:
+        if _remove_unused(folder):
+            removed.append(folder)
+    return removed
+
+
+def clean_snapshots() -> tuple[list[Path], list[Path]]:
+    """Remove every snapshot not in use; return ``(removed, in_use)``."""
+    removed, kept = [], []
+    for folder in _snapshots():
+        (removed if _remove_unused(folder) else kept).append(folder)
+    return removed, kept
+
+
+def remove_legacy_snapshots(out: Path) -> list[Path]:
+    """Remove data snapshots an older kpireport left inside ``<out>/.work/``."""
+    work = Path(out) / ".work"
+    removed = []
+    if work.is_dir():
+        for p in work.iterdir():
+            if p.is_dir() and (p / MARKER).is_file():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed

@@ -222,18 +222,33 @@ class ReportView:
 
 # ------------------------------------------------------------------ loading
 def load_data(source: str | None, as_of: str | None = None) -> Any:
-    """Load a report's ``source``: a run snapshot, any source, or (empty) the demo CRM.
+    """Load a report's ``source``: a run snapshot, any source, or ``"demo"``.
 
-    An empty ``source`` gives the seeded demo data as of ``as_of``, so every
-    notebook runs on its own in JupyterLab.
+    ``"demo"`` (the notebooks' default, so each runs on its own in JupyterLab)
+    gives the seeded demo data as of ``as_of``. There is no fallback: an empty
+    ``source`` is an error, never the demo company.
+
+    Raises
+    ------
+    kpireport.errors.SourceError
+        When ``source`` is empty.
     """
-    if source:
-        from kpireport.report.snapshot import load_source
+    from kpireport.report.params import DEMO_SOURCE
 
-        return load_source(source)
-    from kpireport.data.demo import DEFAULT_AS_OF, demo_data
+    if source == DEMO_SOURCE:
+        from kpireport.data.demo import DEFAULT_AS_OF, demo_data
 
-    return demo_data(as_of=as_of or DEFAULT_AS_OF)
+        return demo_data(as_of=as_of or DEFAULT_AS_OF)
+    if not source:
+        from kpireport.errors import SourceError
+
+        raise SourceError(
+            "The report has no data source; set 'source' (a path, URL or source YAML, "
+            f"or '{DEMO_SOURCE}' for the fictional demo company)."
+        )
+    from kpireport.report.snapshot import load_source
+
+    return load_source(source)
 
 
 def demo_source(folder: str | Path | None = None, as_of: str | None = None) -> Path:

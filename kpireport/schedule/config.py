@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kpireport.errors import ParamsError, ScheduleError
+from kpireport.errors import KpiReportError, ParamsError, ScheduleError
 from kpireport.report.params import did_you_mean, looks_secret, read_yaml
 
 SECURITY = ("starttls", "ssl", "none")
@@ -217,7 +217,29 @@ def _source(base: Path, value: Any) -> str | None:
     """A source path resolved against the schedule file's folder; URLs unchanged."""
     if not value:
         return None
+    from kpireport.report.params import DEMO_SOURCE
+
+    if str(value) == DEMO_SOURCE:
+        return DEMO_SOURCE
     return str(value) if "://" in str(value) else str(_path(base, str(value)))
+
+
+def _check_source(jw: str, params_path: Path, problems: list[str]) -> None:
+    """A job without ``source`` needs every run of its params file to name one."""
+    from kpireport.report.params import DEMO_SOURCE, load_plan, missing_sources
+
+    try:
+        runs = load_plan(params_path)
+    except KpiReportError as exc:
+        problems.append(f"{jw}: {exc}")
+        return
+    if missing_sources(runs):
+        names = ", ".join(f"'{r.name}'" for r in runs if r.source is None)
+        problems.append(
+            f"{jw}: no 'source' (the CRM export to report on) and the run(s) {names} of "
+            f"{params_path.name} set none; a scheduled job never falls back to the demo company "
+            f"(write 'source: {DEMO_SOURCE}' to schedule the demo)."
+        )
 
 
 def _secret_keys(doc: Any, where: str, problems: list[str]) -> None:
@@ -343,6 +365,8 @@ def _job(
         problems.append(f"{jw}: 'params' (a run definition in params/) is required.")
     elif not params_path.is_file():
         problems.append(f"{jw}: params file '{params}' does not exist.")
+    if params and params_path.is_file() and not doc.get("source"):
+        _check_source(jw, params_path, problems)
     cron = str(doc.get("cron") or "")
     if not cron:
         problems.append(f"{jw}: 'cron' is required (e.g. \"0 6 1 * *\").")

@@ -124,6 +124,13 @@ def db_path(where: Path | str) -> Path:
     return p if p.suffix == ".sqlite" else p / DB_NAME
 
 
+def _masked(text: str | None) -> str | None:
+    """Error text with URL passwords and secret values masked (see :mod:`kpireport.secrets`)."""
+    from kpireport.secrets import mask_secrets
+
+    return None if text is None else mask_secrets(text)
+
+
 class History:
     """Read and append run records in ``<out>/history.sqlite``.
 
@@ -187,7 +194,7 @@ class History:
             con.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, error = ?, fingerprint = ?, attempts = ?"
                 " WHERE run_id = ?",
-                (status, ended_at, error, fingerprint, attempts, run_id),
+                (status, ended_at, _masked(error), fingerprint, attempts, run_id),
             )
 
     def record_reports(self, run_id: int, reports: Sequence[Any]) -> None:
@@ -198,7 +205,7 @@ class History:
                 " error_kind, error, failed_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (run_id, r.report_id, r.run, r.scope, r.scope_id, r.status,
-                     r.error_kind, r.error, r.failed_path)
+                     r.error_kind, _masked(r.error), r.failed_path)
                     for r in reports
                 ],
             )  # fmt: skip
@@ -251,7 +258,7 @@ class History:
                 " status, attempts, message_id, mode, reports, bytes, error, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, period, kind, group_key, ", ".join(recipients), subject, status,
-                 attempts, message_id, mode, json.dumps(list(reports)), size, error, at),
+                 attempts, message_id, mode, json.dumps(list(reports)), size, _masked(error), at),
             )  # fmt: skip
 
     def sent_groups(self, job: str, period: str) -> set[str]:

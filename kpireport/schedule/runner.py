@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
 import time
@@ -158,31 +157,18 @@ def job_period(job: Job, logical: dt.date) -> str:
 @contextlib.contextmanager
 def identity_lock(out: Path, job: str, period: str, started_at: str) -> Iterator[Path]:
     """Hold the exclusive lock of (job, period) or raise :class:`ScheduleLockedError`."""
-    folder = Path(out) / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{slug(job)}--{slug(period)}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError):
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            raise ScheduleLockedError(
-                f"Job '{job}' for {period} is already running ({holder or 'another process'}); "
-                "not starting a second run. Try again when it has finished.",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, started {started_at}".encode(), 0)
-        try:
-            yield path
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    from kpireport.report.lock import exclusive_lock
+
+    path = Path(out) / ".locks" / f"{slug(job)}--{slug(period)}.lock"
+
+    def refuse(holder: str) -> Exception:
+        return ScheduleLockedError(
+            f"Job '{job}' for {period} is already running ({holder}); "
+            "not starting a second run. Try again when it has finished.",
+        )
+
+    with exclusive_lock(path, f"pid {os.getpid()}, started {started_at}", refuse) as held:
+        yield held
 
 
 # ------------------------------------------------------------------ reports
@@ -194,7 +180,7 @@ def _build(
 
     kwargs: dict[str, Any] = {
         "source": job.source, "period": job.period, "as_of": logical.isoformat(),
-        "out": job.out, "jobs": job.jobs,
+        "out": job.out, "jobs": job.jobs, "wait": True,  # jobs into one folder take turns
     }  # fmt: skip
     result = run(job.params, force=rebuild, **kwargs)
     reports = {r.report_id: r for r in result.reports}
@@ -226,10 +212,14 @@ def _build(
 
 
 def _seller_teams(out: Path, fingerprints: dict[str, str]) -> dict[str, str]:
-    """seller_id → team, from the run's data snapshot(s)."""
+    """seller_id → team, from the run's data snapshot(s) (in the cache; the run just used them)."""
+    from kpireport.report.snapshot import snapshot_folder
+
     teams: dict[str, str] = {}
     for fp in set(fingerprints.values()):
-        path = out / ".work" / fp[:16] / "sellers.parquet"
+        path = snapshot_folder(fp) / "sellers.parquet"
+        if not path.is_file():  # written by an older kpireport
+            path = out / ".work" / fp[:16] / "sellers.parquet"
         with contextlib.suppress(Exception):
             df = pd.read_parquet(path, columns=["seller_id", "team"])
             for sid, team in zip(df["seller_id"], df["team"], strict=True):

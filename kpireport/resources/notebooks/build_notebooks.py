@@ -29,9 +29,9 @@ KERNEL = {
 def _params(*extra: str) -> str:
     lines = [
         "# Parameters, injected by `kpireport run`; these defaults run on the demo data.",
-        "# source: data source (empty: the built-in demo CRM); period: absolute label (SPEC 4);",
-        "# as_of: logical date YYYY-MM-DD; language: en or nl.",
-        'source = ""',
+        "# source: data source (\"demo\": the fictional demo CRM; there is no fallback);",
+        "# period: absolute label (SPEC 4); as_of: logical date YYYY-MM-DD; language: en or nl.",
+        'source = "demo"',
         f'period = "{DEMO_PERIOD}"',
         f'as_of = "{DEMO_AS_OF}"',
         'language = "en"',
@@ -87,8 +87,12 @@ NOTEBOOKS = {
     ),
     "management_pack": report_notebook(
         "Management pack",
-        _params(),
-        "views.management_pack_view(data, period, as_of, language, history=source)",
+        _params(
+            "# output_root: the run's output folder, set by `kpireport run` (its history.sqlite",
+            "# grades last month's forecast); empty: no grading",
+            'output_root = ""',
+        ),
+        "views.management_pack_view(data, period, as_of, language, history=output_root or None)",
         ["summary", "attainment", "teams", "risks", "forecast"],
     ),
     "finance_growth": report_notebook(
@@ -107,8 +111,8 @@ def explore_notebook() -> nbformat.NotebookNode:
     code = new_code_cell
     p = code(
         "# Parameters: any kpireport source (folder, workbook, database URL, source YAML).\n"
-        "# Empty: the demo CRM is written (Parquet) to a temporary folder and used.\n"
-        'source = ""\n'
+        '# "demo": the demo CRM is written (Parquet) to a temporary folder and used.\n'
+        'source = "demo"\n'
         f'period = "{DEMO_PERIOD}"\n'
         f'as_of = "{DEMO_AS_OF}"\n'
         'language = "en"'
@@ -129,7 +133,7 @@ def explore_notebook() -> nbformat.NotebookNode:
         code(
             "import kpireport\n"
             "from kpireport.report import views\n\n"
-            "if not source:\n"
+            'if source == "demo":\n'
             "    source = str(views.demo_source(as_of=as_of))\n"
             "data = kpireport.load(source)\n"
             "{name: len(df) for name, df in data.tables.items()}"
