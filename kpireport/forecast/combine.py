@@ -256,7 +256,9 @@ class ARIMAMember(Member):
                 w, order=order, seasonal_order=sorder, trend=trend, concentrate_scale=True
             )
             try:
-                res = _quiet_fit(lambda mod=mod: mod.fit(disp=False, maxiter=50), "ARIMA")
+                res = _quiet_fit(
+                    lambda mod=mod: mod.fit(disp=False, maxiter=50, cov_type="none"), "ARIMA"
+                )
             except ModelFitError as exc:
                 log.debug("%s", exc)
                 continue

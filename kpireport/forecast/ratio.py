@@ -157,3 +157,77 @@ def ratio_forecast(
 def _nanq(x: np.ndarray, q: float) -> float:
     x = x[np.isfinite(x)]
     return float(np.quantile(x, q)) if len(x) else float("nan")
+
+
+#: ratio KPIs built from additive ones: kpi -> (numerator, denominator terms summed).
+RATIO_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hit_rate": ("deals_won", ("deals_won", "deals_lost")),
+    "avg_deal_value": ("won_value", ("deals_won",)),
+}
+#: complete months a ratio goal's numerator and denominator histories need.
+MIN_RATIO_MONTHS = 12
+
+
+def ratio_goal_forecast(
+    num_daily: pd.Series,
+    den_daily: pd.Series,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    as_of: pd.Timestamp,
+    target: float,
+    at_least: bool = True,
+    *,
+    n_paths: int = RATIO_PATHS,
+    seed: int = 0,
+) -> dict | None:
+    """A ratio goal's period value: (numerator so far + simulated rest) / (same for the denominator).
+
+    ``num_daily``/``den_daily`` are the additive parts per day up to
+    ``as_of``; their complete months before ``start`` are forecast jointly
+    (:func:`joint_paths`) for the months the period spans, and the share
+    still to come (``1 - elapsed``) of those simulated totals is added to the
+    values so far. ``None`` with fewer than ``MIN_RATIO_MONTHS`` months.
+
+    Returns
+    -------
+    dict or None
+        ``forecast, lo_80, hi_80, lo_95, hi_95, probability, model``.
+    """
+    start, end, as_of = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(as_of)
+    months = []
+    for s in (num_daily, den_daily):
+        mon = s[s.index < start].resample("MS").sum()
+        first_day = s.index[0]
+        if len(mon) and first_day > mon.index[0]:  # a partial first month
+            mon = mon.iloc[1:]
+        months.append(mon)
+    num_m, den_m = months
+    if len(num_m) < MIN_RATIO_MONTHS or len(den_m) != len(num_m):
+        return None
+    span_days = (end - start).days
+    h = max(1, round(span_days / 30.44))
+    scale = span_days / 30.44 / h if span_days < 28 else 1.0  # a week: a share of a month
+    num, den, _, name = joint_paths(num_m, den_m, h, n_paths, seed)
+    elapsed = float(np.clip(((as_of - start).days + 1) / max(span_days, 1), 0.0, 1.0))
+    in_period = (num_daily.index >= start) & (num_daily.index <= as_of)
+    n0 = float(num_daily[in_period].sum())
+    d0 = float(den_daily[(den_daily.index >= start) & (den_daily.index <= as_of)].sum())
+    rest = (1.0 - elapsed) * scale
+    tot_n = n0 + rest * num.sum(axis=1)
+    tot_d = d0 + rest * den.sum(axis=1)
+    ok = tot_d > 0
+    if ok.sum() < 0.5 * len(tot_d):
+        return None
+    ratio = tot_n[ok] / tot_d[ok]
+    mean = float((n0 + rest * num.sum(axis=1).mean()) / (d0 + rest * den.sum(axis=1).mean()))
+    prob = float(np.mean(ratio >= target) if at_least else np.mean(ratio <= target))
+    q = np.quantile(ratio, [0.025, 0.1, 0.9, 0.975])
+    return {
+        "forecast": mean,
+        "lo_80": float(q[1]),
+        "hi_80": float(q[2]),
+        "lo_95": float(q[0]),
+        "hi_95": float(q[3]),
+        "probability": prob,
+        "model": name,
+    }
