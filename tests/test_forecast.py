@@ -53,7 +53,7 @@ def test_linear_trend_is_continued():
 
 def test_monthly_seasonality_detected_and_peak_month_kept():
     y = seasonal_series()
-    f = forecast(y, 12)
+    f = forecast(y, 12, method="select")
     model = f.attrs["model"]
     assert model.startswith("ETS(") and model.split(",")[2][0] in "AM", model
     # sin peaks at t % 12 == 3 -> April
@@ -64,7 +64,8 @@ def test_monthly_seasonality_detected_and_peak_month_kept():
 
 def test_no_seasonality_with_less_than_two_seasons():
     f = forecast(seasonal_series(n=20), 3)
-    assert "no seasonality" in f.attrs["model"]
+    assert "no seasonality: 20 < 2 x 12 observations" in f.attrs["model"]
+    assert "no seasonality" in forecast(seasonal_series(n=20), 3, method="select").attrs["model"]
 
 
 def test_intervals_widen_with_horizon_on_random_walk():
@@ -123,8 +124,8 @@ def test_interval_calibration_widens_by_the_reported_factor():
     # origins inside the growth phase miss on the high side by several sd
     rng = np.random.default_rng(4)
     y = 100 + np.cumsum(np.r_[np.zeros(36), np.full(12, 4.0)]) + rng.normal(0, 2, 48)
-    raw = AutoModel(calibrate=False).fit(y, 1)
-    cal = AutoModel().fit(y, 1)
+    raw = AutoModel(method="select", calibrate=False).fit(y, 1)
+    cal = AutoModel(method="select").fit(y, 1)
     assert cal.chosen.name == raw.chosen.name and cal.interval_scale > 1.5
     a, b = raw.predict(4), cal.predict(4)
     np.testing.assert_allclose(b["mean"], a["mean"])
@@ -579,3 +580,195 @@ def test_profile_learns_quarter_end_months_from_quarter_end_months():
         # (4 quarter-end months vs 2 pseudo-periods), so the quarter-end month
         # is under-forecast by up to ~15 %; the run rate (~150) would miss by 40 %
         assert tot.mean() == pytest.approx(truth, rel=0.15), start
+
+
+# ------------------------------------------------- the combination (issue 12)
+def test_combination_is_the_default_and_its_name_lists_the_members():
+    y = seasonal_series(n=60, seed=21)
+    f = forecast(y, 12)
+    name = f.attrs["model"]
+    assert name.startswith("Mean(ETS("), name
+    assert "ARIMA(" in name and "Theta" in name and "STL+ETS" in name  # 60 points: 5 seasons
+    assert "intervals: conformal from" in name
+    sel = forecast(y, 12, method="select")
+    assert sel.attrs["model"].startswith("ETS(") and "Mean(" not in sel.attrs["model"]
+    with pytest.raises(ForecastError, match="combine"):
+        forecast(y, 3, method="best")
+
+
+def test_combination_continues_a_pure_trend():
+    rng = np.random.default_rng(22)
+    y = monthly(200 + 6 * np.arange(48) + rng.normal(0, 2, 48))
+    f = forecast(y, 12, season_length=1)
+    # 200 + 6*48 = 488 next, 6 per month after that
+    assert f["mean"].iloc[0] == pytest.approx(488, abs=6)
+    assert np.diff(f["mean"].to_numpy()).mean() == pytest.approx(6, abs=1.0)
+    assert f["mean"].iloc[-1] == pytest.approx(200 + 6 * 59, abs=12)
+
+
+def test_combination_keeps_growing_multiplicative_seasonality():
+    t = np.arange(72)
+    rng = np.random.default_rng(23)
+    level = 100 * 1.01**t
+    y = monthly(level * (1 + 0.3 * np.sin(2 * np.pi * t / 12)) * rng.lognormal(0, 0.02, 72))
+    f = forecast(y, 12)
+    assert "ETS(M," in f.attrs["model"], f.attrs["model"]
+    mean = f["mean"].to_numpy()
+    t2 = np.arange(72, 84)
+    truth = 100 * 1.01**t2 * (1 + 0.3 * np.sin(2 * np.pi * t2 / 12))
+    assert np.mean(np.abs(mean / truth - 1)) < 0.06
+    assert f["mean"].idxmax().month == 4  # the peak month of the sine
+    # proportional seasonality: the swing stays ~60 % of the level as the level grows
+    assert np.ptp(mean) / mean.mean() == pytest.approx(np.ptp(truth) / truth.mean(), rel=0.15)
+
+
+def test_36_point_series_seasonal_members_only_where_estimable():
+    y = seasonal_series(n=36, seed=24)
+    f = forecast(y, 12)
+    name = f.attrs["model"]
+    # 3 seasons: seasonal ETS and seasonal ARIMA, but no STL (needs 4)
+    assert "STL" not in name and "(0,1,1)12" in name and "Theta(" in name
+    assert "ETS(A,N,A)" in name or ",M)" in name
+    assert f["mean"].idxmax().month == 4 and f["mean"].idxmin().month == 10
+    assert np.ptp(f["mean"]) == pytest.approx(80, abs=15)
+    # 30 points (2.5 seasons): no seasonal ARIMA, a non-seasonal one
+    short = forecast(seasonal_series(n=30, seed=24), 12).attrs["model"]
+    assert "ARIMA(" in short and ")12" not in short.split("ARIMA(")[1].split(",", 2)[-1][:8]
+
+
+def test_combination_follows_a_level_shift():
+    rng = np.random.default_rng(25)
+    y = monthly(np.r_[np.full(30, 100.0), np.full(18, 160.0)] + rng.normal(0, 3, 48))
+    f = forecast(y, 6, season_length=1)
+    assert f["mean"].to_numpy() == pytest.approx(np.full(6, 160.0), abs=10)
+    # the origins before the shift missed by ~60: the conformal band knows it
+    assert f["hi_95"].iloc[0] - f["lo_95"].iloc[0] > 4 * 1.96 * 3
+
+
+def test_intermittent_series_still_goes_to_croston():
+    y = monthly(np.random.default_rng(26).poisson(0.3, 48))
+    assert forecast(y, 6).attrs["model"].startswith("Croston-SBA")
+
+
+class _Exploding:
+    """A real member whose forecast doubles every step (what an unstable fit does)."""
+
+    name = "Exploding"
+
+    def fit(self, y, m, positive):
+        self.last = float(y[-1])
+        return self
+
+    def point(self, h):
+        return self.last * 2.0 ** np.arange(1, h + 1)
+
+    def replay(self, t, h):
+        return self.point(h)
+
+
+class _Negative(_Exploding):
+    name = "Negative"
+
+    def point(self, h):
+        return np.full(h, -1.0)
+
+
+def test_exploding_and_negative_members_are_dropped_and_named(monkeypatch):
+    from kpireport.forecast import combine
+
+    monkeypatch.setitem(combine.MEMBERS, "boom", _Exploding)
+    monkeypatch.setitem(combine.MEMBERS, "neg", _Negative)
+    y = np.asarray(seasonal_series(n=48, seed=27), float)
+    c = combine.Combination(members=("ets", "theta", "boom", "neg"), nonneg=True).fit(y, 12)
+    assert [type(m).__name__ for m in c.members] == ["ETSMember", "ThetaMember"]
+    assert "dropped: Exploding (exploding forecast), Negative (negative forecast)" in c.name
+    plain = combine.Combination(members=("ets", "theta")).fit(y, 12)
+    np.testing.assert_allclose(c.predict(12)["mean"], plain.predict(12)["mean"])
+
+
+def test_combination_mean_is_the_mean_of_the_members():
+    from kpireport.forecast import combine
+
+    y = np.asarray(seasonal_series(n=48, seed=28), float)
+    c = combine.Combination(members=("ets", "theta", "arima")).fit(y, 12)
+    stack = np.vstack([m.point(6) for m in c.members])
+    np.testing.assert_allclose(c.predict(6)["mean"], stack.mean(axis=0))
+    med = combine.Combination(how="median", members=("ets", "theta", "arima")).fit(y, 12)
+    np.testing.assert_allclose(med.predict(6)["mean"], np.median(stack, axis=0))
+    assert med.name.startswith("Median(")
+
+
+def test_conformal_quantile_uses_the_n_plus_one_positions():
+    from kpireport.forecast.combine import conformal_quantile
+
+    zs = np.arange(1.0, 20.0)  # 19 sorted scores: the 0.8 quantile is the ceil(20*0.8)=16th
+    assert conformal_quantile(zs, np.array([0.8]), half=True)[0] == pytest.approx(16.0)
+    assert conformal_quantile(zs, np.array([0.95]), half=True)[0] == pytest.approx(19.0)
+    # beyond the largest score: a half-normal tail, increasing
+    q = conformal_quantile(zs, np.array([0.96, 0.99]), half=True)
+    assert 19 < q[0] < q[1]
+
+
+@pytest.mark.slow
+def test_conformal_coverage_on_series_with_known_noise():
+    # 20 seasonal series of 48 months, noise sd 5 on a random-walk level (sd 2):
+    # the 12 months after each are scored; 240 points, binomial sd of 80 % ~ 2.6 %.
+    in80 = in95 = total = 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        t = np.arange(60)
+        y = 200 + np.cumsum(rng.normal(0, 2, 60)) + 30 * np.sin(2 * np.pi * t / 12)
+        y = y + rng.normal(0, 5, 60)
+        f = forecast(monthly(y[:48]), 12)
+        a = y[48:]
+        in80 += int(((a >= f["lo_80"].to_numpy()) & (a <= f["hi_80"].to_numpy())).sum())
+        in95 += int(((a >= f["lo_95"].to_numpy()) & (a <= f["hi_95"].to_numpy())).sum())
+        total += 12
+    assert 0.72 <= in80 / total <= 0.88, in80 / total
+    assert 0.89 <= in95 / total <= 0.99, in95 / total
+
+
+def test_simulated_paths_have_the_intervals_quantiles():
+    y = seasonal_series(n=48, seed=29)
+    f = forecast(y, 6)
+    paths = simulate(y, 6, n_paths=4000, seed=3)
+    np.testing.assert_allclose(np.quantile(paths, 0.9, axis=0), f["hi_80"], rtol=0.02)
+    np.testing.assert_allclose(np.quantile(paths, 0.025, axis=0), f["lo_95"], rtol=0.02)
+    np.testing.assert_allclose(np.median(paths, axis=0), f["mean"], rtol=0.01)
+
+
+def test_weekly_and_daily_grains_use_their_periods():
+    rng = np.random.default_rng(30)
+    days = pd.date_range("2024-01-01", periods=140, freq="D")
+    dow = np.array([1.0, 1.2, 1.1, 1.0, 1.3, 0.2, 0.1])
+    d = pd.Series(100 * dow[days.day_of_week] + rng.normal(0, 3, 140), days)
+    f = forecast(d, 7)
+    assert f.attrs["season_length"] == 7
+    assert f["mean"].idxmin().day_of_week == 6 and f["mean"].idxmax().day_of_week == 4
+    weeks = pd.date_range("2022-01-03", periods=120, freq="W-MON")
+    w = pd.Series(50 + rng.normal(0, 2, 120), weeks)
+    g = forecast(w, 8)
+    assert g.attrs["season_length"] == 52 and np.all(np.isfinite(g.to_numpy()))
+    assert "ARIMA(" in g.attrs["model"] and ")52" not in g.attrs["model"]  # no seasonal ARIMA
+    assert g["mean"].to_numpy() == pytest.approx(np.full(8, 50.0), abs=4)
+
+
+def test_ratio_forecast_from_jointly_simulated_numerator_and_denominator():
+    from kpireport.forecast.ratio import ratio_forecast
+
+    rng = np.random.default_rng(31)
+    closed = np.round(100 + 25 * np.sin(2 * np.pi * np.arange(48) / 12) + rng.normal(0, 4, 48))
+    won = rng.binomial(closed.astype(int), 0.3).astype(float)
+    f = ratio_forecast(monthly(won), monthly(closed), 3, n_paths=3000, seed=1)
+    assert "ratio of forecasts" in f.attrs["model"] and "rho=" in f.attrs["model"]
+    assert f["mean"].to_numpy() == pytest.approx(np.full(3, 0.3), abs=0.05)
+    assert np.all(f["lo_80"] < 0.3) and np.all(f["hi_80"] > 0.3)
+    assert np.all(f["lo_95"] >= 0) and np.all(f["hi_95"] <= 1.0)
+    assert np.all(f["lo_95"] <= f["lo_80"]) and np.all(f["hi_80"] <= f["hi_95"])
+    # won and closed miss together: a positive correlation of their errors
+    rho = float(f.attrs["model"].split("rho=")[1].rstrip(")"))
+    assert rho > 0.2
+    # a running period: what is known so far pins the ratio down
+    g = ratio_forecast(monthly(won), monthly(closed), 1, to_date=(27.0, 90.0), elapsed=0.9)
+    assert g["mean"].iloc[0] == pytest.approx(0.3, abs=0.02)
+    assert g["hi_80"].iloc[0] - g["lo_80"].iloc[0] < f["hi_80"].iloc[0] - f["lo_80"].iloc[0]

@@ -10,7 +10,12 @@ Design decisions
   2. fewer than 6 observations: naive (random walk), intervals from the
      differences;
   3. non-negative with >= 30 % zeros: Croston-SBA (intermittent demand);
-  4. otherwise ETS candidates chosen by AICc: ``ETS(A,N,N)``, ``(A,A,N)``,
+  4. otherwise (``method="combine"``, the default) the guarded combination
+     of :mod:`.combine` (ETS by AICc, a small SARIMAX search, Theta and,
+     for long series, STL+ETS; mean of the survivors; conformal intervals
+     from its own rolling-origin errors). If every member fails, or with
+     ``method="select"`` (alias ``"aicc"``), one model is selected:
+     ETS candidates chosen by AICc: ``ETS(A,N,N)``, ``(A,A,N)``,
      ``(A,Ad,N)`` and, with seasonality, ``(A,N,A)``, ``(A,A,A)``,
      ``(A,Ad,A)``; ``(M,N,M)`` and ``(M,Ad,M)`` only for strictly positive
      series whose level changed by more than 40 % (see
@@ -23,7 +28,8 @@ Design decisions
 
   The chosen model's ``name`` records fallbacks and notes ("Naive (constant
   series)", "...; 2 NaNs interpolated").
-* **Interval calibration**: ETS intervals condition on estimated parameters
+* **Interval calibration** (single-model selection only; the combination
+  has its own conformal intervals): ETS intervals condition on estimated parameters
   and a stable structure; on short, noisy monthly KPI series they covered
   only 71-73 % (80 % nominal) in backtests, mostly missing on the high side
   when growth picked up. The chosen configuration is therefore refitted at
@@ -95,6 +101,9 @@ CAL_PRIOR = 12.0
 CAL_ZCAP = 4.0
 CAL_MAX = 2.5
 Z80 = 1.2815515655446004
+
+#: forecast methods: the combination (default), single-model selection, backtest choice.
+METHODS = ("combine", "select", "aicc", "backtest")
 
 _CACHE: OrderedDict[tuple, ForecastModel] = OrderedDict()
 
@@ -234,7 +243,10 @@ class AutoModel(ForecastModel):
     Parameters
     ----------
     method
-        ``"aicc"`` (default) or ``"backtest"``.
+        ``"combine"`` (default: the guarded combination of
+        :mod:`.combine` with conformal intervals), ``"select"`` (alias
+        ``"aicc"``: the single ETS model with the lowest AICc) or
+        ``"backtest"``.
     count
         Clip at zero (mean, bounds, paths).
     allow_slow
@@ -250,16 +262,18 @@ class AutoModel(ForecastModel):
 
     def __init__(
         self,
-        method: str = "aicc",
+        method: str = "combine",
         count: bool = False,
         allow_slow: bool = True,
         seasonal: bool = True,
         calibrate: bool = True,
     ) -> None:
-        if method not in ("aicc", "backtest"):
+        if method not in METHODS:
             raise ForecastError(
-                f"Unknown selection method '{method}'.", hint="Use 'aicc' or 'backtest'."
+                f"Unknown forecast method '{method}'.",
+                hint="Use 'combine' (the default), 'select' or 'backtest'.",
             )
+        method = "aicc" if method == "select" else method
         self.method, self.count, self.allow_slow, self.seasonal = (
             method,
             count,
@@ -291,6 +305,11 @@ class AutoModel(ForecastModel):
             share = np.mean(y == 0)
             self._set(Croston().fit(y), f"Croston-SBA (intermittent: {share:.0%} zeros)")
             return self
+        if self.method == "combine":
+            comb = self._combination(y, m)
+            if comb is not None:
+                self._set(comb, f"{comb.name}; {comb.interval_note()}")
+                return self
         seasonal = self.seasonal and m > 1 and n >= 2 * m
         why_ns = "" if seasonal or m <= 1 else f"no seasonality: {n} < 2 x {m} observations"
         best = self._best_ets(y, m, seasonal)
@@ -308,6 +327,17 @@ class AutoModel(ForecastModel):
                 label += f" (intervals x{self.interval_scale:.2f}, backtest-calibrated)"
         self._set(chosen, label)
         return self
+
+    def _combination(self, y: np.ndarray, m: int) -> ForecastModel | None:
+        from kpireport.forecast.combine import Combination
+
+        members = ("ets", "arima", "theta", "stl") if self.allow_slow else ("ets", "theta")
+        try:
+            return Combination(members=members, nonneg=bool(np.all(y >= 0))).fit(y, m)
+        except ModelFitError as exc:
+            log.debug("combination failed, selecting one model: %s", exc)
+            self.notes.append(f"combination failed: {exc}")
+            return None
 
     def _set(self, model: ForecastModel, label: str) -> None:
         self.chosen = model
@@ -437,7 +467,7 @@ def fit(
     y: pd.Series,
     *,
     count: bool | None = None,
-    method: str = "aicc",
+    method: str = "combine",
     season_length: int | None = None,
     allow_slow: bool = True,
 ) -> tuple[AutoModel, Prepared]:
@@ -465,7 +495,7 @@ def forecast(
     levels: Sequence[float] = (80, 95),
     *,
     count: bool | None = None,
-    method: str = "aicc",
+    method: str = "combine",
     season_length: int | None = None,
 ) -> pd.DataFrame:
     """Forecast the next ``horizon`` periods of ``y`` with prediction intervals (SPEC §6).
@@ -483,9 +513,12 @@ def forecast(
     count
         Clip at zero. ``None`` detects non-negative integer-valued series.
     method
-        ``"aicc"`` chooses among ETS models by AICc; ``"backtest"`` lets the
-        AICc winner compete with seasonal naive, SARIMAX and STL on
-        rolling-origin MASE.
+        ``"combine"`` (default): the median of guarded ETS, ARIMA, Theta and
+        (long series) STL+ETS members with conformal intervals from the
+        combination's own rolling-origin errors (:mod:`.combine`);
+        ``"select"`` (or ``"aicc"``) the single ETS model with the lowest
+        AICc; ``"backtest"`` lets the AICc winner compete with seasonal
+        naive, SARIMAX and STL on rolling-origin MASE.
     season_length
         Override the season length inferred from the frequency.
 
@@ -529,7 +562,7 @@ def simulate(
     seed: int = 0,
     *,
     count: bool | None = None,
-    method: str = "aicc",
+    method: str = "combine",
     season_length: int | None = None,
 ) -> np.ndarray:
     """Sample ``n_paths`` future paths of ``y`` from its selected model.

@@ -1,0 +1,233 @@
+"""Ratio KPIs as ratios of forecasts, with intervals from joint simulation (issue 12).
+
+Design decisions
+----------------
+* A ratio KPI (hit rate = won / closed deals, average deal value = won value
+  / deals won) is **not smoothed as a ratio**: its numerator and denominator
+  are additive KPIs and are forecast as such (the default combination of
+  :mod:`.combine`), and the ratio is formed per simulated path. Smoothing
+  the ratio ignores that a month with 3 closed deals says much less than
+  one with 30, and lets the band cross impossible values.
+* **Joint simulation**: the two series' paths are drawn with correlated
+  standard-normal draws (the Gaussian copula of
+  :meth:`~.combine.Combination.simulate`). The correlation ``rho`` is that
+  of the two combinations' conformal scores at the same origins and steps
+  (their rolling-origin errors), i.e. how numerator and denominator missed
+  together in the past; 0 when it cannot be measured. Won and closed deals
+  miss together (``rho > 0``), which narrows the band of their ratio.
+* The point forecast is the ratio of the mean forecasts; the interval bounds
+  are quantiles of the path ratios, over paths with a positive denominator
+  (a path with nothing closed has no hit rate).
+* ``to_date``: for a running period, the numerator and denominator so far
+  are added to ``1 - elapsed`` of the next period's simulated totals, so
+  the ratio of the whole period is forecast (what a goal is judged on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from kpireport.errors import ForecastError
+from kpireport.forecast.models import _level_tag
+
+#: paths behind a ratio forecast.
+RATIO_PATHS = 4000
+
+
+def _draws_correlation(a: object, b: object) -> float:
+    """Correlation of two combinations' rolling-origin scores (0 if unmeasurable)."""
+    sa, sb = getattr(a, "scores", None), getattr(b, "scores", None)
+    if sa is None or sb is None or len(sa.z) != len(sb.z) or len(sa.z) < 10:
+        return 0.0
+    if np.std(sa.z) == 0 or np.std(sb.z) == 0:
+        return 0.0
+    r = float(np.corrcoef(sa.z, sb.z)[0, 1])
+    return float(np.clip(r, -0.95, 0.95)) if np.isfinite(r) else 0.0
+
+
+def joint_paths(
+    numerator: pd.Series,
+    denominator: pd.Series,
+    horizon: int,
+    n_paths: int = RATIO_PATHS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Jointly simulated paths of two additive series.
+
+    Returns
+    -------
+    tuple
+        ``(numerator paths, denominator paths, rho, model name)``; paths are
+        ``(n_paths, horizon)``, clipped at zero for counts.
+    """
+    from kpireport.forecast.combine import Combination
+    from kpireport.forecast.select import fit
+
+    mn, pn = fit(numerator)
+    md, pd_ = fit(denominator)
+    rng = np.random.default_rng(seed)
+    cn, cd = mn.chosen, md.chosen
+    if isinstance(cn, Combination) and isinstance(cd, Combination):
+        rho = _draws_correlation(cn, cd)
+        w1 = cn.standard_draws(horizon, n_paths, rng)
+        w2 = cd.standard_draws(horizon, n_paths, rng)
+        w2 = rho * w1 + np.sqrt(1 - rho**2) * w2
+        num = cn.simulate(horizon, n_paths, rng, draws=w1)
+        den = cd.simulate(horizon, n_paths, rng, draws=w2)
+    else:  # a fallback model on one side: independent paths
+        rho = 0.0
+        num = mn.simulate(horizon, n_paths, rng)
+        den = md.simulate(horizon, n_paths, rng)
+    if pn.count or np.all(pn.values >= 0):
+        num = np.clip(num, 0.0, None)
+    if pd_.count or np.all(pd_.values >= 0):
+        den = np.clip(den, 0.0, None)
+    name = f"ratio of forecasts: [{mn.name}] / [{md.name}], joint simulation (rho={rho:.2f})"
+    return num, den, rho, name
+
+
+def ratio_forecast(
+    numerator: pd.Series,
+    denominator: pd.Series,
+    horizon: int,
+    levels: Sequence[float] = (80, 95),
+    *,
+    n_paths: int = RATIO_PATHS,
+    seed: int = 0,
+    to_date: tuple[float, float] | None = None,
+    elapsed: float = 0.0,
+) -> pd.DataFrame:
+    """Forecast ``numerator / denominator`` as a ratio of forecasts.
+
+    Parameters
+    ----------
+    numerator, denominator
+        Additive KPI series on the same regular index (e.g. monthly won deals
+        and closed deals for the hit rate).
+    horizon
+        Periods ahead.
+    levels
+        Interval levels in percent.
+    n_paths, seed
+        Joint simulation size and seed (same seed, same result).
+    to_date, elapsed
+        For a running first period: its numerator and denominator so far and
+        the elapsed share; the first step becomes the whole period's ratio.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``mean, lo_L, hi_L`` per step on the future index; ``attrs["model"]``
+        names both forecasts and ``rho``; ``attrs["paths"]`` the ratio paths
+        of the first step (for probabilities of a ratio goal).
+    """
+    if len(numerator) != len(denominator) or not numerator.index.equals(denominator.index):
+        raise ForecastError(
+            "The numerator and denominator of a ratio forecast need the same index."
+        )
+    from kpireport.forecast.select import future_index
+
+    num, den, _, name = joint_paths(numerator, denominator, int(horizon), n_paths, seed)
+    num_mean, den_mean = num.mean(axis=0), den.mean(axis=0)
+    if to_date is not None:
+        rest = 1.0 - float(np.clip(elapsed, 0.0, 1.0))
+        num[:, 0] = to_date[0] + rest * num[:, 0]
+        den[:, 0] = to_date[1] + rest * den[:, 0]
+        num_mean[0] = to_date[0] + rest * num_mean[0]
+        den_mean[0] = to_date[1] + rest * den_mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        paths = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        mean = np.where(den_mean > 0, num_mean / np.where(den_mean > 0, den_mean, 1.0), np.nan)
+    out: dict[str, np.ndarray] = {"mean": mean}
+    for lv in levels:
+        a = (100.0 - float(lv)) / 200.0
+        tag = _level_tag(lv)
+        out[f"lo_{tag}"] = np.array([_nanq(paths[:, s], a) for s in range(paths.shape[1])])
+        out[f"hi_{tag}"] = np.array([_nanq(paths[:, s], 1 - a) for s in range(paths.shape[1])])
+    frame = pd.DataFrame(out)
+    frame.index, _ = future_index(numerator.index, int(horizon))
+    frame.attrs["model"] = name
+    frame.attrs["paths"] = paths[:, 0][np.isfinite(paths[:, 0])]
+    return frame
+
+
+def _nanq(x: np.ndarray, q: float) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.quantile(x, q)) if len(x) else float("nan")
+
+
+#: ratio KPIs built from additive ones: kpi -> (numerator, denominator terms summed).
+RATIO_PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hit_rate": ("deals_won", ("deals_won", "deals_lost")),
+    "avg_deal_value": ("won_value", ("deals_won",)),
+}
+#: complete months a ratio goal's numerator and denominator histories need.
+MIN_RATIO_MONTHS = 12
+
+
+def ratio_goal_forecast(
+    num_daily: pd.Series,
+    den_daily: pd.Series,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    as_of: pd.Timestamp,
+    target: float,
+    at_least: bool = True,
+    *,
+    n_paths: int = RATIO_PATHS,
+    seed: int = 0,
+) -> dict | None:
+    """A ratio goal's period value: (numerator so far + simulated rest) / (same for the denominator).
+
+    ``num_daily``/``den_daily`` are the additive parts per day up to
+    ``as_of``; their complete months before ``start`` are forecast jointly
+    (:func:`joint_paths`) for the months the period spans, and the share
+    still to come (``1 - elapsed``) of those simulated totals is added to the
+    values so far. ``None`` with fewer than ``MIN_RATIO_MONTHS`` months.
+
+    Returns
+    -------
+    dict or None
+        ``forecast, lo_80, hi_80, lo_95, hi_95, probability, model``.
+    """
+    start, end, as_of = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(as_of)
+    months = []
+    for s in (num_daily, den_daily):
+        mon = s[s.index < start].resample("MS").sum()
+        first_day = s.index[0]
+        if len(mon) and first_day > mon.index[0]:  # a partial first month
+            mon = mon.iloc[1:]
+        months.append(mon)
+    num_m, den_m = months
+    if len(num_m) < MIN_RATIO_MONTHS or len(den_m) != len(num_m):
+        return None
+    span_days = (end - start).days
+    h = max(1, round(span_days / 30.44))
+    scale = span_days / 30.44 / h if span_days < 28 else 1.0  # a week: a share of a month
+    num, den, _, name = joint_paths(num_m, den_m, h, n_paths, seed)
+    elapsed = float(np.clip(((as_of - start).days + 1) / max(span_days, 1), 0.0, 1.0))
+    in_period = (num_daily.index >= start) & (num_daily.index <= as_of)
+    n0 = float(num_daily[in_period].sum())
+    d0 = float(den_daily[(den_daily.index >= start) & (den_daily.index <= as_of)].sum())
+    rest = (1.0 - elapsed) * scale
+    tot_n = n0 + rest * num.sum(axis=1)
+    tot_d = d0 + rest * den.sum(axis=1)
+    ok = tot_d > 0
+    if ok.sum() < 0.5 * len(tot_d):
+        return None
+    ratio = tot_n[ok] / tot_d[ok]
+    mean = float((n0 + rest * num.sum(axis=1).mean()) / (d0 + rest * den.sum(axis=1).mean()))
+    prob = float(np.mean(ratio >= target) if at_least else np.mean(ratio <= target))
+    q = np.quantile(ratio, [0.025, 0.1, 0.9, 0.975])
+    return {
+        "forecast": mean,
+        "lo_80": float(q[1]),
+        "hi_80": float(q[2]),
+        "lo_95": float(q[0]),
+        "hi_95": float(q[3]),
+        "probability": prob,
+        "model": name,
+    }
