@@ -357,3 +357,118 @@ def test_broken_source_keeps_last_good_data(demo: Path, data, browser, tmp_path)
         pg.close()
     finally:
         s.stop()
+
+
+def test_download_pdf_is_the_matching_report(server, page, data, tmp_path):
+    from pypdf import PdfReader
+
+    page.goto(server.url + "/?team=SMB&period=2026-11")
+    wait_heading(page, "Team SMB · November 2026")
+    with page.expect_download(timeout=WAIT * 2) as dl:
+        page.get_by_text("Download PDF").click()
+    assert dl.value.suggested_filename == "team-report-smb-2026-11.pdf"
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    assert path.read_bytes()[:5] == b"%PDF-"
+    text = " ".join(p.extract_text() for p in PdfReader(path).pages)
+    assert "Team report" in text and "SMB" in text and "November 2026" in text
+    assert money(org_value(data, "won_value", "2026-11", "team", "SMB")) in text
+
+
+# ------------------------------------------------------------------ library parts (no browser)
+def test_password_hashes_are_salted_and_checked(tmp_path):
+    from kpireport.dashboard.access import (
+        AccessError,
+        add_user,
+        authenticate,
+        hash_password,
+        load_users,
+        verify_password,
+    )
+
+    a, b = hash_password("pw"), hash_password("pw")
+    assert a != b and a.startswith("scrypt$16384$8$1$")
+    assert verify_password("pw", a) and not verify_password("pW", a)
+    users_file = tmp_path / "users.yaml"
+    add_user(users_file, "kim", "correct horse", ["team:SMB", "seller:S017"])
+    assert oct(users_file.stat().st_mode & 0o777) == "0o600"
+    assert "correct horse" not in users_file.read_text()
+    users = load_users(users_file)
+    assert authenticate(users, "kim", "correct horse").name == "kim"
+    assert authenticate(users, "kim", "wrong") is None
+    assert authenticate(users, "nobody", "correct horse") is None
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("users:\n  eve: {password: hunter2, scopes: [organisation]}\n")
+    with pytest.raises(AccessError, match="plain-text passwords are refused"):
+        load_users(plain)
+    with pytest.raises(AccessError, match="'region:North' is not a scope"):
+        add_user(users_file, "x", "pw", ["region:North"])
+
+
+def test_grants_follow_scopes():
+    from kpireport.dashboard.access import Grants
+
+    team_of = {"S1": "SMB", "S2": "Enterprise"}
+    g = Grants.from_scopes(["team:SMB"])
+    assert g.allows("team", "SMB", team_of) and g.allows("seller", "S1", team_of)
+    assert not g.allows("seller", "S2", team_of) and not g.allows("team", "Enterprise", team_of)
+    assert not g.allows("organisation", None, team_of)
+    s = Grants.from_scopes(["seller:S2"])
+    assert s.allows("seller", "S2", team_of) and not s.allows("team", "Enterprise", team_of)
+    assert Grants.from_scopes(["organisation"]).allows("seller", "S2", team_of)
+
+
+def test_store_rereads_on_change_and_keeps_last_good(demo: Path, tmp_path):
+    from kpireport.dashboard.store import DataStore
+
+    src = tmp_path / "crm"
+    shutil.copytree(demo.parent, src)
+    store = DataStore(str(src / "source.yaml"))
+    first = store.current()
+    assert first.version == 1 and store.current() is first  # unchanged: no re-read
+    calls = []
+    assert store.cached(first, ("k",), lambda: calls.append(1) or 42) == 42
+    assert store.cached(first, ("k",), lambda: calls.append(1) or 43) == 42 and calls == [1]
+    deals = src / "deals.parquet"
+    st = deals.stat()
+    os.utime(deals, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    second = store.current()
+    assert second.version == 2 and second.error is None
+    good = deals.read_bytes()
+    deals.write_bytes(b"garbage")
+    kept = store.current()
+    assert kept is second and kept.error and store.error == kept.error
+    assert "\n" not in kept.error and "Traceback" not in kept.error
+    deals.write_bytes(good)
+    assert store.current().version == 3 and store.error is None
+
+
+def test_store_without_files_to_watch_uses_ttl(data):
+    """A database URL or a callable source has no mtime: it is re-read after the TTL."""
+    from kpireport.dashboard.store import DataStore
+
+    calls = []
+    store = DataStore(lambda: calls.append(1) or data, ttl=0.5)
+    assert store.current().version == 1
+    assert store.current().version == 1 and len(calls) == 1  # within the TTL
+    time.sleep(0.6)
+    assert store.current().version == 2 and len(calls) == 2
+
+
+def test_pages_escape_names_and_deny_without_naming(demo: Path):
+    import html as _html
+
+    from kpireport.dashboard.access import Grants
+    from kpireport.dashboard.pages import NOT_PERMITTED, Selection, build_page
+    from kpireport.dashboard.store import DataStore
+
+    store = DataStore(str(demo))
+    snap = store.current()
+    org = Grants.everything()
+    page = build_page(store, snap, Selection("team", PAYLOAD, "2026-11"), org, AS_OF)
+    assert page.permitted and PAYLOAD not in page.html() and _html.escape(PAYLOAD) in page.html()
+    seller = Grants.from_scopes(["seller:S001"])
+    for sel in (Selection("seller", "S003"), Selection(), Selection("team", "SMB")):
+        denied = build_page(store, snap, sel, seller, AS_OF)
+        assert not denied.permitted and denied.title == NOT_PERMITTED
+        assert "S003" not in denied.html() and snap.sellers["S003"] not in denied.html()

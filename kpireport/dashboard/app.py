@@ -104,12 +104,18 @@ figure.chart img { width: 100%; max-width: 100%; height: auto; }
 .dash-denied { border: 1px solid #b3261e; background: #fbeceb; padding: 1rem; border-radius: 6px; }
 .dash-error { color: #b3261e; }
 .dash-lint { color: #8a5a00; }
-.dash-facts th { width: 45%; }
+.dash-facts { max-width: 36rem; }
+.dash-facts th { width: 55%; }
 @media (max-width: 600px) {
   .dash-page h1 { font-size: 1.2rem; }
   .kpi-card { flex: 1 1 45%; min-width: 8.5rem; }
   .kpi-value { font-size: 1.1rem; white-space: normal; }
-  .goals-board { grid-template-columns: 1fr; }
+  .goals-board { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.4rem; }
+  .goal-tile { padding: 0.35rem 0.45rem; border-left-width: 4px; }
+  .tile-num { font-size: 0.9rem; }
+  /* charts keep a readable size: they scroll sideways instead of shrinking their text */
+  figure.chart { overflow-x: auto; }
+  figure.chart img { min-width: 640px; }
   .goal-links { columns: 1; }
   table { font-size: 0.75rem; }
   th, td { padding: 0.25rem 0.35rem; }

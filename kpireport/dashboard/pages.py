@@ -28,6 +28,7 @@ Design decisions
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import threading
 import time
@@ -284,9 +285,11 @@ def build_page(
         p = parse_period(sel.period, as_of)
     except KpiReportError as exc:
         return Page("Unknown period", [_p(str(exc), "dash-error")], seconds=0.0)
-    # a page depends on the grants only through which links it shows
-    gkey = (grants.organisation, tuple(sorted(grants.teams)), tuple(sorted(grants.sellers)))
-    key = ("page", sel, p.label, str(as_of), gkey)
+    # One cache entry serves every user who may see the page: its only grant-dependent
+    # parts are links to sellers of a team page, and whoever may see team X may see
+    # all of its sellers (see access.Grants.allows).
+    sel = dataclasses.replace(sel, period=p.label)
+    key = ("page", sel, str(as_of))
 
     def compute() -> Page:
         if sel.view == "overview":
@@ -299,8 +302,7 @@ def build_page(
         page = store.cached(snap, key, compute)
     except KpiReportError as exc:
         return Page("Cannot show this page", [_p(str(exc), "dash-error")])
-    page.seconds = time.perf_counter() - t0
-    return page
+    return dataclasses.replace(page, seconds=time.perf_counter() - t0)
 
 
 def not_permitted_page() -> Page:
@@ -667,6 +669,8 @@ def _plain_curve(
 
 def _attainment_chart(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any) -> str:
     """Share of the target reached by each day of the period, against the linear pace."""
+    import matplotlib.dates as mdates
+
     from kpireport.kpis import cumulative_curve
     from kpireport.periods import parse_period
     from kpireport.plots.theme import new_figure, theme_context
@@ -686,9 +690,11 @@ def _attainment_chart(data: Any, row: pd.Series, scope: str, sid: str | None, da
         )
         ax.axhline(100, color="#1b7a3a", linewidth=1, label="Target")
         ax.set_ylabel("% of target")
+        ax.set_xlabel("Date")
+        ax.set_ylim(0, max(110.0, float(np.nanmax(share.to_numpy() * 100, initial=0)) + 10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b"))
         ax.set_title(f"{_kpi_label(str(row['kpi']))} · % of target by day")
-        ax.legend(loc="upper left", frameon=False)
-        fig.autofmt_xdate()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     return _figure(fig, "Attainment over time")
 
 

@@ -127,7 +127,8 @@ class DataStore:
     ----------
     source
         Anything :func:`kpireport.load` accepts (path or URL), or a callable
-        returning a :class:`~kpireport.data.model.CrmData` (tests, notebooks).
+        returning a :class:`~kpireport.data.model.CrmData` (notebooks; re-called
+        after ``ttl`` like a database).
     goals
         Optional goals file (YAML/CSV) replacing the source's goals table.
     ttl
@@ -169,9 +170,7 @@ class DataStore:
     def _needs_reload(self) -> tuple[bool, tuple | None]:
         if self._snapshot is None:
             return True, self._current_signature()
-        if callable(self.source):
-            return False, None
-        if _is_url(str(self.source)):
+        if callable(self.source) or _is_url(str(self.source)):  # nothing to watch: a TTL
             return (time.monotonic() - self._checked) >= self.ttl, None
         sig = self._current_signature()
         return sig != self._signature, sig
@@ -188,7 +187,6 @@ class DataStore:
             if not (need or force):
                 return self._snapshot
             t0 = time.perf_counter()
-            self._checked = time.monotonic()
             try:
                 data, goals = self._load()
             except KpiReportError as exc:
@@ -216,15 +214,21 @@ class DataStore:
                 ),
             )
             self._signature = sig
+            self._checked = time.monotonic()
             self._error = None
             self._cache.clear()
             log.info("dashboard: source loaded (version %d)", self._version)
             return self._snapshot
 
     def _fail(self, message: str, sig: tuple | None) -> None:
+        self._checked = time.monotonic()
         # remember the failing signature, so a broken file is not re-read on every request
         self._signature = sig
-        first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+        # one line for the banner: the headline and the first problems, never a traceback
+        lines = [ln.strip(" -•\t") for ln in message.strip().splitlines() if ln.strip()]
+        first = " ".join(lines[:4]) or "unknown error"
+        if len(first) > 400:
+            first = first[:397] + "…"
         self._error = first
         if self._snapshot is not None:
             self._snapshot.error = first
