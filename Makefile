@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 OUT    ?= demo-output
 
-.PHONY: demo test lint lab bench clean install dev
+.PHONY: demo test lint lab bench clean install dev dashboard
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(STAMP_DEV)
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check kpireport tests benchmarks
 	$(BIN)/ruff format --check kpireport tests benchmarks
+
+## make dashboard: the live dashboard on the demo CRM (written to $(OUT)/data if missing), http://127.0.0.1:8050/
+dashboard: $(STAMP_RUN)
+	$(BIN)/python -m pip install --quiet -e '.[dashboard]'
+	$(BIN)/kpireport serve --demo $(OUT)/data --port $(or $(PORT),8050)
 
 ## make lab: JupyterLab on the report notebooks (kpireport/resources/notebooks/)
 lab: $(STAMP_RUN)

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "kpireport.cli.report",
     "kpireport.cli.demo",
     "kpireport.cli.schedule",
+    "kpireport.cli.serve",
 )
 
 
