@@ -472,3 +472,51 @@ def test_pages_escape_names_and_deny_without_naming(demo: Path):
         denied = build_page(store, snap, sel, seller, AS_OF)
         assert not denied.permitted and denied.title == NOT_PERMITTED
         assert "S003" not in denied.html() and snap.sellers["S003"] not in denied.html()
+
+
+# ------------------------------------------------------------------ notebook app
+def test_dashboard_notebook_is_served_by_panel(demo: Path, data, browser, tmp_path):
+    """``panel serve dashboard.ipynb`` shows the same overview as ``kpireport serve``."""
+    import socket
+
+    import papermill
+
+    from kpireport.resources import resource_dir
+
+    source_nb = resource_dir("notebooks") / "dashboard.ipynb"
+    # the notebook declares its parameters like the report notebooks
+    assert {"source", "as_of", "goals"} <= set(papermill.inspect_notebook(str(source_nb)))
+    nb = tmp_path / "dashboard.ipynb"
+    papermill.execute_notebook(
+        str(source_nb), str(nb), parameters={"source": str(demo), "as_of": AS_OF},
+        prepare_only=True, progress_bar=False,
+    )  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(nb), "--port", str(port),
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/dashboard"
+        end = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=60).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < end, proc.stdout.read()
+                time.sleep(0.5)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(url)
+        wait_heading(page, "Nordlys Systems Oy · November 2026")
+        assert card_value(page, "Order intake") == money(org_value(data, "won_value", "2026-11"))
+        page.screenshot(path=tmp_path / "notebook.png", full_page=True)
+        ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
