@@ -27,16 +27,24 @@ from typing import Any
 from kpireport.dashboard.app import AppContext, create_session
 from kpireport.dashboard.store import DEFAULT_TTL, DataStore
 from kpireport.errors import KpiReportError
+from kpireport.report.params import DEMO_SOURCE
 
 _STORES: dict[tuple[str, str | None, float], DataStore] = {}
 _LOCK = threading.Lock()
 
 
-def _store(source: str, goals: str | None, ttl: float) -> DataStore:
-    key = (str(source), goals, float(ttl))
+def _store(source: str, goals: str | None, ttl: float, as_of: dt.date) -> DataStore:
+    demo = str(source) == DEMO_SOURCE
+    key = (f"{DEMO_SOURCE}@{as_of}" if demo else str(source), goals, float(ttl))
     with _LOCK:
         if key not in _STORES:
-            _STORES[key] = DataStore(str(source), goals=goals, ttl=ttl)
+            if demo:  # the fictional demo company, generated for this as_of (never a stale copy)
+                from kpireport.data.demo import demo_data
+
+                origin: Any = lambda: demo_data(as_of=as_of.isoformat())  # noqa: E731
+            else:
+                origin = str(source)
+            _STORES[key] = DataStore(origin, goals=goals, ttl=ttl)
         return _STORES[key]
 
 
@@ -53,7 +61,8 @@ def app(
     Parameters
     ----------
     source
-        Anything :func:`kpireport.load` accepts (folder, workbook, source YAML, database URL).
+        Anything :func:`kpireport.load` accepts (folder, workbook, source YAML, database URL),
+        or ``"demo"`` for the fictional demo company as of ``as_of`` (the notebook's default).
     as_of
         The dashboard's "today" (ISO date or :class:`datetime.date`).
     goals
@@ -74,7 +83,7 @@ def app(
         raise KpiReportError(
             f"The dashboard's as_of {as_of!r} is not a date (use YYYY-MM-DD)."
         ) from None
-    store = _store(source, goals, ttl)
+    store = _store(source, goals, ttl, day)
     if store.current() is None:
         raise KpiReportError(f"The dashboard cannot start: {store.error}")
     return create_session(AppContext(store=store, as_of=day, language=language))
