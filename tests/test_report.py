@@ -1038,3 +1038,20 @@ def test_history_and_logs_mask_query_secrets(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="kpireport"):
         logging.getLogger("kpireport").warning("Loading %s failed", url)
     assert QSECRET not in caplog.text and "password=***" in caplog.text
+
+
+def test_pdf_fonts_are_subset_by_harfbuzz_without_patching_weasyprint():
+    """The fast path is the system library (.ci/run installs it), not a hook into WeasyPrint."""
+    import logging
+
+    from weasyprint.pdf import fonts as wp_fonts
+
+    from kpireport.report import render
+
+    assert render.fast_subsetting(), "libharfbuzz-subset0 is missing (see README)"
+    before = {n: logging.getLogger(n).level for n in ("weasyprint", "fontTools")}
+    pdf = render.to_pdf('<html><body><p>Ørsted Åbo € 1 234,56</p></body></html>')
+    assert pdf.startswith(b"%PDF")
+    assert not getattr(wp_fonts.Font._fonttools_subset, "_kpireport", False)
+    # other libraries' log levels are changed only for the duration of the call
+    assert {n: logging.getLogger(n).level for n in before} == before
