@@ -101,10 +101,10 @@ table { font-size: 0.85rem; }
 .tile-kpi { color: #616e7c; font-size: 0.8rem; }
 .tile-num { font-size: 1.05rem; margin: 0.2rem 0; }
 .tile-of { color: #616e7c; font-size: 0.78rem; }
-.dash-curves { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 30rem), 1fr)); gap: 0.5rem; }
+/* charts are drawn at 600 px (pages.CHART_SIZE): never wider than that, never scrolled */
+.dash-curves { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 20rem), 1fr)); gap: 0.5rem; }
 figure.chart { margin: 0.3rem 0; }
-figure.chart img { width: 100%; max-width: 100%; height: auto; }
-.dash-section > figure.chart { max-width: 860px; }
+figure.chart img { width: 100%; max-width: 600px; height: auto; }
 .goal-links { padding-left: 1.2rem; columns: 2 16rem; font-size: 0.85rem; }
 .dash-goals-tiles { display: none; }
 /* the first column (team, seller, goal) stays in view when a wide table scrolls sideways */
@@ -125,9 +125,6 @@ figure.chart img { width: 100%; max-width: 100%; height: auto; }
   .goals-board { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.4rem; }
   .goal-tile { padding: 0.35rem 0.45rem; border-left-width: 4px; }
   .tile-num { font-size: 0.9rem; }
-  /* charts keep a readable size: they scroll sideways instead of shrinking their text */
-  figure.chart { overflow-x: auto; }
-  figure.chart img { min-width: 640px; }
   .goal-links { columns: 1; }
   table { font-size: 0.75rem; }
   th, td { padding: 0.25rem 0.35rem; }

@@ -242,11 +242,69 @@ def evaluated_goals(
     return store.cached(snap, key, compute)
 
 
+#: size of every dashboard chart, in inches (600 × 510 px at the report's 150 dpi): three
+#: fit side by side on a desktop and one fills a phone's width with ~10 px text, so no
+#: chart is shrunk to unreadable text or scrolled sideways (the reports' 17 × 8 cm A4
+#: size would need either)
+CHART_SIZE = (4.0, 3.4)
+
+
+def _compact(fig: Any, size: tuple[float, float] = CHART_SIZE) -> Any:
+    """Resize a report figure to :data:`CHART_SIZE` and re-flow its legend into two columns."""
+    from kpireport.plots.theme import SMALL
+
+    fig.set_size_inches(*size)
+    if not fig.legends:
+        return fig
+    old = fig.legends[0]
+    handles, labels = list(old.legend_handles), [t.get_text() for t in old.texts]
+    n = len(handles)
+    ncol0 = min(n, 4)
+    nrow0 = -(-n // ncol0)
+    # the report legend is stored column by column for ncol0 columns: back to reading order
+    slots = [
+        (r * ncol0 + c) for c in range(ncol0) for r in range(nrow0) if c < min(ncol0, n - r * ncol0)
+    ]
+    reading = [
+        hl
+        for _, hl in sorted(
+            zip(slots, zip(handles, labels, strict=True), strict=True), key=lambda x: x[0]
+        )
+    ]
+    ncol = 2
+    nrow = -(-n // ncol)
+    grid = [reading[r * ncol : (r + 1) * ncol] for r in range(nrow)]
+    ordered = [grid[r][c] for c in range(ncol) for r in range(nrow) if c < len(grid[r])]
+    old.remove()
+    fig.legend(
+        handles=[h for h, _ in ordered], labels=[lab for _, lab in ordered],
+        loc="outside lower center", ncol=ncol, frameon=False, handlelength=2.4,
+        columnspacing=1.2, fontsize=SMALL,
+    )  # fmt: skip
+    return fig
+
+
+def _pipeline_chart(pipe: pd.DataFrame, currency: str, lang: str) -> Any:
+    """The report's pipeline-by-stage chart, at dashboard size: stage names slanted, bar labels smaller."""
+    from kpireport.plots import pipeline_by_stage
+
+    with _DRAW:
+        fig = pipeline_by_stage(pipe, currency=currency, title="", language=lang)
+        fig.set_size_inches(*CHART_SIZE)
+        for ax in fig.axes:
+            ax.tick_params(axis="x", labelrotation=30)
+            for lab in ax.get_xticklabels():
+                lab.set_horizontalalignment("right")
+            for text in ax.texts:
+                text.set_fontsize(6)
+    return fig
+
+
 def _figure(fig: Any, alt: str) -> str:
     from kpireport.report.views import figure_html
 
     with _DRAW:
-        return figure_html(fig, alt=alt)
+        return figure_html(_compact(fig), alt=alt)
 
 
 def _section(title: str, *parts: str, cls: str = "") -> str:
@@ -429,7 +487,6 @@ def scope_page(
     """Team or seller: cards, development curves of month/week/quarter, goals, activity, pipeline."""
     from kpireport.kpis import compute_kpis
     from kpireport.periods import containing
-    from kpireport.plots import pipeline_by_stage
     from kpireport.report.views import (
         SELLER_CARD_KPIS,
         TEAM_CARD_KPIS,
@@ -534,17 +591,16 @@ def scope_page(
     blocks.append(
         _section(
             f"Open pipeline on {day:%d %B %Y}",
-            _figure(
-                pipeline_by_stage(pipe, currency=cur, title="", language=lang), "Pipeline by stage"
-            ),
+            _figure(_pipeline_chart(pipe, cur, lang), "Pipeline by stage"),
         )
     )
 
     if scope == "team":
+        active = _active_sellers(data, p)
         members = [
             s
             for s, t in snap.team_of.items()
-            if t == sid and grants.allows("seller", s, snap.team_of)
+            if t == sid and s in active and grants.allows("seller", s, snap.team_of)
         ]
         if members:
             lb = compute_kpis(data, [p], by="seller", kpis=["won_value", "deals_won"], as_of=day)
@@ -576,6 +632,19 @@ def scope_page(
         blocks,
         pd.concat([f for f in frames if len(f)], ignore_index=True),
     )
+
+
+def _active_sellers(data: Any, p: Any) -> set[str]:
+    """Seller ids employed during any day of ``p`` (``active_from``/``active_to`` when present)."""
+    s = data.tables["sellers"]
+    keep = pd.Series(True, index=s.index)
+    if "active_from" in s:
+        start = pd.to_datetime(s["active_from"], errors="coerce")
+        keep &= start.isna() | (start <= p.last_day)
+    if "active_to" in s:
+        end = pd.to_datetime(s["active_to"], errors="coerce")
+        keep &= end.isna() | (end >= p.start)
+    return set(s.loc[keep, "seller_id"].astype("str"))
 
 
 def goal_page(store: DataStore, snap: Snapshot, p: Any, sel: Selection, as_of: Any) -> Page:
@@ -748,17 +817,19 @@ def _no_goal_curve(
     if derived is not None:
         pace, target, months = derived
         source = " + ".join(_period_name(m) for m in months)
-        title = f"{_kpi_label(kpi)} · {_period_name(p.label)} · pace: {source} goal pro rata"
+        note = f"pace: {source} goal pro rata"
     else:
         pace, target = None, None
-        title = f"{_kpi_label(kpi)} · {_period_name(p.label)} (no goal)"
+        note = "no goal"
+    head = f"{_kpi_label(kpi)} · {_period_name(p.label)}"
+    title, alt = f"{head}\n({note})", f"{head} · {note}"
     with _DRAW:
         fig = development_curve(
             cum, target=target, linear_pace=pace, forecast_cone=cone, as_of=cut,
             unit=str(get_kpi(kpi).unit), currency=data.currency, kpi=kpi, title=title,
             language=lang,
         )  # fmt: skip
-    return _figure(fig, title)
+    return _figure(fig, alt)
 
 
 def attainment_history(
@@ -818,7 +889,7 @@ def _attainment_chart(hist: pd.DataFrame, row: pd.Series) -> str:
         for r in hist.itertuples()
     ]
     with _DRAW, theme_context():
-        fig, ax = new_figure(figsize=(6.8, 3.0))
+        fig, ax = new_figure(figsize=CHART_SIZE)
         x = np.arange(len(hist))
         bars = ax.bar(x, np.nan_to_num(share), color=colours, width=0.65, zorder=3)
         for b, r in zip(bars, hist.itertuples(), strict=True):
@@ -833,11 +904,11 @@ def _attainment_chart(hist: pd.DataFrame, row: pd.Series) -> str:
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6}, zorder=5,
             )  # fmt: skip
         ax.axhline(100, color="#1b7a3a", linewidth=1.2, zorder=4)
-        ax.set_xticks(x, [str(q) for q in hist["period"]], rotation=45 if len(x) > 6 else 0)
+        ax.set_xticks(x, [str(q) for q in hist["period"]], rotation=60 if len(x) > 6 else 0)
         ax.set_ylabel("% of target")
         ax.set_ylim(0, max(120.0, float(np.nanmax(share, initial=0)) + 15))
         sense = "lower is better: ≤ 100 % reached" if at_most else "100 % = target reached"
-        ax.set_title(f"{_kpi_label(kpi)} · share of target per period ({sense})")
+        ax.set_title(f"{_kpi_label(kpi)} · share of target per period\n({sense})")
         from matplotlib.patches import Patch
 
         ax.legend(

@@ -42,9 +42,10 @@ LOGIN_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>kpireport dashboard · log in</title>
 <style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; background: #f4f6f8; color: #1f2933; margin: 0; }}
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; background: #f4f6f8; color: #1f2933; margin: 0;
+       padding: 0 1rem; }}
 form {{ max-width: 22rem; margin: 12vh auto; background: #fff; padding: 1.5rem; border-radius: 8px;
-       border: 1px solid #d9dee3; }}
+       border: 1px solid #d9dee3; box-sizing: border-box; }}
 h1 {{ font-size: 1.3rem; color: #1f4e79; margin-top: 0; }}
 label {{ display: block; margin: 0.8rem 0 0.2rem; font-size: 0.9rem; }}
 input {{ width: 100%; box-sizing: border-box; padding: 0.5rem; font-size: 1rem; }}
