@@ -266,7 +266,12 @@ def auth_server(demo: Path, data, tmp_path_factory: pytest.TempPathFactory):
         )  # fmt: skip
     text = users.read_text()
     assert "s3cret-sam" not in text and "b0ss-pw" not in text and text.count("scrypt$") == 2
-    s = Server(["--source", str(demo), "--auth", str(users), "--address", "127.0.0.1"], run)
+    # under a path prefix, as behind a reverse proxy: login, redirects and logout stay inside it
+    s = Server(
+        ["--source", str(demo), "--auth", str(users), "--address", "127.0.0.1", "--prefix", "/kpi"],
+        run,
+    )
+    assert s.url.endswith("/kpi")
     yield s
     s.stop()
 
@@ -307,7 +312,7 @@ def test_wrong_password_is_refused(auth_server, page):
     # no login: the dashboard itself redirects to the login page
     req = urllib.request.Request(auth_server.url + "/")
     with urllib.request.urlopen(req, timeout=30) as r:
-        assert urllib.parse.urlparse(r.url).path == "/login"
+        assert urllib.parse.urlparse(r.url).path == "/kpi/login"
     login(page, auth_server.url, "sam", "wrong")
     assert page.get_by_text("Wrong user name or password.").count() == 1
     assert "/login" in page.url
@@ -353,6 +358,12 @@ def test_organisation_user_sees_everything(auth_server, page, data):
     login(page, auth_server.url, "boss", "b0ss-pw")
     wait_heading(page, "Nordlys Systems Oy · November 2026")
     assert card_value(page, "Order intake") == money(org_value(data, "won_value", "2026-11"))
+    assert urllib.parse.urlparse(page.url).path == "/kpi/"
+    page.get_by_text("log out").click()
+    page.locator("#username").wait_for()
+    assert urllib.parse.urlparse(page.url).path == "/kpi/login"
+    page.goto(auth_server.url + "/")  # logged out: back to the login form
+    page.locator("#username").wait_for()
 
 
 # ------------------------------------------------------------------ freshness

@@ -240,7 +240,7 @@ def create_session(ctx: AppContext) -> Any:
         embed=False, sizing_mode="fixed", width=150, margin=(22, 10, 0, 10),
     )  # fmt: skip
     user_line = pn.pane.HTML(
-        f'<div class="dash-user">Signed in as {esc(who)} · <a href="/logout">log out</a></div>'
+        f'<div class="dash-user">Signed in as {esc(who)} · <a href="logout">log out</a></div>'
         if who
         else '<div class="dash-user">No login: this dashboard listens on 127.0.0.1 only.</div>',
         stylesheets=css,

@@ -53,7 +53,7 @@ button {{ margin-top: 1rem; width: 100%; padding: 0.6rem; font-size: 1rem; backg
          border: 0; border-radius: 4px; }}
 .error {{ color: #b3261e; font-weight: bold; }}
 </style></head><body>
-<form method="post" action="/login">
+<form method="post" action="login">
 <h1>kpireport dashboard</h1>
 {error}
 <label for="username">User name</label><input id="username" name="username" autocomplete="username" required>
@@ -90,14 +90,14 @@ def _handlers(users: dict[str, User]) -> tuple[type, type]:
             self.set_signed_cookie(
                 USER_COOKIE, user.name, expires_days=LOGIN_DAYS, httponly=True, samesite="Lax"
             )
-            self.redirect("/")
+            self.redirect("./")  # relative: works under --prefix and behind a proxy
 
     class LogoutHandler(RequestHandler):
         """``GET /logout``: forget the cookie."""
 
         def get(self) -> None:
             self.clear_cookie(USER_COOKIE)
-            self.redirect("/login")
+            self.redirect("login")
 
     return LoginHandler, LogoutHandler
 
