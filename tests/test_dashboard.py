@@ -608,3 +608,30 @@ def test_attainment_history_matches_compute_kpis(demo: Path, data):
         assert r.share == pytest.approx(k[r.period] / r.target)
         assert r.reached == (not r.running and k[r.period] >= r.target)
     assert h["share"].iloc[-1] == pytest.approx(row["actual"] / row["target"])
+
+
+def test_rewarm_computes_the_new_data_version(demo: Path, tmp_path):
+    """After a source change the overview is computed by the warm-up, not by the first visitor."""
+    import datetime as dt
+
+    from kpireport.dashboard.access import Grants
+    from kpireport.dashboard.app import AppContext
+    from kpireport.dashboard.pages import Selection, build_page
+    from kpireport.dashboard.server import rewarm
+    from kpireport.dashboard.store import DataStore
+
+    src = tmp_path / "crm"
+    shutil.copytree(demo.parent, src)
+    ctx = AppContext(store=DataStore(str(src / "source.yaml")), as_of=dt.date(2026, 11, 20))
+    assert rewarm(ctx, None, teams=False) == (1, 1)
+    assert rewarm(ctx, 1, teams=False) == (1, 0)  # same data: nothing recomputed
+    deals = src / "deals.parquet"
+    st = deals.stat()
+    os.utime(deals, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert rewarm(ctx, 1, teams=False) == (2, 1)
+    snap = ctx.store.current()
+    calls = []
+    key = ("page", Selection(period="2026-11"), str(ctx.as_of))
+    ctx.store.cached(snap, key, lambda: calls.append(1))
+    assert calls == []  # the overview of version 2 was already in the cache
+    assert build_page(ctx.store, snap, Selection(), Grants.everything(), ctx.as_of).permitted

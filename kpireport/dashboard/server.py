@@ -15,7 +15,10 @@ Design decisions
   forging a session.
 * **Warm-up.** After start, a background thread computes the default pages
   (organisation overview and every team for the running month) once, so
-  the first visitors read them from the cache.
+  the first visitors read them from the cache; it checks every
+  :data:`WARM_CHECK_SECONDS` for a new data version (changed file, database
+  past its TTL) and warms the pages of that version too. Seller and goal
+  pages are computed on their first visit (about 2-3 s, then cached).
 """
 
 from __future__ import annotations
@@ -164,6 +167,23 @@ def warm(ctx: AppContext, teams: bool = True) -> int:
     return n
 
 
+#: seconds between the warm-up thread's checks for a new data version
+WARM_CHECK_SECONDS = 30.0
+
+
+def rewarm(ctx: AppContext, last_version: int | None, teams: bool = True) -> tuple[int | None, int]:
+    """Warm the default pages when the data has a new version since ``last_version``.
+
+    Returns (the version now warmed, pages computed). A changed file (or a database
+    past its TTL) is re-read here, so after a change the first visitor again finds
+    the overview and team pages computed, not only after the first start.
+    """
+    snap = ctx.store.current()
+    if snap is None or snap.version == last_version:
+        return last_version, 0
+    return snap.version, warm(ctx, teams=teams)
+
+
 def make_server(
     ctx: AppContext,
     *,
@@ -262,13 +282,23 @@ def serve(
     if warm_up:
 
         def run() -> None:
-            t = time.perf_counter()
-            n = warm(ctx)
-            print(
-                f"warm-up: {n} pages computed in {time.perf_counter() - t:.1f} s",
-                file=out,
-                flush=True,
-            )
+            last: int | None = None
+            while True:
+                t = time.perf_counter()
+                try:
+                    version, n = rewarm(ctx, last)
+                except Exception:  # noqa: BLE001 - never let the warm-up thread die
+                    log.exception("dashboard: warm-up failed")
+                    version, n = last, 0
+                if version != last:
+                    print(
+                        f"warm-up: {n} pages computed in {time.perf_counter() - t:.1f} s "
+                        f"(data version {version})",
+                        file=out,
+                        flush=True,
+                    )
+                    last = version
+                time.sleep(WARM_CHECK_SECONDS)
 
         threading.Thread(target=run, name="kpireport-warm-up", daemon=True).start()
     try:
