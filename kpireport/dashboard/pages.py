@@ -287,16 +287,23 @@ def _compact(fig: Any, size: tuple[float, float] = CHART_SIZE) -> Any:
 def _pipeline_chart(pipe: pd.DataFrame, currency: str, lang: str) -> Any:
     """The report's pipeline-by-stage chart, at dashboard size: stage names slanted, bar labels smaller."""
     from kpireport.plots import pipeline_by_stage
+    from kpireport.plots.theme import FONT_SIZE, SMALL
 
     with _DRAW:
         fig = pipeline_by_stage(pipe, currency=currency, title="", language=lang)
         fig.set_size_inches(*CHART_SIZE)
         for ax in fig.axes:
-            ax.tick_params(axis="x", labelrotation=30)
+            ax.tick_params(axis="x", labelrotation=30, labelsize=SMALL)
+            ax.tick_params(axis="y", labelsize=SMALL)
+            ax.xaxis.label.set_fontsize(FONT_SIZE)
+            ax.yaxis.label.set_fontsize(FONT_SIZE)
             for lab in ax.get_xticklabels():
                 lab.set_horizontalalignment("right")
             for text in ax.texts:
                 text.set_fontsize(6)
+        for leg in fig.legends:
+            for text in leg.get_texts():
+                text.set_fontsize(SMALL)
     return fig
 
 
