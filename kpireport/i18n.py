@@ -146,6 +146,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "axis.year": _m("Year", "Jaar"),
     "axis.count": _m("Number", "Aantal"),
     "axis.stage": _m("Stage", "Fase"),
+    "stage.unknown": _m("Stage unknown", "Fase onbekend"),
     "axis.funnel_count": _m("Number of leads and deals", "Aantal leads en deals"),
     "axis.cumulative": _m("{kpi}, cumulative", "{kpi}, cumulatief"),
     "axis.attainment": _m("Attainment (% of target)", "Realisatie (% van doel)"),
@@ -299,6 +300,10 @@ VIEW_MESSAGES: dict[str, dict[str, str]] = {
     "pipeline_asof": {
         "en": "Deals open on {date}, by stage; the pipeline value card above shows the end of {period}.",
         "nl": "Open deals op {date}, per fase; de kaart Pijplijnwaarde hierboven toont het einde van {period}.",
+    },
+    "pipeline_unknown": {
+        "en": "Deals open on {date} that have closed since are shown as “Stage unknown”: the CRM export keeps only their current stage and probability, so their stage and weighted value on that day are not known.",
+        "nl": "Deals die op {date} open waren en sindsdien gesloten zijn, staan onder “Fase onbekend”: de CRM-export bewaart alleen hun huidige fase en kans, dus hun fase en gewogen waarde op die dag zijn niet bekend.",
     },
     "final_sentence_hit": {
         "en": "{scope} reached {pct} of its {kpi} goal for {period}: goal achieved.",

@@ -295,8 +295,72 @@ def test_pipeline_view_adds_weighted_open_deals(crm: CrmData) -> None:
     assert r["pipeline_expected"].iloc[0] == pytest.approx(34_000)
     assert r["pipeline_probability"].iloc[0] == 0.0  # even winning D7 gives 38 000
     assert r["pipeline_probability"].iloc[1] == pytest.approx(0.5, abs=0.05)  # = P(D7 won)
-    # North also has D9, open on 15 Nov: + 7 000 x 0.6
-    assert r["pipeline_expected"].iloc[2] == pytest.approx(38_200)
+    # North also has D9, open on 15 Nov but won on 20 Nov: its stage, probability and
+    # expected close on 15 Nov are unknown, so North has no pipeline view (was 38 200,
+    # D9 counted with the probability it has in today's export)
+    assert math.isnan(r["pipeline_expected"].iloc[2])
+    assert math.isnan(r["pipeline_probability"].iloc[2])
+
+
+def with_deals(data: CrmData, **changes: dict) -> CrmData:
+    """``data`` with some cells of deals changed: ``D9={"probability": 1.0}``."""
+    tables = {name: df.copy() for name, df in data.tables.items()}
+    deals = tables["deals"]
+    for deal_id, cells in changes.items():
+        for col, v in cells.items():
+            deals.loc[deals["deal_id"] == deal_id, col] = v
+    return CrmData(tables)
+
+
+def test_open_deals_at_a_past_day_do_not_know_the_outcome(crm: CrmData) -> None:
+    from kpireport.goals.evaluate import open_deals_at
+
+    # as a CRM exports a won deal: stage "closed won", probability 1.0, expected = close
+    crm = with_deals(crm, D9={"probability": 1.0})
+    o = open_deals_at(crm, pd.Timestamp(AS_OF)).set_index("deal_id")
+    assert sorted(o.index) == ["D7", "D8", "D9"]
+    assert o["closed_later"].tolist() == [False, False, True]
+    assert o.loc["D9", ["stage", "probability", "expected_close_at"]].isna().all()
+    assert (o.loc["D7", "stage"], o.loc["D7", "probability"]) == ("proposal", 0.5)
+    # weighted pipeline on 15 Nov: 8 000 x 0.5 + 100 000 x 0.9 (D9 unknown, not 7 000 x 1.0)
+    assert (o["value"] * o["probability"]).sum() == pytest.approx(94_000)
+    # 4 Nov: D4, D5 (won later) and D6 (lost on 5 Nov) were open, none with its end state
+    o = open_deals_at(crm, pd.Timestamp("2026-11-04")).set_index("deal_id")
+    assert sorted(o.index) == ["D4", "D5", "D6", "D7", "D8", "D9"]
+    assert o.loc[["D4", "D5", "D6", "D9"], "stage"].isna().all()
+    assert o.loc[["D4", "D5", "D6", "D9"], "probability"].isna().all()
+    # the day D9 closed it is no longer open; nothing is unknown then
+    o = open_deals_at(crm, pd.Timestamp("2026-11-20"))
+    assert sorted(o["deal_id"]) == ["D7", "D8"] and not o["closed_later"].any()
+
+
+def test_past_pipeline_chart_data_has_no_closed_stages(crm: CrmData) -> None:
+    from kpireport.i18n import t
+    from kpireport.report.views import _open_pipeline
+
+    crm = with_deals(crm, D9={"probability": 1.0})
+    pipe = _open_pipeline(crm, "organisation", None, AS_OF)
+    assert pipe["stage"].tolist() == ["proposal", "negotiation", "Stage unknown"]
+    assert pipe["value"].tolist() == [8_000, 100_000, 7_000]
+    assert not pipe["stage"].str.lower().str.startswith("closed").any()
+    weighted = (pipe["value"] * pipe["probability"]).groupby(pipe["stage"], sort=False)
+    w = weighted.sum(min_count=1)
+    assert w["proposal"] == 4_000 and w["negotiation"] == 90_000
+    assert math.isnan(w["Stage unknown"])  # not 7 000 (won later), not 0
+    # North on 4 Nov: D4 (20 000, won 10 Nov), D6 (4 000, lost 5 Nov), D9 (7 000) closed since
+    nl = _open_pipeline(crm, "team", "North", "2026-11-04", language="nl")
+    by_stage = nl.groupby("stage", sort=False)["value"].sum()
+    assert by_stage.index.tolist() == ["proposal", "negotiation", t("stage.unknown", "nl")]
+    assert by_stage.tolist() == [8_000, 100_000, 31_000]
+
+
+def test_pipeline_view_uses_win_rates_known_on_as_of(crm: CrmData) -> None:
+    # D7 without stage or probability: the simulation uses the overall win rate of the
+    # deals closed by 15 Nov, D1-D5 won, D6 and D11 lost = 5/7 (6/8 = 0.75 with D9,
+    # won on 20 Nov). S1 reaches 38 000 iff D7 (8 000) is won.
+    crm = with_deals(crm, D7={"stage": None, "probability": np.nan})
+    r = one(crm, goal("won_value", 38_000), n_paths=40_000)
+    assert r["pipeline_probability"] == pytest.approx(5 / 7, abs=0.01)
 
 
 # ------------------------------------------------------------------ lint

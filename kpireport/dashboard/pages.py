@@ -501,6 +501,7 @@ def scope_page(
         _open_pipeline,
         goal_table,
         kpi_card_block,
+        vt,
     )
 
     data, lang, cur = snap.data, "en", snap.data.currency
@@ -594,10 +595,12 @@ def scope_page(
             )
         )
 
-    pipe = _open_pipeline(data, scope, sid, day)
+    pipe = _open_pipeline(data, scope, sid, day, lang)
+    unknown = len(pipe) > 0 and bool(pipe["closed_later"].any())
     blocks.append(
         _section(
             f"Open pipeline on {day:%d %B %Y}",
+            *([_p(vt("pipeline_unknown", lang, date=f"{day:%d %B %Y}"))] if unknown else []),
             _figure(_pipeline_chart(pipe, cur, lang), "Pipeline by stage"),
         )
     )

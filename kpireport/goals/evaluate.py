@@ -380,10 +380,12 @@ class _History:
         return self._open
 
     def stage_rates(self) -> dict[str, float]:
+        """Win rates per stage of the deals closed by the end of ``as_of`` (no later close)."""
         from kpireport.forecast import stage_win_rates
 
         if self.rates is None:
-            self.rates = stage_win_rates(self.data[Table.DEALS])
+            d = self.data[Table.DEALS]
+            self.rates = stage_win_rates(d[d["closed_at"] < self.asof + DAY])
         return self.rates
 
 
@@ -556,16 +558,35 @@ def _forecast_ratio(hist: _History, row, sid, p: Period) -> dict:
 
 
 # ------------------------------------------------------------------ pipeline
+#: columns of a deal whose value on a past day the CRM export does not keep
+UNKNOWN_AT_ASOF = ("stage", "probability", "expected_close_at")
+
+
 def open_deals_at(data: CrmData, asof: pd.Timestamp, scope=None, sid=None) -> pd.DataFrame:
     """Deals open at the end of ``asof`` (within the scope; status set to ``open``).
 
-    A deal closed after ``as_of`` was still open then, so it counts as open.
+    A deal closed after ``as_of`` was still open then, so it counts as open,
+    with its ``value``, seller, company and ``created_at``. Its ``stage``,
+    ``probability`` and ``expected_close_at`` on that day are unknown and set
+    to NA (:data:`UNKNOWN_AT_ASOF`): the export holds only their current
+    values (docs/DATA.md lists no history), which for a closed deal carry the
+    outcome ("Closed won", 1.0 or 0.0, and an expected close moved to, or
+    derived from, the real close). ``expected_close_at`` is NA too because
+    the data contract does not define it as a forecast frozen before the
+    close; keeping it would tell a past-day view which deals close when.
+    Such rows have ``closed_later`` True; deals still open today keep their
+    current stage, probability and expected close (``closed_later`` False).
     """
     d = data[Table.DEALS]
     end = asof + DAY
-    mask = (d["created_at"] < end) & ((d["status"] == "open") | (d["closed_at"] >= end))
+    later = d["status"].isin(["won", "lost"]) & (d["closed_at"] >= end)
+    mask = (d["created_at"] < end) & ((d["status"] == "open") | later)
     out = d[mask].copy()
     out["status"] = "open"
+    out["closed_later"] = later[mask].to_numpy(bool)
+    for col in UNKNOWN_AT_ASOF:
+        if col in out:
+            out[col] = out[col].where(~out["closed_later"])
     return deals_in_scope(data, out, scope, sid)
 
 
@@ -585,11 +606,19 @@ def deals_in_scope(data: CrmData, deals: pd.DataFrame, scope, sid) -> pd.DataFra
 def _pipeline_view(
     data, hist: _History, row, sid, p: Period, asof, n_paths, seed
 ) -> tuple[float, float]:
-    """Actual + weighted open deals expected to close in the rest of the period."""
+    """Actual + weighted open deals expected to close in the rest of the period.
+
+    NaN (no pipeline view) when a deal of the scope open at ``as_of`` has
+    closed since: its stage, probability and expected close on that day are
+    unknown (:func:`open_deals_at`), and leaving it out would understate the
+    pipeline as surely as its outcome would overstate it.
+    """
     from kpireport.forecast import deal_monte_carlo
 
     rest = Period(max(p.start, asof + DAY), p.end, p.grain, p.label, True)
     deals = deals_in_scope(data, hist.open_deals(), row["scope"], sid)
+    if deals["closed_later"].any():
+        return np.nan, np.nan
     if row["kpi"] == "deals_won":
         deals = deals.assign(value=1.0)
     prob = pd.to_numeric(deals["probability"], errors="coerce")

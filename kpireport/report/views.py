@@ -639,18 +639,29 @@ def _funnel_counts(
     )
 
 
-def _open_pipeline(data: Any, scope: str, scope_id: str | None, as_of: Any) -> pd.DataFrame:
+def _open_pipeline(
+    data: Any, scope: str, scope_id: str | None, as_of: Any, language: str = "en"
+) -> pd.DataFrame:
+    """Deals open on ``as_of`` (``stage``, ``value``, ``probability``, ``closed_later``).
+
+    Deals closed since have no stage or probability on that day
+    (:func:`kpireport.goals.evaluate.open_deals_at`): they are grouped under
+    "Stage unknown" with an unknown weighted value, never under their
+    closing stage; a stage missing from the data shows as "–".
+    """
     from kpireport.goals.evaluate import open_deals_at
 
     d = open_deals_at(data, _day(as_of), Scope(scope), scope_id)
     if d.empty:
         return d
-    d = d.assign(stage=d["stage"].astype("str").where(d["stage"].notna(), "–"))
+    stage = d["stage"].astype("str").where(d["stage"].notna(), i18n.MISSING)
+    stage = stage.where(~d["closed_later"], i18n.t("stage.unknown", language))
+    d = d.assign(stage=stage)
     order = d.groupby("stage")["probability"].mean().sort_values().index
     d["stage"] = pd.Categorical(d["stage"], categories=list(order), ordered=True)
-    d = d.sort_values("stage")
+    d = d.sort_values("stage", kind="stable")
     d["stage"] = d["stage"].astype("str")
-    return d[["stage", "value", "probability"]]
+    return d[["stage", "value", "probability", "closed_later"]]
 
 
 def _activity_need(
@@ -806,11 +817,10 @@ def team_report_view(
     psec = Section("pipeline", i18n.t("heading.pipeline", lang))
     psec.sentence(vt("pipeline_asof", lang, date=i18n.fmt_date(_day(as_of), lang),
                      period=i18n.fmt_period(p.label, lang)))  # fmt: skip
-    psec.add(
-        pipeline_by_stage(
-            _open_pipeline(data, "team", team, as_of), currency=cur, title="", language=lang
-        )
-    )
+    pipe = _open_pipeline(data, "team", team, as_of, lang)
+    if len(pipe) and pipe["closed_later"].any():
+        psec.sentence(vt("pipeline_unknown", lang, date=i18n.fmt_date(_day(as_of), lang)))
+    psec.add(pipeline_by_stage(pipe, currency=cur, title="", language=lang))
     view.sections.append(psec)
     view.kpis = (
         pd.concat([f for f in frames if len(f)], ignore_index=True)
