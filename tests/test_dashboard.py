@@ -513,6 +513,20 @@ def test_pages_escape_names_and_deny_without_naming(demo: Path):
         assert "S003" not in denied.html() and snap.sellers["S003"] not in denied.html()
 
 
+def test_past_pipeline_says_stage_unknown_for_deals_closed_since(demo: Path):
+    """September's page shows the pipeline of 30 Sep; deals closed since have no stage then."""
+    from kpireport.dashboard.access import Grants
+    from kpireport.dashboard.pages import Selection, build_page
+    from kpireport.dashboard.store import DataStore
+
+    store = DataStore(str(demo))
+    snap = store.current()
+    page = build_page(store, snap, Selection("team", "SMB", "2026-09"), Grants.everything(), AS_OF)
+    html = page.html()
+    assert "Open pipeline on 30 September 2026" in html
+    assert "closed since are shown as “Stage unknown”" in html
+
+
 # ------------------------------------------------------------------ notebook app
 def test_dashboard_notebook_is_served_by_panel(demo: Path, data, browser, tmp_path):
     """``panel serve dashboard.ipynb`` shows the same overview as ``kpireport serve``."""

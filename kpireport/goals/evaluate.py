@@ -50,7 +50,9 @@ Design decisions
   value to date (a ratio with nothing closed yet): ``no_data``.
 * **Pipeline view** for ``won_value`` and ``deals_won`` goals: open deals
   expected to close in the rest of the period, weighted by probability (and
-  simulated deal by deal), added to the actual to date.
+  simulated deal by deal), added to the actual to date. None (NaN) for a
+  scope with a deal open at ``as_of`` that has closed since: its stage,
+  probability and expected close on that day are unknown (docs/DATA.md).
 * **Lint**: ``not_accepted`` (no ``agreed_by``), ``ratio_target`` (a percent
   KPI with a target above 1, e.g. 40 instead of 0.40), ``period_over``,
   ``unrealistic`` / ``unambitious`` (target beyond the 95 % interval of the
