@@ -212,10 +212,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lint.unrealistic": _m("Target looks unrealistic", "Doel lijkt onhaalbaar"),
     "lint.unambitious": _m("Target looks unambitious", "Doel lijkt weinig ambitieus"),
     "lint.not_agreed": _m("Not yet agreed", "Nog niet afgesproken"),
+    "lint.not_accepted": _m("Not yet agreed", "Nog niet afgesproken"),
+    "lint.inactive_owner": _m(
+        "the seller is not active in the goal's period",
+        "de verkoper is in de periode van het doel niet actief",
+    ),
+    "lint.undercommitted": _m(
+        "the goals below it add up to {gap} less", "de doelen eronder tellen op tot {gap} minder"
+    ),
+    "lint.overcommitted": _m(
+        "the goals below it add up to {gap} more", "de doelen eronder tellen op tot {gap} meer"
+    ),
+    "goal.growth_vs": _m("{growth} vs {period}", "{growth} t.o.v. {period}"),
+    "heading.remarks": _m("Remarks", "Opmerkingen"),
     # --- periods
     "period.quarter": _m("Q{quarter} {year}", "Q{quarter} {year}"),
     "period.week": _m("week {week}, {year}", "week {week}, {year}"),
     "period.ytd": _m("Year to date, to {date}", "Lopend jaar tot en met {date}"),
+    "period.span": _m("{start} – {end}", "{start} – {end}"),
     # --- generated sentences
     "sentence.goal_reached": _m(
         "{scope} reached {pct} of its {kpi} goal.",
@@ -651,7 +665,8 @@ def fmt_period(label: object, language: str = DEFAULT_LANGUAGE, as_of: object = 
 
     ``2026`` -> ``2026``; ``2026-Q4`` -> ``Q4 2026``; ``2026-10`` -> ``October 2026``
     / ``oktober 2026``; ``2026-W43`` -> ``week 43, 2026``; ``2026-10-15`` ->
-    ``15 October 2026``; ``2026-YTD-10-15`` -> ``Year to date, to 15 October 2026``.
+    ``15 October 2026``; ``2026-YTD-10-15`` -> ``Year to date, to 15 October 2026``;
+    ``2026-12-01..2027-02-28`` -> ``1 December 2026 – 28 February 2027``.
     Accepts a :class:`~kpireport.periods.Period` too; relative names need ``as_of``.
     """
     from kpireport.constants import Grain
@@ -661,6 +676,8 @@ def fmt_period(label: object, language: str = DEFAULT_LANGUAGE, as_of: object = 
     if is_missing(label):
         return MISSING
     p = parse_period(label, as_of)  # type: ignore[arg-type]
+    if p.is_date_span:
+        return t("period.span", lang, start=fmt_date(p.start, lang), end=fmt_date(p.last_day, lang))
     if p.is_span:
         return t("period.ytd", lang, date=fmt_date(p.last_day, lang))
     if p.grain == Grain.YEAR:

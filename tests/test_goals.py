@@ -83,12 +83,22 @@ def canonical(tables: dict[str, pd.DataFrame]) -> CrmData:
     return CrmData(out)
 
 
-def read_crm() -> CrmData:
+def read_crm(folder: Path = DATA / "crm") -> CrmData:
     tables = {
         p.stem: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-        for p in sorted((DATA / "crm").glob("*.csv"))
+        for p in sorted(folder.glob("*.csv"))
     }
     return canonical(tables)
+
+
+#: the KPI fixture (tests/test_kpis.py): March 2026; seller 003 active until 15 March
+#: 2026, 005 from 1 June 2026; revenue March 2026 = 1500 − 300 (credit note) + 800 + 1200
+KPI_DATA = Path(__file__).parent / "data" / "kpis"
+
+
+@pytest.fixture(scope="module")
+def small() -> CrmData:
+    return read_crm(KPI_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -303,11 +313,11 @@ def test_pipeline_view_adds_weighted_open_deals(crm: CrmData) -> None:
 def test_lint_flags(crm: CrmData) -> None:
     goals = [
         goal("won_value", 40_000, agreed_by=None),
-        goal("hit_rate", 40),
+        goal("hit_rate", 0.4),
         goal("won_value", 40_000, agreed_by="  "),
     ]
     r = evaluate_goals(crm, goals, as_of=AS_OF, forecast=False)
-    assert r["lint"].tolist() == ["not_accepted", "ratio_target", "not_accepted"]
+    assert r["lint"].tolist() == ["not_accepted", "", "not_accepted"]
 
 
 def test_history_lint_for_goals_not_started(steady: CrmData) -> None:
@@ -506,3 +516,165 @@ def test_attainment_of_one_goal_matches_the_batch(steady: CrmData) -> None:
     assert one["forecast"] == pytest.approx(21, abs=1e-6)
     assert one["probability"] == 1.0
     assert one["status"] == GoalStatus.ON_TRACK
+
+
+# ------------------------------------------------------------------ the goals file is as strict as the table
+def write_goals(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "goals.yaml"
+    path.write_text("goals:\n" + text, encoding="utf-8")
+    return path
+
+
+def problems_of(goals, data) -> list[str]:
+    with pytest.raises(GoalError) as err:
+        validate_goals(goals, data)
+    return err.value.problems
+
+
+def test_unknown_yaml_key_with_did_you_mean(tmp_path: Path, crm: CrmData) -> None:
+    path = write_goals(
+        tmp_path,
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-11, taget: 5}\n"
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-12, target: 5,"
+        " dirction: at_most, colour: red}\n",
+    )
+    got = problems_of(path, crm)
+    assert "goal G1 (row 1): unknown key 'taget'. Did you mean 'target'?" in got
+    assert "goal G2 (row 2): unknown key 'dirction'. Did you mean 'direction'?" in got
+    assert "goal G2 (row 2): unknown key 'colour'." in got
+    # the missing target of G1 is reported too, nothing else
+    assert len(got) == 4 and any(
+        "G1 (row 1), column 'target': a goal needs a target" in p for p in got
+    )
+
+
+def test_duplicate_goals_in_a_yaml_file(tmp_path: Path, crm: CrmData) -> None:
+    path = write_goals(
+        tmp_path,
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-11, target: 5}\n"
+        "  - {kpi: won_value, scope: team, scope_id: North, period: 2026-11, target: 5}\n"
+        "  - {kpi: won_value, scope: Seller, scope_id: S1, period: 2026-11, target: 7}\n"
+        # a ceiling beside the floor is a band, not a duplicate
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-11, target: 9,"
+        " direction: at_most}\n",
+    )
+    got = problems_of(path, crm)
+    assert got == [
+        "goal G3 (row 3), same KPI, scope, scope_id and period as goal G1 (row 1): "
+        "a goal has one target."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("-5", "column 'target': -5 is negative; a won_value target is at least 0."),
+        ("yes", "column 'target': 'True' is a yes/no value, not a number"),
+        ("off", "column 'target': 'False' is a yes/no value, not a number"),
+        ("lots", "column 'target': 'lots' is not a number."),
+        ("", "column 'target': a goal needs a target"),
+    ],
+)
+def test_bad_targets_in_yaml(tmp_path: Path, crm: CrmData, cell: str, message: str) -> None:
+    path = write_goals(
+        tmp_path,
+        f"  - {{kpi: won_value, scope: seller, scope_id: S1, period: 2026-11, target: {cell}}}\n",
+    )
+    got = problems_of(path, crm)
+    assert len(got) == 1 and got[0].startswith("goal G1 (row 1), " + message), got
+
+
+def test_rate_targets_outside_their_range(crm: CrmData) -> None:
+    got = problems_of(
+        [goal("hit_rate", 40), goal("hit_rate", 1.2), goal("hit_rate", -0.1), goal("hit_rate", 1)],
+        crm,
+    )
+    assert got == [
+        "goal G1 (row 1), column 'target': 40 is outside the range of hit_rate (0 to 1) "
+        "(write 0.40 for 40 %).",
+        "goal G2 (row 2), column 'target': 1.2 is outside the range of hit_rate (0 to 1).",
+        "goal G3 (row 3), column 'target': -0.1 is negative; a hit_rate target is at least 0.",
+    ]
+    # a growth rate may be negative: "shrink revenue by at most 5 %"
+    ok = validate_goals([goal("revenue_growth_yoy", -0.05)], crm)
+    assert ok["target"].tolist() == [-0.05]
+
+
+def test_scope_is_case_insensitive_in_yaml_and_table(tmp_path: Path, crm: CrmData) -> None:
+    from kpireport.data.load import load
+
+    path = write_goals(
+        tmp_path,
+        "  - {kpi: won_value, scope: Team, scope_id: North, period: 2026-11, target: 5,"
+        " direction: AT_LEAST}\n",
+    )
+    g = load_goals(crm, path)
+    assert g["scope"].tolist() == ["team"] and g["direction"].tolist() == ["at_least"]
+    # the source's goals table: the loader normalises the scope column the same way
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    for f in (DATA / "crm").glob("*.csv"):
+        (folder / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "goals.csv").write_text(
+        "goal_id,kpi,scope,scope_id,period,target\nT1,won_value,Team,North,2026-11,5\n",
+        encoding="utf-8",
+    )
+    data = load(folder, as_of=AS_OF)
+    r = evaluate_goals(data, as_of=AS_OF, forecast=False)
+    assert r["scope"].tolist() == ["team"] and r["actual"].tolist() == [30_000]
+
+
+def test_unquoted_invalid_date_is_one_line(tmp_path: Path, crm: CrmData) -> None:
+    path = write_goals(
+        tmp_path,
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-02-30, target: 5}\n",
+    )
+    got = problems_of(path, crm)
+    assert got == [
+        "goal G1 (row 1), column 'period': '2026-02-30' is not a valid period (use 2026, "
+        "2026-Q4, 2026-11, 2026-W45 or 2026-12-01..2027-02-28)."
+    ]
+    # a valid unquoted day stays the day label, not a datetime
+    path = write_goals(
+        tmp_path,
+        "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-11-03, target: 5}\n",
+    )
+    assert load_goals(crm, path)["period"].tolist() == ["2026-11-03"]
+    code, out, err = run_cli(
+        ["goals", "--source", str(DATA / "crm"), "--goals", str(write_goals(
+            tmp_path, "  - {kpi: won_value, scope: seller, scope_id: S1, period: 2026-02-30, target: 5}\n"
+        )), "--as-of", AS_OF]
+    )  # fmt: skip
+    assert code != 0 and out == "" and "Traceback" not in err
+    assert "'2026-02-30' is not a valid period" in err
+
+
+def test_inactive_owner_lint(small: CrmData) -> None:
+    goals = [
+        goal("won_value", 1000, scope_id="003", period="2026-03"),  # active to 15 March
+        goal("won_value", 1000, scope_id="003", period="2026-04"),  # left in March
+        goal("won_value", 1000, scope_id="005", period="2026-05"),  # starts in June
+        goal("won_value", 1000, scope_id="005", period="2026-06"),
+        goal("won_value", 1000, scope="team", scope_id="South", period="2026-04"),
+    ]
+    r = evaluate_goals(small, goals, as_of="2026-07-15", forecast=False)
+    assert r["lint"].tolist() == [
+        "period_over",
+        "period_over,inactive_owner",
+        "period_over,inactive_owner",
+        "period_over",
+        "period_over",
+    ]
+
+
+def test_inactive_owner_is_shown_under_the_goal_table(small: CrmData) -> None:
+    from kpireport.report.views import goal_table
+
+    r = evaluate_goals(
+        small, [goal("won_value", 1000, scope_id="003", period="2026-04")], as_of="2026-04-15"
+    )
+    html = str(goal_table(r, "en", "EUR"))
+    assert "Remarks:" in html
+    assert "Order intake, 003 (April 2026): the seller is not active" in html
+    nl = str(goal_table(r, "nl", "EUR"))
+    assert "de verkoper is in de periode van het doel niet actief" in nl

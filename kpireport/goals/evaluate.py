@@ -51,8 +51,7 @@ Design decisions
 * **Pipeline view** for ``won_value`` and ``deals_won`` goals: open deals
   expected to close in the rest of the period, weighted by probability (and
   simulated deal by deal), added to the actual to date.
-* **Lint**: ``not_accepted`` (no ``agreed_by``), ``ratio_target`` (a percent
-  KPI with a target above 1, e.g. 40 instead of 0.40), ``period_over``,
+* **Lint**: ``not_accepted`` (no ``agreed_by``), ``period_over``,
   ``unrealistic`` / ``unambitious`` (target beyond the 95 % interval of the
   forecast; for goals not yet started, above twice the maximum / under half
   the minimum of the last 12 comparable periods).
@@ -67,7 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table, Unit
+from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table
 from kpireport.data.model import CrmData
 from kpireport.errors import GoalError
 from kpireport.goals.definitions import load_goals
@@ -101,6 +100,7 @@ RESULT_COLUMNS = (
     "gap_to_pace", "remaining_days", "remaining_working_days", "required_per_day",
     "required_per_working_day", "forecast", "lo_80", "hi_80", "lo_95", "hi_95", "probability",
     "pipeline_expected", "pipeline_probability", "status", "lint", "model",
+    "growth", "growth_unit", "baseline_period", "baseline_value",
 )  # fmt: skip
 
 
@@ -179,6 +179,7 @@ def evaluate_goals(
         _forecasts(data, out, hist, periods, asof, n_paths, seed)
     out["status"] = _status(out, asof)
     out["lint"] = _lint(out, asof)
+    _lint_inactive(data, out)
     _lint_history(data, out, periods, asof)
     result = out.loc[:, list(RESULT_COLUMNS)]
     result.attrs["as_of"] = str(asof.date())
@@ -218,6 +219,10 @@ def _frame(g: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp, reg)
             "direction": g["direction"],
             "owner": g["owner"],
             "agreed_by": g["agreed_by"],
+            "growth": g["growth"].astype(float),
+            "growth_unit": g["growth_unit"],
+            "baseline_period": g["baseline_period"],
+            "baseline_value": g["baseline_value"].astype(float),
             "elapsed": done / total,
             "remaining_days": remaining,
             "remaining_working_days": workdays.astype(int),
@@ -675,9 +680,6 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
         agreed.isna().to_numpy() | (agreed.fillna("").astype(str).str.strip() == "").to_numpy()
     )
     target = out["target"].to_numpy(float)
-    ratio_target = out["unit"].isin([Unit.PERCENT.value, Unit.RATIO.value]).to_numpy() & (
-        target > 1
-    )
     # over, or on its last day: the result is known and nothing can change it
     over = (out["_end"] - DAY <= asof).to_numpy()
     lo, hi = out["lo_95"].to_numpy(float), out["hi_95"].to_numpy(float)
@@ -688,7 +690,6 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
     unambitious = np.where(at_least, below, above)
     flags = [
         ("not_accepted", not_accepted),
-        ("ratio_target", ratio_target),
         ("period_over", over),
         ("unrealistic", unrealistic),
         ("unambitious", unambitious),
@@ -697,6 +698,38 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
     for name, mask in flags:
         text = np.where(mask, np.where(text == "", name, text + "," + name), text)
     return pd.Series(text, index=out.index, dtype="str")
+
+
+def _add_flag(out: pd.DataFrame, mask: np.ndarray, flag: str) -> None:
+    """Append ``flag`` to the lint of the rows in ``mask``."""
+    text = out["lint"].astype(object).fillna("").to_numpy()
+    text = np.where(mask, np.where(text == "", flag, text + "," + flag), text)
+    out["lint"] = pd.array(text, dtype="str")
+
+
+def _lint_inactive(data: CrmData, out: pd.DataFrame) -> None:
+    """Flag seller goals whose seller is not active on any day of the goal's period.
+
+    ``sellers.active_from``/``active_to`` (both days included) that do not
+    overlap ``[start, end)`` give ``inactive_owner``: the goal belongs to
+    someone who left (or has not started), so nobody works on it.
+    """
+    sellers = data.sellers
+    if "active_from" not in sellers or not (out["scope"] == Scope.SELLER).any():
+        return
+    idx = sellers.drop_duplicates("seller_id").set_index("seller_id")
+    sid = out["scope_id"].astype(object).where(out["scope"] == Scope.SELLER)
+    frm = pd.to_datetime(idx["active_from"].reindex(sid).to_numpy())
+    to = (
+        pd.to_datetime(idx["active_to"].reindex(sid).to_numpy())
+        if "active_to" in idx
+        else pd.DatetimeIndex([pd.NaT] * len(out))
+    )
+    start = pd.DatetimeIndex(out["_start"])
+    end = pd.DatetimeIndex(out["_end"])
+    later = np.asarray(frm.notna() & (frm.normalize() >= end))
+    gone = np.asarray(to.notna() & (to.normalize() < start))
+    _add_flag(out, (sid.notna().to_numpy()) & (later | gone), "inactive_owner")
 
 
 def _lint_history(

@@ -492,10 +492,14 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             if not i18n.is_missing(r.get("lo_80")) and not i18n.is_missing(r.get("hi_80"))
             else i18n.MISSING
         )
+        target = _esc(f(r["target"]))
+        growth = growth_text(r, language)
+        if growth:
+            target += f'<br><span class="growth">{_esc(growth)}</span>'
         values = {
             "who": _esc(r["scope_id"]), "goal": _esc(label),
             "period": _esc(i18n.fmt_period(r["period"], language)),
-            "target": _esc(f(r["target"])), "actual": _esc(f(r["actual"])),
+            "target": target, "actual": _esc(f(r["actual"])),
             "expected": _esc(f(r["expected"])), "forecast": _esc(f(r["forecast"])), "range": _esc(rng),
             "probability": _esc(_pct(r["probability"], language)),
             "status": status_badge(str(r["status"]), language),
@@ -506,7 +510,50 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             out.append(f"<td{cls}>{values[key]}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
+    out.append(goal_remarks(goals, language, currency))
     return Html("".join(out))
+
+
+#: lint flags a goal table explains under the table (the rest is the Goal quality section's)
+REMARK_FLAGS = ("inactive_owner", "undercommitted", "overcommitted")
+
+
+def growth_text(row: pd.Series, language: str) -> str:
+    """``"+14 % vs Q4 2025"`` for a growth goal (``"+2 pp vs …"`` for a rate), else ``""``."""
+    g = row.get("growth")
+    if i18n.is_missing(g) or i18n.is_missing(row.get("baseline_period")):
+        return ""
+    if str(row.get("growth_unit")) == "pp":
+        points = i18n.fmt_number(float(g) * 100, language, decimals=1 if float(g) * 100 % 1 else 0)
+        text = ("+" if g > 0 else "") + points + "\u00a0pp"
+    else:
+        text = fmt_percent(
+            g, language, decimals=1 if round(float(g) * 100, 1) % 1 else 0, signed=True
+        )
+    period = i18n.fmt_period(row["baseline_period"], language)
+    return i18n.t("goal.growth_vs", language, growth=text, period=period)
+
+
+def goal_remarks(goals: pd.DataFrame, language: str, currency: str) -> str:
+    """One line per goal with a flag of :data:`REMARK_FLAGS` ("Order intake, Bo: the seller is
+    not active in the goal's period."), as a paragraph under the goal table; ``""`` if none."""
+    if goals is None or len(goals) == 0 or "lint" not in goals:
+        return ""
+    lines = []
+    for _, r in goals.iterrows():
+        flags = [f for f in str(r.get("lint") or "").split(",") if f in REMARK_FLAGS]
+        for flag in flags:
+            gap = abs(float(r["commit_gap"])) if "commit_gap" in r else float("nan")
+            gap_text = (
+                _fmt(str(r["kpi"]), gap, language, currency) if not i18n.is_missing(gap) else ""
+            )
+            who = f", {r['scope_id']}" if not i18n.is_missing(r.get("scope_id")) else ""
+            what = f"{kpi_label(str(r['kpi']), language)}{who} ({i18n.fmt_period(r['period'], language)})"
+            lines.append(f"{_esc(what)}: {_esc(i18n.t(f'lint.{flag}', language, gap=gap_text))}.")
+    if not lines:
+        return ""
+    head = _esc(i18n.t("heading.remarks", language))
+    return f'<p class="goal-remarks"><strong>{head}:</strong><br>' + "<br>".join(lines) + "</p>"
 
 
 def _goal_kpis(goals: pd.DataFrame) -> pd.DataFrame:
