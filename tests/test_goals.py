@@ -678,3 +678,134 @@ def test_inactive_owner_is_shown_under_the_goal_table(small: CrmData) -> None:
     assert "Order intake, 003 (April 2026): the seller is not active" in html
     nl = str(goal_table(r, "nl", "EUR"))
     assert "de verkoper is in de periode van het doel niet actief" in nl
+
+
+# ------------------------------------------------------------------ growth targets (issue 14.1)
+def org(kpi: str, target: object, period: str = "2027-03", **kw) -> dict:
+    return goal(kpi, target, scope="organisation", scope_id=None, period=period, **kw)
+
+
+def test_growth_targets_resolve_against_their_baseline(small: CrmData) -> None:
+    g = validate_goals(
+        [
+            # March 2026 revenue: 1500 − 300 (credit note) + 800 + 1200 = 3200
+            org("revenue", "+10%"),
+            # seller 001 in March 2026: 1500 − 300 = 1200; growth: 0.14 is "+14%"
+            goal("revenue", None, growth=0.14, scope_id="001", period="2027-03"),
+            org("revenue", "+5%", period="2026-04", baseline="previous-period"),
+            org("revenue", "+20%", baseline="2025-03"),  # 1000 + 500
+            org("hit_rate", "+2pp"),  # March 2026: 3 won of 5 closed = 0.60
+            org("revenue", "-10 %"),
+            org("revenue", 4000),  # an absolute target stays as it is
+        ],
+        small,
+    )
+    assert g["target"].round(6).tolist() == [3520, 1368, 3360, 1800, 0.62, 2880, 4000]
+    assert g["baseline_period"].tolist()[:6] == ["2026-03"] * 3 + ["2025-03", "2026-03", "2026-03"]
+    assert g["baseline_value"].tolist()[:6] == [3200, 1200, 3200, 1500, 0.6, 3200]
+    assert g["growth"].round(6).tolist()[:6] == [0.1, 0.14, 0.05, 0.2, 0.02, -0.1]
+    assert g["growth_unit"].tolist()[:6] == ["%", "%", "%", "%", "pp", "%"]
+    assert g["baseline"].tolist()[:3] == ["last-year", "last-year", "previous-period"]
+    assert pd.isna(g["growth"].iloc[6]) and pd.isna(g["baseline_period"].iloc[6])
+
+
+def test_growth_baseline_over_a_leap_day() -> None:
+    revenue = pd.DataFrame(
+        {
+            "invoice_id": ["I1", "I2", "I3", "I4"],
+            "company_id": "C1",
+            "date": ["2024-02-10", "2024-02-29", "2024-03-01", "2025-03-20"],
+            "amount": [1000, 500, 700, 50],
+            "seller_id": "S1",
+        }
+    )
+    sellers = pd.DataFrame({"seller_id": ["S1"], "name": ["Sam"], "team": ["One"]})
+    deals = pd.DataFrame(columns=SCHEMAS["deals"].column_names)
+    data = canonical({"sellers": sellers, "deals": deals, "revenue": revenue})
+    g = validate_goals(
+        [
+            org("revenue", "+10%", period="2025-02"),  # February 2024 has 29 days: 1500
+            org("revenue", "+10%", period="2025-01-01..2025-02-28"),  # to 29 Feb 2024: 1500
+            org("revenue", "+10%", period="2024-03-01..2024-03-31", baseline="previous-period"),
+        ],
+        data,
+    )
+    assert g["baseline_period"].tolist() == [
+        "2024-02",
+        "2024-01-01..2024-02-29",
+        "2024-01-30..2024-02-29",  # the 31 days before 1 March 2024
+    ]
+    assert g["target"].round(6).tolist() == [1650, 1650, 1650]
+
+
+def test_growth_target_errors_name_the_goal(small: CrmData) -> None:
+    got = problems_of(
+        [
+            org("hit_rate", "+14%"),
+            org("revenue", "+2pp"),
+            goal("revenue", "+5%", scope_id="002", period="2027-03"),  # 002 has no revenue
+            org("revenue", "+5%", period="2025-06"),  # before the data
+            org("revenue", "+5%", baseline="last-month"),
+            org("revenue", 100, growth=0.1),
+            org("revenue", 100, baseline="last-year"),
+            org("revenue", "+5%", period="2027-04"),  # April 2026 is not in the data yet
+            org("sales_cycle_days", "+5%"),
+            org("hit_rate", "+50pp", period="2026-03", baseline="2025-03"),  # 1.0 + 0.5
+        ],
+        small,
+    )
+    assert got == [
+        "goal G1 (row 1), column 'target': a percent growth of the rate hit_rate is ambiguous; "
+        "give percentage points such as '+2pp'.",
+        "goal G2 (row 2), column 'target': '+2pp' is in percentage points, which only a rate KPI "
+        "has; write a growth in percent such as '+14%' for revenue.",
+        "goal G3 (row 3), column 'target': a growth target needs a baseline, but revenue of "
+        "seller '002' in 2026-03 is 0.",
+        "goal G4 (row 4), column 'target': a growth target needs a baseline, but revenue of the "
+        "organisation has no history in 2024-06.",
+        "goal G5 (row 5), column 'baseline': unknown baseline 'last-month' (use last-year, "
+        "previous-period or a period label such as 2025-Q4).",
+        "goal G6 (row 6), a goal gives either a target or a growth, not both "
+        "(target 100, growth 0.1).",
+        "goal G7 (row 7), column 'baseline': 'last-year' is given but the target is not a "
+        "growth (write target: '+14%').",
+        "goal G8 (row 8), column 'target': a growth target needs a baseline, but the data ends "
+        "on 2026-04-01, before the baseline 2026-04 does.",
+        "goal G9 (row 9), column 'target': sales_cycle_days is not additive; a growth target "
+        "works for counts, amounts and (in pp) rates.",
+        "goal G10 (row 10), column 'target': 1 in 2025-03 plus +50pp is 1.5, outside the range "
+        "of hit_rate (0 to 1).",
+    ]
+
+
+def test_growth_goal_in_the_source_table_and_in_the_views(tmp_path: Path, small: CrmData) -> None:
+    from kpireport.data.load import load
+    from kpireport.report.views import goal_table
+
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    for f in KPI_DATA.glob("*.csv"):
+        (folder / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "goals.csv").write_text(
+        "goal_id,kpi,scope,scope_id,period,target,growth,baseline,agreed_by\n"
+        "T1,revenue,organisation,,2027-03,,0.14,,Mats\n"
+        "T2,hit_rate,organisation,,2027-03,,0.02,2026-03,Mats\n",
+        encoding="utf-8",
+    )
+    data = load(folder, as_of="2026-04-01")
+    with pytest.raises(GoalError, match="a percent growth of the rate hit_rate is ambiguous"):
+        load_goals(data)
+    (folder / "goals.csv").write_text(
+        "goal_id,kpi,scope,scope_id,period,target,growth,baseline,agreed_by\n"
+        "T1,revenue,organisation,,2027-03,,0.14,,Mats\n",
+        encoding="utf-8",
+    )
+    data = load(folder, as_of="2026-04-01")
+    r = evaluate_goals(data, as_of="2026-04-01")
+    assert r["target"].round(6).tolist() == [3648]  # 3200 × 1.14
+    assert r["status"].tolist() == ["not_started"]
+    html = str(goal_table(r, "en", "EUR"))
+    assert "€3,648" in html and "+14% vs March 2026" in html
+    assert "+14% t.o.v. maart 2026" in str(goal_table(r, "nl", "EUR"))
+    rate = evaluate_goals(small, [org("hit_rate", "+2pp")], as_of="2026-04-01")
+    assert "+2\u00a0pp vs March 2026" in str(goal_table(rate, "en", "EUR"))

@@ -74,6 +74,7 @@ RESOLVED_COLUMNS = ("growth", "growth_unit", "baseline", "baseline_period", "bas
 GOAL_KEYS = (*GOAL_COLUMNS, *GROWTH_COLUMNS)
 #: a baseline counts as complete when the data reaches within this many days of its end
 BASELINE_SLACK_DAYS = 7
+DAY = pd.Timedelta(days=1)
 #: the ``baseline`` words (besides an explicit period label)
 BASELINES = ("last-year", "previous-period")
 _GROWTH_TEXT = re.compile(r"^([+-]?\s*\d+(?:[.,]\d+)?)\s*(%|pp)$", re.IGNORECASE)
@@ -413,7 +414,7 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
     add(bad_period, 3, lambda i: f"column 'period': {verdict[period[i]]}")
 
     # ---- targets: absolute numbers, or growth against a baseline
-    target = df["target"].to_numpy(float)
+    target = df["target"].to_numpy(float).copy()
     growth = df["growth"].to_numpy(float).copy()
     unit = np.full(n, None, dtype=object)
     unit[np.isfinite(growth)] = "%"
@@ -593,20 +594,27 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
         & np.array([bp is not None for bp in base_period], dtype=bool)
     )  # fmt: skip
     if data is not None and len(todo):
-        base_value[todo] = _baseline_values(data, df.iloc[todo], [base_period[i] for i in todo])
+        base_value[todo], data_end = _baseline_values(
+            data, df.iloc[todo], [base_period[i] for i in todo]
+        )
         pp = unit == "pp"
         with np.errstate(invalid="ignore"):
             resolved = np.where(pp, base_value + growth, base_value * (1 + growth))
         for i in todo:
             b, label = base_value[i], base_period[i].label
             if not np.isfinite(b) or (unit[i] == "%" and b <= 0):
-                what = "no history" if not np.isfinite(b) else f"{b:g}"
+                who = _who(scope[i], sid[i])
+                if np.isfinite(b):
+                    why = f"{kpi[i]} of {who} in {label} is {b:g}"
+                elif data_end is not None and base_period[i].end - DAY > data_end:
+                    why = f"the data ends on {data_end.date()}, before the baseline {label} does"
+                else:
+                    why = f"{kpi[i]} of {who} has no history in {label}"
                 problems.append(
                     (
                         int(i),
                         4,
-                        f"{where[i]}, column 'target': the growth target needs a baseline, but "
-                        f"{kpi[i]} of {_who(scope[i], sid[i])} in {label} is {what}.",
+                        f"{where[i]}, column 'target': a growth target needs a baseline, but {why}.",
                     )
                 )
             elif not bounds[i][0] <= resolved[i] <= bounds[i][1]:
@@ -658,8 +666,11 @@ def _who(scope: str, sid: object) -> str:
     return "the organisation" if scope == Scope.ORGANISATION.value else f"{scope} '{sid}'"
 
 
-def _baseline_values(data: CrmData, goals: pd.DataFrame, plist: list[Period]) -> np.ndarray:
-    """The KPI value of every goal's scope id over its baseline period (NaN: no history).
+def _baseline_values(
+    data: CrmData, goals: pd.DataFrame, plist: list[Period]
+) -> tuple[np.ndarray, pd.Timestamp | None]:
+    """The KPI value of every goal's scope id over its baseline period (NaN: no history),
+    and the last day of the data.
 
     A period without a single row of the KPI's tables for the scope id is
     *no history* (NaN), not 0: the goal cannot grow from nothing. A baseline
@@ -678,7 +689,11 @@ def _baseline_values(data: CrmData, goals: pd.DataFrame, plist: list[Period]) ->
         keys = pd.MultiIndex.from_arrays(
             [
                 sub["kpi"].astype(object),
-                sub["scope_id"].astype(object).where(sc != Scope.ORGANISATION.value, "").fillna(""),
+                (
+                    sub["scope_id"].astype(object).fillna("")
+                    if sc != Scope.ORGANISATION.value
+                    else pd.Series([""] * len(sub), dtype=object)
+                ),
                 sub["_p"].astype(object),
             ]
         )
@@ -690,7 +705,7 @@ def _baseline_values(data: CrmData, goals: pd.DataFrame, plist: list[Period]) ->
         uncovered = last is None or p.end - pd.Timedelta(days=BASELINE_SLACK_DAYS + 1) > last
         if uncovered or (out[j] == 0 and not _any_rows(data, goals.iloc[j], p)):
             out[j] = np.nan
-    return out
+    return out, last
 
 
 def _data_end(data: CrmData) -> pd.Timestamp | None:
