@@ -809,3 +809,41 @@ def test_growth_goal_in_the_source_table_and_in_the_views(tmp_path: Path, small:
     assert "+14% t.o.v. maart 2026" in str(goal_table(r, "nl", "EUR"))
     rate = evaluate_goals(small, [org("hit_rate", "+2pp")], as_of="2026-04-01")
     assert "+2\u00a0pp vs March 2026" in str(goal_table(rate, "en", "EUR"))
+
+
+# ------------------------------------------------------------------ date spans (issue 14.2)
+def test_a_span_covering_a_month_is_the_month(crm: CrmData) -> None:
+    r = evaluate_goals(
+        crm,
+        [goal("won_value", 60_000), goal("won_value", 60_000, period="2026-11-01..2026-11-30")],
+        as_of=AS_OF,
+    )
+    cols = ["actual", "expected", "gap_to_pace", "required_per_day", "forecast", "probability"]
+    assert r.loc[0, cols].tolist() == r.loc[1, cols].tolist()
+    assert r["period"].tolist() == ["2026-11", "2026-11-01..2026-11-30"]
+
+
+def test_span_goal_pace_and_forecast(crm: CrmData, steady: CrmData) -> None:
+    # 9–22 November (14 days), as of 15 November: 7 days elapsed, 7 left (5 working days)
+    r = one(crm, goal("won_value", 60_000, period="2026-11-09..2026-11-22"), forecast=False)
+    assert r["elapsed"] == 0.5 and r["actual"] == 20_000  # D4 (10 Nov)
+    # last year's 9–22 November had no won value: linear pace only
+    assert r["expected_linear"] == 30_000 and np.isnan(r["expected_seasonal"])
+    assert r["expected"] == 30_000 and r["gap_to_pace"] == -10_000
+    assert (r["remaining_days"], r["remaining_working_days"]) == (7, 5)
+    assert r["required_per_day"] == pytest.approx(40_000 / 7)
+    # R1 books one meeting each working day: 5 done, 5 more working days → exactly 10
+    s = one(steady, goal("meetings_booked", 10, scope_id="R1", period="2026-11-09..2026-11-22"))
+    assert (s["actual"], s["expected"], s["forecast"], s["probability"]) == (5, 5, 10, 1.0)
+    assert s["status"] == GoalStatus.ON_TRACK
+
+
+def test_span_errors_and_names(crm: CrmData) -> None:
+    from kpireport.i18n import fmt_period
+
+    got = problems_of([goal("won_value", 1, period="2027-02-28..2026-12-01")], crm)
+    assert got == [
+        "goal G1 (row 1), column 'period': The span '2027-02-28..2026-12-01' ends before it starts."
+    ]
+    assert fmt_period("2026-12-01..2027-02-28", "en") == "1 December 2026 – 28 February 2027"
+    assert fmt_period("2026-12-01..2027-02-28", "nl") == "1 december 2026 – 28 februari 2027"
