@@ -847,3 +847,120 @@ def test_span_errors_and_names(crm: CrmData) -> None:
     ]
     assert fmt_period("2026-12-01..2027-02-28", "en") == "1 December 2026 – 28 February 2027"
     assert fmt_period("2026-12-01..2027-02-28", "nl") == "1 december 2026 – 28 februari 2027"
+
+
+# ------------------------------------------------------------------ cascades (issue 14.3)
+PARENTS = [
+    goal(
+        "won_value", 8_350_000, scope="organisation", scope_id=None, period="2026-04", goal_id="G12"
+    ),
+    goal("won_value", 100_000, scope="team", scope_id="North", period="2026-04", goal_id="G13"),
+    goal("won_value", 1001, scope="organisation", scope_id=None, period="2026-05", goal_id="G14"),
+    goal("hit_rate", 0.3, scope="organisation", scope_id=None, period="2026-04", goal_id="G15"),
+    goal("won_value", 500, scope="team", scope_id="West", period="2026-04", goal_id="G16"),
+]
+
+
+def test_cascade_by_share_equal_and_weights(small: CrmData) -> None:
+    from kpireport.goals import cascade_goal
+
+    def split(gid: str, to: str, by="share") -> dict[str, float]:
+        kids = cascade_goal(small, gid, to, goals=PARENTS, as_of="2026-04-01", by=by)
+        assert kids["agreed_by"].isna().all() and (kids["period"] == kids["period"].iloc[0]).all()
+        return dict(zip(kids["scope_id"], kids["target"], strict=True))
+
+    # April 2025–March 2026 won value: North 1000 + 3000, South 2000 + 4000 (West: no seller
+    # active in April); split in € 1 000 units
+    assert split("G12", "team") == {"North": 3_340_000, "South": 5_010_000}
+    # 1:2 → 2 783 333.33 : 5 566 666.67 → whole thousands, the last one to the larger remainder
+    assert split("G12", "team", {"North": 1, "South": 2}) == {
+        "North": 2_783_000,
+        "South": 5_567_000,
+    }
+    # sellers active in May 2026: 001, 002, 004 (003 left on 15 March); 1001 / 3 in whole euros
+    assert split("G14", "seller", "equal") == {"001": 334, "002": 334, "004": 333}
+    # North's sellers: Anna had all of North's won value, Bo (from 10 March) none
+    assert split("G13", "seller") == {"001": 100_000, "002": 0}
+    # a rate is not split: every team gets the parent's hit rate
+    assert split("G15", "team") == {"North": 0.3, "South": 0.3}
+
+
+def test_cascade_sums_exactly_and_the_lint_agrees(small: CrmData) -> None:
+    from kpireport.goals import cascade_goal
+
+    kids = cascade_goal(small, "G12", "team", goals=PARENTS[:1], as_of="2026-04-01")
+    assert math.fsum(kids["target"]) == 8_350_000
+    goals = PARENTS[:1] + kids.to_dict(orient="records")
+    r = evaluate_goals(small, goals, as_of="2026-04-01", forecast=False)
+    assert r["commit_gap"].iloc[0] == 0 and "committed" not in r["lint"].iloc[0]
+    # North agrees to 500 000 less: the organisation goal is undercommitted by 500 000
+    goals[1] = {**goals[1], "target": goals[1]["target"] - 500_000}
+    r = evaluate_goals(small, goals, as_of="2026-04-01", forecast=False)
+    assert r["commit_gap"].iloc[0] == -500_000
+    assert "undercommitted" in r["lint"].iloc[0].split(",")
+    goals[2] = {**goals[2], "target": goals[2]["target"] + 600_000}
+    r = evaluate_goals(small, goals, as_of="2026-04-01", forecast=False)
+    assert r["commit_gap"].iloc[0] == 100_000 and "overcommitted" in r["lint"].iloc[0]
+    # within 0.5 % of the parent (hand rounding) is not a remark
+    goals[2] = {**goals[2], "target": goals[2]["target"] - 100_000 + 40_000}
+    r = evaluate_goals(small, goals, as_of="2026-04-01", forecast=False)
+    assert r["commit_gap"].iloc[0] == 40_000 and "committed" not in r["lint"].iloc[0]
+    assert np.isnan(r["commit_gap"].iloc[1])  # team goals without seller goals: nothing to check
+
+
+def test_cascade_errors(small: CrmData, tmp_path: Path) -> None:
+    from kpireport.goals import cascade_goal
+
+    def error(gid: str, to: str, by="share") -> str:
+        with pytest.raises(GoalError) as err:
+            cascade_goal(small, gid, to, goals=PARENTS, as_of="2026-04-01", by=by)
+        return str(err.value)
+
+    assert error("G12", "team", {"North": 1}).startswith(
+        "goal G12: the weights give no weight for team South."
+    )
+    assert "a weight for East, not a team of this goal" in error(
+        "G12", "team", {"North": 1, "South": 1, "East": 1}
+    )
+    assert error("G12", "team", {"North": 0, "South": 0}) == (
+        "goal G12: the weights sum to zero; nothing to split the goal by."
+    )
+    assert "not non-negative numbers (South)" in error("G12", "team", {"North": 1, "South": -1})
+    assert error("G16", "seller").startswith(
+        "goal G16: team West has no seller active in 2026-04, so there is nothing to cascade to."
+    )
+    assert error("G13", "team") == "goal G13 is a team goal; it cascades to seller, not to team."
+    assert error("G99", "team").startswith("There is no goal 'G99' to cascade.")
+    weights = tmp_path / "w.yaml"
+    weights.write_text("North: 1\n", encoding="utf-8")
+    assert "no weight for team South" in error("G12", "team", weights)
+
+
+def test_cli_cascade_writes_only_valid_goals(tmp_path: Path) -> None:
+    goals = tmp_path / "goals.yaml"
+    goals.write_text(
+        "goals:\n  - {goal_id: G12, kpi: won_value, scope: organisation, period: 2026-04,"
+        " target: 8350000, agreed_by: Mats}\n",
+        encoding="utf-8",
+    )
+    base = ["goals", "cascade", "--source", str(KPI_DATA), "--goals", str(goals)]
+    code, out, err = run_cli([*base, "--goal", "G12", "--to", "team", "--as-of", "2026-04-01"])
+    assert code == 0, err
+    assert "  - {goal_id: G12-North, kpi: won_value, scope: team, scope_id: North" in out
+    code, out, err = run_cli(
+        [*base, "--goal", "G12", "--to", "team", "--as-of", "2026-04-01", "--write", str(goals)]
+    )
+    assert code == 0, err and "2 child goals of G12 appended" in out
+    g = load_goals(read_crm(KPI_DATA), goals)
+    assert g["goal_id"].tolist() == ["G12", "G12-North", "G12-South"]
+    assert g["target"].tolist() == [8_350_000, 3_340_000, 5_010_000]
+    before = goals.read_text(encoding="utf-8")
+    # cascading again would duplicate the children: refused, the file is unchanged
+    code, out, err = run_cli(
+        [*base, "--goal", "G12", "--to", "team", "--as-of", "2026-04-01", "--write", str(goals)]
+    )
+    assert code != 0 and "same KPI, scope, scope_id and period" in err
+    assert goals.read_text(encoding="utf-8") == before
+    assert not list(tmp_path.glob(".*.new"))
+    code, out, err = run_cli([*base, "--goal", "G12", "--to", "team", "--by", "nope.yaml"])
+    assert code != 0 and "the weights file 'nope.yaml' does not exist" in err

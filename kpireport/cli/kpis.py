@@ -240,6 +240,9 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
         "--format", default="table", choices=FORMATS, help="output format (default: table)"
     )
     p.set_defaults(func=run_goals)
+    from kpireport.cli.goal_setting import register_subcommands
+
+    register_subcommands(p)
 
 
 def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -8,10 +8,12 @@ Public API::
     attainment(data, goal, as_of) -> Series             # one goal
     reverse_funnel(data, kpi, remaining, scope, scope_id, as_of) -> dict
     backtest_goals(data, kpi, scope, scope_id, grain, elapsed, as_of) -> AttainmentBacktest
+    cascade_goal(data, goal_id, to, by="share", goals=None, as_of=...) -> DataFrame
 """
 
 from kpireport.goals.attainment import attainment
 from kpireport.goals.calibration import backtest_goals
+from kpireport.goals.cascade import cascade_goal
 from kpireport.goals.definitions import load_goals, validate_goals
 from kpireport.goals.evaluate import RESULT_COLUMNS, evaluate_goals, status_for_probability
 from kpireport.goals.funnel import reverse_funnel
@@ -20,6 +22,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "attainment",
     "backtest_goals",
+    "cascade_goal",
     "evaluate_goals",
     "load_goals",
     "reverse_funnel",

@@ -576,8 +576,9 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
     ).astype(str)
     dup = key.duplicated(keep="first").to_numpy() if from_file else np.zeros(n, dtype=bool)
     if dup.any():
-        first = key.reset_index().groupby(list(key.columns), sort=False)["index"].transform("first")
-        first = first.to_numpy()
+        first = key.reset_index().groupby(list(key.columns), sort=False, dropna=False)["index"]
+        first = first.transform("first")
+        first = first.to_numpy().astype(int)
         add(
             dup,
             6,
@@ -628,7 +629,7 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
                     )
                 )
             else:
-                target[i] = resolved[i]
+                target[i] = round(float(resolved[i]), 6)  # no float noise: 3648, not 3647.99…
     if problems:
         problems.sort()
         sentences = [p[2] for p in problems]

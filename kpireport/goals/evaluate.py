@@ -54,7 +54,11 @@ Design decisions
 * **Lint**: ``not_accepted`` (no ``agreed_by``), ``period_over``,
   ``unrealistic`` / ``unambitious`` (target beyond the 95 % interval of the
   forecast; for goals not yet started, above twice the maximum / under half
-  the minimum of the last 12 comparable periods).
+  the minimum of the last 12 comparable periods), ``inactive_owner`` (a
+  seller goal whose seller is not active on any day of its period),
+  ``undercommitted`` / ``overcommitted`` (the child goals one scope down add
+  up to less / more than this goal; the difference is ``commit_gap``, see
+  :mod:`kpireport.goals.cascade`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ import pandas as pd
 from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table
 from kpireport.data.model import CrmData
 from kpireport.errors import GoalError
+from kpireport.goals.cascade import commitment_flags, commitment_gaps
 from kpireport.goals.definitions import load_goals
 from kpireport.periods import Period, _day, containing, parse_period
 
@@ -100,7 +105,7 @@ RESULT_COLUMNS = (
     "gap_to_pace", "remaining_days", "remaining_working_days", "required_per_day",
     "required_per_working_day", "forecast", "lo_80", "hi_80", "lo_95", "hi_95", "probability",
     "pipeline_expected", "pipeline_probability", "status", "lint", "model",
-    "growth", "growth_unit", "baseline_period", "baseline_value",
+    "growth", "growth_unit", "baseline_period", "baseline_value", "commit_gap",
 )  # fmt: skip
 
 
@@ -155,6 +160,8 @@ def evaluate_goals(
         raise GoalError("evaluate_goals needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
     asof = _day(as_of)
     g = load_goals(data, goals)
+    # children vs parent over the whole goal list, before any filter
+    g["commit_gap"] = commitment_gaps(g, data).to_numpy(float)
     if scope is not None:
         g = g[g["scope"] == str(Scope(scope))]
     if scope_ids is not None:
@@ -180,6 +187,9 @@ def evaluate_goals(
     out["status"] = _status(out, asof)
     out["lint"] = _lint(out, asof)
     _lint_inactive(data, out)
+    for flag in ("undercommitted", "overcommitted"):
+        flags = commitment_flags(out["commit_gap"].to_numpy(float), out["target"].to_numpy(float))
+        _add_flag(out, flags == flag, flag)
     _lint_history(data, out, periods, asof)
     result = out.loc[:, list(RESULT_COLUMNS)]
     result.attrs["as_of"] = str(asof.date())
@@ -223,6 +233,7 @@ def _frame(g: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp, reg)
             "growth_unit": g["growth_unit"],
             "baseline_period": g["baseline_period"],
             "baseline_value": g["baseline_value"].astype(float),
+            "commit_gap": g["commit_gap"].astype(float),
             "elapsed": done / total,
             "remaining_days": remaining,
             "remaining_working_days": workdays.astype(int),

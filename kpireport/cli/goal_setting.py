@@ -1,0 +1,92 @@
+"""Goal-setting sub-commands of ``kpireport goals`` (docs/GOALS.md).
+
+``kpireport goals cascade --goal G12 --to team [--by share|equal|weights.yaml]
+--source S [--goals FILE] [--as-of D] [--write FILE]`` splits a goal down;
+``kpireport goals check FILE --source S [--as-of D]`` gives the SMART verdicts
+(exit 1 when a goal fails S, M or T); ``kpireport goals suggest --kpi K
+--scope team --period P --probability 0.6 --source S [--write FILE]``
+proposes targets.
+
+Design decisions
+----------------
+* Each sub-command takes its own ``--source``/``--goals``/``--as-of`` so the
+  flags may follow the sub-command name (``kpireport goals check f.yaml
+  --source data/``); plain ``kpireport goals --source S`` still evaluates.
+* ``--write FILE`` appends YAML goal items to a goals file only after the
+  whole new file validates (:func:`kpireport.goals.cascade.append_goals`):
+  an error writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from kpireport.cli.data import checked_as_of, cli_default_as_of
+from kpireport.constants import Scope
+from kpireport.errors import GoalError
+
+
+def _common(p: argparse.ArgumentParser, goals_flag: bool = True) -> None:
+    p.add_argument("--source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
+    if goals_flag:
+        p.add_argument(
+            "--goals", metavar="FILE", help="YAML goals file (default: the source's goals)"
+        )
+    p.add_argument(
+        "--as-of", dest="as_of", metavar="YYYY-MM-DD", help="reference day (default: today)"
+    )
+
+
+def register_subcommands(goals: argparse.ArgumentParser) -> None:
+    """Add ``cascade``, ``check`` and ``suggest`` under the ``goals`` parser."""
+    sub = goals.add_subparsers(dest="goals_command", metavar="SUBCOMMAND")
+    c = sub.add_parser(
+        "cascade",
+        help="split a goal down to teams or sellers",
+        description=(
+            "Split an organisation goal over its teams (or sellers), or a team goal over its "
+            "sellers, by trailing-12-month share, equally or by weights; the children sum "
+            "exactly to the parent."
+        ),
+    )
+    _common(c)
+    c.add_argument("--goal", required=True, metavar="GOAL_ID", help="the goal to split")
+    c.add_argument("--to", required=True, choices=["team", "seller"], help="the child scope")
+    c.add_argument(
+        "--by",
+        default="share",
+        metavar="share|equal|WEIGHTS.yaml",
+        help="trailing-12-month share (default), equal, or a YAML file child: weight",
+    )
+    c.add_argument("--write", metavar="FILE", help="append the child goals to this goals file")
+    c.set_defaults(func=run_cascade)
+
+
+def _load(args: argparse.Namespace):
+    if not args.source:
+        raise GoalError(
+            f"kpireport goals {args.goals_command} needs --source.",
+            hint="Example: kpireport goals check goals.yaml --source data/ --as-of 2026-11-20.",
+        )
+    from kpireport.data.load import load
+
+    as_of = checked_as_of(args.as_of) or cli_default_as_of()
+    return load(args.source, as_of=as_of), as_of
+
+
+def run_cascade(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute ``kpireport goals cascade``; returns the exit code."""
+    from kpireport.goals.cascade import append_goals, cascade_goal, cascade_yaml
+
+    out = out or sys.stdout
+    data, as_of = _load(args)
+    kids = cascade_goal(data, args.goal, Scope(args.to), by=args.by, goals=args.goals, as_of=as_of)
+    block = cascade_yaml(kids, parent=args.goal, by=args.by, as_of=as_of)
+    if args.write:
+        append_goals(args.write, block, data)
+        out.write(f"{len(kids)} child goals of {args.goal} appended to {args.write}.\n")
+    else:
+        out.write(block)
+    return 0
