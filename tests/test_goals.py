@@ -964,3 +964,91 @@ def test_cli_cascade_writes_only_valid_goals(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.new"))
     code, out, err = run_cli([*base, "--goal", "G12", "--to", "team", "--by", "nope.yaml"])
     assert code != 0 and "the weights file 'nope.yaml' does not exist" in err
+
+
+# ------------------------------------------------------------------ the SMART check (issue 14.4)
+def test_smart_check_fails_each_letter(steady: CrmData) -> None:
+    from kpireport.goals import check_goals
+
+    r1 = dict(scope_id="R1", period="2026-12")  # R1: one meeting per working day; 23 in Dec
+    goals = [
+        # R2 books Poisson(3) a working day: December's forecast has its 80 % range at 44–77
+        goal("meetings_booked", 60, scope_id="R2", period="2026-12", goal_id="OK"),
+        goal("meetings_bokked", 23, **r1, goal_id="S1"),
+        goal("meetings_booked", 23, scope_id="R9", period="2026-12", goal_id="S2"),
+        goal("meetings_booked", "lots", **r1, goal_id="M"),
+        goal("meetings_booked", 60, **r1 | {"scope_id": "R2"}, agreed_by=None, goal_id="A"),
+        goal("meetings_booked", 30, **r1, goal_id="R_HIGH"),
+        goal("meetings_booked", 10, **r1, goal_id="R_LOW"),
+        goal("meetings_booked", 20, scope_id="R1", period="2026-10", goal_id="T"),
+        goal("meetings_booked", 20, scope_id="R1", period="2026-12-31..2026-12-01", goal_id="T2"),
+    ]
+    r = check_goals(steady, goals, as_of=AS_OF).set_index("goal_id")
+    verdicts = {g: "".join(r.loc[g, x][0] for x in "SMART") for g in r.index}
+    assert verdicts == {
+        "OK": "ppppp",
+        "S1": "fppup",
+        "S2": "fppup",
+        "M": "pfpup",
+        "A": "ppfpp",
+        "R_HIGH": "pppfp",
+        "R_LOW": "pppfp",
+        "T": "pppuf",
+        "T2": "pppuf",
+    }
+    assert r.loc["S1", "S_note"] == (
+        "column 'kpi': unknown KPI 'meetings_bokked'. Did you mean 'meetings_booked'?"
+    )
+    assert r.loc["S2", "S_note"] == "column 'scope_id': unknown seller 'R9'."
+    assert r.loc["M", "M_note"] == "column 'target': 'lots' is not a number."
+    assert r.loc["A", "A_note"] == "nobody has agreed it yet (agreed_by is empty)"
+    assert r.loc["T", "T_note"] == "2026-10 is already over (it ended on 2026-10-31)"
+    assert "ends before it starts" in r.loc["T2", "T_note"]
+    assert 0.2 < r.loc["OK", "probability"] < 0.95
+    # R1 books exactly 23 meetings in December: 10 is a sure thing, 30 impossible
+    assert r.loc["R_LOW", "probability"] == 1.0 and r.loc["R_HIGH", "probability"] == 0.0
+    assert r.loc["R_HIGH", "R_note"].startswith("unrealistic; 0% chance of reaching it")
+    assert r.loc["R_LOW", "R_note"].startswith("unambitious; 100% chance")
+    # December 2025 had 23 working days too: 30 asks +30 %; Dec 2024 → Dec 2025: 22 → 23
+    assert r.loc["R_HIGH", "last_year"] == 23
+    assert r.loc["R_HIGH", "asked_growth"] == pytest.approx(30 / 23 - 1)
+    assert r.loc["R_HIGH", "past_growth_min"] == pytest.approx(23 / 22 - 1)
+    assert "this asks +30 % vs last year; the last 1 year grew +5 %" in r.loc["R_HIGH", "R_note"]
+
+
+def test_smart_check_reports_how_fast_goals_were_raised(steady: CrmData) -> None:
+    from kpireport.goals import check_goals
+
+    past = [
+        goal("meetings_booked", t, scope_id="R1", period=p, goal_id=p)
+        for t, p in ((20, "2024-12"), (22, "2025-12"))
+    ]
+    new = goal("meetings_booked", 23, scope_id="R1", period="2026-12", goal_id="NEW")
+    r = check_goals(steady, [*past, new], as_of=AS_OF).set_index("goal_id")
+    # 2024 → 2025: 20 → 22 (+10 %); the 2026 goal itself is not a past goal
+    assert r.loc["NEW", "goal_raise"] == pytest.approx(0.10)
+    assert "past goals rose +10 % a year" in r.loc["NEW", "R_note"]
+
+
+def test_cli_check_exit_codes(tmp_path: Path) -> None:
+    good = write_goals(
+        tmp_path,
+        "  - {goal_id: Y1, kpi: won_value, scope: seller, scope_id: S1, period: 2026-12,"
+        " target: 40000, agreed_by: Mats}\n",
+    )
+    base = ["goals", "check", str(good), "--source", str(DATA / "crm"), "--as-of", AS_OF]
+    code, out, err = run_cli(base)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("Y1  won_value  seller S1  2026-12   S ✓  M ✓  A ✓")
+    assert "1 goal checked as of 2026-11-15; 0 fail S, M or T." in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "goals:\n  - {goal_id: Y1, kpi: won_value, scope: seller, scope_id: S1, period: 2026-10,"
+        " target: 40000}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(["goals", "check", str(bad), "--source", str(DATA / "crm"),
+                              "--as-of", AS_OF, "--format", "json"])  # fmt: skip
+    assert code == 1 and err == ""
+    rec = json.loads(out)[0]
+    assert (rec["S"], rec["M"], rec["A"], rec["T"]) == ("pass", "pass", "fail", "fail")

@@ -62,6 +62,20 @@ def register_subcommands(goals: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--write", metavar="FILE", help="append the child goals to this goals file")
     c.set_defaults(func=run_cascade)
+    k = sub.add_parser(
+        "check",
+        help="SMART verdicts per goal before anyone agrees (exit 1 on S, M or T failures)",
+        description=(
+            "Check every goal of FILE (default: the source's goals table) letter by letter: "
+            "S a registry KPI and a scope that exists, M a numeric or growth target, A agreed, "
+            "R the forecast probability and history, T a period with an end, not over. "
+            "Exits 1 when any goal fails S, M or T."
+        ),
+    )
+    k.add_argument("file", nargs="?", metavar="FILE", help="YAML goals file")
+    _common(k, goals_flag=False)
+    k.add_argument("--format", default="table", choices=("table", "json"), help="output format")
+    k.set_defaults(func=run_check)
 
 
 def _load(args: argparse.Namespace):
@@ -90,3 +104,39 @@ def run_cascade(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         out.write(block)
     return 0
+
+
+MARK = {"pass": "✓", "fail": "✗", "unknown": "?"}
+
+
+def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute ``kpireport goals check``; 1 when a goal fails S, M or T."""
+    import json
+
+    from kpireport.cli.kpis import goal_records
+    from kpireport.goals.check import check_goals, smart_failures
+
+    out = out or sys.stdout
+    data, as_of = _load(args)
+    checked = check_goals(data, args.file, as_of=as_of)
+    if args.format == "json":
+        json.dump(goal_records(checked), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif checked.empty:
+        out.write("No goals.\n")
+    else:
+        for _, r in checked.iterrows():
+            who = (
+                "organisation" if r["scope"] == "organisation" else f"{r['scope']} {r['scope_id']}"
+            )
+            marks = "  ".join(f"{x} {MARK[r[x]]}" for x in ("S", "M", "A", "R", "T"))
+            out.write(f"{r['goal_id']}  {r['kpi']}  {who}  {r['period']}   {marks}\n")
+            for x in ("S", "M", "A", "R", "T"):
+                if r[f"{x}_note"]:
+                    out.write(f"    {x} {MARK[r[x]]} {r[f'{x}_note']}\n")
+        bad = smart_failures(checked)
+        out.write(
+            f"{len(checked)} goal{'s' if len(checked) != 1 else ''} checked as of {as_of}; "
+            f"{len(bad)} fail{'s' if len(bad) == 1 else ''} S, M or T.\n"
+        )
+    return 1 if len(smart_failures(checked)) else 0

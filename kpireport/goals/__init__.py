@@ -9,11 +9,13 @@ Public API::
     reverse_funnel(data, kpi, remaining, scope, scope_id, as_of) -> dict
     backtest_goals(data, kpi, scope, scope_id, grain, elapsed, as_of) -> AttainmentBacktest
     cascade_goal(data, goal_id, to, by="share", goals=None, as_of=...) -> DataFrame
+    check_goals(data, goals=None, as_of=...) -> DataFrame  # SMART verdicts
 """
 
 from kpireport.goals.attainment import attainment
 from kpireport.goals.calibration import backtest_goals
 from kpireport.goals.cascade import cascade_goal
+from kpireport.goals.check import check_goals
 from kpireport.goals.definitions import load_goals, validate_goals
 from kpireport.goals.evaluate import RESULT_COLUMNS, evaluate_goals, status_for_probability
 from kpireport.goals.funnel import reverse_funnel
@@ -23,6 +25,7 @@ __all__ = [
     "attainment",
     "backtest_goals",
     "cascade_goal",
+    "check_goals",
     "evaluate_goals",
     "load_goals",
     "reverse_funnel",

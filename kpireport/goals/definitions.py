@@ -86,6 +86,25 @@ def _registry() -> dict[str, Any]:
     return REGISTRY
 
 
+def goal_rows(goals: Any, data: CrmData | None = None) -> list[dict]:
+    """The goals as given, one mapping per goal (the YAML items, list or table rows).
+
+    ``goals=None`` means the source's goals table of ``data``.
+    """
+    if goals is None:
+        if data is None or not data.has(Table.GOALS):
+            return []
+        goals = data[Table.GOALS]
+    if isinstance(goals, str | Path):
+        goals = _read_yaml(Path(goals))
+    if isinstance(goals, pd.DataFrame):
+        return [
+            {k: v for k, v in r.items() if not _is_missing(v)}
+            for r in goals.to_dict(orient="records")
+        ]
+    return [dict(r) for r in goals]
+
+
 def goals_frame(goals: Any) -> pd.DataFrame:
     """Normalise goals given as a DataFrame, a list of dicts or a YAML path.
 
@@ -644,6 +663,8 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
             hint="Fix the goals and run again.",
         )
         err.problems = sentences  # type: ignore[attr-defined]
+        # (row, column order, sentence): check_goals maps them to SMART letters
+        err.rows = problems  # type: ignore[attr-defined]
         raise err
     df["direction"] = pd.array(full_dir, dtype="str")
     df["target"] = target

@@ -118,6 +118,7 @@ def evaluate_goals(
     scope: str | Scope | None = None,
     scope_ids: list[str] | None = None,
     current_only: bool = False,
+    upcoming: bool = False,
     n_paths: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -140,6 +141,11 @@ def evaluate_goals(
         kept with ``scope_ids``).
     current_only
         Keep only goals whose period contains ``as_of``.
+    upcoming
+        Also forecast goals whose period has not started yet (their status
+        stays ``not_started``): the forecast, interval and probability are
+        then those of the whole period, as ``kpireport goals check`` and
+        :func:`~kpireport.goals.suggest_targets` use them.
     n_paths, seed
         Simulation size and seed (same seed, same probabilities).
 
@@ -154,11 +160,32 @@ def evaluate_goals(
     GoalError
         Without ``as_of``, or when a goal is invalid (every problem listed).
     """
-    from kpireport.kpis.registry import REGISTRY
-
     if as_of is None:
         raise GoalError("evaluate_goals needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
-    asof = _day(as_of)
+    return _evaluate(
+        data, goals, _day(as_of), forecast=forecast, scope=scope, scope_ids=scope_ids,
+        current_only=current_only, upcoming=upcoming, n_paths=n_paths, seed=seed,
+    )  # fmt: skip
+
+
+def _evaluate(
+    data: CrmData,
+    goals: Any,
+    asof: pd.Timestamp,
+    *,
+    forecast: bool = True,
+    scope: str | Scope | None = None,
+    scope_ids: list[str] | None = None,
+    current_only: bool = False,
+    upcoming: bool = False,
+    n_paths: int = 2000,
+    seed: int = 0,
+    totals: dict[int, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """:func:`evaluate_goals`; ``totals`` (when given) receives each forecast goal's
+    simulated period totals by row position."""
+    from kpireport.kpis.registry import REGISTRY
+
     g = load_goals(data, goals)
     # children vs parent over the whole goal list, before any filter
     g["commit_gap"] = commitment_gaps(g, data).to_numpy(float)
@@ -174,16 +201,16 @@ def evaluate_goals(
     g = g.reset_index(drop=True)
 
     out = _frame(g, periods, asof, REGISTRY)
+    out["_forecast"] = out["_running"] | (upcoming & (out["_start"] > asof))
     out["actual"] = _actuals(data, out, periods, asof)
-    running_periods = [periods[p] for p in pd.unique(out.loc[out["_running"], "period"])]
+    running_periods = [periods[p] for p in pd.unique(out.loc[out["_forecast"], "period"])]
     first = min([p.last_year().start for p in running_periods], default=asof)
     if forecast:
         first = min(first, asof - pd.Timedelta(days=HISTORY_DAYS))
     hist = _History(data, asof, first)
     _pace(out, hist, periods)
-    running = out["_running"].to_numpy()
-    if forecast and running.any():
-        _forecasts(data, out, hist, periods, asof, n_paths, seed)
+    if forecast and out["_forecast"].any():
+        _forecasts(data, out, hist, periods, asof, n_paths, seed, totals)
     out["status"] = _status(out, asof)
     out["lint"] = _lint(out, asof)
     _lint_inactive(data, out)
@@ -456,6 +483,7 @@ def _forecasts(
     asof: pd.Timestamp,
     n_paths: int,
     seed: int,
+    totals: dict[int, np.ndarray] | None = None,
 ) -> None:
     cols = ("forecast", "lo_80", "hi_80", "lo_95", "hi_95", "probability")
     res = {
@@ -463,7 +491,7 @@ def _forecasts(
         for c in (*cols, "pipeline_expected", "pipeline_probability")
     }
     model = out["model"].astype(object).to_numpy().copy()
-    for i in np.flatnonzero(out["_running"].to_numpy()):
+    for i in np.flatnonzero(out["_forecast"].to_numpy()):
         row = out.iloc[i]
         p = periods[row["period"]]
         sid = row["scope_id"] if row["scope"] != Scope.ORGANISATION else None
@@ -471,12 +499,15 @@ def _forecasts(
             if row["_additive"]:
                 got = _forecast_additive(hist, row, sid, p, asof, n_paths, seed)
             else:
-                got = _forecast_ratio(hist, row, sid, p)
+                got = _forecast_ratio(hist, row, sid, p, n_paths, seed)
         except Exception as exc:  # a forecast must never sink the goal table
             log.warning("forecast for goal %s failed: %s", row["goal_id"], exc)
             got = {"model": f"none ({type(exc).__name__}: {exc})"}
         for k, v in got.items():
-            if k == "model":
+            if k == "totals":
+                if totals is not None:
+                    totals[i] = v
+            elif k == "model":
                 model[i] = v
             else:
                 res[k][i] = v
@@ -509,7 +540,7 @@ def _forecast_additive(hist: _History, row, sid, p: Period, asof, n_paths, seed)
     return {
         "forecast": summ["mean"], "lo_80": summ["lo_80"], "hi_80": summ["hi_80"],
         "lo_95": summ["lo_95"], "hi_95": summ["hi_95"], "probability": summ["probability"],
-        "model": name,
+        "model": name, "totals": totals,
     }  # fmt: skip
 
 
@@ -528,7 +559,9 @@ def _quiet_rest(v: np.ndarray, first: pd.Timestamp, p: Period, asof: pd.Timestam
     return not any(d in busy for d in rest.day_of_week)
 
 
-def _forecast_ratio(hist: _History, row, sid, p: Period) -> dict:
+def _forecast_ratio(
+    hist: _History, row, sid, p: Period, n_paths: int = 2000, seed: int = 0
+) -> dict:
     from scipy.stats import norm
 
     from kpireport.forecast.models import ETS, ModelFitError, Naive
@@ -568,6 +601,7 @@ def _forecast_ratio(hist: _History, row, sid, p: Period) -> dict:
         "lo_95": mean - z95 * sd, "hi_95": mean + z95 * sd,
         "probability": 1 - cdf if row["direction"] == Direction.AT_LEAST else cdf,
         "model": f"ratio: {model.name}",
+        "totals": np.random.default_rng(seed).normal(mean, sd, int(n_paths)),
     }  # fmt: skip
 
 
@@ -798,6 +832,6 @@ def _lint_history(
                 flag = "unrealistic" if at_least[j] else "unambitious"
             elif low[j]:
                 flag = "unambitious" if at_least[j] else "unrealistic"
-            if flag:
+            if flag and flag not in str(lint[i]).split(","):
                 lint[i] = f"{lint[i]},{flag}" if lint[i] else flag
     out["lint"] = pd.array(lint, dtype="str")
