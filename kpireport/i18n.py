@@ -225,6 +225,44 @@ MESSAGES: dict[str, dict[str, str]] = {
     ),
     "goal.growth_vs": _m("{growth} vs {period}", "{growth} t.o.v. {period}"),
     "heading.remarks": _m("Remarks", "Opmerkingen"),
+    "heading.goal_quality": _m("Goal quality", "Kwaliteit van de doelen"),
+    "heading.track_record": _m("Track record", "Resultaten over tijd"),
+    "col.remark": _m("Remark", "Opmerking"),
+    "col.chance": _m("Chance", "Kans"),
+    "col.streak": _m("Streak", "Reeks"),
+    "quality.intro": _m(
+        "Goals that run now or start soon, checked before they are agreed (SMART): "
+        "{n} of {total} need a look.",
+        "Doelen die nu lopen of binnenkort beginnen, gecontroleerd voordat ze worden "
+        "afgesproken (SMART): {n} van {total} verdienen aandacht.",
+    ),
+    "quality.all_good": _m(
+        "All {total} goals that run now or start soon are agreed, realistic and add up.",
+        "Alle {total} doelen die nu lopen of binnenkort beginnen zijn afgesproken, haalbaar en "
+        "tellen op.",
+    ),
+    "quality.unrealistic": _m(
+        "unrealistic: {prob} chance of reaching it", "onhaalbaar: {prob} kans om het te halen"
+    ),
+    "quality.unambitious": _m(
+        "unambitious: {prob} chance of reaching it",
+        "weinig ambitieus: {prob} kans om het te halen",
+    ),
+    "quality.asks": _m("asks {growth} vs last year", "vraagt {growth} t.o.v. vorig jaar"),
+    "quality.history": _m(
+        "the last {n} years grew {lo} to {hi}", "de laatste {n} jaar groeide het {lo} tot {hi}"
+    ),
+    "quality.history_one": _m("last year grew {lo}", "vorig jaar groeide het {lo}"),
+    "quality.raised": _m(
+        "past goals rose {growth} a year", "eerdere doelen stegen {growth} per jaar"
+    ),
+    "quality.not_agreed": _m("not yet agreed", "nog niet afgesproken"),
+    "quality.undercommitted": _m(
+        "the goals below it add up to {gap} less", "de doelen eronder tellen op tot {gap} minder"
+    ),
+    "quality.overcommitted": _m(
+        "the goals below it add up to {gap} more", "de doelen eronder tellen op tot {gap} meer"
+    ),
     # --- periods
     "period.quarter": _m("Q{quarter} {year}", "Q{quarter} {year}"),
     "period.week": _m("week {week}, {year}", "week {week}, {year}"),

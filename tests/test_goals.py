@@ -1052,3 +1052,29 @@ def test_cli_check_exit_codes(tmp_path: Path) -> None:
     assert code == 1 and err == ""
     rec = json.loads(out)[0]
     assert (rec["S"], rec["M"], rec["A"], rec["T"]) == ("pass", "pass", "fail", "fail")
+
+
+def test_goal_quality_section_of_the_management_pack(crm: CrmData) -> None:
+    from kpireport.report.views import goal_quality_section
+
+    goals = pd.DataFrame(
+        [
+            goal("won_value", 60_000, scope="organisation", scope_id=None, period="2026-12"),
+            goal("won_value", 20_000, scope="team", scope_id="North", period="2026-12"),
+            goal("won_value", 10_000, scope="team", scope_id="South", period="2026-12",
+                 agreed_by=None),
+            goal("won_value", 10_000, scope="team", scope_id="South", period="2026-10"),  # over
+        ]
+    )  # fmt: skip
+    data = CrmData({**crm.tables, "goals": goals})
+    html = goal_quality_section(data, AS_OF, "en", "EUR").to_html()
+    # the October goal is over: not checked; the tiny CRM has no December history, so its
+    # forecast is 0 and every December goal is unrealistic
+    assert "3 of 3 need a look" in html
+    assert "unrealistic: 0% chance of reaching it; the goals below it add up to" in html
+    assert '<td>Organisation</td><td>December 2026</td><td class="num">€60,000</td>' in html
+    assert "the goals below it add up to €30,000 less" in html  # 60 000 − (20 000 + 10 000)
+    assert "<td>South</td><td>December 2026</td>" in html and "not yet agreed" in html
+    nl = goal_quality_section(data, AS_OF, "nl", "EUR").to_html()
+    assert "Kwaliteit van de doelen" in nl and "nog niet afgesproken" in nl
+    assert "de doelen eronder tellen op tot €\u00a030.000 minder" in nl

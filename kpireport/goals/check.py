@@ -50,12 +50,12 @@ CHECK_COLUMNS = (
     "goal_id", "kpi", "scope", "scope_id", "period", "target", "direction", "agreed_by",
     *LETTERS, *(f"{x}_note" for x in LETTERS), "probability", "percentile", "forecast",
     "lo_80", "hi_80", "last_year", "asked_growth", "past_growth_min", "past_growth_max",
-    "past_growth_years", "goal_raise", "growth_unit", "lint",
+    "past_growth_years", "goal_raise", "growth_unit", "commit_gap", "lint",
 )  # fmt: skip
 
 _NUMERIC = (
     "probability", "percentile", "forecast", "lo_80", "hi_80", "last_year", "asked_growth",
-    "past_growth_min", "past_growth_max", "past_growth_years", "goal_raise",
+    "past_growth_min", "past_growth_max", "past_growth_years", "goal_raise", "commit_gap",
 )  # fmt: skip
 
 
@@ -211,7 +211,7 @@ def _realistic(
         kdef = REGISTRY[r["kpi"]]
         rate = str(kdef.unit) in ("percent", "ratio")
         target = float(r["target"])
-        for c in ("probability", "forecast", "lo_80", "hi_80"):
+        for c in ("probability", "forecast", "lo_80", "hi_80", "commit_gap"):
             out.at[i, c] = float(r[c]) if np.isfinite(r[c]) else np.nan
         out.at[i, "lint"] = r["lint"]
         parts = []

@@ -1150,8 +1150,120 @@ def management_pack_view(
             "kpi": "won_value", "scope": "organisation", "scope_id": None, "period": p.next().label,
             "value": np.nan, **{c: float(nxt[c]) for c in ("mean", "lo_80", "hi_80", "lo_95", "hi_95")},
         }]).rename(columns={"mean": "forecast"}))  # fmt: skip
+    view.sections.append(goal_quality_section(data, as_of, lang, cur))
     view.kpis = pd.concat([f for f in frames if len(f)], ignore_index=True)
     return view
+
+
+#: goals the Goal quality section checks: these scopes, periods starting within this many days
+QUALITY_SCOPES = ("organisation", "team")
+QUALITY_HORIZON_DAYS = 62
+
+
+def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
+    """Organisation and team goals of a month, quarter or span that run at ``as_of`` or
+    start within :data:`QUALITY_HORIZON_DAYS` (the goals still worth discussing)."""
+    goals = data.tables.get("goals")
+    if goals is None or len(goals) == 0:
+        return pd.DataFrame()
+    g = goals[goals["scope"].isin(QUALITY_SCOPES)]
+    day = _day(as_of)
+    keep = []
+    for label in g["period"]:
+        try:
+            q = parse_period(label)
+        except Exception:  # noqa: BLE001 - an invalid label is the data contract's finding
+            keep.append(False)
+            continue
+        keep.append(
+            (q.grain in ("month", "quarter") or q.is_date_span)
+            and q.last_day >= day
+            and q.start <= day + pd.Timedelta(days=QUALITY_HORIZON_DAYS)
+        )
+    return g[np.array(keep, dtype=bool)].reset_index(drop=True)
+
+
+def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) -> Section:
+    """The SMART check of the running and coming organisation and team goals.
+
+    One row per goal flagged unrealistic or unambitious (R), not agreed (A),
+    or under-/overcommitted (its child goals add up to less/more), with the
+    chance of reaching it and, for R, the growth it asks against last year's
+    and the history's (see :func:`kpireport.goals.check_goals`).
+    """
+    from kpireport.goals import check_goals
+    from kpireport.plots import Html
+
+    sec = Section("goal_quality", i18n.t("heading.goal_quality", language), page_break=True)
+    goals = _quality_goals(data, as_of)
+    if goals.empty:
+        sec.sentence(i18n.t("sentence.no_goals", language))
+        return sec
+    checked = check_goals(data, goals, as_of=_day(as_of))
+    rows = []
+    for _, r in checked.iterrows():
+        remarks = []
+        lint = str(r["lint"] or "").split(",")
+        if r["R"] == "fail" and np.isfinite(r["probability"]):
+            key = "unrealistic" if r["probability"] < 0.5 else "unambitious"
+            text = i18n.t(f"quality.{key}", language, prob=_pct(r["probability"], language))
+            rate = str(r["growth_unit"]) == "pp" or _kdef(str(r["kpi"])).unit in ("percent",)
+            gfmt = (
+                (lambda x: i18n.fmt_number(x * 100, language, decimals=1) + "\u00a0pp")
+                if rate
+                else (lambda x: _pct(x, language, signed=True))
+            )
+            if np.isfinite(r["asked_growth"]):
+                text += "; " + i18n.t("quality.asks", language, growth=gfmt(r["asked_growth"]))
+            if np.isfinite(r["past_growth_min"]):
+                n = int(r["past_growth_years"])
+                lo, hi = gfmt(r["past_growth_min"]), gfmt(r["past_growth_max"])
+                text += "; " + (
+                    i18n.t("quality.history", language, n=n, lo=lo, hi=hi)
+                    if n > 1
+                    else i18n.t("quality.history_one", language, lo=lo)
+                )
+            if np.isfinite(r["goal_raise"]):
+                text += "; " + i18n.t("quality.raised", language, growth=gfmt(r["goal_raise"]))
+            remarks.append(text)
+        if r["A"] == "fail":
+            remarks.append(i18n.t("quality.not_agreed", language))
+        for flag in ("undercommitted", "overcommitted"):
+            if flag in lint:
+                gap = float(r["commit_gap"])
+                remarks.append(
+                    i18n.t(
+                        f"quality.{flag}",
+                        language,
+                        gap=_fmt(str(r["kpi"]), abs(gap), language, currency),
+                    )
+                )
+        if remarks:
+            rows.append((r, "; ".join(remarks)))
+    if not rows:
+        sec.sentence(i18n.t("quality.all_good", language, total=len(checked)))
+        return sec
+    sec.sentence(i18n.t("quality.intro", language, n=len(rows), total=len(checked)))
+    t = i18n.t
+    head = [t("col.goal", language), t("col.team", language), t("col.period", language),
+            t("col.target", language), t("col.chance", language), t("col.remark", language)]  # fmt: skip
+    out = ['<table class="kpi-table report-table goal-table quality-table"><thead><tr>']
+    out += [f"<th{NUM if i in (3, 4) else ''}>{_esc(h)}</th>" for i, h in enumerate(head)]
+    out.append("</tr></thead><tbody>")
+    for r, remark in rows:
+        who = t("scope.organisation", language) if r["scope"] == "organisation" else r["scope_id"]
+        target = _fmt(str(r["kpi"]), r["target"], language, currency)
+        cells = [
+            _esc(kpi_label(str(r["kpi"]), language)), _esc(who),
+            _esc(i18n.fmt_period(r["period"], language)), _esc(target),
+            _esc(_pct(r["probability"], language)), _esc(remark),
+        ]  # fmt: skip
+        out.append("<tr>")
+        out += [f"<td{NUM if i in (3, 4) else ''}>{c}</td>" for i, c in enumerate(cells)]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    sec.add(Html("".join(out)))
+    return sec
 
 
 def _graded_forecast(

@@ -93,7 +93,7 @@ NOTEBOOKS = {
             'output_root = ""',
         ),
         "views.management_pack_view(data, period, as_of, language, history=output_root or None)",
-        ["summary", "attainment", "teams", "risks", "forecast"],
+        ["summary", "attainment", "teams", "risks", "forecast", "goal_quality"],
     ),
     "finance_growth": report_notebook(
         "Finance growth report",
