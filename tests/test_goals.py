@@ -1078,3 +1078,65 @@ def test_goal_quality_section_of_the_management_pack(crm: CrmData) -> None:
     nl = goal_quality_section(data, AS_OF, "nl", "EUR").to_html()
     assert "Kwaliteit van de doelen" in nl and "nog niet afgesproken" in nl
     assert "de doelen eronder tellen op tot €\u00a030.000 minder" in nl
+
+
+# ------------------------------------------------------------------ suggested targets (issue 14.5)
+def test_suggested_target_gives_back_the_requested_probability(steady: CrmData) -> None:
+    import kpireport
+
+    df = kpireport.suggest_targets(steady, "meetings_booked", "seller", "2026-12", 0.6, AS_OF)
+    assert df["scope_id"].tolist() == ["R1", "R2"]
+    # R1 books exactly one meeting per working day: December has 23, as last year
+    r1 = df.iloc[0]
+    assert (r1["target"], r1["last_year"], r1["growth"]) == (23, 23, 0)
+    r2 = df.iloc[1]
+    assert r2["last_year"] == 69 and r2["growth"] == pytest.approx(r2["target"] / 69 - 1)
+    again = evaluate_goals(
+        steady,
+        [goal("meetings_booked", float(t), scope_id=s, period="2026-12")
+         for t, s in zip(df["target"], df["scope_id"], strict=True)],
+        as_of=AS_OF,
+        upcoming=True,
+    )  # fmt: skip
+    assert abs(again["probability"].iloc[1] - 0.6) <= 0.05
+    assert again["probability"].iloc[1] == pytest.approx(r2["probability_achieved"])
+    # a higher chance asks for less
+    safer = kpireport.suggest_targets(
+        steady, "meetings_booked", "seller", "2026-12", 0.9, AS_OF, scope_ids=["R2"]
+    )
+    assert safer["target"].iloc[0] < r2["target"]
+
+
+def test_suggested_value_target_comes_with_its_funnel(small: CrmData) -> None:
+    from kpireport.goals import reverse_funnel, suggest_targets
+
+    df = suggest_targets(small, "won_value", "organisation", "2026-04", 0.5, "2026-04-01")
+    r = df.iloc[0]
+    assert np.isfinite(r["target"]) and r["target"] > 0
+    f = reverse_funnel(small, "won_value", r["target"], "organisation", None, "2026-04-01")
+    assert r["deals_needed"] == f["deals_needed"] and r["leads_needed"] == f["leads_needed"]
+
+
+def test_suggest_errors(small: CrmData) -> None:
+    from kpireport.goals import suggest_targets
+
+    with pytest.raises(GoalError, match="strictly between 0 and 1"):
+        suggest_targets(small, "won_value", "team", "2026-04", 1.5, "2026-04-01")
+    with pytest.raises(GoalError, match="The period 2026-02 is over at 2026-04-01"):
+        suggest_targets(small, "won_value", "team", "2026-02", 0.5, "2026-04-01")
+    with pytest.raises(GoalError, match="No team is active in 2024-04"):
+        suggest_targets(small, "won_value", "team", "2024-04", 0.5, "2024-03-01")
+
+
+def test_cli_suggest_writes_unagreed_goals(tmp_path: Path) -> None:
+    out_file = tmp_path / "goals.yaml"
+    argv = ["goals", "suggest", "--kpi", "won_value", "--scope", "seller", "--period", "2026-12",
+            "--probability", "0.6", "--source", str(DATA / "crm"), "--as-of", AS_OF]  # fmt: skip
+    code, out, err = run_cli([*argv, "--write", str(out_file)])
+    assert code == 0, err
+    assert "Targets for won_value (seller, 2026-12) reached with a 60% chance" in out
+    g = load_goals(read_crm(), out_file)
+    assert g["scope_id"].tolist() == ["S1", "S2", "S3"]
+    assert g["agreed_by"].isna().all() and (g["period"] == "2026-12").all()
+    code, out, err = run_cli([*argv, "--format", "json"])
+    assert [r["scope_id"] for r in json.loads(out)] == ["S1", "S2", "S3"]

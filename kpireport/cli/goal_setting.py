@@ -23,6 +23,8 @@ import argparse
 import sys
 from typing import TextIO
 
+import pandas as pd
+
 from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.constants import Scope
 from kpireport.errors import GoalError
@@ -76,6 +78,27 @@ def register_subcommands(goals: argparse.ArgumentParser) -> None:
     _common(k, goals_flag=False)
     k.add_argument("--format", default="table", choices=("table", "json"), help="output format")
     k.set_defaults(func=run_check)
+    s = sub.add_parser(
+        "suggest",
+        help="suggest targets reached with a chosen probability, with what they take",
+        description=(
+            "Per scope id, the target reached with --probability (from the forecast's "
+            "simulated totals), the growth it implies vs last year and the reverse funnel "
+            "(deals, opportunities, leads, meetings, quotes) at the scope's own rates."
+        ),
+    )
+    _common(s, goals_flag=False)
+    s.add_argument("--kpi", required=True, metavar="NAME", help="registry KPI")
+    s.add_argument("--scope", required=True, choices=[x.value for x in Scope], help="scope")
+    s.add_argument("--scope-id", dest="scope_ids", action="append", metavar="ID",
+                   help="only this id (repeatable; required for customers)")  # fmt: skip
+    s.add_argument("--period", required=True, metavar="PERIOD", help="2027-Q1, 2027-01, a span…")
+    s.add_argument(
+        "--probability", type=float, default=0.6, help="chance of reaching it (default 0.6)"
+    )
+    s.add_argument("--write", metavar="FILE", help="append the suggestions as unagreed goals")
+    s.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    s.set_defaults(func=run_suggest)
 
 
 def _load(args: argparse.Namespace):
@@ -140,3 +163,57 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"{len(bad)} fail{'s' if len(bad) == 1 else ''} S, M or T.\n"
         )
     return 1 if len(smart_failures(checked)) else 0
+
+
+def run_suggest(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute ``kpireport goals suggest``; returns the exit code."""
+    from kpireport.cli.kpis import _fmt, goal_records
+    from kpireport.cli.output import write_machine_readable
+    from kpireport.goals import suggest_targets
+    from kpireport.goals.cascade import append_goals
+    from kpireport.goals.suggest import suggestions_yaml
+    from kpireport.kpis.registry import REGISTRY
+
+    out = out or sys.stdout
+    data, as_of = _load(args)
+    df = suggest_targets(
+        data, args.kpi, args.scope, args.period, args.probability, as_of, scope_ids=args.scope_ids
+    )
+    if args.write:
+        append_goals(
+            args.write, suggestions_yaml(df, probability=args.probability, as_of=as_of), data
+        )
+    if write_machine_readable(df, args.format, out, goal_records):
+        return 0
+    unit = str(REGISTRY[args.kpi].unit)
+    frame = pd.DataFrame(
+        {
+            "scope_id": df["scope_id"].fillna("—"),
+            "target": [_fmt(v, unit) for v in df["target"]],
+            "chance": [_fmt(v, "percent") for v in df["probability_achieved"]],
+            "last_year": [_fmt(v, unit) for v in df["last_year"]],
+            "growth": [
+                "–" if pd.isna(v) else (f"{v * 100:+.1f} pp" if unit == "percent" else f"{v:+.1%}")
+                for v in df["growth"]
+            ],
+            **{
+                k.replace("_needed", ""): [_fmt(v, "count") for v in df[k]]
+                for k in (
+                    "deals_needed",
+                    "opportunities_needed",
+                    "leads_needed",
+                    "meetings_needed",
+                    "quotes_needed",
+                )  # fmt: skip
+            },
+        }
+    )
+    out.write(
+        f"Targets for {args.kpi} ({args.scope}, {df['period'].iloc[0]}) reached with a "
+        f"{args.probability:.0%} chance, as of {as_of}:\n"
+    )
+    out.write(frame.to_string(index=False) + "\n")
+    if args.write:
+        n = int(df["target"].notna().sum())
+        out.write(f"{n} suggested goals appended to {args.write} (not agreed yet).\n")
+    return 0
