@@ -257,11 +257,44 @@ MESSAGES: dict[str, dict[str, str]] = {
         "past goals rose {growth} a year", "eerdere doelen stegen {growth} per jaar"
     ),
     "quality.not_agreed": _m("not yet agreed", "nog niet afgesproken"),
-    "quality.undercommitted": _m(
-        "the goals below it add up to {gap} less", "de doelen eronder tellen op tot {gap} minder"
+    "col.record": _m("Last goals, oldest first", "Laatste doelen, oudste eerst"),
+    "col.reached": _m("Reached", "Gehaald"),
+    "grain.month": _m("monthly", "maandelijkse"),
+    "grain.quarter": _m("quarterly", "kwartaal"),
+    "grain.week": _m("weekly", "wekelijkse"),
+    "grain.year": _m("yearly", "jaarlijkse"),
+    "grain.day": _m("daily", "dagelijkse"),
+    "grain.span": _m("span", "periode"),
+    "track.sentence": _m(
+        "{reached} of the last {n} {grain} {kpi} goals reached; {streak}.",
+        "{reached} van de laatste {n} {grain} doelen voor {kpi} gehaald; {streak}.",
     ),
-    "quality.overcommitted": _m(
-        "the goals below it add up to {gap} more", "de doelen eronder tellen op tot {gap} meer"
+    "track.hit_streak": _m("{k} in a row", "{k} op rij"),
+    "track.miss_streak": _m("{k} missed in a row", "{k} op rij gemist"),
+    "track.hit_one": _m("the last one reached", "het laatste gehaald"),
+    "track.miss_one": _m("the last one missed", "het laatste gemist"),
+    "grain_label.month": _m("monthly", "per maand"),
+    "grain_label.quarter": _m("quarterly", "per kwartaal"),
+    "grain_label.week": _m("weekly", "per week"),
+    "grain_label.year": _m("yearly", "per jaar"),
+    "grain_label.day": _m("daily", "per dag"),
+    "grain_label.span": _m("date span", "datumperiode"),
+    "track.reached_of": _m("{reached} of {n}", "{reached} van {n}"),
+    "track.none": _m("No finished goals yet.", "Nog geen afgeronde doelen."),
+    "track.goal": _m("{kpi}, {grain}", "{kpi}, {grain}"),
+    "quality.undercommitted_team": _m(
+        "the team goals add up to {gap} less", "de teamdoelen tellen op tot {gap} minder"
+    ),
+    "quality.overcommitted_team": _m(
+        "the team goals add up to {gap} more", "de teamdoelen tellen op tot {gap} meer"
+    ),
+    "quality.undercommitted_seller": _m(
+        "its sellers' goals add up to {gap} less",
+        "de doelen van de verkopers tellen op tot {gap} minder",
+    ),
+    "quality.overcommitted_seller": _m(
+        "its sellers' goals add up to {gap} more",
+        "de doelen van de verkopers tellen op tot {gap} meer",
     ),
     # --- periods
     "period.quarter": _m("Q{quarter} {year}", "Q{quarter} {year}"),

@@ -1071,13 +1071,13 @@ def test_goal_quality_section_of_the_management_pack(crm: CrmData) -> None:
     # the October goal is over: not checked; the tiny CRM has no December history, so its
     # forecast is 0 and every December goal is unrealistic
     assert "3 of 3 need a look" in html
-    assert "unrealistic: 0% chance of reaching it; the goals below it add up to" in html
+    assert "unrealistic: 0% chance of reaching it; the team goals add up to" in html
     assert '<td>Organisation</td><td>December 2026</td><td class="num">€60,000</td>' in html
-    assert "the goals below it add up to €30,000 less" in html  # 60 000 − (20 000 + 10 000)
+    assert "the team goals add up to €30,000 less" in html  # 60 000 − (20 000 + 10 000)
     assert "<td>South</td><td>December 2026</td>" in html and "not yet agreed" in html
     nl = goal_quality_section(data, AS_OF, "nl", "EUR").to_html()
     assert "Kwaliteit van de doelen" in nl and "nog niet afgesproken" in nl
-    assert "de doelen eronder tellen op tot €\u00a030.000 minder" in nl
+    assert "de teamdoelen tellen op tot €\u00a030.000 minder" in nl
 
 
 # ------------------------------------------------------------------ suggested targets (issue 14.5)
@@ -1140,3 +1140,54 @@ def test_cli_suggest_writes_unagreed_goals(tmp_path: Path) -> None:
     assert g["agreed_by"].isna().all() and (g["period"] == "2026-12").all()
     code, out, err = run_cli([*argv, "--format", "json"])
     assert [r["scope_id"] for r in json.loads(out)] == ["S1", "S2", "S3"]
+
+
+# ------------------------------------------------------------------ track record (issue 14.6)
+#: R1's monthly meeting goals: working days May–Oct 2026 are 21, 22, 23, 21, 22, 22
+TRACK = [("2026-05", 20), ("2026-06", 23), ("2026-07", 23), ("2026-08", 20), ("2026-09", 22),
+         ("2026-10", 25), ("2026-11", 10)]  # fmt: skip
+
+
+def test_goal_history_counts_streak_and_attainment(steady: CrmData) -> None:
+    import kpireport
+    from kpireport.goals.history import track_record
+
+    goals = [goal("meetings_booked", t, scope_id="R1", period=p) for p, t in TRACK]
+    goals.append(goal("meetings_booked", 4, scope_id="R1", period="2026-W45"))  # 5 done
+    h = kpireport.goal_history(steady, "seller", "R1", as_of=AS_OF, goals=goals)
+    monthly = h[h["grain"] == "month"]
+    # November is still running on 15 November: not in the record
+    assert monthly["period"].tolist() == [p for p, _ in TRACK[:6]]
+    assert monthly["actual"].tolist() == [21, 22, 23, 21, 22, 22]
+    assert monthly["reached"].tolist() == [True, False, True, True, True, False]
+    assert monthly["attainment"].round(4).tolist() == [1.05, 0.9565, 1.0, 1.05, 1.0, 0.88]
+    assert (monthly["reached_count"].iloc[0], monthly["count"].iloc[0]) == (4, 6)
+    assert monthly["hit_ratio"].iloc[0] == pytest.approx(4 / 6)
+    assert monthly["streak"].iloc[0] == -1
+    tr = track_record(h).set_index("grain")
+    assert tr.loc["week", "streak"] == 1 and tr.loc["week", "reached_count"] == 1
+    last3 = kpireport.goal_history(steady, "seller", "R1", as_of=AS_OF, goals=goals, n=3)
+    last3 = last3[last3["grain"] == "month"]
+    assert last3["period"].tolist() == ["2026-08", "2026-09", "2026-10"]
+    assert (last3["reached_count"].iloc[0], last3["streak"].iloc[0]) == (2, -1)
+
+
+def test_track_record_in_scorecard_and_team_report(steady: CrmData) -> None:
+    from kpireport.report.views import track_record_section
+
+    goals = [goal("won_value", 1, scope_id="R1", period=p) for p, _ in TRACK[:3]]
+    goals += [goal("meetings_booked", t, scope_id="R1", period=p) for p, t in TRACK]
+    goals += [goal("meetings_booked", 20, scope="team", scope_id="Steady", period="2026-10")]
+    data = CrmData({**steady.tables, "goals": pd.DataFrame(goals)})
+    html = track_record_section(data, "seller", "R1", AS_OF, "en").to_html()
+    # no won value in the steady CRM: 0 of 3, all missed
+    assert "0 of the last 3 monthly order intake goals reached; 3 missed in a row." in html
+    assert "<td>Meetings booked, monthly</td>" in html
+    assert html.count('class="tr-hit"') == 4 and html.count('class="tr-miss"') == 2 + 3
+    assert '<td class="num">4 of 6</td><td>the last one missed</td>' in html
+    nl = track_record_section(data, "seller", "R1", AS_OF, "nl").to_html()
+    assert "0 van de laatste 3 maandelijkse doelen voor orderintake gehaald; 3 op rij gemist." in nl
+    team = track_record_section(data, "team", "Steady", AS_OF, "en").to_html()
+    assert '<td class="num">1 of 1</td><td>the last one reached</td>' in team  # 22 + 55 ≥ 20
+    none = track_record_section(data, "team", "Nobody", AS_OF, "en").to_html()
+    assert "No finished goals yet." in none

@@ -859,6 +859,7 @@ def team_report_view(
         )
     )
     view.sections.append(psec)
+    view.sections.append(track_record_section(data, "team", team, as_of, lang))
     view.kpis = (
         pd.concat([f for f in frames if len(f)], ignore_index=True)
         if any(len(f) for f in frames)
@@ -949,10 +950,84 @@ def seller_scorecard_view(
         {"kpi": ["hit_rate"] * len(hr), "scope": "seller", "scope_id": seller,
          "period": [f"{d:%Y-%m}" for d in hr.index], "value": hr.to_numpy()}
     )  # fmt: skip
+    view.sections.append(track_record_section(data, "seller", seller, as_of, lang))
     view.kpis = pd.concat(
         [f for f in (shown, _goal_kpis(goals), trend) if len(f)], ignore_index=True
     )
     return view
+
+
+#: the series a track record leads with (its sentence), in order of preference
+TRACK_HEADLINE = (("won_value", "month"), ("revenue", "month"), ("won_value", "quarter"))
+#: grains in the order a track record lists them
+GRAIN_ORDER = {"month": 0, "quarter": 1, "week": 2, "year": 3, "span": 4, "day": 5}
+
+
+def _streak_text(streak: int, language: str) -> str:
+    if abs(int(streak)) == 1:
+        return i18n.t("track.hit_one" if streak > 0 else "track.miss_one", language)
+    key = "track.hit_streak" if streak > 0 else "track.miss_streak"
+    return i18n.t(key, language, k=abs(int(streak)))
+
+
+def track_record_section(
+    data: Any, scope: str, scope_id: str, as_of: Any, language: str
+) -> Section:
+    """The last 12 finished goals of each (KPI, grain) series of a seller or team.
+
+    A sentence on the headline series ("8 of the last 12 monthly order intake
+    goals reached; 3 in a row") and a table: one row per series with a strip
+    of ✓ (reached) / ✗ (missed), oldest first, the count reached and the
+    streak (:func:`kpireport.goals.goal_history`).
+    """
+    from kpireport.goals import goal_history
+    from kpireport.goals.history import track_record
+    from kpireport.plots import Html
+
+    sec = Section("track_record", i18n.t("heading.track_record", language))
+    day = _day(as_of)
+    tr = track_record(goal_history(data, scope, scope_id, as_of=day))
+    if tr.empty:
+        sec.sentence(i18n.t("track.none", language))
+        return sec
+    tr = tr.assign(_g=tr["grain"].map(GRAIN_ORDER).fillna(9)).sort_values(["_g", "kpi"])
+    for kpi, grain in TRACK_HEADLINE:
+        m = tr[(tr["kpi"] == kpi) & (tr["grain"] == grain)]
+        if len(m):
+            r = m.iloc[0]
+            sec.sentence(
+                i18n.t(
+                    "track.sentence",
+                    language,
+                    reached=r["reached_count"],
+                    n=r["count"],
+                    grain=i18n.t(f"grain.{grain}", language),
+                    kpi=kpi_label(kpi, language, in_sentence=True),
+                    streak=_streak_text(r["streak"], language),
+                )  # fmt: skip
+            )
+            break
+    t = i18n.t
+    out = ['<table class="kpi-table report-table goal-table track-table"><thead><tr>']
+    for h, cls in ((t("col.goal", language), ""), (t("col.record", language), ""),
+                   (t("col.reached", language), NUM), (t("col.streak", language), "")):  # fmt: skip
+        out.append(f"<th{cls}>{_esc(h)}</th>")
+    out.append("</tr></thead><tbody>")
+    for _, r in tr.iterrows():
+        label = t("track.goal", language, kpi=kpi_label(str(r["kpi"]), language),
+                  grain=t(f"grain_label.{r['grain']}", language))  # fmt: skip
+        marks = []
+        for period, reached, att in r["outcomes"]:
+            tip = f"{i18n.fmt_period(period, language)}: {_pct(att, language)}"
+            cls, mark = ("tr-hit", "✓") if reached else ("tr-miss", "✗")
+            marks.append(f'<span class="{cls}" title="{_esc(tip)}">{mark}</span>')
+        reached = t("track.reached_of", language, reached=r["reached_count"], n=r["count"])
+        cells = [(_esc(label), ""), ('<span class="tr-strip">' + "".join(marks) + "</span>", ""),
+                 (_esc(reached), NUM), (_esc(_streak_text(r["streak"], language)), "")]  # fmt: skip
+        out.append("<tr>" + "".join(f"<td{c}>{v}</td>" for v, c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    sec.add(Html("".join(out)))
+    return sec
 
 
 # ------------------------------------------------------------------ management pack
@@ -1168,7 +1243,7 @@ def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
         return pd.DataFrame()
     g = goals[goals["scope"].isin(QUALITY_SCOPES)]
     day = _day(as_of)
-    keep = []
+    keep = []  # on its last day a goal's result is known: nothing left to discuss
     for label in g["period"]:
         try:
             q = parse_period(label)
@@ -1177,7 +1252,7 @@ def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
             continue
         keep.append(
             (q.grain in ("month", "quarter") or q.is_date_span)
-            and q.last_day >= day
+            and q.last_day > day
             and q.start <= day + pd.Timedelta(days=QUALITY_HORIZON_DAYS)
         )
     return g[np.array(keep, dtype=bool)].reset_index(drop=True)
@@ -1194,7 +1269,7 @@ def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) ->
     from kpireport.goals import check_goals
     from kpireport.plots import Html
 
-    sec = Section("goal_quality", i18n.t("heading.goal_quality", language), page_break=True)
+    sec = Section("goal_quality", i18n.t("heading.goal_quality", language), keep_together=False)
     goals = _quality_goals(data, as_of)
     if goals.empty:
         sec.sentence(i18n.t("sentence.no_goals", language))
@@ -1231,9 +1306,10 @@ def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) ->
         for flag in ("undercommitted", "overcommitted"):
             if flag in lint:
                 gap = float(r["commit_gap"])
+                below = "team" if r["scope"] == "organisation" else "seller"
                 remarks.append(
                     i18n.t(
-                        f"quality.{flag}",
+                        f"quality.{flag}_{below}",
                         language,
                         gap=_fmt(str(r["kpi"]), abs(gap), language, currency),
                     )
