@@ -241,21 +241,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Alle {total} doelen die nu lopen of binnenkort beginnen zijn afgesproken, haalbaar en "
         "tellen op.",
     ),
-    "quality.unrealistic": _m(
-        "unrealistic: {prob} chance of reaching it", "onhaalbaar: {prob} kans om het te halen"
-    ),
-    "quality.unambitious": _m(
-        "unambitious: {prob} chance of reaching it",
-        "weinig ambitieus: {prob} kans om het te halen",
-    ),
+    "quality.unrealistic": _m("unrealistic", "onhaalbaar"),
+    "quality.unambitious": _m("unambitious", "weinig ambitieus"),
     "quality.asks": _m("asks {growth} vs last year", "vraagt {growth} t.o.v. vorig jaar"),
-    "quality.history": _m(
-        "the last {n} years grew {lo} to {hi}", "de laatste {n} jaar groeide het {lo} tot {hi}"
-    ),
-    "quality.history_one": _m("last year grew {lo}", "vorig jaar groeide het {lo}"),
-    "quality.raised": _m(
-        "past goals rose {growth} a year", "eerdere doelen stegen {growth} per jaar"
-    ),
+    "quality.history": _m("last {n} years {lo} to {hi}", "laatste {n} jaar {lo} tot {hi}"),
+    "quality.history_one": _m("the year before {lo}", "het jaar ervoor {lo}"),
+    "quality.raised": _m("past goals {growth} a year", "eerdere doelen {growth} per jaar"),
     "quality.not_agreed": _m("not yet agreed", "nog niet afgesproken"),
     "col.record": _m("Last goals, oldest first", "Laatste doelen, oudste eerst"),
     "col.reached": _m("Reached", "Gehaald"),

@@ -1071,12 +1071,12 @@ def test_goal_quality_section_of_the_management_pack(crm: CrmData) -> None:
     # the October goal is over: not checked; the tiny CRM has no December history, so its
     # forecast is 0 and every December goal is unrealistic
     assert "3 of 3 need a look" in html
-    assert "unrealistic: 0% chance of reaching it; the team goals add up to" in html
+    assert "<td class=\"num\">0%</td><td>unrealistic; the team goals add up to" in html
     assert '<td>Organisation</td><td>December 2026</td><td class="num">€60,000</td>' in html
     assert "the team goals add up to €30,000 less" in html  # 60 000 − (20 000 + 10 000)
     assert "<td>South</td><td>December 2026</td>" in html and "not yet agreed" in html
     nl = goal_quality_section(data, AS_OF, "nl", "EUR").to_html()
-    assert "Kwaliteit van de doelen" in nl and "nog niet afgesproken" in nl
+    assert "Kwaliteit van de doelen" in nl and "onhaalbaar; nog niet afgesproken" in nl
     assert "de teamdoelen tellen op tot €\u00a030.000 minder" in nl
 
 

@@ -984,7 +984,8 @@ def track_record_section(
     from kpireport.goals.history import track_record
     from kpireport.plots import Html
 
-    sec = Section("track_record", i18n.t("heading.track_record", language))
+    # may continue on the next page: a scorecard then stays on two pages
+    sec = Section("track_record", i18n.t("heading.track_record", language), keep_together=False)
     day = _day(as_of)
     tr = track_record(goal_history(data, scope, scope_id, as_of=day))
     if tr.empty:
@@ -1281,7 +1282,7 @@ def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) ->
         lint = str(r["lint"] or "").split(",")
         if r["R"] == "fail" and np.isfinite(r["probability"]):
             key = "unrealistic" if r["probability"] < 0.5 else "unambitious"
-            text = i18n.t(f"quality.{key}", language, prob=_pct(r["probability"], language))
+            text = i18n.t(f"quality.{key}", language)  # the chance has its own column
             rate = str(r["growth_unit"]) == "pp" or _kdef(str(r["kpi"])).unit in ("percent",)
             gfmt = (
                 (lambda x: i18n.fmt_number(x * 100, language, decimals=1) + "\u00a0pp")
@@ -1289,7 +1290,7 @@ def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) ->
                 else (lambda x: _pct(x, language, signed=True))
             )
             if np.isfinite(r["asked_growth"]):
-                text += "; " + i18n.t("quality.asks", language, growth=gfmt(r["asked_growth"]))
+                text += ": " + i18n.t("quality.asks", language, growth=gfmt(r["asked_growth"]))
             if np.isfinite(r["past_growth_min"]):
                 n = int(r["past_growth_years"])
                 lo, hi = gfmt(r["past_growth_min"]), gfmt(r["past_growth_max"])

@@ -92,7 +92,7 @@ NOTEBOOKS = {
         "Seller scorecard",
         _params("# seller: seller id (fan-out: every seller)", 'seller = "S005"'),
         "views.seller_scorecard_view(data, seller, period, as_of, language)",
-        ["summary", "goals", "trend", "track_record"],
+        ["summary", "goals", "track_record", "trend"],
     ),
     "management_pack": report_notebook(
         "Management pack",
