@@ -209,7 +209,7 @@ def _realistic(
     past_goals = _past_goals(data, valid)
     for j, (i, r) in enumerate(ev.iterrows()):
         kdef = REGISTRY[r["kpi"]]
-        rate = str(kdef.unit) in ("percent", "ratio")
+        rate = str(kdef.unit) == "percent"
         target = float(r["target"])
         for c in ("probability", "forecast", "lo_80", "hi_80", "commit_gap"):
             out.at[i, c] = float(r[c]) if np.isfinite(r[c]) else np.nan
@@ -314,7 +314,7 @@ def _yearly_history(
     sid = "" if r["scope"] == Scope.ORGANISATION else str(r["scope_id"])
     vals = _values(data, r["scope"], [r["kpi"]], years, [sid] if sid else [], asof)
     v = [float(vals.get((r["kpi"], sid, y.label), np.nan)) for y in years]
-    rate = str(REGISTRY[r["kpi"]].unit) in ("percent", "ratio")
+    rate = str(REGISTRY[r["kpi"]].unit) == "percent"
     ly = v[0] if years[0].label == p.last_year().label else np.nan
     growths = []
     for a, b in zip(v[:-1], v[1:], strict=False):

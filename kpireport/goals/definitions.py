@@ -480,10 +480,7 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
         dtype=float,
     ).reshape(n, 2)
     rate = np.array(
-        [
-            ok and reg[k].unit in (Unit.PERCENT, Unit.RATIO)
-            for k, ok in zip(kpi, known_kpi, strict=True)
-        ],
+        [ok and reg[k].unit == Unit.PERCENT for k, ok in zip(kpi, known_kpi, strict=True)],
         dtype=bool,
     )
     with np.errstate(invalid="ignore"):

@@ -130,7 +130,7 @@ def suggest_targets(
         if ly.last_day <= asof
         else pd.Series(dtype=float)
     )
-    rate = str(kdef.unit) in ("percent", "ratio")
+    rate = str(kdef.unit) == "percent"
     rows = []
     for i, sid in enumerate(scope_ids):
         r = ev.iloc[i]
@@ -167,7 +167,7 @@ def suggest_targets(
 
 def _round(q: float, kdef, at_least: bool) -> float:
     """Round a suggestion towards the safe side: down for at_least, up for at_most."""
-    rate = str(kdef.unit) in ("percent", "ratio")
+    rate = str(kdef.unit) == "percent"
     step = 0.001 if rate else round_unit(abs(q), str(kdef.unit))
     f = math.floor if at_least else math.ceil
     return round(f(q / step + (1e-9 if at_least else -1e-9)) * step, 6)

@@ -123,6 +123,8 @@ KPIS: tuple[KpiDef, ...] = (
     KpiDef("lead_conversion", "Lead-to-deal conversion", Unit.PERCENT, H, (LEADS, DEALS), False,
            ALL_SCOPES, d.lead_conversion, ("deals.lead_id",)),
     KpiDef("hit_rate", "Hit rate", Unit.PERCENT, H, (DEALS,), False, ALL_SCOPES, d.hit_rate),
+    KpiDef("prospect_hit_rate", "Prospect hit rate", Unit.PERCENT, H, (DEALS, ACT), False,
+           ALL_SCOPES, d.prospect_hit_rate),
     KpiDef("sales_cycle_days", "Sales cycle (mean days)", Unit.DAYS, L, (DEALS,), False,
            ALL_SCOPES, d.sales_cycle_days),
     KpiDef("sales_cycle_days_median", "Sales cycle (median days)", Unit.DAYS, L, (DEALS,), False,
@@ -156,6 +158,10 @@ KPIS: tuple[KpiDef, ...] = (
            INTERNAL_SCOPES, d.cac),
     KpiDef("clv", "Customer lifetime value", Unit.CURRENCY, H, (REV,), False, INTERNAL_SCOPES,
            d.clv),
+    KpiDef("products_per_customer", "Products per customer", Unit.RATIO, H, (REV,), False,
+           INTERNAL_SCOPES, d.products_per_customer),
+    KpiDef("customer_tenure_months", "Customer tenure (months)", Unit.RATIO, H, (REV,), False,
+           INTERNAL_SCOPES, d.customer_tenure_months),
 )  # fmt: skip
 
 #: the KPI categories, in the order report cards show them

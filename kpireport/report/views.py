@@ -71,6 +71,8 @@ ORG_CARD_KPIS = (
     "won_value", "revenue", "deals_won", "hit_rate",
     "new_leads", "new_customers", "weighted_pipeline", "cac",
 )  # fmt: skip
+#: the finance report's customer-value cards: CLV beside its drivers
+CLV_CARD_KPIS = ("clv", "products_per_customer", "customer_tenure_months")
 #: KPIs compared side by side per team in the management pack
 TEAM_COLUMNS = (
     "won_value",
@@ -408,7 +410,6 @@ def kpi_card_block(
     goals: pd.DataFrame, language: str,
 ) -> tuple[str, pd.DataFrame]:  # fmt: skip
     """KPI cards (value, vs previous period, vs last year, vs goal) and the tidy numbers shown."""
-    from kpireport.plots import kpi_cards
 
     prev, ly = _comparison_periods(p, as_of)
     df = _scope_kpis(data, [p, prev, ly], scope, scope_id, kpis, as_of)
@@ -438,9 +439,35 @@ def kpi_card_block(
             if np.isfinite(row["actual"]) and row["target"]:
                 card["goal_pct"] = float(row["actual"]) / float(row["target"])
             card["status"] = str(row["status"])
+        card["_category"] = kdef.category
         cards.append(card)
     shown = df[df["period"] == p.label]
-    return kpi_cards(cards, language, currency=data.currency), _tidy(shown)
+    return grouped_cards(cards, language, data.currency), _tidy(shown)
+
+
+#: the order report cards show the KPI categories in (the result a reader looks for first)
+CARD_CATEGORIES = ("result", "activity", "efficiency")
+
+
+def grouped_cards(cards: list[dict], language: str, currency: str) -> str:
+    """KPI cards grouped by the registry category of their KPI, each group labelled
+    (Results, Activity, Efficiency); one group is shown without a label."""
+    from kpireport.plots import Html, kpi_cards
+
+    groups: dict[str, list[dict]] = {}
+    for card in cards:
+        groups.setdefault(card.pop("_category", "result"), []).append(card)
+    if len(groups) <= 1:
+        return kpi_cards([c for g in groups.values() for c in g], language, currency=currency)
+    parts = []
+    for cat in CARD_CATEGORIES:
+        if cat in groups:
+            label = _esc(i18n.t(f"category.{cat}", language))
+            parts.append(
+                f'<div class="card-group"><p class="card-group-label">{label}</p>'
+                f"{kpi_cards(groups[cat], language, currency=currency)}</div>"
+            )
+    return Html("".join(parts))
 
 
 def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool = False) -> str:
@@ -1408,6 +1435,12 @@ def finance_growth_view(
             "kpi": ["revenue", "revenue_growth_mom", "revenue_growth_yoy", "revenue_growth_ytd"],
             "scope": "organisation", "scope_id": None, "period": p.label,
             "value": [r["revenue"], r["growth_mom"], r["growth_yoy"], r["growth_ytd"]]}))  # fmt: skip
+    # customer lifetime value and its drivers (how many products, how long a customer stays)
+    clv_cards, clv_shown = kpi_card_block(
+        data, p, "organisation", None, CLV_CARD_KPIS, as_of, pd.DataFrame(), lang
+    )
+    summary.add(clv_cards)
+    frames.append(clv_shown)
     view.sections.append(summary)
 
     cols = {
