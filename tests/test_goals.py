@@ -709,6 +709,14 @@ def test_growth_targets_resolve_against_their_baseline(small: CrmData) -> None:
     assert pd.isna(g["growth"].iloc[6]) and pd.isna(g["baseline_period"].iloc[6])
 
 
+def test_a_validated_growth_goal_is_not_resolved_twice(small: CrmData) -> None:
+    once = validate_goals([org("revenue", "+10%"), org("revenue", 500)], small)
+    r = evaluate_goals(small, once, as_of="2026-04-01", forecast=False)
+    assert r["target"].tolist() == [3520, 500]
+    assert r["growth"].iloc[0] == 0.1 and r["baseline_period"].iloc[0] == "2026-03"
+    assert np.isnan(r["growth"].iloc[1])
+
+
 def test_growth_baseline_over_a_leap_day() -> None:
     revenue = pd.DataFrame(
         {
@@ -1071,7 +1079,7 @@ def test_goal_quality_section_of_the_management_pack(crm: CrmData) -> None:
     # the October goal is over: not checked; the tiny CRM has no December history, so its
     # forecast is 0 and every December goal is unrealistic
     assert "3 of 3 need a look" in html
-    assert "<td class=\"num\">0%</td><td>unrealistic; the team goals add up to" in html
+    assert '<td class="num">0%</td><td>unrealistic; the team goals add up to' in html
     assert '<td>Organisation</td><td>December 2026</td><td class="num">€60,000</td>' in html
     assert "the team goals add up to €30,000 less" in html  # 60 000 − (20 000 + 10 000)
     assert "<td>South</td><td>December 2026</td>" in html and "not yet agreed" in html

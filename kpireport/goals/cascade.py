@@ -318,7 +318,9 @@ def cascade_yaml(children: pd.DataFrame, *, parent: str, by: str, as_of) -> str:
         item = {k: v for k, v in r.items() if v is not None and not _nan(v)}
         if isinstance(item.get("target"), float) and item["target"].is_integer():
             item["target"] = int(item["target"])
-        text = yaml.safe_dump(item, default_flow_style=True, sort_keys=False, width=1000)
+        text = yaml.safe_dump(
+            item, default_flow_style=True, sort_keys=False, width=1000, allow_unicode=True
+        )
         lines.append("  - " + text.strip())
     return "\n".join(lines) + "\n"
 

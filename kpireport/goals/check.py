@@ -181,7 +181,10 @@ def _time(out: pd.DataFrame, frame: pd.DataFrame, asof: pd.Timestamp, notes) -> 
             t_note.append(None)
         elif p.start > asof:
             days = int((p.start - asof) / pd.Timedelta(days=1))
-            t_note.append(f"{p.label} ends on {p.last_day.date()}; it starts in {days} days")
+            t_note.append(
+                f"{p.label} ends on {p.last_day.date()}; it starts in {days} "
+                f"day{'s' if days != 1 else ''}"
+            )
         else:
             left = int((p.end - asof) / pd.Timedelta(days=1)) - 1
             t_note.append(f"{p.label} ends on {p.last_day.date()}; {left} days left")

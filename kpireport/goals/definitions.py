@@ -350,6 +350,15 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
     """
     from_file = isinstance(goals, str | Path)
     df, raw_target, unknown_keys = _goals_frame(goals)
+    # a goal table validated before (it has the resolved columns): its growth goals
+    # already carry their absolute target; keep their growth facts, do not resolve again
+    carried = None
+    if isinstance(goals, pd.DataFrame) and set(RESOLVED_COLUMNS) <= set(goals.columns):
+        carried = goals.reset_index(drop=True).loc[:, list(RESOLVED_COLUMNS)]
+        done = (np.isfinite(df["target"].to_numpy(float)) & df["growth"].notna()).to_numpy()
+        df.loc[done, "growth"] = np.nan
+        df.loc[done, "baseline"] = None
+        raw_target = [df["target"].iat[i] if done[i] else v for i, v in enumerate(raw_target)]
     reg = _registry()
     n = len(df)
     problems: list[tuple[int, int, str]] = []  # (row, column order, sentence)
@@ -645,7 +654,10 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
                     )
                 )
             else:
-                target[i] = round(float(resolved[i]), 6)  # no float noise: 3648, not 3647.99…
+                # amounts in whole currency units (nobody agrees to € 4 852 843.20);
+                # counts and rates without float noise (3648, not 3647.99…)
+                digits = 0 if reg[kpi[i]].unit == Unit.CURRENCY else 6
+                target[i] = round(float(resolved[i]), digits)
     if problems:
         problems.sort()
         sentences = [p[2] for p in problems]
@@ -678,6 +690,10 @@ def validate_goals(goals: Any, data: CrmData | None = None) -> pd.DataFrame:
         [bp.label if bp is not None else None for bp in base_period], dtype="str"
     )
     df["baseline_value"] = base_value
+    if carried is not None:
+        keep = carried["growth"].notna().to_numpy() & ~is_growth
+        for col in RESOLVED_COLUMNS:
+            df[col] = df[col].where(~keep, carried[col].to_numpy())
     return df.loc[:, [*GOAL_COLUMNS, *RESOLVED_COLUMNS]]
 
 
