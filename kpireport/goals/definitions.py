@@ -124,8 +124,8 @@ def goals_frame(goals: Any) -> pd.DataFrame:
     return _goals_frame(goals)[0]
 
 
-class _TextDatesLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` without the timestamp resolver: ``2026-02-30`` stays text.
+class _TextDatesLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The (C, when built) safe loader without the timestamp resolver: ``2026-02-30`` stays text.
 
     With the resolver an impossible date raises ``ValueError`` from inside
     PyYAML (a traceback, not a goal error) and a valid one becomes a
@@ -135,7 +135,7 @@ class _TextDatesLoader(yaml.SafeLoader):
 
 _TextDatesLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _TextDatesLoader.__mro__[1].yaml_implicit_resolvers.items()
 }
 
 
