@@ -22,6 +22,8 @@ _EXPORTS = {
     "cumulative_curve": "kpireport.kpis",
     "list_kpis": "kpireport.kpis",
     "evaluate_goals": "kpireport.goals",
+    "suggest_targets": "kpireport.goals",
+    "goal_history": "kpireport.goals",
     "forecast": "kpireport.forecast",
     "backtest": "kpireport.forecast",
     "parse_period": "kpireport.periods",

@@ -195,7 +195,8 @@ def _write_registry(fmt: str, out: TextIO) -> None:
         for name, row in reg.iterrows():
             kind = "additive" if row["additive"] else "not additive"
             out.write(
-                f"{name} — {row['label']} [{row['unit']}, {row['better']} is better, {kind}]\n"
+                f"{name} — {row['label']} [{row['category']}; {row['unit']}, "
+                f"{row['better']} is better, {kind}]\n"
             )
             out.write(f"  tables: {row['tables']}; scopes: {row['scopes']}\n")
             for line in str(row["definition"]).splitlines():
@@ -240,6 +241,9 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
         "--format", default="table", choices=FORMATS, help="output format (default: table)"
     )
     p.set_defaults(func=run_goals)
+    from kpireport.cli.goal_setting import register_subcommands
+
+    register_subcommands(p)
 
 
 def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -505,6 +505,17 @@ def _check_goals(tables, out: _Collector) -> None:
     if "goals" not in tables:
         return
     df = tables["goals"]
+    if "target" in df.columns:  # a target, or a growth against a baseline (docs/GOALS.md)
+        growth = df["growth"] if "growth" in df.columns else pd.Series(np.nan, index=df.index)
+        out.add(
+            _finding(
+                df,
+                (df["target"].isna() & growth.isna()).to_numpy(),
+                "goals",
+                "target",
+                "a goal needs a target (or a growth such as 0.14)",
+            )
+        )
     if "kpi" in df.columns:
         names = known_kpis()
         bad = df["kpi"].notna().to_numpy() & ~str_isin(df["kpi"], sorted(names))

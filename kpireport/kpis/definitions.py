@@ -614,3 +614,121 @@ def clv(ctx: Context) -> Result:
     notes = ctx.cell_notes()
     notes[(life >= MAX_LIFETIME_MONTHS) & ~np.isnan(out)] = "lifetime capped at 120 months"
     return out, notes
+
+
+# ------------------------------------------------------------------ prospects and CLV drivers
+#: days in an average month (customer tenure)
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def _distinct(ctx: Context, t: np.ndarray, ev: Events, key: np.ndarray) -> np.ndarray:
+    """Distinct ``key`` values (``>= 0``) per ``(interval, scope code)``."""
+    codes = ctx.codes(ev)
+    codes = np.where(codes < 0, ctx.width - 1, codes).astype(np.int64)
+    out = np.zeros((len(ctx.starts), ctx.width))
+    n_key = int(key.max(initial=-1)) + 1
+    if n_key == 0:
+        return out
+    for i, pos in enumerate(interval_index(t, ctx.starts, ctx.ends)):
+        pos = pos[key[pos] >= 0]
+        if len(pos):
+            pairs = np.unique(codes[pos] * n_key + key[pos])
+            out[i] = np.bincount(pairs // n_key, minlength=ctx.width)
+    return out
+
+
+def _prospect_codes(ctx: Context) -> np.ndarray:
+    """The prospect (company) code of each activity: its ``company_id``, else its deal's."""
+    prep = ctx.prep
+
+    def build() -> np.ndarray:
+        own = prep.company_codes(Table.ACTIVITIES)
+        if not prep.has(Table.DEALS) or "deal_id" not in prep.frame(Table.ACTIVITIES):
+            return own
+        deals = prep.frame(Table.DEALS)
+        row = pd.Index(deals["deal_id"].astype("str")).get_indexer(
+            prep.frame(Table.ACTIVITIES)["deal_id"].astype("str")
+        )
+        via = np.where(row >= 0, prep.company_codes(Table.DEALS)[np.maximum(row, 0)], -1)
+        return np.where(own >= 0, own, via)
+
+    return prep.memo(("prospects",), build)
+
+
+def prospect_hit_rate(ctx: Context) -> Result:
+    """Deals won in P ÷ distinct prospects that had a sales activity in P.
+
+    A prospect is the company of an activity (``activities.company_id``, or
+    the company of its ``deal_id`` when the activity names none); every
+    activity type counts. A team counts a company once even when several of
+    its sellers worked on it. Activities without a company are not counted.
+    """
+    prep = ctx.prep
+    t = prep.times(Table.ACTIVITIES, "occurred_at")
+    prospects = _distinct(ctx, t, prep.events(Table.ACTIVITIES), _prospect_codes(ctx))
+    return ratio(ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx)), prospects)
+
+
+def _active_customers(ctx: Context, key: np.ndarray | None = None) -> list[tuple]:
+    """Per interval: ``(codes, companies, keys)`` of the (scope code, company[, key]) cells
+    whose net revenue in the interval is > 0."""
+    prep = ctx.prep
+    t = prep.times(Table.REVENUE, "date")
+    amount = np.nan_to_num(prep.floats(Table.REVENUE, "amount"), nan=0.0)
+    company = prep.local_codes(Table.REVENUE, "company_id")
+    codes = ctx.codes(prep.events(Table.REVENUE))
+    codes = np.where(codes < 0, ctx.width - 1, codes).astype(np.int64)
+    k = np.zeros(len(t), dtype=np.int64) if key is None else key
+    out = []
+    for pos in interval_index(t, ctx.starts, ctx.ends):
+        pos = pos[(company[pos] >= 0) & (k[pos] >= 0)]
+        cells = pd.DataFrame({"c": codes[pos], "co": company[pos], "k": k[pos], "a": amount[pos]})
+        net = cells.groupby(["c", "co", "k"], sort=False)["a"].sum()
+        net = net[net > 0]
+        out.append(tuple(net.index.get_level_values(n).to_numpy() for n in ("c", "co", "k")))
+    return out
+
+
+def products_per_customer(ctx: Context) -> Result:
+    """Distinct products per customer in P.
+
+    The number of (customer, ``product``) pairs with positive net revenue in
+    P ÷ the number of customers with positive net revenue in P. A credit note
+    lowers its product's net revenue; invoices without a product are one
+    product of their own.
+    """
+    prep = ctx.prep
+    product = prep.local_codes(Table.REVENUE, "product")
+    product = np.where(product < 0, int(product.max(initial=-1)) + 1, product)
+    pairs = np.zeros((len(ctx.starts), ctx.width))
+    customers = np.zeros((len(ctx.starts), ctx.width))
+    for i, (c, _co, _k) in enumerate(_active_customers(ctx, product)):
+        pairs[i] = np.bincount(c, minlength=ctx.width)
+    for i, (c, _co, _k) in enumerate(_active_customers(ctx)):
+        customers[i] = np.bincount(c, minlength=ctx.width)
+    return ratio(pairs, customers)
+
+
+def customer_tenure_months(ctx: Context) -> Result:
+    """Mean months since the first invoice of the customers with positive net revenue in P.
+
+    A customer's tenure runs from the ``date`` of its first ``revenue`` row
+    ever (any seller, up to the cut-off) to the end of P (cut at the
+    cut-off), in months of 365.25 / 12 days.
+    """
+    prep = ctx.prep
+    t = prep.times(Table.REVENUE, "date")
+    company = prep.local_codes(Table.REVENUE, "company_id")
+    keep = (t != NAT) & (t < ctx.cutoff) & (company >= 0)
+    first = np.full(int(company.max(initial=-1)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, company[keep], t[keep])
+    out = np.full((len(ctx.starts), ctx.width), np.nan)
+    for i, (c, co, _k) in enumerate(_active_customers(ctx)):
+        if len(c):
+            end = min(int(ctx.ends[i]), int(ctx.cutoff))
+            months = (end - first[co]) / NS_PER_DAY / DAYS_PER_MONTH
+            out[i] = ratio(
+                np.bincount(c, weights=months, minlength=ctx.width),
+                np.bincount(c, minlength=ctx.width).astype(float),
+            )
+    return out
