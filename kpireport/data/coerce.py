@@ -762,6 +762,25 @@ def _find_column(columns: list[str], wanted: str) -> str | None:
     return columns[hits[0]] if len(hits) == 1 else None
 
 
+def _near_miss(
+    src_cols: list[str], wanted: str, schema: TableSchema, columns: Mapping[str, str]
+) -> str | None:
+    """A source column that is no schema column but looks like a misspelt ``wanted``."""
+    import difflib
+
+    known = {normalise_header(c) for c in [*schema.column_names, *columns.values()]}
+    target = normalise_header(wanted)
+    best, score = None, 0.0
+    for c in src_cols:
+        n = normalise_header(c)
+        if n in known:
+            continue
+        ratio = difflib.SequenceMatcher(None, n, target).ratio()
+        if ratio > score:
+            best, score = c, ratio
+    return best if score >= 0.8 else None
+
+
 def _as_decimal(text: str) -> str:
     try:
         return f"{float(text.strip()):g}"
@@ -881,8 +900,24 @@ def canonicalise_table(
                     )
                 )
         if src is None:
+            typo = (
+                _near_miss(src_cols, col.name, schema, columns) if col.name not in columns else None
+            )
+            if typo is not None and not col.required:
+                problems.append(
+                    Problem(
+                        name,
+                        f"the source column '{typo}' is no kpireport column; did you mean "
+                        f"'{col.name}'? Rename it, or map it under tables.{name}.columns in the "
+                        f"source YAML ('{col.name}' would otherwise be read as empty)",
+                        col.name,
+                    )
+                )
+                flagged[(name, col.name)] = raw.index
             if col.required or col.name in columns:
                 renamed = f" (mapped from '{wanted}')" if col.name in columns else ""
+                if typo is not None:
+                    renamed += f" (did you mean the source column '{typo}'?)"
                 problems.append(
                     Problem(
                         name,

@@ -30,6 +30,9 @@ Design decisions
   back so that the canonicaliser can refuse two columns that read as one
   (docs/DATA.md "Column names"). A key repeated in the source YAML (two
   ``value:`` lines under ``columns:``) is refused too: YAML would keep the last.
+* **A CSV file must end with a line break.** A file cut off inside its last
+  row (a copy interrupted, a disk full) would otherwise load that row with a
+  shortened number or date; a file that ends without one is refused.
 * **Separators are checked when the YAML is read**: ``decimal`` is ``.`` or
   ``,``; ``thousands`` one of ``, . ' `` or a space, and not the decimal one.
 """
@@ -483,10 +486,27 @@ def _read_csv(path: Path, settings: Mapping[str, Any]) -> pd.DataFrame:
         raise SourceError(f"The file '{path}' is empty (no header row).") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise SourceError(f"The file '{path}' cannot be read as CSV: {exc}") from None
+    if len(df) and not _ends_with_line_break(path):
+        raise SourceError(
+            f"The file '{path}' ends inside a row: there is no line break after its last row "
+            f"(row {len(df)}), so the export may have been cut off.",
+            hint="Re-export it, or add the line break if that row is complete.",
+        )
     header = _csv_header(path, encoding, str(delimiter))
     if header is not None and len(header) == len(df.columns) and len(set(header)) < len(header):
         df.columns = header  # pandas renamed the repeats 'x.1': give them back their names
     return _number_rows(df)
+
+
+def _ends_with_line_break(path: Path) -> bool:
+    """True when the file's last bytes hold a line break (UTF-8, cp1252 or UTF-16)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 2))
+            tail = fh.read()
+    except OSError:
+        return True
+    return b"\n" in tail or b"\r" in tail
 
 
 def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str] | None:
