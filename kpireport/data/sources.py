@@ -486,10 +486,11 @@ def _read_csv(path: Path, settings: Mapping[str, Any]) -> pd.DataFrame:
         raise SourceError(f"The file '{path}' is empty (no header row).") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise SourceError(f"The file '{path}' cannot be read as CSV: {exc}") from None
-    if len(df) and not _ends_with_line_break(path):
+    if not _ends_with_line_break(path):
+        last = f"its last row (row {len(df)})" if len(df) else "its header"
         raise SourceError(
-            f"The file '{path}' ends inside a row: there is no line break after its last row "
-            f"(row {len(df)}), so the export may have been cut off.",
+            f"The file '{path}' ends inside a row: there is no line break after {last}, "
+            "so the export may have been cut off.",
             hint="Re-export it, or add the line break if that row is complete.",
         )
     header = _csv_header(path, encoding, str(delimiter))
