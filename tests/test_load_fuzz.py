@@ -43,7 +43,7 @@ from kpireport.errors import KpiReportError
 from kpireport.kpis import compute_kpis
 
 BASE = Path(__file__).parent / "data" / "kpis"
-EXAMPLES = int(os.environ.get("KPIREPORT_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("KPIREPORT_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -96,7 +96,8 @@ class Export:
                 while at < len(text) and at > 0 and text[at - 1] == "\n":
                     at -= 1  # never exactly at a row boundary: that is a smaller export
                 text = text[:at]
-            (folder / f"{name}.csv").write_bytes(text.encode(self.encoding.get(name, "utf-8")))
+            encoding = self.encoding.get(name, "utf-8")  # a character it lacks becomes '?'
+            (folder / f"{name}.csv").write_bytes(text.encode(encoding, errors="replace"))
         if not self.yaml:
             return folder
         lines = ["path: ."] + [f'{k}: "{v}"' for k, v in self.yaml.items()]
