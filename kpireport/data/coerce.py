@@ -20,8 +20,23 @@ Design decisions
   Excel date serials (numbers in a date column of a workbook) are days since
   1899-12-30. Results are ``datetime64[ns]``; dates outside its range
   (1677-2262) are reported as unreadable.
-* **Numbers** accept a declared decimal comma / thousands separator; ``inf``
-  and ``nan`` text are unreadable, not numbers.
+* **Numbers are never silently scaled** (issue 9; docs/DATA.md "Numbers").
+  One full-match grammar per setting (:func:`number_pattern`): ASCII digits,
+  one decimal separator, and thousands separators only between groups of
+  exactly three digits (first group without a leading zero). With
+  ``decimal: ","`` a ``.`` (or a space) may group thousands; with ``.`` only a
+  declared ``thousands`` may. With nothing declared, values like ``85.000``
+  are refused when the column's other values are integers or comma decimals,
+  or the column holds money, unless another value proves the decimal point.
+  Currency signs/codes are stripped only when separators are declared. Every
+  refusal names the ``decimal:``/``thousands:`` setting that would read the
+  cells (:func:`suggest_setting`). ``inf`` and ``nan`` text are unreadable.
+* **Digits are 0-9.** Full-width or Arabic-Indic digits in a number or date
+  column are refused cell by cell (:func:`non_ascii_digits`), never emptied.
+* **Headers are never chosen between.** Two source columns that normalise to
+  one canonical name (case, spaces, ``-``/``_``) are an error naming both; a
+  source column that looks like a misspelt missing optional column is an
+  error with "did you mean" (it would otherwise be read as empty).
 * **Vocabularies** (deal status, goal scope and direction, activity type, cost
   category) are lower-cased and stripped; currency codes upper-cased. Checking
   them against their vocabulary is validation's job, not the parser's.
