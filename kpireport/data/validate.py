@@ -28,6 +28,11 @@ Design decisions
   reported a second time as "empty".
 * Date warnings need an ``as_of``; without one they are skipped, never
   computed from the clock.
+* **Right or absent** (issue 9): a required table without rows is an error
+  (a "No data" report from an empty export would be wrong, not empty); team
+  names that differ only in case or spacing are an error listing each
+  spelling and its sellers, never two teams nor a silent merge
+  (docs/DATA.md "Team names").
 * Goal KPI names are checked against the KPI registry
   (:data:`kpireport.kpis.registry.REGISTRY`), the one list of KPI names.
 """
