@@ -349,7 +349,16 @@ def _read_text(
         u = u.str.replace(g, "", regex=False)
     if decimal != ".":
         u = u.str.replace(decimal, ".", regex=False)
-    vals = pd.to_numeric(u, errors="coerce").astype("float64")
+    arr = arrow_strings(u)
+    try:  # one Arrow cast (the text is validated above); pandas' to_numeric goes per value
+        if arr is None:
+            raise pa.ArrowInvalid("not Arrow-backed")
+        vals = pd.Series(
+            np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64"),
+            index=u.index,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        vals = pd.to_numeric(u, errors="coerce").astype("float64")
     return vals, ok & vals.notna()
 
 
@@ -430,8 +439,9 @@ def read_numbers(
         return Numbers(out.where(~bad) if inf.any() else out, bad, none, none.copy())
     declared = decimal is not None or bool(thousands)
     dec = decimal or "."
-    obj = s.astype(object)
-    if _is_stringish(s) and s.dtype != object:  # CSV text: no Python numbers inside
+    textual = _is_stringish(s) and s.dtype != object  # CSV text: no Python numbers inside
+    obj = s if textual else s.astype(object)
+    if textual:
         isnum = pd.Series(False, index=s.index)
     else:
         isnum = obj.map(
@@ -445,8 +455,11 @@ def read_numbers(
     grouped = pd.Series(False, index=s.index)
     nonascii = pd.Series(False, index=s.index)
     if (~isnum).any():
-        text = _strip_strings(obj[~isnum].where(obj[~isnum].notna(), None))
-        t = text[text.notna()]
+        if textual:
+            text = parse_text(s)  # pyarrow trim, no copy when already clean
+        else:
+            text = _strip_strings(obj[~isnum].where(obj[~isnum].notna(), None))
+        t = text if text.notna().all() else text[text.notna()]
         if len(t):
             na = non_ascii_digits(t)
             if na.any():
