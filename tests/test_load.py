@@ -915,3 +915,16 @@ def test_an_empty_period_in_non_empty_data_is_still_computed(tmp_path: Path) -> 
     data = load(_deals_folder(tmp_path, ["D1;S1;2026-01-05;won;100;1;2026-01-10"]))
     kpis = compute_kpis(data, "2027-03", kpis=["deals_won", "won_value"])
     assert kpis.set_index("kpi")["value"].to_dict() == {"deals_won": 0.0, "won_value": 0.0}
+
+
+def test_a_mapped_name_matching_two_source_columns_is_refused(tmp_path: Path) -> None:
+    src = _deals_folder(
+        tmp_path,
+        ["D1;S1;2026-01-05;open;100;;;250;260"],
+        yaml="tables:\n  deals:\n    columns: {value: Amount}\n",
+        extra=";Amount;AMOUNT",
+    )
+    msg = _problem(src, "value")
+    assert (
+        "the source columns 'Amount' (column 8) and 'AMOUNT' (column 9) all read as 'value'" in msg
+    )
