@@ -8,7 +8,10 @@ Design decisions
   them. :func:`prepared` caches one :class:`Prepared` per :class:`CrmData`
   object (keyed on the object's identity and the identity of its tables; a
   ``weakref.finalize`` drops the entry when the dataset is garbage collected).
-  ``CrmData`` is plain data that no stage mutates, so identity is a sound key.
+  The entry is also keyed on :meth:`CrmData.cache_token`, the very arrays
+  behind every column (kept alive by the entry, so an id is never reused):
+  a replaced column or table (``data.deals["value"] *= 2``) rebuilds the view,
+  and in-place writes are refused by read-only arrays (docs/DATA.md).
 * **Aggregation over many periods at once.** A KPI is evaluated for a list of
   half-open intervals ``[start, end)`` and every scope id in one pass:
   :func:`interval_sums` buckets the rows with ``searchsorted`` on the interval
@@ -505,20 +508,21 @@ class Prepared:
         return self.memo(("seller_bounds",), build)
 
 
-_PREPARED: dict[int, tuple[tuple[int, ...], Prepared]] = {}
+_PREPARED: dict[int, tuple[tuple[int, ...], Prepared, tuple[object, ...]]] = {}
 
 
 def prepared(data: CrmData) -> Prepared:
     """The cached :class:`Prepared` view of ``data`` (built on first use)."""
     key = id(data)
-    stamp = tuple(id(df) for df in data.tables.values()) + tuple(map(id, data.tables))
+    token = data.cache_token()  # the entry keeps these objects alive: ids stay unique
+    stamp = tuple(map(id, token))
     hit = _PREPARED.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     prep = Prepared(data)
     if hit is None:
         weakref.finalize(data, _PREPARED.pop, key, None)
-    _PREPARED[key] = (stamp, prep)
+    _PREPARED[key] = (stamp, prep, token)
     return prep
 
 
