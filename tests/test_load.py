@@ -928,3 +928,65 @@ def test_a_mapped_name_matching_two_source_columns_is_refused(tmp_path: Path) ->
     assert (
         "the source columns 'Amount' (column 8) and 'AMOUNT' (column 9) all read as 'value'" in msg
     )
+
+
+# ------------------------------------------------ issue 9 item 16: clear errors
+def test_sql_views_are_read_like_tables(tmp_path: Path) -> None:
+    """A CRM schema that exposes views (SQLite here; PostgreSQL in test_engine_pg) loads."""
+    db = _sqlite(tmp_path / "crm.db")
+    con = sqlite3.connect(db)
+    con.execute(
+        "create view deals as select OppId deal_id, Owner seller_id, Created created_at, "
+        "case Stage when 'Closed Won' then 'won' else 'open' end status, Amount value, "
+        "Closed closed_at from Opportunities"
+    )
+    con.commit()
+    con.close()
+    data = load(f"sqlite:///{db}", timezone="Europe/Stockholm")
+    assert data.deals["deal_id"].tolist() == [DEAL_LONG_ID, "2"]
+    assert data.deals["status"].tolist() == ["won", "open"]
+    assert data.deals["value"].sum() == 150.0
+
+
+def test_password_protected_workbook_says_it_is_encrypted(tmp_path: Path) -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = _workbook(tmp_path / "plain.xlsx")
+    locked = tmp_path / "locked.xlsx"
+    with open(plain, "rb") as src, open(locked, "wb") as out:
+        OOXMLFile(src).encrypt("s3cret", out)
+    with pytest.raises(SourceError) as err:
+        load(locked)
+    msg = str(err.value)
+    assert "locked.xlsx" in msg and "encrypted (password-protected)" in msg
+    assert "s3cret" not in msg
+
+
+def test_9999_12_31_is_no_end_in_end_dates_only(tmp_path: Path) -> None:
+    folder = _write_csv_folder(
+        tmp_path / "crm",
+        {
+            "sellers.csv": """\
+                seller_id,name,team,active_from,active_to
+                S1,Anna,North,2025-01-01,9999-12-31
+                S2,Björn,North,2025-01-01,2026-03-31
+                """,
+            "deals.csv": """\
+                deal_id,seller_id,created_at,status,value,closed_at,expected_close_at
+                D1,S1,2026-01-05,open,1000,,9999-12-31 00:00:00
+                D2,S2,2026-02-01,won,2000,2026-02-20,2026-02-28
+                """,
+        },
+    )
+    data = load(folder)
+    assert data.sellers["active_to"].isna().tolist() == [True, False]
+    assert data.deals["expected_close_at"].isna().tolist() == [True, False]
+    # anywhere else the year 9999 is still an unreadable date, named with its row
+    (folder / "deals.csv").write_text(
+        "deal_id,seller_id,created_at,status,value,closed_at\nD1,S1,9999-12-31,open,1000,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataContractError) as err:
+        load(folder)
+    (p,) = [p for p in err.value.problems if p.column == "created_at"]
+    assert p.table == "deals" and tuple(p.ids) == ("D1",) and "9999-12-31" in p.reason

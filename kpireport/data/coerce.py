@@ -539,6 +539,37 @@ def describe_setting(decimal: str | None, thousands: str | None) -> str:
 
 
 # -------------------------------------------------------------------- dates
+#: the "no end" sentinel many CRMs and data warehouses write into open end dates
+OPEN_END_YEAR = 9999
+
+
+def open_ended(s: pd.Series) -> pd.Series:
+    """Cells holding the open-end sentinel: a date in the year 9999 (``9999-12-31``,
+    ``9999-12-31 23:59:59``, ``31.12.9999``, an Excel/SQL datetime of that year).
+
+    Only end-date columns (``Column.open_end``) read them as "no end"; anywhere
+    else the year 9999 stays an unreadable date.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return pd.Series(False, index=s.index)  # datetime64 cannot hold 9999 at all
+
+    def sentinel(v: Any) -> bool:
+        if isinstance(v, dt.date):
+            return v.year == OPEN_END_YEAR
+        if isinstance(v, str):
+            t = v.strip()
+            return bool(_OPEN_END_TEXT.fullmatch(t))
+        return False
+
+    return s.map(sentinel, na_action="ignore").fillna(False).astype(bool)
+
+
+_OPEN_END_TEXT = re.compile(
+    r"9999-12-31(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|31[./-]12[./-]9999(?: \d{2}:\d{2}(?::\d{2})?)?|12/31/9999"
+)
+
+
 def _to_local(ts: pd.Series, timezone: str) -> pd.Series:
     """Aware -> organisation zone -> naive; naive stays as is."""
     if isinstance(ts.dtype, pd.DatetimeTZDtype):
@@ -983,6 +1014,8 @@ def canonicalise_table(
                     )
                 )
                 s = s.mask(foreign)
+            if col.open_end:  # 9999-12-31 is the CRMs' "no end": an empty end date
+                s = s.mask(open_ended(s))
             fmt = date_format
             ts, bad, amb = parse_dates(s, timezone=timezone, date_format=fmt, excel=excel)
             if amb.any():

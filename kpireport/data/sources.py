@@ -530,8 +530,33 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return _number_rows(df.reset_index(drop=True))
 
 
+#: magic number of an OLE compound file: an encrypted (password-protected) OOXML
+#: workbook or an old binary .xls, never a readable .xlsx
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _ole_workbook_reason(path: Path) -> str | None:
+    """Why a workbook in an OLE container cannot be read, or None if it is not one."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    if not head.startswith(_OLE_MAGIC):
+        return None
+    if "EncryptionInfo".encode("utf-16-le") in head:
+        return (
+            "the workbook is encrypted (password-protected); save a copy without a password "
+            "(File > Info > Protect Workbook > Encrypt with Password, clear it) or export CSV"
+        )
+    return "it is an old binary .xls workbook; save it as .xlsx or export CSV"
+
+
 def _read_excel(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     path: Path = spec.location
+    reason = _ole_workbook_reason(path)
+    if reason:
+        raise SourceError(f"The workbook '{path}' cannot be read: {reason}.")
     try:
         book = pd.ExcelFile(path, engine="openpyxl")
     except Exception as exc:
@@ -580,7 +605,9 @@ def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     schema = spec.settings.get("schema")
     try:
         with engine.connect() as conn:
-            names = {n.lower(): n for n in sa.inspect(conn).get_table_names(schema=schema)}
+            insp = sa.inspect(conn)  # views are read like tables (a CRM schema often exposes views)
+            listed = [*insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema)]
+            names = {n.lower(): n for n in listed}
             for canonical, mapping in spec.tables.items():
                 real = names.get(mapping.name.lower())
                 if real is None:
