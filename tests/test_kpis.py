@@ -720,6 +720,13 @@ def test_prospect_hit_rate(crm: CrmData) -> None:
     assert s["value"].to_dict() == {"001": 1.0, "002": 0.0, "003": 1.0, "004": 0.0}
 
 
+def test_prospect_hit_rate_without_deals_is_undefined_not_an_error(crm: CrmData) -> None:
+    """Activities but an empty deals table (found by the shuffling property test)."""
+    empty = crm.replace(tables={"deals": crm.tables["deals"].iloc[0:0]})
+    v = compute_kpis(empty, "2026-03", kpis=["prospect_hit_rate"])
+    assert v["value"].tolist() == [0.0]  # 4 prospects worked, no deal won
+
+
 def test_clv_drivers(crm: CrmData) -> None:
     # March 2026 net revenue: C1 1500 − 300 (credit note), C2 800 (no seller), C4 1200 (003)
     org = compute_kpis(

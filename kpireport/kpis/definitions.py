@@ -646,6 +646,8 @@ def _prospect_codes(ctx: Context) -> np.ndarray:
         if not prep.has(Table.DEALS) or "deal_id" not in prep.frame(Table.ACTIVITIES):
             return own
         deals = prep.frame(Table.DEALS)
+        if deals.empty:  # no deal to borrow a company from
+            return own
         row = pd.Index(deals["deal_id"].astype("str")).get_indexer(
             prep.frame(Table.ACTIVITIES)["deal_id"].astype("str")
         )
