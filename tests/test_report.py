@@ -1014,7 +1014,7 @@ def test_mask_secrets(text, masked):
 def test_history_and_logs_mask_query_secrets(tmp_path, caplog):
     import logging
 
-    from kpireport.schedule.history import History
+    from kpireport.history.store import History
     from kpireport.secrets import install_log_masking
 
     url = f"postgresql://u@h/crm?password={QSECRET}"

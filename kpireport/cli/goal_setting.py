@@ -136,7 +136,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Execute ``kpireport goals check``; 1 when a goal fails S, M or T."""
     import json
 
-    from kpireport.cli.kpis import goal_records
+    from kpireport.cli.output import goal_records
     from kpireport.goals.check import check_goals, smart_failures
 
     out = out or sys.stdout
@@ -167,8 +167,8 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def run_suggest(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Execute ``kpireport goals suggest``; returns the exit code."""
-    from kpireport.cli.kpis import _fmt, goal_records
-    from kpireport.cli.output import write_machine_readable
+    from kpireport.cli.output import fmt_value as _fmt
+    from kpireport.cli.output import goal_records, write_machine_readable
     from kpireport.goals import suggest_targets
     from kpireport.goals.cascade import append_goals
     from kpireport.goals.suggest import suggestions_yaml

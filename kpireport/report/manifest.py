@@ -50,9 +50,7 @@ def code_hash() -> str:
     a library change (an editable install does not change ``__version__``)
     rebuilds its reports instead of skipping them.
     """
-    import kpireport
-
-    root = Path(kpireport.__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # the kpireport package
     suffixes = {".py", ".yaml", ".yml", ".json", ".j2", ".css", ".tpl"}
     files = [p for p in root.rglob("*") if p.suffix in suffixes and "__pycache__" not in p.parts]
     templates = root.parent / "templates"  # a template folder beside the package (tests)

@@ -1079,7 +1079,7 @@ def management_pack_view(
     last month's published forecast for this period compares with the actual
     ("last month we forecast … ; the actual is …"), and the forecast of next
     month's order intake is recorded so that next month's pack can grade it
-    (convention of :mod:`kpireport.schedule.snapshots`).
+    (convention of :mod:`kpireport.history.snapshots`).
     """
     from kpireport.kpis import compute_kpis, kpi_series
     from kpireport.plots import goal_overview, html_table, kpi_trend
@@ -1386,7 +1386,7 @@ def _graded_forecast(
     """ "Last month we forecast €X (80 %: a–b) for October; the actual is €Y, inside the range." or None."""
     if not history:
         return None
-    from kpireport.schedule.snapshots import previous_forecast_vs_actual
+    from kpireport.history.snapshots import previous_forecast_vs_actual
 
     actuals = pd.concat([_tidy(f) for f in frames if len(f)], ignore_index=True)
     try:
