@@ -295,7 +295,6 @@ def test_rerun_after_a_library_change_rebuilds(published, monkeypatch):
 
 
 def test_code_hash_follows_source_and_template_files(tmp_path, monkeypatch):
-    import kpireport
     from kpireport.report import manifest
 
     pkg = tmp_path / "kpireport"
@@ -304,11 +303,11 @@ def test_code_hash_follows_source_and_template_files(tmp_path, monkeypatch):
     init = write(pkg / "__init__.py", "x = 1\n")
     write(pkg / "report" / "views.py", "y = 2\n")
     css = write(tmp_path / "templates" / "kpireport" / "kpireport.css", "a {}\n")
-    monkeypatch.setattr(kpireport, "__file__", str(init))
+    assert init.exists()
 
     def fresh() -> str:
         manifest.code_hash.cache_clear()
-        return manifest.code_hash()
+        return manifest.code_hash(pkg)
 
     try:
         first = fresh()
