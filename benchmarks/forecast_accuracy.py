@@ -19,15 +19,17 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/forecast_accuracy.py [--dev PATH] 
     pandas < 3 and is not installed here: its figures are read from the dev
     set's ``references/statsforecast_<setting>.csv`` (made by the dev set's
     own script) and printed alongside.
-(s) speed: seconds per 48-point monthly series for the whole default
-    forecaster (fit + predict, one core, statsmodels single-threaded).
+(s) speed: CPU and wall seconds per 48-point monthly series for the whole
+    default forecaster (fit + predict, one core, statsmodels single-threaded).
 (a) public monthly series bundled with statsmodels (no download): ``co2``
     (weekly, resampled to monthly means) and ``elnino`` (a 12-column yearly
     table flattened to one monthly series);
 (b) the demo KPIs, monthly, for the organisation and every team (additive
     KPIs), via ``kpireport.data.demo.demo_data`` + ``kpireport.kpis.kpi_series``;
-(c) goal attainment on the demo's daily organisation KPIs: Brier score of the
-    ``profile`` method vs the run-rate baseline at 25/50/75 % elapsed;
+(c) goal attainment on the demo's daily KPIs: Brier score of the ``profile``
+    method vs the run-rate baseline at 25/50/75 % elapsed, for the
+    organisation (7 additive KPIs), every team and every seller (won value,
+    deals won, meetings);
 (g) the demo's current goals evaluated with forecasts (seconds).
 
 Peak RSS of the process is printed at the end.

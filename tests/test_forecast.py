@@ -344,6 +344,39 @@ def test_profile_blend_follows_the_pace_when_history_says_so():
     assert np.ptp(tot) < 0.02 * 360
 
 
+def test_profile_blends_are_averaged_not_the_single_best_of_70():
+    from kpireport.forecast.attainment import BLEND_POWER, BLENDS, choose_blend
+
+    # five identical estimates: every blend has the same error, so averaging
+    # gives equal weights 0.2 (selection would take the first blend, one-hot)
+    est = np.array([100.0, 120.0, 90.0, 110.0])
+    cand = np.repeat(est[:, None], 5, axis=1)
+    true = np.array([110.0, 120.0, 99.0, 99.0])
+    w, err = choose_blend(cand, true)
+    np.testing.assert_allclose(w, np.full(5, 0.2))
+    np.testing.assert_allclose(err, [0.1, 0.0, 0.1, -0.1], atol=1e-12)
+    sel, _ = choose_blend(cand, true, how="select")
+    np.testing.assert_allclose(sel, BLENDS[0])
+    # one estimate is exact: its blend has zero error and is taken as it is
+    cand2 = np.column_stack([true, est, est, est, est])
+    w2, err2 = choose_blend(cand2, true)
+    np.testing.assert_allclose(w2, [1, 0, 0, 0, 0])
+    np.testing.assert_allclose(err2, 0.0, atol=1e-12)
+    # 12 periods; estimate 1 misses by +-5 %, the others overshoot by 20-40 %: the
+    # average leans on estimate 1 but, unlike the selection (w = 1 on it), not only
+    true12 = np.tile(true, 3)
+    e1 = true12 * np.tile([1.05, 0.95], 6)
+    cand3 = np.column_stack([e1, true12 * 1.2, true12 * 1.3, true12 * 1.25, true12 * 1.4])
+    w3, _ = choose_blend(cand3, true12)
+    np.testing.assert_allclose(choose_blend(cand3, true12, how="select")[0], [1, 0, 0, 0, 0])
+    assert w3.argmax() == 0 and 0.2 < w3[0] < 1 and w3.sum() == pytest.approx(1.0)
+    # the weights by hand: blend b weighs (mse_min / mse_b) ** (BLEND_POWER * 12)
+    r = cand3 @ BLENDS.T
+    mse = (((true12[:, None] - r) / r) ** 2).mean(axis=0)
+    pw = (mse.min() / mse) ** (BLEND_POWER * 12)
+    np.testing.assert_allclose(w3, pw @ BLENDS / pw.sum())
+
+
 def test_run_rate_baseline_centre():
     s = constant_daily(rate=4.0)
     tot = run_rate_distribution(s, "2024-06-01", "2024-07-01", "2024-06-15")
