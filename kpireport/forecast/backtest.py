@@ -28,6 +28,7 @@ import pandas as pd
 
 from kpireport.errors import ForecastError
 from kpireport.forecast.models import ETS, ForecastModel, ModelFitError, get_model
+from kpireport.forecast.prepare import prepare
 
 LEVELS = (80, 95)
 
@@ -61,10 +62,8 @@ def _make(spec: str | ForecastModel, count: bool, ets_config: ETS | None) -> For
         return copy.deepcopy(spec)
     if spec == "ets" and ets_config is not None:
         return ETS(ets_config.error, ets_config.trend, ets_config.damped, ets_config.seasonal)
-    if spec == "auto":
-        from kpireport.forecast.select import AutoModel
-
-        return AutoModel(count=count)
+    if spec == "auto":  # registered by .select, which the package imports first
+        return get_model("auto", count=count)
     return get_model(spec)
 
 
@@ -182,8 +181,6 @@ def backtest(
         n_origins, n_points``. Empty when the series is too short for any
         origin.
     """
-    from kpireport.forecast.select import prepare
-
     if int(horizon) < 1:
         raise ForecastError(f"The horizon must be at least 1 period, not {horizon}.")
     prep = prepare(y, season_length=season_length, count=count)

@@ -522,28 +522,25 @@ def register(name: str, factory: Callable[[], ForecastModel]) -> None:
 
 
 def list_models() -> list[str]:
-    """Names of the registered models (``"auto"`` is the selector of :mod:`.select`)."""
-    return ["auto", *sorted(_REGISTRY)]
+    """Names of the registered models (``"auto"``, the selector, is registered by :mod:`.select`)."""
+    return ["auto", *sorted(set(_REGISTRY) - {"auto"})]
 
 
-def get_model(name: str) -> ForecastModel:
-    """A fresh, unfitted model by registry name.
+def get_model(name: str, **options: Any) -> ForecastModel:
+    """A fresh, unfitted model by registry name (``options`` go to its factory).
 
     Raises
     ------
     ForecastError
         For an unknown name; the message lists the valid choices.
     """
-    if name == "auto":
-        from kpireport.forecast.select import AutoModel
-
-        return AutoModel()
     try:
-        return _REGISTRY[name]()
+        factory = _REGISTRY[name]
     except KeyError:
         raise ForecastError(
             f"Unknown forecast model '{name}'.", hint=f"Choose one of: {', '.join(list_models())}."
         ) from None
+    return factory(**options)
 
 
 def ets_candidates(

@@ -128,7 +128,7 @@ def ratio_forecast(
         raise ForecastError(
             "The numerator and denominator of a ratio forecast need the same index."
         )
-    from kpireport.forecast.select import future_index
+    from kpireport.forecast.prepare import future_index
 
     num, den, _, name = joint_paths(numerator, denominator, int(horizon), n_paths, seed)
     num_mean, den_mean = num.mean(axis=0), den.mean(axis=0)
