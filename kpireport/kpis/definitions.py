@@ -19,22 +19,16 @@ Rules shared by all formulas
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from kpireport.constants import DealStatus, Table
+from kpireport.kpis import relational as rel
 from kpireport.kpis.engine import (
     NAT,
-    NEVER,
     NS_PER_DAY,
     Context,
     Events,
-    arrow_strings,
-    interval_index,
     ratio,
 )
 from kpireport.periods import Period
@@ -46,102 +40,43 @@ MAX_LIFETIME_MONTHS = 120.0
 
 
 # ------------------------------------------------------------------ helpers
-def _status(ctx: Context, status: DealStatus) -> np.ndarray:
-    return ctx.prep.text_equals(Table.DEALS, "status", status)
+WON = rel.text_is("r.status", DealStatus.WON)
+LOST = rel.text_is("r.status", DealStatus.LOST)
+OPEN = rel.text_is("r.status", DealStatus.OPEN)
+COUNT = "COUNT(*)"
 
 
-def _won(ctx: Context) -> np.ndarray:
-    return _status(ctx, DealStatus.WON)
+def _sum(column: str) -> str:
+    return f"SUM(COALESCE({column}, 0))"
+
+
+def _one(ctx: Context, table: str, time: str, measure: str = COUNT, **kw: object) -> np.ndarray:
+    """One aggregate of ``table`` per (interval, result column), see :func:`rel.aggregate`."""
+    return rel.aggregate(ctx, table, {"v": measure}, time=time, **kw)["v"]
 
 
 def _activity(ctx: Context, kind: str) -> np.ndarray:
-    return ctx.prep.text_equals(Table.ACTIVITIES, "type", kind)
-
-
-def _cycle_days(ctx: Context) -> np.ndarray:
-    prep = ctx.prep
-
-    def build() -> np.ndarray:
-        c = prep.times(Table.DEALS, "closed_at").astype("float64")
-        s = prep.times(Table.DEALS, "created_at").astype("float64")
-        return (c - s) / NS_PER_DAY
-
-    return prep.memo(("cycle",), build)
-
-
-def _first(
-    t: np.ndarray,
-    group: np.ndarray,
-    tiebreak: list[np.ndarray],
-    ids: Callable[[np.ndarray], np.ndarray],
-) -> np.ndarray:
-    """Positions of the earliest row per ``group``.
-
-    Ties on ``t`` are broken by the ``tiebreak`` keys in order, then by the
-    smallest id (``ids(positions)`` returns the ids of those rows; it is only
-    called for the few rows that still tie), so the result does not depend
-    on row order.
-    """
-    pos = np.flatnonzero((group >= 0) & (t != NAT))
-    keys = [k[pos] for k in reversed(tiebreak)] + [t[pos], group[pos]]
-    srt = pos[np.lexsort(keys)]  # np.lexsort sorts by the last key first
-    n = len(srt)
-    if n == 0:
-        return srt
-    g = group[srt]
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = g[1:] != g[:-1]
-    same = np.zeros(n, dtype=bool)  # row ties with the previous row of its group
-    same[1:] = ~starts[1:] & (t[srt][1:] == t[srt][:-1])
-    for k in tiebreak:
-        same[1:] &= k[srt][1:] == k[srt][:-1]
-    run = np.cumsum(~same)  # runs of mutually tied rows
-    first_rows = np.flatnonzero(starts)
-    winners = srt[first_rows]
-    tied_first = np.flatnonzero(same[np.minimum(first_rows + 1, n - 1)] & (first_rows + 1 < n))
-    if len(tied_first):
-        runs = run[first_rows[tied_first]]
-        rows = np.flatnonzero(np.isin(run, runs))
-        cand = pd.DataFrame({"run": run[rows], "id": ids(srt[rows]), "pos": srt[rows]})
-        best = cand.sort_values(["run", "id"]).drop_duplicates("run")
-        winners[tied_first] = best["pos"].to_numpy()
-    return winners
+    return _one(ctx, Table.ACTIVITIES, "occurred_at", where=rel.text_is("r.type", kind))
 
 
 # ------------------------------------------------------------------- leads
 def new_leads(ctx: Context) -> Result:
     """Number of leads whose ``created_at`` falls in P, attributed to the lead's seller."""
-    return ctx.sums(Table.LEADS, "created_at")
+    return _one(ctx, Table.LEADS, "created_at")
 
 
 def sql(ctx: Context) -> Result:
     """Number of leads whose ``qualified_at`` falls in P (sales-qualified leads), attributed to the lead's seller."""
-    return ctx.sums(Table.LEADS, "qualified_at")
-
-
-def _converted_leads(ctx: Context) -> np.ndarray:
-    prep = ctx.prep
-
-    def build() -> np.ndarray:
-        deals = prep.frame(Table.DEALS)
-        closed = prep.times(Table.DEALS, "closed_at")
-        ok = _won(ctx) & (closed != NAT) & (closed < ctx.cutoff)
-        won_leads = arrow_strings(deals["lead_id"]).filter(pa.array(ok)).drop_null()
-        leads = arrow_strings(prep.frame(Table.LEADS)["lead_id"])
-        return (
-            pc.is_in(leads, value_set=won_leads.combine_chunks())
-            .fill_null(False)
-            .to_numpy(zero_copy_only=False)
-        )
-
-    return prep.memo(("converted", ctx.cutoff), build)
+    return _one(ctx, Table.LEADS, "qualified_at")
 
 
 def _typical_cycle(ctx: Context) -> float:
-    closed = ctx.prep.times(Table.DEALS, "closed_at")
-    ok = _won(ctx) & (closed != NAT) & (closed < ctx.cutoff)
-    cyc = _cycle_days(ctx)[ok]
-    return float(np.median(cyc)) if len(cyc) else np.nan
+    med = rel.scalar(
+        ctx,
+        f"SELECT MEDIAN({rel.cycle_days()}) FROM deals r "
+        f"WHERE {WON} AND {rel.before_cutoff('r.closed_at', ctx.cutoff)}",
+    )
+    return np.nan if med is None else float(med)
 
 
 def lead_conversion(ctx: Context) -> Result:
@@ -154,8 +89,21 @@ def lead_conversion(ctx: Context) -> Result:
     when the time from the end of P to the cut-off is shorter than the typical
     (median) sales cycle of won deals: its conversion will still grow.
     """
-    num = ctx.sums(Table.LEADS, "created_at", mask=_converted_leads(ctx))
-    den = ctx.sums(Table.LEADS, "created_at")
+    won_leads = (
+        f"SELECT DISTINCT r.lead_id FROM deals r WHERE {WON} AND r.lead_id IS NOT NULL "
+        f"AND {rel.before_cutoff('r.closed_at', ctx.cutoff)}"
+    )
+    leads = (
+        "(SELECT l.*, CASE WHEN cv.lead_id IS NULL THEN 0 ELSE 1 END AS converted "
+        f"FROM leads l LEFT JOIN ({won_leads}) cv ON cv.lead_id = l.lead_id)"
+    )
+    res = rel.aggregate(
+        ctx,
+        Table.LEADS,
+        {"num": "SUM(r.converted)", "den": COUNT},
+        time="created_at",
+        relation=leads,
+    )
     notes = ctx.cell_notes()
     typical = _typical_cycle(ctx)
     if not np.isnan(typical):
@@ -164,7 +112,7 @@ def lead_conversion(ctx: Context) -> Result:
         notes[young, :] = (
             f"immature cohort: younger than the typical sales cycle ({typical:.0f} days)"
         )
-    return ratio(num, den), notes
+    return ratio(res["num"], res["den"]), notes
 
 
 def new_organisations(ctx: Context) -> Result:
@@ -175,124 +123,73 @@ def new_organisations(ctx: Context) -> Result:
     then the smaller id). It is attributed to that first record's seller.
     Records without a company are ignored.
     """
-    prep = ctx.prep
-
-    def build() -> tuple[np.ndarray, Events]:
-        comp = prep.frame(Table.COMPANIES)
-        enc = pc.dictionary_encode(arrow_strings(comp["org_number"])).combine_chunks()
-        org_codes = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
-        # company codes shared by companies, leads and deals only (cheaper than
-        # the customer-scope encoding of every table)
-        ids_index, codes = prep._company_encoding((Table.COMPANIES, Table.LEADS, Table.DEALS))
-        cust_to_org = np.full(len(ids_index), -1, dtype=np.int64)
-        ci = codes[Table.COMPANIES]
-        cust_to_org[ci[ci >= 0]] = org_codes[ci >= 0]
-        ts, sellers, orgs, kinds, tables = [], [], [], [], []
-        for kind, table in ((0, Table.LEADS), (1, Table.DEALS)):
-            if not prep.has(table):
-                continue
-            company = codes[table]
-            ts.append(prep.times(table, "created_at"))
-            sellers.append(prep.seller_codes(table))
-            orgs.append(np.where(company >= 0, cust_to_org[np.maximum(company, 0)], -1))
-            kinds.append(np.full(len(company), kind, dtype=np.int64))
-            tables.append(table)
-        t = np.concatenate(ts)
-        sizes = np.cumsum([0, *map(len, ts)])
-
-        def ids(positions: np.ndarray) -> np.ndarray:
-            out = np.empty(len(positions), dtype=object)
-            for i, table in enumerate(tables):
-                sel = (positions >= sizes[i]) & (positions < sizes[i + 1])
-                col = "lead_id" if table == Table.LEADS else "deal_id"
-                out[sel] = (
-                    prep.frame(table)[col].iloc[positions[sel] - sizes[i]].astype("str").to_numpy()
-                )
-            return out
-
-        first = _first(t, np.concatenate(orgs), [np.concatenate(kinds)], ids)
-        seller = np.concatenate(sellers)[first]
-        return t[first], Events(seller, np.full(len(first), -1, dtype=np.int64))
-
-    t, ev = prep.memo(("first_org",), build)
-    return ctx.event_sums(t, ev)
+    parts = []
+    if ctx.prep.has(Table.LEADS):
+        parts.append("SELECT created_at, seller_id, company_id, 0 AS kind, lead_id AS rid FROM leads")
+    parts.append("SELECT created_at, seller_id, company_id, 1 AS kind, deal_id AS rid FROM deals")
+    union = " UNION ALL ".join(parts)
+    first = (
+        "(SELECT * FROM (SELECT u.created_at, u.seller_id, ROW_NUMBER() OVER "
+        "(PARTITION BY c.org_number ORDER BY u.created_at, u.kind, u.rid) AS rn "
+        f"FROM ({union}) u JOIN companies c ON c.company_id = u.company_id "
+        "WHERE u.created_at IS NOT NULL AND c.org_number IS NOT NULL) x WHERE x.rn = 1)"
+    )
+    return _one(ctx, Table.DEALS, "created_at", relation=first)
 
 
 # ------------------------------------------------------------------- deals
 def deals_won(ctx: Context) -> Result:
     """Number of deals with status ``won`` whose ``closed_at`` falls in P."""
-    return ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx))
+    return _one(ctx, Table.DEALS, "closed_at", where=WON)
 
 
 def deals_lost(ctx: Context) -> Result:
     """Number of deals with status ``lost`` whose ``closed_at`` falls in P."""
-    return ctx.sums(Table.DEALS, "closed_at", mask=_status(ctx, DealStatus.LOST))
+    return _one(ctx, Table.DEALS, "closed_at", where=LOST)
 
 
 def won_value(ctx: Context) -> Result:
     """Sum of ``value`` of the deals won in P (by ``closed_at``): order intake."""
-    return ctx.sums(Table.DEALS, "closed_at", "value", mask=_won(ctx))
+    return _one(ctx, Table.DEALS, "closed_at", _sum("r.value"), where=WON)
 
 
 def hit_rate(ctx: Context) -> Result:
     """Deals won in P ÷ deals closed (won + lost) in P, both by ``closed_at``."""
-    won = ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx))
-    closed = ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx) | _status(ctx, DealStatus.LOST))
-    return ratio(won, closed)
+    res = rel.aggregate(
+        ctx,
+        Table.DEALS,
+        {"won": f"SUM(CASE WHEN {WON} THEN 1 ELSE 0 END)", "closed": COUNT},
+        time="closed_at",
+        where=f"({WON} OR {LOST})",
+    )
+    return ratio(res["won"], res["closed"])
 
 
 def avg_deal_value(ctx: Context) -> Result:
     """Mean ``value`` of the deals won in P (by ``closed_at``)."""
-    won = _won(ctx)
-    return ratio(
-        ctx.sums(Table.DEALS, "closed_at", "value", mask=won),
-        ctx.sums(Table.DEALS, "closed_at", mask=won),
+    res = rel.aggregate(
+        ctx, Table.DEALS, {"v": _sum("r.value"), "n": COUNT}, time="closed_at", where=WON
     )
+    return ratio(res["v"], res["n"])
 
 
 def sales_cycle_days(ctx: Context) -> Result:
     """Mean number of days from ``created_at`` to ``closed_at`` of the deals won in P."""
-    won = _won(ctx)
-    return ratio(
-        ctx.sums(Table.DEALS, "closed_at", mask=won, weights=_cycle_days(ctx)),
-        ctx.sums(Table.DEALS, "closed_at", mask=won),
+    res = rel.aggregate(
+        ctx,
+        Table.DEALS,
+        {"d": _sum(rel.cycle_days()), "n": COUNT},
+        time="closed_at",
+        where=WON,
     )
+    return ratio(res["d"], res["n"])
 
 
 def sales_cycle_days_median(ctx: Context) -> Result:
     """Median number of days from ``created_at`` to ``closed_at`` of the deals won in P."""
-    won = np.flatnonzero(_won(ctx))
-    t = ctx.prep.times(Table.DEALS, "closed_at")[won]
-    codes = ctx.codes(ctx.prep.events(Table.DEALS).take(won))
-    codes = np.where(codes < 0, ctx.width - 1, codes)
-    cyc = _cycle_days(ctx)[won]
-    out = np.full((len(ctx.starts), ctx.width), np.nan)
-    parts = interval_index(t, ctx.starts, ctx.ends)
-    rows = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(parts)] or [[]])
-    pos = np.concatenate(parts or [np.array([], dtype=np.int64)]).astype(np.int64)
-    if len(pos):
-        med = pd.Series(cyc[pos]).groupby([rows, codes[pos]]).median()
-        r = med.index.get_level_values(0).to_numpy()
-        c = med.index.get_level_values(1).to_numpy()
-        out[r, c] = med.to_numpy()
-    return out
-
-
-def _new_customer_events(ctx: Context) -> tuple[np.ndarray, Events]:
-    prep = ctx.prep
-
-    def build() -> tuple[np.ndarray, Events]:
-        t = np.where(_won(ctx), prep.times(Table.DEALS, "closed_at"), NAT)
-        company = prep.local_codes(Table.DEALS, "company_id")
-        deal_ids = prep.frame(Table.DEALS)["deal_id"]
-
-        def ids(positions: np.ndarray) -> np.ndarray:
-            return deal_ids.iloc[positions].astype("str").to_numpy()
-
-        first = _first(t, company, [], ids)
-        return t[first], Events(prep=prep, table=Table.DEALS, mask=first)
-
-    return prep.memo(("first_won",), build)
+    return _one(
+        ctx, Table.DEALS, "closed_at", f"MEDIAN({rel.cycle_days()})", where=WON, fill=np.nan
+    )
 
 
 def new_customers(ctx: Context) -> Result:
@@ -300,31 +197,19 @@ def new_customers(ctx: Context) -> Result:
 
     Attributed to the seller of that first won deal (ties: the smaller deal id).
     """
-    t, ev = _new_customer_events(ctx)
-    return ctx.event_sums(t, ev)
-
-
-def _open_at_end(ctx: Context, weights: np.ndarray) -> np.ndarray:
-    """Sum ``weights`` of deals open at each interval end (snapshot)."""
-    prep = ctx.prep
-    created = prep.times(Table.DEALS, "created_at")
-    closed = prep.times(Table.DEALS, "closed_at")
-    is_open = _status(ctx, DealStatus.OPEN)
-    until = np.where(is_open, NEVER, closed)  # open at E iff created < E <= until
-    ends = np.unique(ctx.ends)
-    lo = np.searchsorted(ends, created, side="right")
-    hi = np.searchsorted(ends, until, side="right")
-    ok = (lo < hi) & (created != NAT)
-    width = ctx.width
-    codes = ctx.codes(prep.events(Table.DEALS))
-    codes = np.where(codes < 0, width - 1, codes)[ok]
-    w = np.nan_to_num(weights[ok], nan=0.0)
-    size = (len(ends) + 1) * width
-    diff = np.bincount(lo[ok] * width + codes, weights=w, minlength=size) - np.bincount(
-        hi[ok] * width + codes, weights=w, minlength=size
+    first = (
+        "(SELECT * FROM (SELECT d.*, ROW_NUMBER() OVER "
+        "(PARTITION BY d.company_id ORDER BY d.closed_at, d.deal_id) AS rn FROM deals d "
+        f"WHERE {rel.text_is('d.status', DealStatus.WON)} AND d.closed_at IS NOT NULL "
+        "AND d.company_id IS NOT NULL) x WHERE x.rn = 1)"
     )
-    level = np.cumsum(diff.reshape(len(ends) + 1, width), axis=0)
-    return level[np.searchsorted(ends, ctx.ends)]
+    return _one(ctx, Table.DEALS, "closed_at", relation=first)
+
+
+def _open_at_end(ctx: Context, weight: str) -> np.ndarray:
+    """Sum ``weight`` of deals open at each interval end (snapshot)."""
+    on = f"r.created_at < iv.e AND ({OPEN} OR r.closed_at >= iv.e)"
+    return _one(ctx, Table.DEALS, "created_at", _sum(weight), join=on)
 
 
 def pipeline_value(ctx: Context) -> Result:
@@ -334,7 +219,7 @@ def pipeline_value(ctx: Context) -> Result:
     is ``open`` or it closed later (``closed_at >= E``): past pipelines are
     reconstructed from the close dates.
     """
-    return _open_at_end(ctx, ctx.prep.floats(Table.DEALS, "value"))
+    return _open_at_end(ctx, "r.value")
 
 
 def weighted_pipeline(ctx: Context) -> Result:
@@ -343,25 +228,23 @@ def weighted_pipeline(ctx: Context) -> Result:
     Same snapshot rule as ``pipeline_value``; a deal without a probability
     contributes 0.
     """
-    prep = ctx.prep
-    w = prep.floats(Table.DEALS, "value") * prep.floats(Table.DEALS, "probability")
-    return _open_at_end(ctx, w)
+    return _open_at_end(ctx, "r.value * r.probability")
 
 
 # -------------------------------------------------------------- activities
 def meetings_booked(ctx: Context) -> Result:
     """Number of activities of type ``meeting`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "meeting"))
+    return _activity(ctx, "meeting")
 
 
 def quotes_sent(ctx: Context) -> Result:
     """Number of activities of type ``quote`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "quote"))
+    return _activity(ctx, "quote")
 
 
 def calls_made(ctx: Context) -> Result:
     """Number of activities of type ``call`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "call"))
+    return _activity(ctx, "call")
 
 
 # ----------------------------------------------------------------- revenue
@@ -371,7 +254,7 @@ def revenue(ctx: Context) -> Result:
     Attributed to the invoice's seller (rows without a seller count for the
     organisation and the customer only) and to its company for the customer scope.
     """
-    return ctx.sums(Table.REVENUE, "date", "amount")
+    return _one(ctx, Table.REVENUE, "date", _sum("r.amount"))
 
 
 def _cut_like(
@@ -520,7 +403,7 @@ def costs(ctx: Context) -> Result:
     """
     prep = ctx.prep
     # cost rows carry a team tag, never a seller: at seller scope they are unattributed
-    out = ctx.sums(Table.COSTS, "date", "amount")
+    out = _one(ctx, Table.COSTS, "date", _sum("r.amount"))
     per_seller = _seller_cost(ctx)
     codes = ctx.codes(Events(np.arange(len(prep.seller_ids)), np.full(len(prep.seller_ids), -1)))
     codes = np.where(codes < 0, ctx.width - 1, codes)

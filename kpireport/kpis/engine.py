@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 from kpireport.constants import Scope, Table
 from kpireport.data.model import CrmData
 from kpireport.errors import KpiError
+from kpireport.kpis.relational import DuckDBEngine, SqlEngine
 from kpireport.periods import Period
 
 log = logging.getLogger("kpireport")
@@ -293,6 +294,17 @@ class Prepared:
         self.team_ids = pd.Index(sorted(team.dropna().unique()), name="team", dtype="str")
         self.seller_team = np.asarray(self.team_ids.get_indexer(team), dtype=np.int64)
         self._cache: dict[tuple, object] = {}
+        self._sql_engine = getattr(data, "engine", None)
+
+    def sql_engine(self) -> SqlEngine:
+        """The engine the relational KPI queries run on (:mod:`kpireport.kpis.relational`).
+
+        ``CrmData.engine`` when set (a database queried in place), else an
+        embedded DuckDB over this dataset's tables, created on first use.
+        """
+        if self._sql_engine is not None:
+            return self._sql_engine
+        return self.memo(("duckdb",), lambda: DuckDBEngine.from_frames(self.tables))
 
     # ------------------------------------------------------------ look-ups
     def has(self, table: str) -> bool:
@@ -511,7 +523,11 @@ _PREPARED: dict[int, tuple[tuple[int, ...], Prepared]] = {}
 def prepared(data: CrmData) -> Prepared:
     """The cached :class:`Prepared` view of ``data`` (built on first use)."""
     key = id(data)
-    stamp = tuple(id(df) for df in data.tables.values()) + tuple(map(id, data.tables))
+    stamp = (
+        tuple(id(df) for df in data.tables.values())
+        + tuple(map(id, data.tables))
+        + (id(getattr(data, "engine", None)),)
+    )
     hit = _PREPARED.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]

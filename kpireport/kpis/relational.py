@@ -1,0 +1,334 @@
+"""Relational KPI layer: KPI aggregates as SQL, executed where the data lives.
+
+This is the first stage of the single KPI engine of docs/ARCHITECTURE.md
+("KPI engine"): the KPI formulas of :mod:`kpireport.kpis.definitions` that
+aggregate rows per period and scope are written as relational queries and run
+by **DuckDB** (embedded, nothing to start) over the dataset's tables, or by
+any SQL database that holds the canonical tables (PostgreSQL is tested),
+where only the aggregates come back.
+
+Design decisions
+----------------
+* **Raw SQL plus SQLGlot, not Ibis.** Ibis 12 (the current release) cannot
+  create or register a table on DuckDB 2.0 (its ``DROP VIEW IF EXISTS``
+  statement is rejected by the parser), and the queries here are a small,
+  fixed set of shapes (interval join, group by scope key, one window
+  function). They are written once in DuckDB's dialect and transpiled by
+  SQLGlot for any other database (:class:`DatabaseEngine`), with a cache per
+  statement. Only portable constructs are used (``VALUES`` CTE, ``CASE``,
+  ``COALESCE``, ``LOWER(TRIM())``, ``EXTRACT(EPOCH FROM …)``, ``MEDIAN`` →
+  ``PERCENTILE_CONT(0.5) WITHIN GROUP``, ``ROW_NUMBER() OVER``).
+* **Periods come in as literals, never truncated in SQL.** The evaluated
+  intervals (:func:`kpireport.kpis.compute.cut_intervals`: ISO weeks,
+  months, "to date" cuts) are computed in Python on the organisation's local
+  calendar and sent as a ``VALUES`` table of half-open ``[s, e)`` naive
+  timestamps. Timestamps are naive local time in every backend (``TIMESTAMP``
+  / ``timestamp without time zone``), so no backend applies a session time
+  zone and ISO-week/DST boundaries are the same everywhere.
+* **Scope keys are normalised in SQL, mapped to columns in Python.** A row's
+  key is its seller id (only when that seller exists in ``sellers``), its
+  seller's *current* team, its ``company_id``, or a constant for the
+  organisation; a row without one gets ``NULL`` and lands in the
+  unattributed column. With a single-series request (``Context.select``)
+  every other id becomes ``NULL`` too, so every SQL group is exactly one
+  result column (medians stay exact). The (few) result rows are placed into
+  the ``(intervals, width)`` array the formulas return, by
+  ``Index.get_indexer`` on the scope ids.
+* **Text comparisons** use ``LOWER(TRIM(column)) = 'value'`` (statuses and
+  activity types); lead sources use ``NULLIF(TRIM(source), '')``. String
+  order (the "smaller deal id" tie-break) is byte order: DuckDB's default,
+  and PostgreSQL databases must use the ``C`` collation (``initdb
+  --no-locale``) to agree with it.
+* **One connection per dataset.** A :class:`~kpireport.data.model.CrmData`
+  built from pandas frames gets an in-memory DuckDB connection with every
+  table registered as an Arrow table (zero-copy for numbers, dates and
+  Arrow-backed strings), kept in the dataset's
+  :class:`~kpireport.kpis.engine.Prepared` cache. ``CrmData.engine`` set to a
+  :class:`DatabaseEngine` sends the same queries to that database instead.
+* Identical SQL text gives identical results on immutable data, so results
+  are memoised per statement in the dataset's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kpireport.constants import Scope, Table
+from kpireport.errors import KpiError
+
+if TYPE_CHECKING:
+    from kpireport.kpis.engine import Context
+
+log = logging.getLogger("kpireport")
+
+NAT = np.iinfo(np.int64).min
+
+
+class SqlEngine(Protocol):
+    """Something that runs a DuckDB-dialect SELECT and returns its rows."""
+
+    name: str
+
+    def fetch(self, sql: str) -> list[tuple]:
+        """Run ``sql`` (DuckDB dialect) and return every row."""
+        ...
+
+
+class DuckDBEngine:
+    """An embedded DuckDB connection over a dataset's tables."""
+
+    name = "duckdb"
+
+    def __init__(self, con: object) -> None:
+        self.con = con
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_frames(cls, tables: Mapping[str, pd.DataFrame]) -> DuckDBEngine:
+        """Register every pandas table in a new in-memory DuckDB (through Arrow)."""
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        for name, df in tables.items():
+            con.register(name, pa.Table.from_pandas(df, preserve_index=False))
+        return cls(con)
+
+    def fetch(self, sql: str) -> list[tuple]:
+        # a DuckDB connection is not safe for concurrent use from several threads
+        with self._lock:
+            return self.con.execute(sql).fetchall()
+
+
+#: SQLAlchemy dialect name -> SQLGlot dialect name
+_DIALECTS = {"postgresql": "postgres", "mssql": "tsql"}
+
+
+class DatabaseEngine:
+    """A SQL database holding the canonical tables, queried in place.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL (``postgresql+psycopg://user@host:port/db``).
+    schema
+        Optional schema (or dataset) holding the tables.
+    """
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(url)
+        self.name = self._engine.dialect.name
+        self.dialect = _DIALECTS.get(self.name, self.name)
+        self.schema = schema
+        self._sql: dict[str, str] = {}
+
+    def translate(self, sql: str) -> str:
+        """``sql`` transpiled from DuckDB's dialect to the database's (cached)."""
+        out = self._sql.get(sql)
+        if out is None:
+            import sqlglot
+
+            out = sqlglot.transpile(sql, read="duckdb", write=self.dialect)[0]
+            self._sql[sql] = out
+        return out
+
+    def fetch(self, sql: str) -> list[tuple]:
+        import sqlalchemy as sa
+
+        with self._engine.connect() as conn:
+            if self.schema:
+                conn.exec_driver_sql(f"SET search_path TO {quote_ident(self.schema)}")
+            return [tuple(r) for r in conn.execute(sa.text(self.translate(sql))).all()]
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+
+# --------------------------------------------------------------------- SQL text
+def quote(value: object) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ts(ns: int) -> str:
+    """A naive ``TIMESTAMP`` literal for ``int64`` nanoseconds."""
+    return f"TIMESTAMP '{pd.Timestamp(int(ns)).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def text_is(column: str, value: str) -> str:
+    """Predicate: ``column`` stripped and lower-cased equals ``value``."""
+    return f"LOWER(TRIM({column})) = {quote(value.lower())}"
+
+
+def cycle_days(alias: str = "r") -> str:
+    """Days from ``created_at`` to ``closed_at`` as a double."""
+    return f"(EXTRACT(EPOCH FROM ({alias}.closed_at - {alias}.created_at)) / 86400.0)"
+
+
+def before_cutoff(column: str, cutoff: int) -> str:
+    """Predicate: ``column`` is set and earlier than the cut-off."""
+    if cutoff == NAT:
+        return "FALSE"
+    return f"({column} IS NOT NULL AND {column} < {ts(cutoff)})"
+
+
+def _values(starts: np.ndarray, ends: np.ndarray) -> str:
+    rows = ", ".join(f"({i}, {ts(a)}, {ts(b)})" for i, (a, b) in enumerate(zip(starts, ends)))
+    return f"iv(i, s, e) AS (VALUES {rows})"
+
+
+def has_column(ctx: Context, table: str, column: str) -> bool:
+    prep = ctx.prep
+    return prep.has(table) and column in prep.frame(table)
+
+
+def _key(ctx: Context, table: str) -> tuple[str, bool]:
+    """The scope-key expression of rows ``r`` of ``table`` and whether it needs ``sellers s``."""
+    scope = ctx.scope
+    if scope == Scope.ORGANISATION:
+        return "0", False
+    if scope == Scope.CUSTOMER:
+        return ("r.company_id" if has_column(ctx, table, "company_id") else "NULL"), False
+    if scope == Scope.TEAM and table == Table.COSTS:
+        return ("r.team" if has_column(ctx, table, "team") else "NULL"), False
+    if not has_column(ctx, table, "seller_id"):
+        return "NULL", False
+    return ("s.team" if scope == Scope.TEAM else "s.seller_id"), True
+
+
+def aggregate(
+    ctx: Context,
+    table: str,
+    measures: Mapping[str, str],
+    *,
+    time: str | None = None,
+    where: str | None = None,
+    relation: str | None = None,
+    join: str | None = None,
+    fill: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Aggregate rows of ``table`` per ``(interval, result column)``.
+
+    Parameters
+    ----------
+    ctx
+        The evaluation request (scope, intervals, selection, split).
+    table
+        Canonical table the rows are (decides the scope key).
+    measures
+        Result name -> aggregate SQL over rows ``r`` (``COUNT(*)``,
+        ``SUM(COALESCE(r.value, 0))``, ``MEDIAN(…)``).
+    time
+        Column dating a row: rows with ``s <= r.time < e`` belong to interval
+        ``i``. Ignored when ``join`` is given.
+    where
+        Extra predicate over ``r``.
+    relation
+        A FROM-able relation to use instead of the table (``(SELECT …)``).
+    join
+        The join condition of ``r`` with the intervals ``iv`` (snapshots).
+    fill
+        Value of cells without rows (0 for counts and sums, NaN for medians).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        Measure name -> ``(intervals, ctx.width)`` float array.
+    """
+    n_int = len(ctx.starts)
+    out = {name: np.full((n_int, ctx.width), fill) for name in measures}
+    if n_int == 0:
+        return out
+    key, needs_sellers = _key(ctx, table)
+    select_id = None
+    if ctx.select is not None and ctx.scope != Scope.ORGANISATION:
+        select_id = ctx.prep.scope_ids(ctx.scope)[ctx.select]
+        key = f"CASE WHEN {key} = {quote(select_id)} THEN {key} END"
+    split = ctx.split
+    if split is not None and split.table != table:
+        raise KpiError(
+            f"This KPI cannot be broken down by {split.name}: it counts rows that are not "
+            f"{split.table}."
+        )
+    cat = "NULLIF(TRIM(r.source), '')" if split is not None else "NULL"
+    src = relation or table
+    joins = " LEFT JOIN sellers s ON s.seller_id = r.seller_id" if needs_sellers else ""
+    on = join or f"r.{time} >= iv.s AND r.{time} < iv.e"
+    aggs = ", ".join(f"{expr} AS m{j}" for j, expr in enumerate(measures.values()))
+    sql = (
+        f"WITH {_values(ctx.starts, ctx.ends)} "
+        f"SELECT iv.i, {key} AS k, {cat} AS c, {aggs} "
+        f"FROM {src} r{joins} JOIN iv ON {on}"
+        + (f" WHERE {where}" if where else "")
+        + " GROUP BY 1, 2, 3"
+    )
+    rows = fetch(ctx, sql)
+    if not rows:
+        return out
+    cols = list(zip(*rows, strict=True))
+    i = np.asarray(cols[0], dtype=np.int64)
+    col = _columns(ctx, cols[1], cols[2], select_id)
+    additive = fill == 0.0
+    for j, name in enumerate(measures):
+        v = np.array([np.nan if x is None else float(x) for x in cols[3 + j]])
+        if additive:
+            np.add.at(out[name], (i, col), np.nan_to_num(v, nan=0.0))
+        else:
+            out[name][i, col] = v
+    return out
+
+
+def _columns(
+    ctx: Context, keys: tuple, cats: tuple, select_id: object | None
+) -> np.ndarray:
+    """Result column of each (scope key, category) pair."""
+    sw = ctx.scope_width
+    if ctx.scope == Scope.ORGANISATION:
+        code = np.zeros(len(keys), dtype=np.int64)
+    elif select_id is not None:
+        code = np.array([0 if k is not None else -1 for k in keys], dtype=np.int64)
+    else:
+        ids = ctx.prep.scope_ids(ctx.scope)
+        code = np.asarray(
+            ids.get_indexer(pd.Index([None if k is None else str(k) for k in keys], dtype="str")),
+            dtype=np.int64,
+        )
+    code = np.where(code < 0, sw - 1, code)
+    split = ctx.split
+    if split is None:
+        return code
+    from kpireport.kpis.engine import UNKNOWN
+
+    labels = [UNKNOWN if c is None else str(c) for c in cats]
+    cat = np.asarray(split.labels.get_indexer(pd.Index(labels, dtype="str")), dtype=np.int64)
+    cat = np.where(cat < 0, split.labels.get_indexer([UNKNOWN])[0], cat)
+    return code * split.k + cat
+
+
+def scalar(ctx: Context, sql: str) -> object:
+    """The single value of a one-row, one-column query."""
+    rows = fetch(ctx, sql)
+    return rows[0][0] if rows else None
+
+
+def fetch(ctx: Context, sql: str) -> list[tuple]:
+    """Run ``sql`` on the dataset's engine, memoised per statement."""
+    prep = ctx.prep
+    return prep.memo(("sql", sql), lambda: _run(prep.sql_engine(), sql))
+
+
+def _run(engine: SqlEngine, sql: str) -> list[tuple]:
+    log.debug("%s: %s", engine.name, sql)
+    return engine.fetch(sql)
