@@ -125,7 +125,9 @@ def new_organisations(ctx: Context) -> Result:
     """
     parts = []
     if ctx.prep.has(Table.LEADS):
-        parts.append("SELECT created_at, seller_id, company_id, 0 AS kind, lead_id AS rid FROM leads")
+        parts.append(
+            "SELECT created_at, seller_id, company_id, 0 AS kind, lead_id AS rid FROM leads"
+        )
     parts.append("SELECT created_at, seller_id, company_id, 1 AS kind, deal_id AS rid FROM deals")
     union = " UNION ALL ".join(parts)
     first = (

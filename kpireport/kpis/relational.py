@@ -185,7 +185,9 @@ def before_cutoff(column: str, cutoff: int) -> str:
 
 
 def _values(starts: np.ndarray, ends: np.ndarray) -> str:
-    rows = ", ".join(f"({i}, {ts(a)}, {ts(b)})" for i, (a, b) in enumerate(zip(starts, ends)))
+    rows = ", ".join(
+        f"({i}, {ts(a)}, {ts(b)})" for i, (a, b) in enumerate(zip(starts, ends, strict=True))
+    )
     return f"iv(i, s, e) AS (VALUES {rows})"
 
 
@@ -290,9 +292,7 @@ def aggregate(
     return out
 
 
-def _columns(
-    ctx: Context, keys: tuple, cats: tuple, select_id: object | None
-) -> np.ndarray:
+def _columns(ctx: Context, keys: tuple, cats: tuple, select_id: object | None) -> np.ndarray:
     """Result column of each (scope key, category) pair."""
     sw = ctx.scope_width
     if ctx.scope == Scope.ORGANISATION:

@@ -1,0 +1,172 @@
+"""The KPI engine on DuckDB and on a real PostgreSQL gives identical values (issue 10).
+
+* The hand-checked fixture of ``tests/test_kpis.py`` (whose values are asserted
+  there on the default engine, embedded DuckDB) is copied into a throw-away
+  PostgreSQL server (``tests/pgserver.py``) and every KPI x scope x period —
+  months, quarters, years, ISO weeks, single days, cut "to date" or not, with
+  the unattributed column and the lead-source breakdown — must come back
+  identical, notes included.
+* Calendar boundaries on both engines, by hand: ISO-week edges (Sunday
+  23:59:59.999999 vs Monday 00:00), 2026-W53 spanning New Year, the
+  European DST switches (the non-existent 02:30 of 29 March and the doubled
+  02:30 of 25 October stay in their local day, as stored) and a sales cycle
+  across the spring switch measured in calendar days (2.0, not 47 hours). The
+  server runs in the ``Pacific/Chatham`` time zone, so any session-zone
+  conversion would move rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kpireport.constants import Table
+from kpireport.data.model import CrmData
+from kpireport.data.schema import SCHEMAS
+from kpireport.kpis import compute_kpis, cumulative_curve, kpi_series
+from kpireport.kpis.engine import prepared
+from kpireport.kpis.relational import DatabaseEngine
+from tests.pgserver import load_into_postgres, postgres_url  # noqa: F401 - fixture
+from tests.test_kpis import read_fixture
+
+PERIODS = ["2026-03", "2026-02", "2026-Q1", "2026", "2025", "2026-W10", "2026-W13",
+           "2026-W14", "2026-03-29", "2026-03-15"]  # fmt: skip
+
+
+def on_postgres(url: str, data: CrmData) -> CrmData:
+    """The same dataset with its KPI queries sent to PostgreSQL."""
+    schema = load_into_postgres(url, data)
+    return CrmData(
+        data.tables,
+        timezone=data.timezone,
+        settings=data.settings,
+        engine=DatabaseEngine(url, schema=schema),
+    )
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert len(a) == len(b) and len(a) > 0
+    for col in a.columns:
+        if col == "value":
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12,
+                                       equal_nan=True)  # fmt: skip
+        else:
+            pd.testing.assert_series_equal(a[col], b[col], check_names=False)
+
+
+@pytest.fixture(scope="module")
+def pair(postgres_url: str) -> tuple[CrmData, CrmData]:  # noqa: F811 - fixture
+    duck = read_fixture()
+    pg = on_postgres(postgres_url, duck)
+    assert prepared(pg).sql_engine() is pg.engine  # the queries really go to PostgreSQL
+    assert prepared(duck).sql_engine().name == "duckdb"
+    return duck, pg
+
+
+@pytest.mark.parametrize("by", ["organisation", "team", "seller", "customer"])
+@pytest.mark.parametrize("as_of", [None, "2026-03-20"])
+def test_every_kpi_is_identical_on_duckdb_and_postgres(
+    pair: tuple[CrmData, CrmData], by: str, as_of: str | None
+) -> None:
+    duck, pg = pair
+    args = {"periods": PERIODS, "by": by, "as_of": as_of, "unattributed": True}
+    a, b = compute_kpis(duck, **args), compute_kpis(pg, **args)
+    assert_same(a, b)
+    assert b["value"].notna().sum() > 20  # real numbers came back, not only NaN
+
+
+def test_breakdown_series_and_curve_identical(pair: tuple[CrmData, CrmData]) -> None:
+    duck, pg = pair
+    for by in ("organisation", "seller"):
+        args = {"periods": PERIODS, "by": by, "breakdown": "source", "unattributed": True}
+        assert_same(compute_kpis(duck, **args), compute_kpis(pg, **args))
+    for kpi in ("won_value", "sales_cycle_days_median", "pipeline_value", "new_customers"):
+        kw = {"scope": "team", "scope_id": "North", "grain": "week", "start": "2026-W01",
+              "end": "2026-W14"}  # fmt: skip
+        pd.testing.assert_series_equal(kpi_series(duck, kpi, **kw), kpi_series(pg, kpi, **kw))
+    a = cumulative_curve(duck, "new_leads", "2026-03", scope="seller", scope_id="001")
+    b = cumulative_curve(pg, "new_leads", "2026-03", scope="seller", scope_id="001")
+    pd.testing.assert_series_equal(a, b)
+    assert a.iloc[-1] > 0
+
+
+# ------------------------------------------------------------ calendar edges
+def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in SCHEMAS[table].columns:
+        if col.name not in df:
+            df[col.name] = np.nan if col.kind == "float" else None
+        if col.kind == "date":
+            df[col.name] = pd.to_datetime(df[col.name], format="ISO8601").astype("datetime64[ns]")
+        elif col.kind == "float":
+            df[col.name] = df[col.name].astype("float64")
+        else:
+            df[col.name] = df[col.name].astype("str")
+    return df[SCHEMAS[table].column_names]
+
+
+LEAD_TIMES = [
+    ("2026-03-22 23:59:59.999999", "S1"),  # Sunday: last instant of 2026-W12
+    ("2026-03-29 01:59:59", "S1"),  # DST day (Europe): before the switch
+    ("2026-03-29 02:30:00", "S2"),  # a local time that does not exist, kept as stored
+    ("2026-03-29 03:00:00", "S1"),
+    ("2026-03-30 00:00:00", "S1"),  # Monday: first instant of 2026-W14
+    ("2026-10-25 02:30:00", "S1"),  # the doubled hour of the autumn switch (2026-W43)
+    ("2026-12-31 23:59:59", "S1"),  # 2026-W53 (Monday 28 December .. Sunday 3 January)
+    ("2027-01-01 00:00:00", "S2"),  # still 2026-W53, but 2027
+    ("2027-01-04 00:00:00", "S1"),  # 2027-W01
+]
+
+
+@pytest.fixture(scope="module")
+def edges() -> CrmData:
+    sellers = _frame(Table.SELLERS, [{"seller_id": "S1", "name": "Ann", "team": "A"},
+                                     {"seller_id": "S2", "name": "Bob", "team": "B"}])  # fmt: skip
+    leads = _frame(
+        Table.LEADS,
+        [{"lead_id": f"L{i}", "created_at": t, "seller_id": s, "company_id": "C1"}
+         for i, (t, s) in enumerate(LEAD_TIMES)],
+    )  # fmt: skip
+    deals = _frame(
+        Table.DEALS,
+        [{"deal_id": "D1", "company_id": "C1", "seller_id": "S1", "status": "won",
+          "value": 100.0, "created_at": "2026-03-28 12:00", "closed_at": "2026-03-30 12:00"}],
+    )  # fmt: skip
+    return CrmData({"sellers": sellers, "leads": leads, "deals": deals},
+                   timezone="Europe/Amsterdam")  # fmt: skip
+
+
+EXPECTED = {  # period -> (organisation, team A, team B), counted by hand from LEAD_TIMES
+    "2026-W12": (1, 1, 0),
+    "2026-W13": (3, 2, 1),
+    "2026-03-29": (3, 2, 1),
+    "2026-W14": (1, 1, 0),
+    "2026-W43": (1, 1, 0),
+    "2026-10-25": (1, 1, 0),
+    "2026-W53": (2, 1, 1),
+    "2026-12": (1, 1, 0),
+    "2027-W01": (1, 1, 0),
+    "2027-01": (2, 1, 1),
+    "2026": (7, 6, 1),
+}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_iso_week_and_dst_boundaries_on_both_engines(
+    edges: CrmData,
+    engine: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    data = edges
+    if engine == "postgres":
+        data = on_postgres(request.getfixturevalue("postgres_url"), edges)
+    org = compute_kpis(data, list(EXPECTED), kpis=["new_leads"])
+    teams = compute_kpis(data, list(EXPECTED), by="team", kpis=["new_leads"])
+    for period, (n, a, b) in EXPECTED.items():
+        assert org.loc[org["period"] == period, "value"].tolist() == [n], period
+        got = teams[teams["period"] == period].set_index("scope_id")["value"]
+        assert (got["A"], got["B"]) == (a, b), period
+    cycle = compute_kpis(data, ["2026-W14", "2026-03"], kpis=["sales_cycle_days",
+                                                              "sales_cycle_days_median"])  # fmt: skip
+    assert cycle["value"].tolist() == [2.0, 2.0, 2.0, 2.0]  # calendar days across the switch
