@@ -653,15 +653,6 @@ def test_pivot_of_a_source_breakdown(crm: CrmData) -> None:
     assert wide.loc[("North", "event"), "lead_conversion"] == 1.0
 
 
-def test_events_take_twice_keeps_the_row_positions(crm: CrmData) -> None:
-    from kpireport.kpis.engine import prepared
-
-    ev = prepared(crm).events(Table.LEADS)
-    sub = ev.take(np.array([False, True, True, True, False, True, True])).take(np.array([2, 3]))
-    assert list(sub.rows) == [3, 5]  # L4, L6
-    assert list(sub.take(np.array([True, False])).rows) == [3]
-
-
 def test_cli_breakdown_source(crm: CrmData, monkeypatch: pytest.MonkeyPatch) -> None:
     import kpireport.data.load as load_mod
     from kpireport.kpis.compute import BREAKDOWNS

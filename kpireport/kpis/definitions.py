@@ -22,13 +22,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kpireport.constants import DealStatus, Table
+from kpireport.constants import DealStatus, Scope, Table
 from kpireport.kpis import relational as rel
 from kpireport.kpis.engine import (
-    NAT,
     NS_PER_DAY,
     Context,
-    Events,
     ratio,
 )
 from kpireport.periods import Period
@@ -403,14 +401,27 @@ def costs(ctx: Context) -> Result:
     the month). Organisation: every cost row and every seller. Team: the cost
     rows tagged with that team plus its sellers. Seller: its own cost only.
     """
-    prep = ctx.prep
     # cost rows carry a team tag, never a seller: at seller scope they are unattributed
     out = _one(ctx, Table.COSTS, "date", _sum("r.amount"))
-    per_seller = _seller_cost(ctx)
-    codes = ctx.codes(Events(np.arange(len(prep.seller_ids)), np.full(len(prep.seller_ids), -1)))
-    codes = np.where(codes < 0, ctx.width - 1, codes)
-    np.add.at(out, (slice(None), codes), per_seller)
+    np.add.at(out, (slice(None), _seller_columns(ctx)), _seller_cost(ctx))
     return out
+
+
+def _seller_columns(ctx: Context) -> np.ndarray:
+    """Result column of each seller of the (small) ``sellers`` dimension."""
+    prep = ctx.prep
+    n = len(prep.seller_ids)
+    if ctx.scope == Scope.ORGANISATION:
+        codes = np.zeros(n, dtype=np.int64)
+    elif ctx.scope == Scope.SELLER:
+        codes = np.arange(n, dtype=np.int64)
+    elif ctx.scope == Scope.TEAM:
+        codes = prep.seller_team
+    else:
+        codes = np.full(n, -1, dtype=np.int64)
+    if ctx.select is not None:
+        codes = np.where(codes == ctx.select, 0, -1)
+    return np.where(codes < 0, ctx.scope_width - 1, codes)
 
 
 def cac(ctx: Context) -> Result:
@@ -435,45 +446,43 @@ def clv(ctx: Context) -> Result:
     the month). ``gross_margin`` comes from the source settings (default 1).
     Zero churn gives the 120-month cap; no active customer gives NaN.
     """
-    prep = ctx.prep
-    t = prep.times(Table.REVENUE, "date")
-    amount = np.nan_to_num(prep.floats(Table.REVENUE, "amount"), nan=0.0)
-    ev = prep.events(Table.REVENUE)
-    company = prep.local_codes(Table.REVENUE, "company_id")
-    keep = (t != NAT) & (t < ctx.cutoff) & (company >= 0)
+    # per (scope key, company, month) net revenue, then per (scope key, month):
+    # revenue, active customers and customers active but not in the next month
+    key, joins, select_id = rel.scope_key(ctx, Table.REVENUE)
+    month = "DATE_TRUNC('month', r.date)"
+    cells = (
+        f"SELECT {key} AS k, r.company_id AS co, {month} AS mo, "
+        f"{_sum('r.amount')} AS net FROM revenue r{joins} "
+        f"WHERE r.company_id IS NOT NULL AND {rel.before_cutoff('r.date', ctx.cutoff)} "
+        "GROUP BY 1, 2, 3"
+    )
+    rows = rel.fetch(
+        ctx,
+        f"WITH c AS ({cells}) SELECT c.k, c.mo, SUM(c.net), "
+        "SUM(CASE WHEN c.net > 0 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN c.net > 0 AND n.co IS NULL THEN 1 ELSE 0 END) "
+        "FROM c LEFT JOIN c n ON n.k IS NOT DISTINCT FROM c.k AND n.co = c.co "
+        "AND n.mo = c.mo + INTERVAL 1 MONTH AND n.net > 0 GROUP BY 1, 2",
+    )
     width = ctx.width
-    codes = ctx.codes(ev)
-    codes = np.where(codes < 0, width - 1, codes)[keep]
-    month = t[keep].astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
     last = (ctx.ends - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    if rows:
+        keys, months, rev_v, act_v, churn_v = (list(c) for c in zip(*rows, strict=True))
+        codes = rel.result_columns(ctx, keys, [None] * len(keys), select_id)
+        month = np.array([(m.year - 1970) * 12 + m.month - 1 for m in months], dtype=np.int64)
+    else:
+        codes = month = np.zeros(0, dtype=np.int64)
+        rev_v = act_v = churn_v = []
     base = int(min(month.min() if len(month) else last.min(), last.min() - 11))
     top = int(max(month.max() if len(month) else last.max(), last.max()))
     n_m = top - base + 2  # one spare month so that m + 1 always exists
-    m = month - base
-    comp = company[keep]
-    n_c = int(company.max(initial=0)) + 1
-    key = (codes * n_c + comp) * n_m + m
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    head = np.ones(len(sk), dtype=bool)
-    head[1:] = sk[1:] != sk[:-1]
-    cell_keys = sk[head]
-    cell_sums = (
-        np.add.reduceat(amount[keep][order], np.flatnonzero(head)) if len(sk) else np.zeros(0)
-    )
-    rev = np.bincount(codes * n_m + m, weights=amount[keep], minlength=width * n_m).reshape(
-        width, n_m
-    )
-    active_keys = cell_keys[cell_sums > 0]
-    a_cell = active_keys % n_m + (active_keys // (n_c * n_m)) * n_m
-    act = np.bincount(a_cell, minlength=width * n_m).reshape(width, n_m).astype("float64")
-    nxt = np.searchsorted(active_keys, active_keys + 1)
-    stays = (nxt < len(active_keys)) & (
-        active_keys[np.minimum(nxt, len(active_keys) - 1)] == active_keys + 1
-    )
-    churned = (
-        np.bincount(a_cell[~stays], minlength=width * n_m).reshape(width, n_m).astype("float64")
-    )
+    cell = codes * n_m + (month - base)
+
+    def grid(values: list) -> np.ndarray:
+        w = np.array([0.0 if v is None else float(v) for v in values])
+        return np.bincount(cell, weights=w, minlength=width * n_m).reshape(width, n_m)
+
+    rev, act, churned = grid(rev_v), grid(act_v), grid(churn_v)
     rate = ratio(churned, act)  # (width, n_m), NaN where no active customer
 
     def window(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -253,20 +253,17 @@ def aggregate(
     out = {name: np.full((n_int, ctx.width), fill) for name in measures}
     if n_int == 0:
         return out
-    key, needs_sellers = _key(ctx, table)
-    select_id = None
-    if ctx.select is not None and ctx.scope != Scope.ORGANISATION:
-        select_id = ctx.prep.scope_ids(ctx.scope)[ctx.select]
-        key = f"CASE WHEN {key} = {quote(select_id)} THEN {key} END"
+    key, joins, select_id = scope_key(ctx, table)
     split = ctx.split
     if split is not None and split.table != table:
         raise KpiError(
             f"This KPI cannot be broken down by {split.name}: it counts rows that are not "
             f"{split.table}."
         )
-    cat = "NULLIF(TRIM(r.source), '')" if split is not None else "NULL"
+    cat = "NULL"
+    if split is not None and has_column(ctx, split.table, "source"):
+        cat = "NULLIF(TRIM(r.source), '')"
     src = relation or table
-    joins = " LEFT JOIN sellers s ON s.seller_id = r.seller_id" if needs_sellers else ""
     on = join or f"r.{time} >= iv.s AND r.{time} < iv.e"
     aggs = ", ".join(f"{expr} AS m{j}" for j, expr in enumerate(measures.values()))
     sql = (
@@ -281,7 +278,7 @@ def aggregate(
         return out
     cols = list(zip(*rows, strict=True))
     i = np.asarray(cols[0], dtype=np.int64)
-    col = _columns(ctx, cols[1], cols[2], select_id)
+    col = result_columns(ctx, cols[1], cols[2], select_id)
     additive = fill == 0.0
     for j, name in enumerate(measures):
         v = np.array([np.nan if x is None else float(x) for x in cols[3 + j]])
@@ -292,7 +289,24 @@ def aggregate(
     return out
 
 
-def _columns(ctx: Context, keys: tuple, cats: tuple, select_id: object | None) -> np.ndarray:
+def scope_key(ctx: Context, table: str) -> tuple[str, str, object | None]:
+    """Scope key of rows ``r`` of ``table``: SQL expression, joins, selected id.
+
+    The key is ``NULL`` for rows that belong to no scope id (and, with a
+    single-series request, for every other id); see the module docstring.
+    """
+    key, needs_sellers = _key(ctx, table)
+    select_id = None
+    if ctx.select is not None and ctx.scope != Scope.ORGANISATION:
+        select_id = ctx.prep.scope_ids(ctx.scope)[ctx.select]
+        key = f"CASE WHEN {key} = {quote(select_id)} THEN {key} END"
+    joins = " LEFT JOIN sellers s ON s.seller_id = r.seller_id" if needs_sellers else ""
+    return key, joins, select_id
+
+
+def result_columns(
+    ctx: Context, keys: tuple | list, cats: tuple | list, select_id: object | None
+) -> np.ndarray:
     """Result column of each (scope key, category) pair."""
     sw = ctx.scope_width
     if ctx.scope == Scope.ORGANISATION:
