@@ -53,8 +53,39 @@ def _one(ctx: Context, table: str, time: str, measure: str = COUNT, **kw: object
     return rel.aggregate(ctx, table, {"v": measure}, time=time, **kw)["v"]
 
 
+ACTIVITY_TYPES = ("meeting", "quote", "call")
+
+
 def _activity(ctx: Context, kind: str) -> np.ndarray:
-    return _one(ctx, Table.ACTIVITIES, "occurred_at", where=rel.text_is("r.type", kind))
+    """Activities of one type per (interval, column): one scan serves every type."""
+    res = rel.aggregate(
+        ctx,
+        Table.ACTIVITIES,
+        {"n": COUNT},
+        time="occurred_at",
+        where=f"LOWER(TRIM(r.type)) IN ({', '.join(map(rel.quote, ACTIVITY_TYPES))})",
+        group="LOWER(TRIM(r.type))",
+        groups=ACTIVITY_TYPES,
+    )
+    return res[kind]["n"]
+
+
+def _closed(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
+    """Won and lost deals by ``closed_at``: count, value and cycle days (one scan).
+
+    ``_closed(ctx)["won"]["n"]`` is the number of won deals per (interval,
+    column), ``["v"]`` the sum of their ``value``, ``["d"]`` the sum of their
+    cycle days.
+    """
+    return rel.aggregate(
+        ctx,
+        Table.DEALS,
+        {"n": COUNT, "v": _sum("r.value"), "d": _sum(rel.cycle_days())},
+        time="closed_at",
+        where=f"({WON} OR {LOST})",
+        group="LOWER(TRIM(r.status))",
+        groups=(DealStatus.WON, DealStatus.LOST),
+    )
 
 
 # ------------------------------------------------------------------- leads
@@ -128,11 +159,16 @@ def new_organisations(ctx: Context) -> Result:
         )
     parts.append("SELECT created_at, seller_id, company_id, 1 AS kind, deal_id AS rid FROM deals")
     union = " UNION ALL ".join(parts)
+    # earliest instant per org_number (hash aggregate), then the tie-break among
+    # the few records at that instant (a window over the candidates only)
     first = (
-        "(SELECT * FROM (SELECT u.created_at, u.seller_id, ROW_NUMBER() OVER "
-        "(PARTITION BY c.org_number ORDER BY u.created_at, u.kind, u.rid) AS rn "
+        "(WITH u AS (SELECT u.created_at, u.seller_id, u.kind, u.rid, c.org_number AS org "
         f"FROM ({union}) u JOIN companies c ON c.company_id = u.company_id "
-        "WHERE u.created_at IS NOT NULL AND c.org_number IS NOT NULL) x WHERE x.rn = 1)"
+        "WHERE u.created_at IS NOT NULL AND c.org_number IS NOT NULL), "
+        "m AS (SELECT org, MIN(created_at) AS t0 FROM u GROUP BY org), "
+        "f AS (SELECT u.*, ROW_NUMBER() OVER (PARTITION BY u.org ORDER BY u.kind, u.rid) AS rn "
+        "FROM u JOIN m ON m.org = u.org AND m.t0 = u.created_at) "
+        "SELECT created_at, seller_id FROM f WHERE rn = 1)"
     )
     return _one(ctx, Table.DEALS, "created_at", relation=first)
 
@@ -140,49 +176,36 @@ def new_organisations(ctx: Context) -> Result:
 # ------------------------------------------------------------------- deals
 def deals_won(ctx: Context) -> Result:
     """Number of deals with status ``won`` whose ``closed_at`` falls in P."""
-    return _one(ctx, Table.DEALS, "closed_at", where=WON)
+    return _closed(ctx)[DealStatus.WON]["n"]
 
 
 def deals_lost(ctx: Context) -> Result:
     """Number of deals with status ``lost`` whose ``closed_at`` falls in P."""
-    return _one(ctx, Table.DEALS, "closed_at", where=LOST)
+    return _closed(ctx)[DealStatus.LOST]["n"]
 
 
 def won_value(ctx: Context) -> Result:
     """Sum of ``value`` of the deals won in P (by ``closed_at``): order intake."""
-    return _one(ctx, Table.DEALS, "closed_at", _sum("r.value"), where=WON)
+    return _closed(ctx)[DealStatus.WON]["v"]
 
 
 def hit_rate(ctx: Context) -> Result:
     """Deals won in P ÷ deals closed (won + lost) in P, both by ``closed_at``."""
-    res = rel.aggregate(
-        ctx,
-        Table.DEALS,
-        {"won": f"SUM(CASE WHEN {WON} THEN 1 ELSE 0 END)", "closed": COUNT},
-        time="closed_at",
-        where=f"({WON} OR {LOST})",
-    )
-    return ratio(res["won"], res["closed"])
+    res = _closed(ctx)
+    won = res[DealStatus.WON]["n"]
+    return ratio(won, won + res[DealStatus.LOST]["n"])
 
 
 def avg_deal_value(ctx: Context) -> Result:
     """Mean ``value`` of the deals won in P (by ``closed_at``)."""
-    res = rel.aggregate(
-        ctx, Table.DEALS, {"v": _sum("r.value"), "n": COUNT}, time="closed_at", where=WON
-    )
-    return ratio(res["v"], res["n"])
+    won = _closed(ctx)[DealStatus.WON]
+    return ratio(won["v"], won["n"])
 
 
 def sales_cycle_days(ctx: Context) -> Result:
     """Mean number of days from ``created_at`` to ``closed_at`` of the deals won in P."""
-    res = rel.aggregate(
-        ctx,
-        Table.DEALS,
-        {"d": _sum(rel.cycle_days()), "n": COUNT},
-        time="closed_at",
-        where=WON,
-    )
-    return ratio(res["d"], res["n"])
+    won = _closed(ctx)[DealStatus.WON]
+    return ratio(won["d"], won["n"])
 
 
 def sales_cycle_days_median(ctx: Context) -> Result:
@@ -208,8 +231,23 @@ def new_customers(ctx: Context) -> Result:
 
 def _open_at_end(ctx: Context, weight: str) -> np.ndarray:
     """Sum ``weight`` of deals open at each interval end (snapshot)."""
-    on = f"r.created_at < iv.e AND ({OPEN} OR r.closed_at >= iv.e)"
-    return _one(ctx, Table.DEALS, "created_at", _sum(weight), join=on)
+    lo, hi = rel.ts(ctx.ends.min()), rel.ts(ctx.ends.max())
+    if not rel.day_aligned(ctx.starts, ctx.ends):
+        on = f"r.created_at < iv.e AND ({OPEN} OR r.closed_at >= iv.e)"
+        where = f"r.created_at < {hi} AND ({OPEN} OR r.closed_at >= {lo})"
+        return _one(ctx, Table.DEALS, "created_at", _sum(weight), join=on, where=where)
+    # midnight ends: deals summed per (created day, closed day or open, seller,
+    # company) first; "created < E" and "closed >= E" hold for the day as for the instant
+    days = (
+        "(SELECT DATE_TRUNC('day', r.created_at) AS created_at, "
+        f"CASE WHEN {OPEN} THEN 1 ELSE 0 END AS is_open, "
+        "DATE_TRUNC('day', r.closed_at) AS closed_at, r.seller_id, r.company_id, "
+        f"{_sum(weight)} AS w FROM deals r "
+        f"WHERE r.created_at < {hi} AND ({OPEN} OR r.closed_at >= {lo}) "
+        "GROUP BY 1, 2, 3, 4, 5)"
+    )
+    on = "r.created_at < iv.e AND (r.is_open = 1 OR r.closed_at >= iv.e)"
+    return _one(ctx, Table.DEALS, "created_at", "SUM(r.w)", join=on, relation=days)
 
 
 def pipeline_value(ctx: Context) -> Result:
@@ -450,10 +488,15 @@ def clv(ctx: Context) -> Result:
     # revenue, active customers and customers active but not in the next month
     key, joins, select_id = rel.scope_key(ctx, Table.REVENUE)
     month = "DATE_TRUNC('month', r.date)"
+    last = (ctx.ends - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    # only the months some window reads: 11 before the first last month .. the last one
+    lo_ts = np.datetime64(int(last.min()) - 11, "M").astype("datetime64[ns]").view("i8")
+    hi_ts = np.datetime64(int(last.max()) + 1, "M").astype("datetime64[ns]").view("i8")
     cells = (
         f"SELECT {key} AS k, r.company_id AS co, {month} AS mo, "
         f"{_sum('r.amount')} AS net FROM revenue r{joins} "
         f"WHERE r.company_id IS NOT NULL AND {rel.before_cutoff('r.date', ctx.cutoff)} "
+        f"AND r.date >= {rel.ts(lo_ts)} AND r.date < {rel.ts(hi_ts)} "
         "GROUP BY 1, 2, 3"
     )
     rows = rel.fetch(
@@ -465,7 +508,6 @@ def clv(ctx: Context) -> Result:
         "AND n.mo = c.mo + INTERVAL 1 MONTH AND n.net > 0 GROUP BY 1, 2",
     )
     width = ctx.width
-    last = (ctx.ends - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
     if rows:
         keys, months, rev_v, act_v, churn_v = (list(c) for c in zip(*rows, strict=True))
         codes = rel.result_columns(ctx, keys, [None] * len(keys), select_id)

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kpireport")
 
 NAT = np.iinfo(np.int64).min
+NS_PER_DAY = 86_400 * 10**9
 
 
 class SqlEngine(Protocol):
@@ -191,6 +192,11 @@ def _values(starts: np.ndarray, ends: np.ndarray) -> str:
     return f"iv(i, s, e) AS (VALUES {rows})"
 
 
+def day_aligned(starts: np.ndarray, ends: np.ndarray) -> bool:
+    """True when every interval bound is a midnight (periods, "to date" cuts)."""
+    return bool(np.all(starts % NS_PER_DAY == 0) and np.all(ends % NS_PER_DAY == 0))
+
+
 def has_column(ctx: Context, table: str, column: str) -> bool:
     prep = ctx.prep
     return prep.has(table) and column in prep.frame(table)
@@ -220,7 +226,9 @@ def aggregate(
     relation: str | None = None,
     join: str | None = None,
     fill: float = 0.0,
-) -> dict[str, np.ndarray]:
+    group: str | None = None,
+    groups: tuple[str, ...] = (),
+) -> dict:
     """Aggregate rows of ``table`` per ``(interval, result column)``.
 
     Parameters
@@ -242,15 +250,26 @@ def aggregate(
     join
         The join condition of ``r`` with the intervals ``iv`` (snapshots).
     fill
-        Value of cells without rows (0 for counts and sums, NaN for medians).
+        Value of cells without rows: 0 for additive measures (``COUNT``,
+        ``SUM``: on midnight bounds they are pre-aggregated per day), NaN for
+        the others (``MEDIAN``).
+    group, groups
+        An extra grouping expression (``LOWER(TRIM(r.type))``) and the values
+        of it to return: one scan answers several KPIs (the statement, and so
+        its memoised result, is the same for each).
 
     Returns
     -------
-    dict of numpy.ndarray
-        Measure name -> ``(intervals, ctx.width)`` float array.
+    dict
+        Measure name -> ``(intervals, ctx.width)`` float array; with
+        ``group``: group value -> that dict.
     """
     n_int = len(ctx.starts)
-    out = {name: np.full((n_int, ctx.width), fill) for name in measures}
+
+    def empty() -> dict[str, np.ndarray]:
+        return {name: np.full((n_int, ctx.width), fill) for name in measures}
+
+    out = empty() if group is None else {g: empty() for g in groups}
     if n_int == 0:
         return out
     key, joins, select_id = scope_key(ctx, table)
@@ -264,18 +283,48 @@ def aggregate(
     if split is not None and has_column(ctx, split.table, "source"):
         cat = "NULLIF(TRIM(r.source), '')"
     src = relation or table
-    on = join or f"r.{time} >= iv.s AND r.{time} < iv.e"
     aggs = ", ".join(f"{expr} AS m{j}" for j, expr in enumerate(measures.values()))
-    sql = (
-        f"WITH {_values(ctx.starts, ctx.ends)} "
-        f"SELECT iv.i, {key} AS k, {cat} AS c, {aggs} "
-        f"FROM {src} r{joins} JOIN iv ON {on}"
-        + (f" WHERE {where}" if where else "")
-        + " GROUP BY 1, 2, 3"
-    )
+    conds = [where] if where else []
+    if join is None:
+        # a static range on the row's date first: prunes rows (and row groups,
+        # index ranges) before the interval join
+        conds.append(f"r.{time} >= {ts(ctx.starts.min())} AND r.{time} < {ts(ctx.ends.max())}")
+    filt = " WHERE " + " AND ".join(conds) if conds else ""
+    dims = f"{key} AS k, {cat} AS c, {group or 'NULL'} AS g"
+    if join is None and fill == 0.0 and day_aligned(ctx.starts, ctx.ends):
+        # additive measures on midnight bounds: pre-aggregate per day, then
+        # join the (small) day totals with the intervals
+        outer = ", ".join(f"SUM(d.m{j})" for j in range(len(measures)))
+        sql = (
+            f"WITH {_values(ctx.starts, ctx.ends)}, d AS ("
+            f"SELECT DATE_TRUNC('day', r.{time}) AS t, {dims}, {aggs} "
+            f"FROM {src} r{joins}{filt} GROUP BY 1, 2, 3, 4) "
+            f"SELECT iv.i, d.k, d.c, d.g, {outer} FROM d JOIN iv ON d.t >= iv.s AND d.t < iv.e "
+            "GROUP BY 1, 2, 3, 4"
+        )
+    else:
+        on = join or f"r.{time} >= iv.s AND r.{time} < iv.e"
+        sql = (
+            f"WITH {_values(ctx.starts, ctx.ends)} "
+            f"SELECT iv.i, {dims}, {aggs} FROM {src} r{joins} JOIN iv ON {on}{filt} "
+            "GROUP BY 1, 2, 3, 4"
+        )
     rows = fetch(ctx, sql)
     if not rows:
         return out
+    cols = list(zip(*rows, strict=True))
+    i = np.asarray(cols[0], dtype=np.int64)
+    col = result_columns(ctx, cols[1], cols[2], select_id)
+    g = np.array(cols[3], dtype=object)
+    targets = [(out, slice(None))] if group is None else [(out[v], g == v) for v in groups]
+    for target, sel in targets:
+        for j, name in enumerate(measures):
+            v = np.array([np.nan if x is None else float(x) for x in cols[4 + j]])[sel]
+            if fill == 0.0:
+                np.add.at(target[name], (i[sel], col[sel]), np.nan_to_num(v, nan=0.0))
+            else:
+                target[name][i[sel], col[sel]] = v
+    return out
     cols = list(zip(*rows, strict=True))
     i = np.asarray(cols[0], dtype=np.int64)
     col = result_columns(ctx, cols[1], cols[2], select_id)
