@@ -159,15 +159,22 @@ def new_organisations(ctx: Context) -> Result:
         )
     parts.append("SELECT created_at, seller_id, company_id, 1 AS kind, deal_id AS rid FROM deals")
     union = " UNION ALL ".join(parts)
-    # earliest instant per org_number (hash aggregate), then the tie-break among
-    # the few records at that instant (a window over the candidates only)
+    # only the orgs with a record inside the requested span can be new in it
+    # (a small semi-join); for those: earliest instant per org (hash aggregate),
+    # then the tie-break among the few records at that instant (window)
+    lo, hi = rel.ts(ctx.starts.min()), rel.ts(ctx.ends.max())
     first = (
-        "(WITH u AS (SELECT u.created_at, u.seller_id, u.kind, u.rid, c.org_number AS org "
-        f"FROM ({union}) u JOIN companies c ON c.company_id = u.company_id "
-        "WHERE u.created_at IS NOT NULL AND c.org_number IS NOT NULL), "
-        "m AS (SELECT org, MIN(created_at) AS t0 FROM u GROUP BY org), "
-        "f AS (SELECT u.*, ROW_NUMBER() OVER (PARTITION BY u.org ORDER BY u.kind, u.rid) AS rn "
-        "FROM u JOIN m ON m.org = u.org AND m.t0 = u.created_at) "
+        f"(WITH u AS (SELECT * FROM ({union}) u WHERE u.created_at IS NOT NULL), "
+        "cand AS (SELECT DISTINCT c.org_number AS org FROM u "
+        "JOIN companies c ON c.company_id = u.company_id "
+        f"WHERE u.created_at >= {lo} AND u.created_at < {hi} AND c.org_number IS NOT NULL), "
+        "cc AS (SELECT c.company_id, c.org_number AS org FROM companies c "
+        "JOIN cand ON cand.org = c.org_number), "
+        "x AS (SELECT u.created_at, u.seller_id, u.kind, u.rid, cc.org FROM u "
+        "JOIN cc ON cc.company_id = u.company_id), "
+        "m AS (SELECT org, MIN(created_at) AS t0 FROM x GROUP BY org), "
+        "f AS (SELECT x.*, ROW_NUMBER() OVER (PARTITION BY x.org ORDER BY x.kind, x.rid) AS rn "
+        "FROM x JOIN m ON m.org = x.org AND m.t0 = x.created_at) "
         "SELECT created_at, seller_id FROM f WHERE rn = 1)"
     )
     return _one(ctx, Table.DEALS, "created_at", relation=first)
