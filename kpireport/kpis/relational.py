@@ -106,6 +106,13 @@ class DuckDBEngine:
         with self._lock:
             return self.con.execute(sql).fetchall()
 
+    def columns(self, sql: str) -> list[np.ndarray]:
+        """Run ``sql``; every result column as a numpy array (see :func:`as_arrays`)."""
+        with self._lock:
+            rel = self.con.sql(sql)
+            to_table = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+            return as_arrays(to_table())
+
 
 #: SQLAlchemy dialect name -> SQLGlot dialect name
 _DIALECTS = {"postgresql": "postgres", "mssql": "tsql"}
@@ -151,6 +158,25 @@ class DatabaseEngine:
 
     def dispose(self) -> None:
         self._engine.dispose()
+
+    def columns(self, sql: str) -> list[np.ndarray]:
+        """Run ``sql``; every result column as a numpy array (see :func:`as_arrays`)."""
+        rows = self.fetch(sql)
+        width = len(rows[0]) if rows else 0
+        cols = [pa.array([r[j] for r in rows], from_pandas=True) for j in range(width)]
+        return as_arrays(pa.table({f"c{j}": c for j, c in enumerate(cols)}))
+
+
+def as_arrays(table: pa.Table) -> list[np.ndarray]:
+    """Columns of a (small) result: numbers as ``float64`` (NULL -> NaN), others as objects."""
+    out = []
+    for col in table.columns:
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            out.append(col.cast(pa.float64()).to_numpy())
+        else:
+            out.append(np.array(col.to_pylist(), dtype=object))
+    return out
 
 
 # --------------------------------------------------------------------- SQL text
@@ -309,32 +335,20 @@ def aggregate(
             f"SELECT iv.i, {dims}, {aggs} FROM {src} r{joins} JOIN iv ON {on}{filt} "
             "GROUP BY 1, 2, 3, 4"
         )
-    rows = fetch(ctx, sql)
-    if not rows:
+    cols = fetch_columns(ctx, sql)
+    if not len(cols) or not len(cols[0]):
         return out
-    cols = list(zip(*rows, strict=True))
-    i = np.asarray(cols[0], dtype=np.int64)
+    i = cols[0].astype(np.int64)
     col = result_columns(ctx, cols[1], cols[2], select_id)
-    g = np.array(cols[3], dtype=object)
+    g = cols[3]
     targets = [(out, slice(None))] if group is None else [(out[v], g == v) for v in groups]
     for target, sel in targets:
         for j, name in enumerate(measures):
-            v = np.array([np.nan if x is None else float(x) for x in cols[4 + j]])[sel]
+            v = cols[4 + j][sel]
             if fill == 0.0:
                 np.add.at(target[name], (i[sel], col[sel]), np.nan_to_num(v, nan=0.0))
             else:
                 target[name][i[sel], col[sel]] = v
-    return out
-    cols = list(zip(*rows, strict=True))
-    i = np.asarray(cols[0], dtype=np.int64)
-    col = result_columns(ctx, cols[1], cols[2], select_id)
-    additive = fill == 0.0
-    for j, name in enumerate(measures):
-        v = np.array([np.nan if x is None else float(x) for x in cols[3 + j]])
-        if additive:
-            np.add.at(out[name], (i, col), np.nan_to_num(v, nan=0.0))
-        else:
-            out[name][i, col] = v
     return out
 
 
@@ -364,10 +378,7 @@ def result_columns(
         code = np.array([0 if k is not None else -1 for k in keys], dtype=np.int64)
     else:
         ids = ctx.prep.scope_ids(ctx.scope)
-        code = np.asarray(
-            ids.get_indexer(pd.Index([None if k is None else str(k) for k in keys], dtype="str")),
-            dtype=np.int64,
-        )
+        code = np.asarray(ids.get_indexer(pd.Index(list(keys), dtype="str")), dtype=np.int64)
     code = np.where(code < 0, sw - 1, code)
     split = ctx.split
     if split is None:
@@ -378,6 +389,12 @@ def result_columns(
     cat = np.asarray(split.labels.get_indexer(pd.Index(labels, dtype="str")), dtype=np.int64)
     cat = np.where(cat < 0, split.labels.get_indexer([UNKNOWN])[0], cat)
     return code * split.k + cat
+
+
+def fetch_columns(ctx: Context, sql: str) -> list[np.ndarray]:
+    """Run ``sql`` on the dataset's engine, columns as numpy arrays, memoised per statement."""
+    prep = ctx.prep
+    return prep.memo(("sqlc", sql), lambda: prep.sql_engine().columns(sql))
 
 
 def scalar(ctx: Context, sql: str) -> object:
