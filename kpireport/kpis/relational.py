@@ -46,7 +46,15 @@ Design decisions
   :class:`~kpireport.kpis.engine.Prepared` cache. ``CrmData.engine`` set to a
   :class:`DatabaseEngine` sends the same queries to that database instead.
 * Identical SQL text gives identical results on immutable data, so results
-  are memoised per statement in the dataset's cache.
+  are memoised per statement in the dataset's cache; KPIs that read the same
+  rows share one statement (the three activity counts group by type, the
+  won/lost deal KPIs by status).
+* **Fewer rows before the interval join.** A static date range (the span of
+  the requested intervals) filters rows first; additive measures on midnight
+  bounds (every calendar period and "to date" cut) are summed per day before
+  the day totals are joined with the intervals; pipeline snapshots start from
+  per-day deal totals. Results come back as Arrow columns (DuckDB) and are
+  placed into the arrays with numpy.
 """
 
 from __future__ import annotations
@@ -79,6 +87,10 @@ class SqlEngine(Protocol):
 
     def fetch(self, sql: str) -> list[tuple]:
         """Run ``sql`` (DuckDB dialect) and return every row."""
+        ...
+
+    def columns(self, sql: str) -> list[np.ndarray]:
+        """Run ``sql`` (DuckDB dialect) and return its columns (:func:`as_arrays`)."""
         ...
 
 
