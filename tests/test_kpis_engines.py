@@ -170,3 +170,30 @@ def test_iso_week_and_dst_boundaries_on_both_engines(
     cycle = compute_kpis(data, ["2026-W14", "2026-03"], kpis=["sales_cycle_days",
                                                               "sales_cycle_days_median"])  # fmt: skip
     assert cycle["value"].tolist() == [2.0, 2.0, 2.0, 2.0]  # calendar days across the switch
+
+
+def _child(conn, data: CrmData) -> None:  # runs in a forked process
+    from kpireport.kpis import engine
+
+    fresh = id(data) not in engine._PREPARED
+    value = compute_kpis(data, "2026-03", kpis=["revenue"])["value"].iloc[0]
+    conn.send((fresh, float(value)))
+    conn.close()
+
+
+def test_forked_child_gets_its_own_duckdb_connection() -> None:
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    data = read_fixture()
+    parent = compute_kpis(data, "2026-03", kpis=["revenue"])["value"].iloc[0]
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, data))
+    proc.start()
+    fresh, value = recv.recv()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert fresh  # the parent's cached connection was dropped in the child
+    assert value == parent == 3200.0

@@ -38,6 +38,7 @@ Design decisions
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -262,6 +263,24 @@ class Prepared:
 
 
 _PREPARED: dict[int, tuple[tuple[int, ...], Prepared]] = {}
+#: caches inherited through fork(), kept alive and never used again
+_INHERITED: list[dict] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (the report runner forks) starts with an empty cache.
+
+    DuckDB's threads and locks do not survive a fork, so the parent's
+    connections must not be used in the child, and must not be destroyed there
+    either (the destructor would wait for threads that do not exist): they are
+    parked in :data:`_INHERITED` for the life of the child.
+    """
+    _INHERITED.append(dict(_PREPARED))
+    _PREPARED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def prepared(data: CrmData) -> Prepared:
