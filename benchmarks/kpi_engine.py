@@ -20,6 +20,24 @@ one month and for the same months. Each line prints the wall-clock seconds and
 the peak RSS of the process (``os.wait4``), the ratio to the DuckDB process
 and the issue's target. The machine may be shared: the load average is
 printed before and after, and figures taken under load say so.
+
+Measured 2026-12-08 (issue 10 stage 1: KPI formulas in DuckDB, loading and
+validation still in pandas), scale-90 demo, 2 cores shared with other jobs
+(load average 7-9 during the run, so every figure is inflated):
+
+=============================================  ===============  ===============  =====
+what                                           kpireport        DuckDB process   ratio
+=============================================  ===============  ===============  =====
+``kpis --period 2026-10 --by team``            58.4 s, 2.64 GB  13.2 s, 0.92 GB  4.4x
+``kpis --by seller``, 36 months                132.7 s, 3.32 GB 21.2 s, 0.94 GB  6.3x
+``validate``                                   45.4 s, 2.63 GB  —                —
+=============================================  ===============  ===============  =====
+
+Targets (≤ 2x DuckDB, ≤ 1 / 1.5 GB; validate ≤ 3 s) are missed: reading the
+Parquet files into pandas and validating there take most of each kpireport
+process (in-process, under the same load: read 23 s, canonicalise 6 s,
+validate 30 s). The next stages of issue 10 (sources scanned by DuckDB,
+validation as queries) address exactly that part.
 """
 
 from __future__ import annotations
