@@ -197,3 +197,47 @@ def test_forked_child_gets_its_own_duckdb_connection() -> None:
     assert proc.exitcode == 0
     assert fresh  # the parent's cached connection was dropped in the child
     assert value == parent == 3200.0
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_bounds_inside_a_day_take_the_row_by_row_path(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Intervals that do not start at midnight skip the per-day pre-aggregation.
+
+    Expected values are counted directly from the fixture frames with pandas,
+    using the definitions (row in P iff start <= ts < end; open at E iff
+    created < E and (open or closed >= E)).
+    """
+    from kpireport.kpis.compute import evaluate
+    from kpireport.kpis.registry import get_kpi
+    from kpireport.periods import parse_period
+
+    data = read_fixture()
+    if engine == "postgres":
+        data = on_postgres(request.getfixturevalue("postgres_url"), data)
+    bounds = [("2026-03-01 12:00", "2026-03-10 12:00"), ("2026-03-10 12:00", "2026-03-31 18:30")]
+    starts = np.array([pd.Timestamp(a).value for a, _ in bounds], dtype=np.int64)
+    ends = np.array([pd.Timestamp(b).value for _, b in bounds], dtype=np.int64)
+    periods = [parse_period("2026-03")] * 2
+    leads, deals = data.tables["leads"], data.tables["deals"]
+
+    def run(kpi: str) -> np.ndarray:
+        values, _ = evaluate(data, get_kpi(kpi), "organisation", periods, starts, ends)
+        return values[:, 0]
+
+    won = deals["status"] == "won"
+    exp_leads, exp_won, exp_pipe = [], [], []
+    for a, b in zip(starts, ends, strict=True):
+        s, e = pd.Timestamp(a), pd.Timestamp(b)
+        exp_leads.append(((leads["created_at"] >= s) & (leads["created_at"] < e)).sum())
+        inside = won & (deals["closed_at"] >= s) & (deals["closed_at"] < e)
+        exp_won.append(deals.loc[inside, "value"].sum())
+        open_at = (deals["created_at"] < e) & (
+            (deals["status"] == "open") | (deals["closed_at"] >= e)
+        )
+        exp_pipe.append(deals.loc[open_at, "value"].sum())
+    assert sum(exp_leads) > 0 and sum(exp_won) > 0 and sum(exp_pipe) > 0
+    np.testing.assert_allclose(run("new_leads"), exp_leads)
+    np.testing.assert_allclose(run("won_value"), exp_won)
+    np.testing.assert_allclose(run("pipeline_value"), exp_pipe)
