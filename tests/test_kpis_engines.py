@@ -241,3 +241,20 @@ def test_bounds_inside_a_day_take_the_row_by_row_path(
     np.testing.assert_allclose(run("new_leads"), exp_leads)
     np.testing.assert_allclose(run("won_value"), exp_won)
     np.testing.assert_allclose(run("pipeline_value"), exp_pipe)
+
+
+def test_frames_with_object_columns_of_mixed_types_are_registered() -> None:
+    """A CrmData built by hand with numeric ids in object columns still computes."""
+    crm = read_fixture()
+    sellers = crm.tables["sellers"].astype({"seller_id": object})
+    deals = crm.tables["deals"].astype({"seller_id": object})
+    sellers.loc[sellers.index[0], "seller_id"] = 1  # an int among strings
+    deals.loc[deals["seller_id"] == "001", "seller_id"] = 1
+    mixed = CrmData({**crm.tables, "sellers": sellers, "deals": deals})
+    a = compute_kpis(crm, "2026-03", by="seller", kpis=["won_value"])
+    b = compute_kpis(mixed, "2026-03", by="seller", kpis=["won_value"])
+    assert b["value"].sum() == a["value"].sum() > 0
+    assert (
+        b.loc[b["scope_id"] == "1", "value"].tolist()
+        == a.loc[a["scope_id"] == "001", "value"].tolist()
+    )

@@ -110,7 +110,7 @@ class DuckDBEngine:
 
         con = duckdb.connect(":memory:")
         for name, df in tables.items():
-            con.register(name, pa.Table.from_pandas(df, preserve_index=False))
+            con.register(name, to_arrow(df))
         return cls(con)
 
     def fetch(self, sql: str) -> list[tuple]:
@@ -124,6 +124,18 @@ class DuckDBEngine:
             rel = self.con.sql(sql)
             to_table = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
             return as_arrays(to_table())
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A frame as an Arrow table; ``object`` columns (mixed ids) become text first.
+
+    Canonical frames (``str``, ``datetime64``, ``float64`` columns) convert
+    without copying the data; the caller's frame is never modified.
+    """
+    mixed = [c for c in df.columns if df[c].dtype == object]
+    if mixed:
+        df = df.assign(**{str(c): df[c].astype("str") for c in mixed})
+    return pa.Table.from_pandas(df, preserve_index=False)
 
 
 #: SQLAlchemy dialect name -> SQLGlot dialect name
