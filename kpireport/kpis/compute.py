@@ -39,9 +39,9 @@ Design decisions
   so the rows are the same for every period and the additive KPIs of the
   sources sum exactly to the un-broken-down value. ``lead_conversion`` of a
   source is that source's converted leads / its leads (NaN without leads).
-  The breakdown is computed in the same vectorised pass (one ``bincount``
-  on the combined code ``scope column * sources + source``), see
-  :mod:`kpireport.kpis.engine`.
+  The breakdown is computed in the same query (grouped by scope key and
+  stripped source; result column ``scope column * sources + source``), see
+  :mod:`kpireport.kpis.relational`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@ intervals) and returns a ``(intervals, scope ids + 1)`` float array — the last
 column collects unattributed rows — or a pair ``(values, notes)`` where notes
 is an object array of the same shape (``None`` = no note).
 
+Each formula is written once as SQL (DuckDB dialect) and run through
+:mod:`kpireport.kpis.relational` on the dataset's engine: embedded DuckDB by
+default, or the database of ``CrmData.engine``. Only aggregates per interval
+and scope key come back; what remains in Python is arithmetic on those small
+arrays (ratios, growth, CLV's 12-month windows) and the sellers' pro-rata
+monthly cost over the small ``sellers`` table.
+
 Rules shared by all formulas
 ----------------------------
 * A row belongs to period P iff ``P.start <= timestamp < P.end``.
