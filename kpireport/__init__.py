@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from kpireport._version import __version__
 
 _EXPORTS = {
     "load": "kpireport.data.load",
@@ -22,6 +22,8 @@ _EXPORTS = {
     "cumulative_curve": "kpireport.kpis",
     "list_kpis": "kpireport.kpis",
     "evaluate_goals": "kpireport.goals",
+    "suggest_targets": "kpireport.goals",
+    "goal_history": "kpireport.goals",
     "forecast": "kpireport.forecast",
     "backtest": "kpireport.forecast",
     "parse_period": "kpireport.periods",

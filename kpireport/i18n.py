@@ -146,6 +146,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "axis.year": _m("Year", "Jaar"),
     "axis.count": _m("Number", "Aantal"),
     "axis.stage": _m("Stage", "Fase"),
+    "stage.unknown": _m("Stage unknown", "Fase onbekend"),
     "axis.funnel_count": _m("Number of leads and deals", "Aantal leads en deals"),
     "axis.cumulative": _m("{kpi}, cumulative", "{kpi}, cumulatief"),
     "axis.attainment": _m("Attainment (% of target)", "Realisatie (% van doel)"),
@@ -212,10 +213,92 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lint.unrealistic": _m("Target looks unrealistic", "Doel lijkt onhaalbaar"),
     "lint.unambitious": _m("Target looks unambitious", "Doel lijkt weinig ambitieus"),
     "lint.not_agreed": _m("Not yet agreed", "Nog niet afgesproken"),
+    "lint.not_accepted": _m("Not yet agreed", "Nog niet afgesproken"),
+    "lint.inactive_owner": _m(
+        "the seller is not active in the goal's period",
+        "de verkoper is in de periode van het doel niet actief",
+    ),
+    "lint.undercommitted": _m(
+        "the goals below it add up to {gap} less", "de doelen eronder tellen op tot {gap} minder"
+    ),
+    "lint.overcommitted": _m(
+        "the goals below it add up to {gap} more", "de doelen eronder tellen op tot {gap} meer"
+    ),
+    "goal.growth_vs": _m("{growth} vs {period}", "{growth} t.o.v. {period}"),
+    "heading.remarks": _m("Remarks", "Opmerkingen"),
+    "category.activity": _m("Activity", "Activiteit"),
+    "category.result": _m("Results", "Resultaten"),
+    "category.efficiency": _m("Efficiency", "Efficiëntie"),
+    "kpi.prospect_hit_rate": _m("Prospect hit rate", "Hitrate prospects"),
+    "kpi.products_per_customer": _m("Products per customer", "Producten per klant"),
+    "kpi.customer_tenure_months": _m("Customer tenure (months)", "Klantduur (maanden)"),
+    "heading.goal_quality": _m("Goal quality", "Kwaliteit van de doelen"),
+    "heading.track_record": _m("Track record", "Resultaten over tijd"),
+    "col.remark": _m("Remark", "Opmerking"),
+    "col.chance": _m("Chance", "Kans"),
+    "col.streak": _m("Streak", "Reeks"),
+    "quality.intro": _m(
+        "Goals that run now or start soon, checked before they are agreed (SMART): "
+        "{n} of {total} need a look.",
+        "Doelen die nu lopen of binnenkort beginnen, gecontroleerd voordat ze worden "
+        "afgesproken (SMART): {n} van {total} verdienen aandacht.",
+    ),
+    "quality.all_good": _m(
+        "All {total} goals that run now or start soon are agreed, realistic and add up.",
+        "Alle {total} doelen die nu lopen of binnenkort beginnen zijn afgesproken, haalbaar en "
+        "tellen op.",
+    ),
+    "quality.unrealistic": _m("unrealistic", "onhaalbaar"),
+    "quality.unambitious": _m("unambitious", "weinig ambitieus"),
+    "quality.asks": _m("asks {growth} vs last year", "vraagt {growth} t.o.v. vorig jaar"),
+    "quality.history": _m("last {n} years {lo} to {hi}", "laatste {n} jaar {lo} tot {hi}"),
+    "quality.history_one": _m("the year before {lo}", "het jaar ervoor {lo}"),
+    "quality.raised": _m("past goals {growth} a year", "eerdere doelen {growth} per jaar"),
+    "quality.not_agreed": _m("not yet agreed", "nog niet afgesproken"),
+    "col.record": _m("Last goals, oldest first", "Laatste doelen, oudste eerst"),
+    "col.reached": _m("Reached", "Gehaald"),
+    "grain.month": _m("monthly", "maandelijkse"),
+    "grain.quarter": _m("quarterly", "kwartaal"),
+    "grain.week": _m("weekly", "wekelijkse"),
+    "grain.year": _m("yearly", "jaarlijkse"),
+    "grain.day": _m("daily", "dagelijkse"),
+    "grain.span": _m("span", "periode"),
+    "track.sentence": _m(
+        "{reached} of the last {n} {grain} {kpi} goals reached; {streak}.",
+        "{reached} van de laatste {n} {grain} doelen voor {kpi} gehaald; {streak}.",
+    ),
+    "track.hit_streak": _m("{k} in a row", "{k} op rij"),
+    "track.miss_streak": _m("{k} missed in a row", "{k} op rij gemist"),
+    "track.hit_one": _m("the last one reached", "het laatste gehaald"),
+    "track.miss_one": _m("the last one missed", "het laatste gemist"),
+    "grain_label.month": _m("monthly", "per maand"),
+    "grain_label.quarter": _m("quarterly", "per kwartaal"),
+    "grain_label.week": _m("weekly", "per week"),
+    "grain_label.year": _m("yearly", "per jaar"),
+    "grain_label.day": _m("daily", "per dag"),
+    "grain_label.span": _m("date span", "datumperiode"),
+    "track.reached_of": _m("{reached} of {n}", "{reached} van {n}"),
+    "track.none": _m("No finished goals yet.", "Nog geen afgeronde doelen."),
+    "track.goal": _m("{kpi}, {grain}", "{kpi}, {grain}"),
+    "quality.undercommitted_team": _m(
+        "the team goals add up to {gap} less", "de teamdoelen tellen op tot {gap} minder"
+    ),
+    "quality.overcommitted_team": _m(
+        "the team goals add up to {gap} more", "de teamdoelen tellen op tot {gap} meer"
+    ),
+    "quality.undercommitted_seller": _m(
+        "its sellers' goals add up to {gap} less",
+        "de doelen van de verkopers tellen op tot {gap} minder",
+    ),
+    "quality.overcommitted_seller": _m(
+        "its sellers' goals add up to {gap} more",
+        "de doelen van de verkopers tellen op tot {gap} meer",
+    ),
     # --- periods
     "period.quarter": _m("Q{quarter} {year}", "Q{quarter} {year}"),
     "period.week": _m("week {week}, {year}", "week {week}, {year}"),
     "period.ytd": _m("Year to date, to {date}", "Lopend jaar tot en met {date}"),
+    "period.span": _m("{start} – {end}", "{start} – {end}"),
     # --- generated sentences
     "sentence.goal_reached": _m(
         "{scope} reached {pct} of its {kpi} goal.",
@@ -299,6 +382,10 @@ VIEW_MESSAGES: dict[str, dict[str, str]] = {
     "pipeline_asof": {
         "en": "Deals open on {date}, by stage; the pipeline value card above shows the end of {period}.",
         "nl": "Open deals op {date}, per fase; de kaart Pijplijnwaarde hierboven toont het einde van {period}.",
+    },
+    "pipeline_unknown": {
+        "en": "Deals open on {date} that have closed since are shown as “Stage unknown”: the CRM export keeps only their current stage and probability, so their stage and weighted value on that day are not known.",
+        "nl": "Deals die op {date} open waren en sindsdien gesloten zijn, staan onder “Fase onbekend”: de CRM-export bewaart alleen hun huidige fase en kans, dus hun fase en gewogen waarde op die dag zijn niet bekend.",
     },
     "final_sentence_hit": {
         "en": "{scope} reached {pct} of its {kpi} goal for {period}: goal achieved.",
@@ -651,7 +738,8 @@ def fmt_period(label: object, language: str = DEFAULT_LANGUAGE, as_of: object = 
 
     ``2026`` -> ``2026``; ``2026-Q4`` -> ``Q4 2026``; ``2026-10`` -> ``October 2026``
     / ``oktober 2026``; ``2026-W43`` -> ``week 43, 2026``; ``2026-10-15`` ->
-    ``15 October 2026``; ``2026-YTD-10-15`` -> ``Year to date, to 15 October 2026``.
+    ``15 October 2026``; ``2026-YTD-10-15`` -> ``Year to date, to 15 October 2026``;
+    ``2026-12-01..2027-02-28`` -> ``1 December 2026 – 28 February 2027``.
     Accepts a :class:`~kpireport.periods.Period` too; relative names need ``as_of``.
     """
     from kpireport.constants import Grain
@@ -661,6 +749,8 @@ def fmt_period(label: object, language: str = DEFAULT_LANGUAGE, as_of: object = 
     if is_missing(label):
         return MISSING
     p = parse_period(label, as_of)  # type: ignore[arg-type]
+    if p.is_date_span:
+        return t("period.span", lang, start=fmt_date(p.start, lang), end=fmt_date(p.last_day, lang))
     if p.is_span:
         return t("period.ytd", lang, date=fmt_date(p.last_day, lang))
     if p.grain == Grain.YEAR:

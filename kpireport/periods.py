@@ -11,7 +11,13 @@ label      grain
 ``2026-10``    month
 ``2026-W43``   ISO week (Monday start)
 ``2026-10-15`` day
+``2026-12-01..2027-02-28`` a date span (both days included; see docs/GOALS.md)
 ========== ==================
+
+A date span has grain ``day`` and ``is_span=True``; it shifts by its own
+length (:meth:`Period.shift`, so its *previous period* is the equally long
+span just before it) and maps to the same days one year earlier
+(:meth:`Period.last_year`). A span that ends before it starts is an error.
 
 Relative names (``current-month``, ``previous-month``, ``current-quarter``,
 ``previous-quarter``, ``current-year``, ``previous-year``, ``current-week``,
@@ -36,6 +42,7 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$", re.IGNORECASE)
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _YTD = re.compile(r"^(\d{4})-YTD-(\d{2})-(\d{2})$", re.IGNORECASE)
+_SPAN = re.compile(r"^(\d{4})-(\d{2})-(\d{2})\s*\.\.\s*(\d{4})-(\d{2})-(\d{2})$")
 
 RELATIVE_NAMES = (
     "today",
@@ -81,6 +88,11 @@ class Period:
         return int((self.end - self.start) / pd.Timedelta(days=1))
 
     @property
+    def is_date_span(self) -> bool:
+        """True for a ``YYYY-MM-DD..YYYY-MM-DD`` span (not a year-to-date or to-date cut)."""
+        return self.is_span and ".." in self.label
+
+    @property
     def last_day(self) -> pd.Timestamp:
         return self.end - pd.Timedelta(days=1)
 
@@ -101,6 +113,10 @@ class Period:
     # ------------------------------------------------------------ navigation
     def shift(self, n: int) -> Period:
         """The period ``n`` grains later (negative: earlier)."""
+        if self.is_date_span:
+            return span(
+                self.start + n * (self.end - self.start), self.end + n * (self.end - self.start)
+            )
         if self.is_span:
             raise PeriodError(f"Cannot shift the span '{self.label}' by grains.")
         if self.grain == Grain.DAY:
@@ -128,6 +144,8 @@ class Period:
         if self.is_span:
             start = self.start - pd.DateOffset(years=1)
             end = self.end - pd.DateOffset(years=1)
+            if self.is_date_span:
+                return span(start, end)
             return Period(start, end, self.grain, f"{self.label} (previous year)", True)
         if self.grain == Grain.WEEK:
             y, w, _ = self.start.isocalendar()
@@ -221,6 +239,13 @@ def from_start(start: pd.Timestamp, grain: Grain | str) -> Period:
     return Period(start, pd.Timestamp(end), grain, label_for(start, grain))
 
 
+def span(start: pd.Timestamp, end: pd.Timestamp) -> Period:
+    """The date span ``[start, end)`` labelled ``first..last`` (both days included)."""
+    start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    last = end - pd.Timedelta(days=1)
+    return Period(start, end, Grain.DAY, f"{start:%Y-%m-%d}..{last:%Y-%m-%d}", True)
+
+
 def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None = None) -> Period:
     """Parse a period label or resolve a relative name against ``as_of``.
 
@@ -228,7 +253,7 @@ def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None
     ----------
     label
         ``2026``, ``2026-Q4``, ``2026-10``, ``2026-W43``, ``2026-10-15``,
-        ``2026-YTD-10-15`` or one of :data:`RELATIVE_NAMES`.
+        ``2026-YTD-10-15``, a date span ``2026-12-01..2027-02-28`` or one of :data:`RELATIVE_NAMES`.
     as_of
         The reference day for relative names (required for them).
 
@@ -267,6 +292,15 @@ def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None
             return from_start(pd.Timestamp(dt.date.fromisocalendar(year, week, 1)), Grain.WEEK)
         if m := _DAY.match(text):
             return from_start(pd.Timestamp(dt.date(int(m[1]), int(m[2]), int(m[3]))), Grain.DAY)
+        if m := _SPAN.match(text):
+            first = pd.Timestamp(dt.date(int(m[1]), int(m[2]), int(m[3])))
+            last = pd.Timestamp(dt.date(int(m[4]), int(m[5]), int(m[6])))
+            if last < first:
+                raise PeriodError(
+                    f"The span '{text}' ends before it starts.",
+                    hint="Write the first day, two dots, then the last day: 2026-12-01..2027-02-28.",
+                )
+            return span(first, last + pd.Timedelta(days=1))
         if m := _YTD.match(text):
             end_day = pd.Timestamp(dt.date(int(m[1]), int(m[2]), int(m[3])))
             return containing(end_day, Grain.DAY).ytd()
@@ -275,7 +309,7 @@ def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None
     raise PeriodError(
         f"'{text}' is not a valid period.",
         hint=(
-            "Use 2026, 2026-Q4, 2026-10, 2026-W43, 2026-10-15 or one of: "
+            "Use 2026, 2026-Q4, 2026-10, 2026-W43, 2026-10-15, 2026-12-01..2027-02-28 or one of: "
             + ", ".join(RELATIVE_NAMES)
             + "."
         ),

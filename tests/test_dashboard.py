@@ -104,7 +104,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(demo: Path, tmp_path_factory: pytest.TempPathFactory):
-    s = Server(["--source", str(demo)], tmp_path_factory.mktemp("run"))
+    # asks for every interface: without --auth the server must still bind 127.0.0.1 only
+    s = Server(["--source", str(demo), "--address", "0.0.0.0"], tmp_path_factory.mktemp("run"))
     yield s
     s.stop()
 
@@ -173,7 +174,25 @@ def test_overview_shows_teams_cards_badges_and_curve(server, page, data, tmp_pat
     assert img.evaluate("i => i.naturalWidth") > 300
     assert "Data as of 2026-11-30" in page.locator(".dash-fresh").inner_text()
     assert "127.0.0.1 only" in page.locator(".dash-user").inner_text()
+    assert "figures as of 2026-11-20" in page.locator(".dash-fresh").inner_text()
+    # the report's colours (declared on :root) reach Panel's shadow DOM: red "Off track"
+    off = page.locator(".goals-board .status-off_track").first
+    assert off.evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"
     page.screenshot(path=tmp_path / "overview.png", full_page=True)
+
+
+def test_without_auth_only_loopback_is_bound(server):
+    import psutil
+
+    assert server.url.startswith("http://127.0.0.1:")
+    assert any("listening on 127.0.0.1 only" in line for line in server.log)
+    port = int(server.url.rsplit(":", 1)[1])
+    addrs = {
+        c.laddr.ip
+        for c in psutil.Process(server.proc.pid).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+    assert addrs == {"127.0.0.1"}
 
 
 def test_selection_changes_numbers_and_url(server, page, data, tmp_path):
@@ -193,6 +212,11 @@ def test_selection_changes_numbers_and_url(server, page, data, tmp_path):
     page.wait_for_function("() => window.location.search.includes('period=2026-10')")
     curves = page.locator(".dash-curves figure.chart img")
     assert curves.count() == 3  # month, week and quarter
+    alts = [curves.nth(i).get_attribute("alt") for i in range(3)]
+    # week 44 (26 Oct - 1 Nov) has no order-intake goal: pace from both monthly goals
+    assert (
+        alts[1] == "Order intake · week 44, 2026 · pace: October 2026 + November 2026 goal pro rata"
+    )
     page.screenshot(path=tmp_path / "team.png", full_page=True)
 
 
@@ -208,6 +232,7 @@ def test_url_opens_seller_and_goal_pages(server, page, data, tmp_path):
     page.goto(server.url + "/?view=goal&team=SMB&kpi=won_value&period=2026-11")
     wait_heading(page, "Goal · SMB · Order intake · November 2026")
     assert page.locator("img[alt='Attainment over time']").evaluate("i => i.naturalWidth") > 300
+    assert "SMART check" in page.locator("[data-permitted]").first.inner_text()
     assert page.locator(".dash-facts .status").count() == 1
     page.screenshot(path=tmp_path / "goal.png", full_page=True)
 
@@ -241,7 +266,12 @@ def auth_server(demo: Path, data, tmp_path_factory: pytest.TempPathFactory):
         )  # fmt: skip
     text = users.read_text()
     assert "s3cret-sam" not in text and "b0ss-pw" not in text and text.count("scrypt$") == 2
-    s = Server(["--source", str(demo), "--auth", str(users), "--address", "127.0.0.1"], run)
+    # under a path prefix, as behind a reverse proxy: login, redirects and logout stay inside it
+    s = Server(
+        ["--source", str(demo), "--auth", str(users), "--address", "127.0.0.1", "--prefix", "/kpi"],
+        run,
+    )
+    assert s.url.endswith("/kpi")
     yield s
     s.stop()
 
@@ -282,7 +312,7 @@ def test_wrong_password_is_refused(auth_server, page):
     # no login: the dashboard itself redirects to the login page
     req = urllib.request.Request(auth_server.url + "/")
     with urllib.request.urlopen(req, timeout=30) as r:
-        assert urllib.parse.urlparse(r.url).path == "/login"
+        assert urllib.parse.urlparse(r.url).path == "/kpi/login"
     login(page, auth_server.url, "sam", "wrong")
     assert page.get_by_text("Wrong user name or password.").count() == 1
     assert "/login" in page.url
@@ -328,6 +358,12 @@ def test_organisation_user_sees_everything(auth_server, page, data):
     login(page, auth_server.url, "boss", "b0ss-pw")
     wait_heading(page, "Nordlys Systems Oy · November 2026")
     assert card_value(page, "Order intake") == money(org_value(data, "won_value", "2026-11"))
+    assert urllib.parse.urlparse(page.url).path == "/kpi/"
+    page.get_by_text("log out").click()
+    page.locator("#username").wait_for()
+    assert urllib.parse.urlparse(page.url).path == "/kpi/login"
+    page.goto(auth_server.url + "/")  # logged out: back to the login form
+    page.locator("#username").wait_for()
 
 
 # ------------------------------------------------------------------ freshness
@@ -342,6 +378,9 @@ def test_broken_source_keeps_last_good_data(demo: Path, data, browser, tmp_path)
         wait_heading(pg, "Team SMB · November 2026")
         before = card_value(pg, "Order intake")
         assert pg.locator(".dash-banner").count() == 0
+        # phone width: the goals are tiles (status in view), the wide table is hidden
+        assert pg.locator(".dash-goals-tiles").first.is_visible()
+        assert not pg.locator(".dash-goals-table").first.is_visible()
         (src / "deals.parquet").write_bytes(b"this is not parquet")
         pg.reload()
         pg.locator(".dash-banner").wait_for()
@@ -474,6 +513,20 @@ def test_pages_escape_names_and_deny_without_naming(demo: Path):
         assert "S003" not in denied.html() and snap.sellers["S003"] not in denied.html()
 
 
+def test_past_pipeline_says_stage_unknown_for_deals_closed_since(demo: Path):
+    """September's page shows the pipeline of 30 Sep; deals closed since have no stage then."""
+    from kpireport.dashboard.access import Grants
+    from kpireport.dashboard.pages import Selection, build_page
+    from kpireport.dashboard.store import DataStore
+
+    store = DataStore(str(demo))
+    snap = store.current()
+    page = build_page(store, snap, Selection("team", "SMB", "2026-09"), Grants.everything(), AS_OF)
+    html = page.html()
+    assert "Open pipeline on 30 September 2026" in html
+    assert "closed since are shown as “Stage unknown”" in html
+
+
 # ------------------------------------------------------------------ notebook app
 def test_dashboard_notebook_is_served_by_panel(demo: Path, data, browser, tmp_path):
     """``panel serve dashboard.ipynb`` shows the same overview as ``kpireport serve``."""
@@ -520,3 +573,79 @@ def test_dashboard_notebook_is_served_by_panel(demo: Path, data, browser, tmp_pa
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ------------------------------------------------------------------ goal-less curves, history
+def test_month_goal_pace_is_pro_rata_per_day(demo: Path):
+    """Week 44 of 2026 (Mon 26 Oct - Sun 1 Nov) has no order-intake goal for SMB."""
+    import kpireport
+    from kpireport.dashboard.pages import month_goal_pace
+    from kpireport.goals import load_goals
+    from kpireport.periods import parse_period
+
+    goals = load_goals(kpireport.load(str(demo)))
+    g = goals[(goals["scope"] == "team") & (goals["scope_id"] == "SMB")]
+    g = g[g["kpi"] == "won_value"].set_index("period")["target"]
+    assert "2026-W44" not in g.index
+    october, november = float(g["2026-10"]), float(g["2026-11"])
+    pace, target, months = month_goal_pace(
+        goals, "won_value", parse_period("2026-W44"), "team", "SMB"
+    )
+    assert months == ["2026-10", "2026-11"]
+    assert target == pytest.approx(6 * october / 31 + november / 30)
+    assert pace.iloc[0] == pytest.approx(october / 31)  # Monday 26 October
+    assert len(pace) == 7
+    # no goal for a month of the period: no pace at all (never a guess)
+    assert month_goal_pace(goals, "won_value", parse_period("2026-W44"), "team", "nobody") is None
+
+
+def test_attainment_history_matches_compute_kpis(demo: Path, data):
+    import pandas as pd
+
+    import kpireport
+    from kpireport.dashboard.pages import attainment_history, evaluated_goals
+    from kpireport.dashboard.store import DataStore
+    from kpireport.goals import load_goals
+
+    store = DataStore(str(demo))
+    snap = store.current()
+    row = evaluated_goals(store, snap, "team", ["SMB"], ["2026-11"], AS_OF)
+    row = row[row["kpi"] == "won_value"].iloc[0]
+    goals = load_goals(snap.data)
+    h = attainment_history(snap.data, goals, row, "team", "SMB", pd.Timestamp(AS_OF))
+    assert list(h["period"]) == ["2025-12", *(f"2026-{m:02d}" for m in range(1, 12))]
+    assert list(h["running"]) == [False] * 11 + [True]
+    k = kpireport.compute_kpis(data, list(h["period"]), by="team", kpis=["won_value"], as_of=AS_OF)
+    k = k[k["scope_id"] == "SMB"].set_index("period")["value"]
+    for r in h.itertuples():
+        assert r.actual == pytest.approx(k[r.period])
+        assert r.share == pytest.approx(k[r.period] / r.target)
+        assert r.reached == (not r.running and k[r.period] >= r.target)
+    assert h["share"].iloc[-1] == pytest.approx(row["actual"] / row["target"])
+
+
+def test_rewarm_computes_the_new_data_version(demo: Path, tmp_path):
+    """After a source change the overview is computed by the warm-up, not by the first visitor."""
+    import datetime as dt
+
+    from kpireport.dashboard.access import Grants
+    from kpireport.dashboard.app import AppContext
+    from kpireport.dashboard.pages import Selection, build_page
+    from kpireport.dashboard.server import rewarm
+    from kpireport.dashboard.store import DataStore
+
+    src = tmp_path / "crm"
+    shutil.copytree(demo.parent, src)
+    ctx = AppContext(store=DataStore(str(src / "source.yaml")), as_of=dt.date(2026, 11, 20))
+    assert rewarm(ctx, None, teams=False) == (1, 1)
+    assert rewarm(ctx, 1, teams=False) == (1, 0)  # same data: nothing recomputed
+    deals = src / "deals.parquet"
+    st = deals.stat()
+    os.utime(deals, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert rewarm(ctx, 1, teams=False) == (2, 1)
+    snap = ctx.store.current()
+    calls = []
+    key = ("page", Selection(period="2026-11"), str(ctx.as_of))
+    ctx.store.cached(snap, key, lambda: calls.append(1))
+    assert calls == []  # the overview of version 2 was already in the cache
+    assert build_page(ctx.store, snap, Selection(), Grants.everything(), ctx.as_of).permitted

@@ -118,7 +118,8 @@ def test_registry_declares_every_kpi_once_with_its_definition() -> None:
         "sales_cycle_days_median", "avg_deal_value", "cac", "clv", "revenue",
         "revenue_growth_mom", "revenue_growth_yoy", "revenue_growth_ytd", "meetings_booked",
         "quotes_sent", "calls_made", "deals_won", "deals_lost", "won_value", "pipeline_value",
-        "weighted_pipeline", "lead_conversion", "new_customers", "costs",
+        "weighted_pipeline", "lead_conversion", "new_customers", "costs", "prospect_hit_rate",
+        "products_per_customer", "customer_tenure_months",
     }  # fmt: skip
     assert set(REGISTRY) == expected
     for k in REGISTRY.values():
@@ -698,3 +699,55 @@ def test_cli_breakdown_source(crm: CrmData, monkeypatch: pytest.MonkeyPatch) -> 
     assert header[:3] == ["kpi", "scope_id", "source"]
     with pytest.raises(KpiError, match="Cannot break down 'revenue'"):
         _cli([*base, "--kpi", "revenue"])
+
+
+# ------------------------------------------------------------------ issue 14.7
+def test_every_kpi_has_a_category() -> None:
+    from kpireport.kpis.registry import CATEGORIES
+
+    assert {k.category for k in REGISTRY.values()} == set(CATEGORIES)
+    assert get_kpi("meetings_booked").category == "activity"
+    assert get_kpi("won_value").category == "result"
+    assert get_kpi("prospect_hit_rate").category == "efficiency"
+    assert list_kpis().loc["clv", "category"] == "efficiency"
+
+
+def test_prospect_hit_rate(crm: CrmData) -> None:
+    # March: won D1 (001), D2 (001), D5 (003); activities on C1, C2 (001), C5 (002),
+    # C4 (003 and 004); A7 (002, C5) is in February
+    v = compute_kpis(crm, "2026-03", kpis=["prospect_hit_rate"])
+    assert v["value"].tolist() == [3 / 4]
+    t = compute_kpis(crm, "2026-03", by="team", kpis=["prospect_hit_rate"]).set_index("scope_id")
+    # South worked on C4 with two sellers: one prospect
+    assert t.loc["North", "value"] == pytest.approx(2 / 3) and t.loc["South", "value"] == 1.0
+    assert math.isnan(t.loc["West", "value"])  # no prospect: undefined, not 0
+    s = compute_kpis(crm, "2026-03", by="seller", kpis=["prospect_hit_rate"]).set_index("scope_id")
+    assert s["value"].to_dict() == {"001": 1.0, "002": 0.0, "003": 1.0, "004": 0.0}
+
+
+def test_prospect_hit_rate_without_deals_is_undefined_not_an_error(crm: CrmData) -> None:
+    """Activities but an empty deals table (found by the shuffling property test)."""
+    empty = crm.replace(tables={"deals": crm.tables["deals"].iloc[0:0]})
+    v = compute_kpis(empty, "2026-03", kpis=["prospect_hit_rate"])
+    assert v["value"].tolist() == [0.0]  # 4 prospects worked, no deal won
+
+
+def test_clv_drivers(crm: CrmData) -> None:
+    # March 2026 net revenue: C1 1500 − 300 (credit note), C2 800 (no seller), C4 1200 (003)
+    org = compute_kpis(
+        crm, "2026-03", kpis=["products_per_customer", "customer_tenure_months"], as_of="2026-04-15"
+    ).set_index("kpi")["value"]
+    assert org["products_per_customer"] == 1.0  # the credit note is no product bought
+    # first invoices: C1 2025-03-10, C2 2025-03-20, C4 2025-01-20; to 1 April 2026:
+    # 387, 377 and 436 days
+    assert org["customer_tenure_months"] == pytest.approx((387 + 377 + 436) / 3 / (365.25 / 12))
+    team = compute_kpis(crm, "2026-03", by="team", kpis=["customer_tenure_months"])
+    assert team.set_index("scope_id").loc["South", "value"] == pytest.approx(436 / (365.25 / 12))
+    extra = pd.DataFrame(
+        {"invoice_id": ["I11"], "company_id": ["C1"], "date": [pd.Timestamp("2026-03-25")],
+         "amount": [200.0], "product": ["service"], "seller_id": ["001"], "deal_id": [pd.NA],
+         "currency": ["EUR"]}
+    ).astype(crm.tables["revenue"].dtypes.to_dict())  # fmt: skip
+    more = CrmData({**crm.tables, "revenue": pd.concat([crm.tables["revenue"], extra])})
+    v = compute_kpis(more, "2026-03", kpis=["products_per_customer"], as_of="2026-04-15")
+    assert v["value"].tolist() == [pytest.approx(4 / 3)]  # C1: licence and service

@@ -643,3 +643,350 @@ def test_scale_one_demo_loads_from_parquet_fast(tmp_path: Path) -> None:
     assert report.ok, str(report)
     assert len(data.deals) > 10_000 and len(data.activities) > 50_000
     assert cpu < 4.0, f"load + validate took {cpu:.1f} s of CPU at scale 1"
+
+
+# ------------------------------------------------- right or absent (issue 9)
+SELLERS_CSV = "seller_id,name,team\nS1,Anna,North\nS2,Bo,South\n"
+
+
+def _deals_folder(
+    tmp_path: Path, rows: list[str], *, yaml: str | None = None, extra: str = ""
+) -> Path:
+    """A folder with sellers.csv and a semicolon deals.csv; a source YAML when ``yaml`` is given."""
+    head = "deal_id;seller_id;created_at;status;value;probability;closed_at" + extra
+    folder = tmp_path / "crm"
+    folder.mkdir(exist_ok=True)
+    (folder / "sellers.csv").write_text(SELLERS_CSV, encoding="utf-8")
+    (folder / "deals.csv").write_text("\n".join([head, *rows]) + "\n", encoding="utf-8")
+    if yaml is None:
+        return folder
+    (folder / "source.yaml").write_text("path: .\n" + textwrap.dedent(yaml), encoding="utf-8")
+    return folder / "source.yaml"
+
+
+def _problem(source: Path, column: str) -> str:
+    with pytest.raises(DataContractError) as info:
+        load(source)
+    hits = [p for p in info.value.problems if p.column == column]
+    assert hits, str(info.value)
+    return hits[0].sentence()
+
+
+def test_decimal_comma_reads_dot_thousands_exactly(tmp_path: Path) -> None:
+    src = _deals_folder(
+        tmp_path,
+        [
+            "D1;S1;2026-01-05;won;85.000;1;2026-01-10",
+            "D2;S2;2026-01-05;open;1.234.567,89;0,5;",
+            "D3;S1;2026-01-06;open;940 300,5;;",
+            "D4;S2;2026-01-07;open;12;;",
+        ],
+        yaml='decimal: ","\n',
+    )
+    deals = load(src).deals
+    assert deals["value"].tolist() == [85000.0, 1234567.89, 940300.5, 12.0]
+    assert deals["probability"].tolist()[:2] == [1.0, 0.5]
+
+
+def test_decimal_comma_refuses_a_dot_that_does_not_group_three_digits(tmp_path: Path) -> None:
+    src = _deals_folder(
+        tmp_path,
+        [
+            "D1;S1;2026-01-05;won;85.5;1;2026-01-10",
+            "D2;S2;2026-01-05;open;0.500;;",
+            "D3;S2;2026-01-05;open;1.000;;",
+        ],
+        yaml='decimal: ","\n',
+    )
+    msg = _problem(src, "value")
+    assert msg.startswith("table 'deals', column 'value': cannot read '85.5', '0.500'")
+    assert 'with decimal ","' in msg and 'decimal: "." in the source YAML would read them' in msg
+    assert "(2 rows: 1, 2; ids D1, D2)" in msg
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["940.300", "1200"],  # a dot-grouped value among integers
+        ["85.000", "1.250.000"],  # every value dot-grouped (money column)
+        ["85.000", "12,50"],  # among comma decimals
+    ],
+)
+def test_dot_grouped_thousands_are_refused_when_nothing_is_declared(
+    tmp_path: Path, values: list[str]
+) -> None:
+    rows = [f"D{i};S1;2026-01-05;open;{v};;" for i, v in enumerate(values, 1)]
+    msg = _problem(_deals_folder(tmp_path, rows), "value")
+    assert msg.startswith(f"table 'deals', column 'value': '{values[0]}'")
+    assert "look like thousands grouped with '.'" in msg
+    assert 'set decimal: "," in the source YAML' in msg
+    assert "row" in msg and "ids D1" in msg
+
+
+def test_dot_grouped_thousands_read_once_declared(tmp_path: Path) -> None:
+    rows = ["D1;S1;2026-01-05;open;940.300;;", "D2;S1;2026-01-05;open;1200;;"]
+    src = _deals_folder(tmp_path, rows, yaml='decimal: ","\n')
+    assert load(src).deals["value"].sum() == 941500.0
+    (tmp_path / "crm" / "source.yaml").write_text('path: .\ndecimal: "."\n', encoding="utf-8")
+    assert load(src).deals["value"].sum() == 1200 + 940.3  # declared: they really are decimals
+
+
+def test_a_column_that_proves_its_decimal_point_keeps_three_decimals(tmp_path: Path) -> None:
+    rows = ["D1;S1;2026-01-05;open;100;0.125;", "D2;S1;2026-01-05;open;85.25;0.5;"]
+    deals = load(_deals_folder(tmp_path, rows)).deals
+    assert deals["value"].tolist() == [100.0, 85.25]
+    assert deals["probability"].tolist() == [0.125, 0.5]
+
+
+def test_currency_cells_read_only_when_separators_are_declared(tmp_path: Path) -> None:
+    rows = [
+        "D1;S1;2026-01-05;won;€ 85.000,00;;2026-01-10",
+        "D2;S2;2026-01-05;open;85 000 kr;;",
+        "D3;S2;2026-01-05;open;EUR 1.250,5;;",
+    ]
+    msg = _problem(_deals_folder(tmp_path, rows), "value")
+    assert "cannot read '€ 85.000,00', '85 000 kr', 'EUR 1.250,5' as a number" in msg
+    assert "a currency sign or code is read only when the source declares its separators" in msg
+    assert 'decimal: "," in the source YAML would read them' in msg
+    src = _deals_folder(tmp_path, rows, yaml='decimal: ","\nthousands: "."\n')
+    assert load(src).deals["value"].tolist() == [85000.0, 85000.0, 1250.5]
+    usd = tmp_path / "usd"
+    usd.mkdir()
+    (usd / "sellers.csv").write_text(SELLERS_CSV, encoding="utf-8")
+    (usd / "deals.csv").write_text(
+        'deal_id,seller_id,created_at,status,value\nD1,S1,2026-01-05,open,"$1,250.00"\n',
+        encoding="utf-8",
+    )
+    msg = _problem(usd, "value")
+    assert 'decimal: "." and thousands: "," in the source YAML would read them' in msg
+    (usd / "source.yaml").write_text('path: .\nthousands: ","\n', encoding="utf-8")
+    assert load(usd / "source.yaml").deals["value"].tolist() == [1250.0]
+
+
+def test_every_number_error_names_a_setting_or_says_none_reads_it(tmp_path: Path) -> None:
+    rows = ["D1;S1;2026-01-05;open;1'250.50;;", "D2;S1;2026-01-05;open;12 kg;;"]
+    msg = _problem(_deals_folder(tmp_path, rows[:1]), "value")
+    assert 'decimal: "." and thousands: "\'" in the source YAML would read them' in msg
+    msg = _problem(_deals_folder(tmp_path, rows[1:]), "value")
+    assert "no decimal:/thousands: setting reads them" in msg
+
+
+@pytest.mark.parametrize(
+    ("yaml", "needle"),
+    [
+        ('decimal: ";"\n', "decimal in"),
+        ('thousands: "_"\n', "thousands in"),
+        ('decimal: ","\nthousands: ","\n', "are both ','"),
+    ],
+)
+def test_separator_settings_are_checked(tmp_path: Path, yaml: str, needle: str) -> None:
+    src = _deals_folder(tmp_path, ["D1;S1;2026-01-05;open;1;;"], yaml=yaml)
+    with pytest.raises(SourceError, match=needle):
+        load(src)
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        (
+            "deal_id,seller_id,created_at,status,value,value",
+            "'value' (column 5) and 'value' (column 6)",
+        ),
+        (
+            "deal_id,seller_id,created_at,status,VALUE,Value",
+            "'VALUE' (column 5) and 'Value' (column 6)",
+        ),
+        (
+            "Deal ID,seller_id,created_at,status,value,deal_id",
+            "'Deal ID' (column 1) and 'deal_id' (column 6)",
+        ),
+    ],
+)
+def test_two_columns_reading_as_one_are_refused(tmp_path: Path, header: str, names: str) -> None:
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "sellers.csv").write_text(SELLERS_CSV, encoding="utf-8")
+    (folder / "deals.csv").write_text(f"{header}\nD1,S1,2026-01-05,open,100,D1\n", encoding="utf-8")
+    column = "deal_id" if "deal_id" in names else "value"
+    msg = _problem(folder, column)
+    assert msg.startswith(
+        f"table 'deals', column '{column}': the source columns {names} all read as"
+    )
+    assert "never picks one" in msg
+
+
+def test_repeated_header_in_a_workbook_is_refused(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "sellers"
+    ws.append(["seller_id", "name", "team"])
+    ws.append(["S1", "Anna", "North"])
+    ws = wb.create_sheet("deals")
+    ws.append(["deal_id", "seller_id", "created_at", "status", "value", "value"])
+    ws.append(["D1", "S1", "2026-01-05", "open", 100, 200])
+    wb.save(tmp_path / "crm.xlsx")
+    msg = _problem(tmp_path / "crm.xlsx", "value")
+    assert "'value' (column 5) and 'value' (column 6) all read as 'value'" in msg
+
+
+def test_source_yaml_key_twice_and_mapped_column_shadowing(tmp_path: Path) -> None:
+    rows = ["D1;S1;2026-01-05;open;100;;"]
+    yaml = "tables:\n  deals:\n    columns:\n      value: Amount\n      value: Net\n"
+    src = _deals_folder(tmp_path, rows, yaml=yaml)
+    with pytest.raises(SourceError, match="the key 'value' appears twice in one mapping"):
+        load(src)
+    src = _deals_folder(
+        tmp_path,
+        ["D1;S1;2026-01-05;open;100;;;250"],
+        yaml="tables:\n  deals:\n    columns: {value: Amount}\n",
+        extra=";Amount",
+    )
+    data = load(src)
+    assert data.deals["value"].tolist() == [250.0]
+    assert any("the source's own column 'value' is ignored" in w.sentence() for w in data.warnings)
+
+
+def test_non_ascii_digits_are_refused_never_emptied(tmp_path: Path) -> None:
+    rows = [
+        "D1;S1;2026-01-05;won;１２３;0.5;２０２６-01-10",
+        "D2;S2;2026-01-05;open;100;٠.٥;",
+        "D3;S2;2026-01-05;open;١٢٣;0.5;",
+    ]
+    with pytest.raises(DataContractError) as info:
+        load(_deals_folder(tmp_path, rows))
+    text = {p.column: p.sentence() for p in info.value.problems}
+    assert set(text) == {"value", "probability", "closed_at"}, str(info.value)
+    assert text["value"].startswith(
+        "table 'deals', column 'value': numbers '１２３', '١٢٣' have digits outside 0-9"
+    )
+    assert "(2 rows: 1, 3; ids D1, D3)" in text["value"]
+    assert "'٠.٥'" in text["probability"] and "(1 row: 2; ids D2)" in text["probability"]
+    assert "dates '２０２６-01-10' have digits outside 0-9" in text["closed_at"]
+
+
+def test_non_ascii_digits_in_workbook_text_cells(tmp_path: Path) -> None:
+    frames = {
+        "sellers": pd.DataFrame({"seller_id": ["S1"], "name": ["A"], "team": ["N"]}),
+        "deals": pd.DataFrame(
+            {
+                "deal_id": ["D1", "D2"],
+                "seller_id": ["S1", "S1"],
+                "created_at": ["2026-01-05", "2026-01-05"],
+                "status": ["open", "open"],
+                "value": [100, "５００"],
+                "probability": [0.5, 0.25],
+            }
+        ),
+    }
+    with pd.ExcelWriter(tmp_path / "crm.xlsx") as xw:
+        for name, df in frames.items():
+            df.to_excel(xw, sheet_name=name, index=False)
+    msg = _problem(tmp_path / "crm.xlsx", "value")
+    assert "'５００' have digits outside 0-9" in msg and "(1 row: 2; ids D2)" in msg
+
+
+def test_header_only_deals_and_row_less_sellers_sheet_are_errors(tmp_path: Path) -> None:
+    src = _deals_folder(tmp_path, [])
+    with pytest.raises(DataContractError) as info:
+        load(src)
+    assert [p.sentence() for p in info.value.problems] == [
+        "table 'deals': required table 'deals' has no rows (only a header, or an empty "
+        "sheet); a report built from it would be a wrong report, not an empty one. Check the export."
+    ]
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "sellers"
+    ws.append(["seller_id", "name", "team"])
+    ws = wb.create_sheet("deals")
+    ws.append(["deal_id", "seller_id", "created_at", "status", "value"])
+    ws.append(["D1", "S1", "2026-01-05", "open", 100])
+    wb.save(tmp_path / "crm.xlsx")
+    with pytest.raises(DataContractError, match="required table 'sellers' has no rows"):
+        load(tmp_path / "crm.xlsx")
+
+
+def test_an_empty_period_in_non_empty_data_is_still_computed(tmp_path: Path) -> None:
+    from kpireport.kpis import compute_kpis
+
+    data = load(_deals_folder(tmp_path, ["D1;S1;2026-01-05;won;100;1;2026-01-10"]))
+    kpis = compute_kpis(data, "2027-03", kpis=["deals_won", "won_value"])
+    assert kpis.set_index("kpi")["value"].to_dict() == {"deals_won": 0.0, "won_value": 0.0}
+
+
+def test_a_mapped_name_matching_two_source_columns_is_refused(tmp_path: Path) -> None:
+    src = _deals_folder(
+        tmp_path,
+        ["D1;S1;2026-01-05;open;100;;;250;260"],
+        yaml="tables:\n  deals:\n    columns: {value: Amount}\n",
+        extra=";Amount;AMOUNT",
+    )
+    msg = _problem(src, "value")
+    assert (
+        "the source columns 'Amount' (column 8) and 'AMOUNT' (column 9) all read as 'value'" in msg
+    )
+
+
+# ------------------------------------------------ issue 9 item 16: clear errors
+def test_sql_views_are_read_like_tables(tmp_path: Path) -> None:
+    """A CRM schema that exposes views (SQLite here; PostgreSQL in test_engine_pg) loads."""
+    db = _sqlite(tmp_path / "crm.db")
+    con = sqlite3.connect(db)
+    con.execute(
+        "create view deals as select OppId deal_id, Owner seller_id, Created created_at, "
+        "case Stage when 'Closed Won' then 'won' else 'open' end status, Amount value, "
+        "Closed closed_at from Opportunities"
+    )
+    con.commit()
+    con.close()
+    data = load(f"sqlite:///{db}", timezone="Europe/Stockholm")
+    assert data.deals["deal_id"].tolist() == [DEAL_LONG_ID, "2"]
+    assert data.deals["status"].tolist() == ["won", "open"]
+    assert data.deals["value"].sum() == 150.0
+
+
+def test_password_protected_workbook_says_it_is_encrypted(tmp_path: Path) -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = _workbook(tmp_path / "plain.xlsx")
+    locked = tmp_path / "locked.xlsx"
+    with open(plain, "rb") as src, open(locked, "wb") as out:
+        OOXMLFile(src).encrypt("s3cret", out)
+    with pytest.raises(SourceError) as err:
+        load(locked)
+    msg = str(err.value)
+    assert "locked.xlsx" in msg and "encrypted (password-protected)" in msg
+    assert "s3cret" not in msg
+
+
+def test_9999_12_31_is_no_end_in_end_dates_only(tmp_path: Path) -> None:
+    folder = _write_csv_folder(
+        tmp_path / "crm",
+        {
+            "sellers.csv": """\
+                seller_id,name,team,active_from,active_to
+                S1,Anna,North,2025-01-01,9999-12-31
+                S2,Björn,North,2025-01-01,2026-03-31
+                """,
+            "deals.csv": """\
+                deal_id,seller_id,created_at,status,value,closed_at,expected_close_at
+                D1,S1,2026-01-05,open,1000,,9999-12-31 00:00:00
+                D2,S2,2026-02-01,won,2000,2026-02-20,2026-02-28
+                """,
+        },
+    )
+    data = load(folder)
+    assert data.sellers["active_to"].isna().tolist() == [True, False]
+    assert data.deals["expected_close_at"].isna().tolist() == [True, False]
+    # anywhere else the year 9999 is still an unreadable date, named with its row
+    (folder / "deals.csv").write_text(
+        "deal_id,seller_id,created_at,status,value,closed_at\nD1,S1,9999-12-31,open,1000,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataContractError) as err:
+        load(folder)
+    (p,) = [p for p in err.value.problems if p.column == "created_at"]
+    assert p.table == "deals" and tuple(p.ids) == ("D1",) and "9999-12-31" in p.reason

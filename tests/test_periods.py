@@ -127,3 +127,21 @@ def test_periods_tile_time_without_gaps_or_overlaps(d, grain, n):
         assert a.start < a.end
     assert period_range(periods[0].label, periods[-1].label) == periods
     assert periods[-1].shift(-n) == first
+
+
+def test_date_spans() -> None:
+    from kpireport.errors import PeriodError as _PeriodError
+
+    p = parse_period("2026-12-01..2027-02-28")
+    assert (p.start, p.end, p.days, p.is_span, p.is_date_span) == (
+        pd.Timestamp("2026-12-01"), pd.Timestamp("2027-03-01"), 90, True, True,
+    )  # fmt: skip
+    assert p.previous().label == "2026-09-02..2026-11-30"  # the 90 days before
+    assert p.last_year().label == "2025-12-01..2026-02-28"
+    # a span to the end of February ends at the end of February a year earlier, leap day included
+    assert parse_period("2024-12-01..2025-02-28").last_year().label == "2023-12-01..2024-02-29"
+    assert parse_period("2026-10-15..2026-10-15").days == 1
+    with pytest.raises(_PeriodError, match="ends before it starts"):
+        parse_period("2026-03-01..2026-02-01")
+    with pytest.raises(_PeriodError):
+        parse_period("2026-02-01..2026-02-30")

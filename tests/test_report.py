@@ -295,7 +295,6 @@ def test_rerun_after_a_library_change_rebuilds(published, monkeypatch):
 
 
 def test_code_hash_follows_source_and_template_files(tmp_path, monkeypatch):
-    import kpireport
     from kpireport.report import manifest
 
     pkg = tmp_path / "kpireport"
@@ -304,11 +303,11 @@ def test_code_hash_follows_source_and_template_files(tmp_path, monkeypatch):
     init = write(pkg / "__init__.py", "x = 1\n")
     write(pkg / "report" / "views.py", "y = 2\n")
     css = write(tmp_path / "templates" / "kpireport" / "kpireport.css", "a {}\n")
-    monkeypatch.setattr(kpireport, "__file__", str(init))
+    assert init.exists()
 
     def fresh() -> str:
         manifest.code_hash.cache_clear()
-        return manifest.code_hash()
+        return manifest.code_hash(pkg)
 
     try:
         first = fresh()
@@ -1014,7 +1013,7 @@ def test_mask_secrets(text, masked):
 def test_history_and_logs_mask_query_secrets(tmp_path, caplog):
     import logging
 
-    from kpireport.schedule.history import History
+    from kpireport.history.store import History
     from kpireport.secrets import install_log_masking
 
     url = f"postgresql://u@h/crm?password={QSECRET}"
@@ -1038,3 +1037,20 @@ def test_history_and_logs_mask_query_secrets(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="kpireport"):
         logging.getLogger("kpireport").warning("Loading %s failed", url)
     assert QSECRET not in caplog.text and "password=***" in caplog.text
+
+
+def test_pdf_fonts_are_subset_by_harfbuzz_without_patching_weasyprint():
+    """The fast path is the system library (.ci/run installs it), not a hook into WeasyPrint."""
+    import logging
+
+    from weasyprint.pdf import fonts as wp_fonts
+
+    from kpireport.report import render
+
+    assert render.fast_subsetting(), "libharfbuzz-subset0 is missing (see README)"
+    before = {n: logging.getLogger(n).level for n in ("weasyprint", "fontTools")}
+    pdf = render.to_pdf('<html><body><p>Ørsted Åbo € 1 234,56</p></body></html>')
+    assert pdf.startswith(b"%PDF")
+    assert not getattr(wp_fonts.Font._fonttools_subset, "_kpireport", False)
+    # other libraries' log levels are changed only for the duration of the call
+    assert {n: logging.getLogger(n).level for n in before} == before

@@ -40,6 +40,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from kpireport.cli import main
 from kpireport.errors import ScheduleError, ScheduleLockedError
+from kpireport.history.snapshots import previous_forecast_vs_actual
+from kpireport.history.store import History
 from kpireport.schedule import mail
 from kpireport.schedule.config import load_schedules
 from kpireport.schedule.cron import (
@@ -48,9 +50,7 @@ from kpireport.schedule.cron import (
     logical_date,
     next_fire_times,
 )
-from kpireport.schedule.history import History
 from kpireport.schedule.runner import identity_lock, job_period, run_job
-from kpireport.schedule.snapshots import previous_forecast_vs_actual
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "schedule"

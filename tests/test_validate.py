@@ -520,3 +520,51 @@ def test_references_on_a_large_table_are_all_found() -> None:
     )
     p = _one(validate(t), "activities", "company_id")
     assert (p.count, tuple(p.rows)) == (4, (8, 50008, 100008, 150008))
+
+
+# ------------------------------------------------- right or absent (issue 9)
+def _four_sellers(teams: list[str]) -> dict:
+    return {
+        "seller_id": ["S1", "S2", "S3", "S4"],
+        "name": ["Anna", "Björn", "Cai", "Dee"],
+        "team": teams,
+        "active_from": ["2025-01-01"] * 4,
+        "active_to": [None] * 4,
+    }
+
+
+def test_team_names_differing_only_in_case_or_spacing_are_an_error() -> None:
+    report = validate(_tables(sellers=_four_sellers(["SMB", "smb", "SMB ", "S MB"])))
+    p = _one(report, "sellers", "team")
+    assert p.sentence() == (
+        "table 'sellers', column 'team': team names 'S MB' (sellers S4), 'SMB' (sellers S1, S3), "
+        "'smb' (sellers S2) differ only in upper/lower case or spacing; kpireport would count "
+        "them as separate teams, so spell the team one way (4 rows: 1, 2, 3, 4; ids S1, S2, S3, S4)."
+    )
+
+
+def test_surrounding_spaces_are_one_team_and_distinct_teams_pass() -> None:
+    report = validate(_tables(sellers=_four_sellers(["North", "North ", " South", "SMB"])))
+    assert report.ok, str(report)
+
+
+def test_cost_team_spelt_differently_from_the_sellers_team_is_an_error() -> None:
+    costs = {
+        "date": ["2026-01-31", "2026-01-31"],
+        "category": ["marketing", "sales"],
+        "amount": [10.0, 20.0],
+        "team": ["North", "north"],
+    }
+    p = _one(validate(_tables(costs=costs)), "costs", "team")
+    assert "team 'north' (sellers say 'North') differs from the sellers' team only" in p.reason
+    assert tuple(p.rows) == (2,)
+
+
+def test_empty_required_table_from_frames_is_an_error_and_optional_one_is_not() -> None:
+    t = _tables()
+    t["deals"] = t["deals"].iloc[0:0]
+    t["activities"] = t["activities"].iloc[0:0]
+    report = validate(t)
+    p = _one(report, "deals", None)
+    assert p.reason.startswith("required table 'deals' has no rows")
+    assert not any(p.table == "activities" for p in report.problems)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from kpireport.data.demo import demo_data
+from kpireport.history.store import History
 from kpireport.kpis import compute_kpis
 from kpireport.report.views import management_pack_view
-from kpireport.schedule.history import History
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from kpireport import __version__
+from kpireport._version import __version__
 from kpireport.errors import KpiReportError
 
 #: sub-command modules, in the order their commands appear in ``--help``

@@ -37,11 +37,11 @@ import math
 import sys
 from typing import TextIO
 
-import numpy as np
 import pandas as pd
 
 from kpireport.cli.data import checked_as_of, cli_default_as_of
-from kpireport.cli.output import write_machine_readable
+from kpireport.cli.output import fmt_value as _fmt
+from kpireport.cli.output import goal_records, write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
 from kpireport.errors import GoalError, KpiError
 
@@ -172,18 +172,6 @@ def write_result(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
     out.write(frame.to_string(index=False) + "\n")
 
 
-def _fmt(value: float, unit: str) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    if unit == "percent":
-        return f"{value:.1%}"
-    if unit == "count":
-        return f"{value:,.0f}"
-    if unit == "days":
-        return f"{value:,.1f}"
-    return f"{value:,.2f}"
-
-
 def _write_registry(fmt: str, out: TextIO) -> None:
     from kpireport.kpis import list_kpis
 
@@ -197,7 +185,8 @@ def _write_registry(fmt: str, out: TextIO) -> None:
         for name, row in reg.iterrows():
             kind = "additive" if row["additive"] else "not additive"
             out.write(
-                f"{name} — {row['label']} [{row['unit']}, {row['better']} is better, {kind}]\n"
+                f"{name} — {row['label']} [{row['category']}; {row['unit']}, "
+                f"{row['better']} is better, {kind}]\n"
             )
             out.write(f"  tables: {row['tables']}; scopes: {row['scopes']}\n")
             for line in str(row["definition"]).splitlines():
@@ -242,6 +231,9 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
         "--format", default="table", choices=FORMATS, help="output format (default: table)"
     )
     p.set_defaults(func=run_goals)
+    from kpireport.cli.goal_setting import register_subcommands
+
+    register_subcommands(p)
 
 
 def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -267,23 +259,6 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     write_goals(df, args.format, out)
     return 0
-
-
-def goal_records(df: pd.DataFrame) -> list[dict[str, object]]:
-    """JSON records of an :func:`~kpireport.goals.evaluate_goals` frame (NaN -> null)."""
-    out = []
-    cols = list(df.columns)
-    for row in df.itertuples(index=False):
-        rec: dict[str, object] = {}
-        for col, v in zip(cols, row, strict=True):
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-                rec[col] = None
-            elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-                rec[col] = int(v) if isinstance(v, (int, np.integer)) else float(v)
-            else:
-                rec[col] = str(v)
-        out.append(rec)
-    return out
 
 
 def write_goals(df: pd.DataFrame, fmt: str, out: TextIO) -> None:

@@ -147,7 +147,7 @@ def cmd_crontab(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from kpireport.schedule.history import History, db_path
+    from kpireport.history.store import History, db_path
 
     if args.out:
         outs = [Path(args.out)]

@@ -73,14 +73,19 @@ def dashboard_css() -> str:
 
 
 DASH_CSS = """
-:host { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #1f2933; width: 100%; }
+/* the report stylesheet declares its colours on :root, which matches nothing inside Panel's
+   shadow DOM: declare them on the shadow host, or cards, badges and headers lose their colours */
+:host { --ink: #1f2933; --muted: #616e7c; --rule: #d9dee3; --accent: #1f4e79; --good: #1b7a3a;
+  --bad: #b3261e; --card: #f4f6f8;
+  font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #1f2933; width: 100%; }
 .dash-page { max-width: 1200px; margin: 0 auto; }
 .dash-page h1 { font-size: 1.5rem; margin: 0.3rem 0; color: #1f4e79; overflow-wrap: anywhere; }
 .dash-section { margin: 0 0 1.2rem 0; }
 .dash-section > h2 { font-size: 1.15rem; border-bottom: 1px solid #d9dee3; padding-bottom: 0.2rem; }
 .dash-scroll { overflow-x: auto; max-width: 100%; }
-.kpi-cards { gap: 0.6rem; }
-.kpi-card { flex: 1 1 11rem; min-width: 9.5rem; padding: 0.55rem 0.7rem; }
+/* a grid, not the report's flex row: a short last row keeps the card width */
+.kpi-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: 0.6rem; }
+.kpi-card { min-width: 0; padding: 0.55rem 0.7rem; }
 .kpi-label { font-size: 0.72rem; }
 .kpi-value { font-size: 1.35rem; }
 .kpi-delta, .kpi-sub { font-size: 0.75rem; }
@@ -96,11 +101,16 @@ table { font-size: 0.85rem; }
 .tile-kpi { color: #616e7c; font-size: 0.8rem; }
 .tile-num { font-size: 1.05rem; margin: 0.2rem 0; }
 .tile-of { color: #616e7c; font-size: 0.78rem; }
-.dash-curves { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 30rem), 1fr)); gap: 0.5rem; }
+/* charts are drawn at 600 px (pages.CHART_SIZE): never wider than that, never scrolled */
+.dash-curves { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 20rem), 1fr)); gap: 0.5rem; }
 figure.chart { margin: 0.3rem 0; }
-figure.chart img { width: 100%; max-width: 100%; height: auto; }
-.dash-section > figure.chart { max-width: 860px; }
+figure.chart img { width: 100%; max-width: 600px; height: auto; }
 .goal-links { padding-left: 1.2rem; columns: 2 16rem; font-size: 0.85rem; }
+.dash-goals-tiles { display: none; }
+/* the first column (team, seller, goal) stays in view when a wide table scrolls sideways */
+.dash-scroll th:first-child, .dash-scroll td:first-child { position: sticky; left: 0; z-index: 1; }
+.dash-scroll td:first-child { background: #fff; }
+.dash-scroll tbody tr:nth-child(even) td:first-child { background: #fafbfc; }
 .dash-denied { border: 1px solid #b3261e; background: #fbeceb; padding: 1rem; border-radius: 6px; }
 .dash-error { color: #b3261e; }
 .dash-lint { color: #8a5a00; }
@@ -108,14 +118,13 @@ figure.chart img { width: 100%; max-width: 100%; height: auto; }
 .dash-facts th { width: 55%; }
 @media (max-width: 600px) {
   .dash-page h1 { font-size: 1.2rem; }
-  .kpi-card { flex: 1 1 45%; min-width: 8.5rem; }
+  .kpi-cards { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.4rem; }
+  .dash-goals-table, .goal-links { display: none; }
+  .dash-goals-tiles { display: grid; }
   .kpi-value { font-size: 1.1rem; white-space: normal; }
   .goals-board { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.4rem; }
   .goal-tile { padding: 0.35rem 0.45rem; border-left-width: 4px; }
   .tile-num { font-size: 0.9rem; }
-  /* charts keep a readable size: they scroll sideways instead of shrinking their text */
-  figure.chart { overflow-x: auto; }
-  figure.chart img { min-width: 640px; }
   .goal-links { columns: 1; }
   table { font-size: 0.75rem; }
   th, td { padding: 0.25rem 0.35rem; }
@@ -129,12 +138,20 @@ BANNER_CSS = """
 """
 
 
-def freshness_html(snap: Snapshot | None, page_seconds: float | None = None) -> str:
-    """ "Data as of … · loaded … in … s" (and the page's compute time)."""
+def freshness_html(
+    snap: Snapshot | None, page_seconds: float | None = None, as_of: Any = None
+) -> str:
+    """ "Data as of … · loaded … in … s · figures as of …" (and the page's compute time).
+
+    "Data as of" is the newest date in the data; "figures as of" the dashboard's today
+    (``--as-of``), the day every "to date" number and curve is cut at.
+    """
     if snap is None:
         return ""
     loaded = snap.loaded_at.strftime("%Y-%m-%d %H:%M:%S")
     text = f"Data as of {snap.data_as_of or '–'} · loaded {loaded} in {snap.load_seconds:.1f} s"
+    if as_of is not None:
+        text += f" · figures as of {as_of}"
     if page_seconds is not None:
         text += f" · page ready in {page_seconds:.2f} s"
     return f'<div class="dash-fresh" data-version="{snap.version}">{esc(text)}</div>'
@@ -223,7 +240,7 @@ def create_session(ctx: AppContext) -> Any:
         embed=False, sizing_mode="fixed", width=150, margin=(22, 10, 0, 10),
     )  # fmt: skip
     user_line = pn.pane.HTML(
-        f'<div class="dash-user">Signed in as {esc(who)} · <a href="/logout">log out</a></div>'
+        f'<div class="dash-user">Signed in as {esc(who)} · <a href="logout">log out</a></div>'
         if who
         else '<div class="dash-user">No login: this dashboard listens on 127.0.0.1 only.</div>',
         stylesheets=css,
@@ -242,7 +259,7 @@ def create_session(ctx: AppContext) -> Any:
         )
         banner.object = banner_html(store, cur)
         secs = time.perf_counter() - (t0 if first else t)
-        fresh.object = freshness_html(cur, secs)
+        fresh.object = freshness_html(cur, secs, ctx.as_of)
         download.visible = page.permitted
         if page.permitted:
             download.filename = _pdf_name(current, ctx.as_of)

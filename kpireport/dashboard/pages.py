@@ -242,11 +242,76 @@ def evaluated_goals(
     return store.cached(snap, key, compute)
 
 
+#: size of every dashboard chart, in inches (600 × 510 px at the report's 150 dpi): three
+#: fit side by side on a desktop and one fills a phone's width with ~10 px text, so no
+#: chart is shrunk to unreadable text or scrolled sideways (the reports' 17 × 8 cm A4
+#: size would need either)
+CHART_SIZE = (4.0, 3.4)
+
+
+def _compact(fig: Any, size: tuple[float, float] = CHART_SIZE) -> Any:
+    """Resize a report figure to :data:`CHART_SIZE` and re-flow its legend into two columns."""
+    from kpireport.plots.theme import SMALL
+
+    fig.set_size_inches(*size)
+    if not fig.legends:
+        return fig
+    old = fig.legends[0]
+    handles, labels = list(old.legend_handles), [t.get_text() for t in old.texts]
+    n = len(handles)
+    ncol0 = min(n, 4)
+    nrow0 = -(-n // ncol0)
+    # the report legend is stored column by column for ncol0 columns: back to reading order
+    slots = [
+        (r * ncol0 + c) for c in range(ncol0) for r in range(nrow0) if c < min(ncol0, n - r * ncol0)
+    ]
+    reading = [
+        hl
+        for _, hl in sorted(
+            zip(slots, zip(handles, labels, strict=True), strict=True), key=lambda x: x[0]
+        )
+    ]
+    ncol = 2
+    nrow = -(-n // ncol)
+    grid = [reading[r * ncol : (r + 1) * ncol] for r in range(nrow)]
+    ordered = [grid[r][c] for c in range(ncol) for r in range(nrow) if c < len(grid[r])]
+    old.remove()
+    fig.legend(
+        handles=[h for h, _ in ordered], labels=[lab for _, lab in ordered],
+        loc="outside lower center", ncol=ncol, frameon=False, handlelength=2.4,
+        columnspacing=1.2, fontsize=SMALL,
+    )  # fmt: skip
+    return fig
+
+
+def _pipeline_chart(pipe: pd.DataFrame, currency: str, lang: str) -> Any:
+    """The report's pipeline-by-stage chart, at dashboard size: stage names slanted, bar labels smaller."""
+    from kpireport.plots import pipeline_by_stage
+    from kpireport.plots.theme import FONT_SIZE, SMALL
+
+    with _DRAW:
+        fig = pipeline_by_stage(pipe, currency=currency, title="", language=lang)
+        fig.set_size_inches(*CHART_SIZE)
+        for ax in fig.axes:
+            ax.tick_params(axis="x", labelrotation=30, labelsize=SMALL)
+            ax.tick_params(axis="y", labelsize=SMALL)
+            ax.xaxis.label.set_fontsize(FONT_SIZE)
+            ax.yaxis.label.set_fontsize(FONT_SIZE)
+            for lab in ax.get_xticklabels():
+                lab.set_horizontalalignment("right")
+            for text in ax.texts:
+                text.set_fontsize(6)
+        for leg in fig.legends:
+            for text in leg.get_texts():
+                text.set_fontsize(SMALL)
+    return fig
+
+
 def _figure(fig: Any, alt: str) -> str:
     from kpireport.report.views import figure_html
 
     with _DRAW:
-        return figure_html(fig, alt=alt)
+        return figure_html(_compact(fig), alt=alt)
 
 
 def _section(title: str, *parts: str, cls: str = "") -> str:
@@ -381,8 +446,15 @@ def overview_page(
     )
 
 
-def goals_board(goals: pd.DataFrame, snap: Snapshot, sel: Selection, p: Any, currency: str) -> str:
-    """Tiles coloured by status: scope, KPI, actual of target, probability, status badge."""
+def goals_board(
+    goals: pd.DataFrame, snap: Snapshot, sel: Selection, p: Any, currency: str,
+    by_period: bool = False, cls: str = "",
+) -> str:  # fmt: skip
+    """Tiles coloured by status: scope (or period), KPI, actual of target, probability, badge.
+
+    ``by_period`` heads each tile with its period instead of its scope (a team or seller
+    page, where every goal has the same scope).
+    """
     from kpireport.plots import status_badge
     from kpireport.report.views import _fmt
 
@@ -397,6 +469,8 @@ def goals_board(goals: pd.DataFrame, snap: Snapshot, sel: Selection, p: Any, cur
         scope = str(r["scope"])
         sid = None if scope == "organisation" else str(r["scope_id"])
         who = "Organisation" if scope == "organisation" else sid
+        if by_period:
+            who = _period_name(str(r["period"]))
         actual, target = float(r["actual"]), float(r["target"])
         pct = f"{actual / target:.0%}" if target and np.isfinite(actual) else "–"
         prob = r.get("probability")
@@ -411,7 +485,7 @@ def goals_board(goals: pd.DataFrame, snap: Snapshot, sel: Selection, p: Any, cur
             f'<span class="tile-of">of {esc(_fmt(str(r["kpi"]), target, "en", currency))} · {pct}{prob_txt}</span></div>'
             f"{status_badge(str(r['status']))}</a>"
         )
-    return f'<div class="goals-board">{"".join(tiles)}</div>'
+    return f'<div class="goals-board {cls}">{"".join(tiles)}</div>'
 
 
 def scope_page(
@@ -420,7 +494,6 @@ def scope_page(
     """Team or seller: cards, development curves of month/week/quarter, goals, activity, pipeline."""
     from kpireport.kpis import compute_kpis
     from kpireport.periods import containing
-    from kpireport.plots import pipeline_by_stage
     from kpireport.report.views import (
         SELLER_CARD_KPIS,
         TEAM_CARD_KPIS,
@@ -428,6 +501,7 @@ def scope_page(
         _open_pipeline,
         goal_table,
         kpi_card_block,
+        vt,
     )
 
     data, lang, cur = snap.data, "en", snap.data.currency
@@ -451,7 +525,9 @@ def scope_page(
         if row is not None:
             curves.append(_curve(data, row, scope, sid, day, lang))
         else:
-            curves.append(_plain_curve(data, sel.kpi, period, scope, sid, day, lang))
+            curves.append(
+                _no_goal_curve(data, _goals_table(snap), sel.kpi, period, scope, sid, day, lang)
+            )
     blocks.append(
         _section(
             f"Development curve · {_kpi_label(sel.kpi)}",
@@ -479,8 +555,12 @@ def scope_page(
     blocks.append(
         _section(
             "Goals",
-            f'<div class="dash-scroll">{gt}</div>',
+            # a wide table on a screen, tiles on a phone (the status column would be off-screen)
+            f'<div class="dash-scroll dash-goals-table">{gt}</div>',
             f'<ul class="goal-links">{links}</ul>' if links else "",
+            goals_board(goals, snap, sel, p, cur, by_period=True, cls="dash-goals-tiles")
+            if len(goals)
+            else "",
         )
     )
     if len(goals):
@@ -515,21 +595,22 @@ def scope_page(
             )
         )
 
-    pipe = _open_pipeline(data, scope, sid, day)
+    pipe = _open_pipeline(data, scope, sid, day, lang)
+    unknown = len(pipe) > 0 and bool(pipe["closed_later"].any())
     blocks.append(
         _section(
             f"Open pipeline on {day:%d %B %Y}",
-            _figure(
-                pipeline_by_stage(pipe, currency=cur, title="", language=lang), "Pipeline by stage"
-            ),
+            *([_p(vt("pipeline_unknown", lang, date=f"{day:%d %B %Y}"))] if unknown else []),
+            _figure(_pipeline_chart(pipe, cur, lang), "Pipeline by stage"),
         )
     )
 
     if scope == "team":
+        active = _active_sellers(data, p)
         members = [
             s
             for s, t in snap.team_of.items()
-            if t == sid and grants.allows("seller", s, snap.team_of)
+            if t == sid and s in active and grants.allows("seller", s, snap.team_of)
         ]
         if members:
             lb = compute_kpis(data, [p], by="seller", kpis=["won_value", "deals_won"], as_of=day)
@@ -561,6 +642,19 @@ def scope_page(
         blocks,
         pd.concat([f for f in frames if len(f)], ignore_index=True),
     )
+
+
+def _active_sellers(data: Any, p: Any) -> set[str]:
+    """Seller ids employed during any day of ``p`` (``active_from``/``active_to`` when present)."""
+    s = data.tables["sellers"]
+    keep = pd.Series(True, index=s.index)
+    if "active_from" in s:
+        start = pd.to_datetime(s["active_from"], errors="coerce")
+        keep &= start.isna() | (start <= p.last_day)
+    if "active_to" in s:
+        end = pd.to_datetime(s["active_to"], errors="coerce")
+        keep &= end.isna() | (end >= p.start)
+    return set(s.loc[keep, "seller_id"].astype("str"))
 
 
 def goal_page(store: DataStore, snap: Snapshot, p: Any, sel: Selection, as_of: Any) -> Page:
@@ -611,7 +705,10 @@ def goal_page(store: DataStore, snap: Snapshot, p: Any, sel: Selection, as_of: A
             "The goal", f'<table class="kpi-table report-table dash-facts">{rows}</table>', smart
         ),
         _section("Development curve", _curve(data, r, scope, sid, day, lang)),
-        _section("Attainment over time", _attainment_chart(data, r, scope, sid, day)),
+        _section(
+            "Attainment over time",
+            _attainment_chart(attainment_history(data, _goals_table(snap), r, scope, sid, day), r),
+        ),
     ]
     tidy = pd.DataFrame(
         [{"kpi": sel.kpi, "scope": scope, "scope_id": sid, "period": p.label, "value": r["actual"]}]
@@ -645,56 +742,193 @@ def _curve(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any, lan
     return _figure(fig, title)
 
 
-def _plain_curve(
-    data: Any, kpi: str, p: Any, scope: str, sid: str | None, day: Any, lang: str
-) -> str:
-    """Cumulative actual of a period without a goal (no pace, no cone)."""
+def _cone(
+    data: Any, kpi: str, p: Any, scope: str, sid: str | None, day: Any, cum: pd.Series
+) -> Any:
+    """The forecast cone (mean, 80 % and 95 %) from ``day`` to the period end, as the reports draw it.
+
+    The same simulation as :func:`kpireport.report.views.development_curve_figure`
+    (:func:`kpireport.forecast.period_total_distribution`, 1000 paths, seed 0),
+    which needs no goal: the cone is a forecast of the period total.
+    """
+    from kpireport.forecast import period_total_distribution
+    from kpireport.kpis import kpi_series
+
+    day = pd.Timestamp(day)
+    if day >= p.last_day:
+        return None
+    daily = kpi_series(
+        data, kpi, scope, sid, grain="day", start=(day - pd.Timedelta(days=730)).date(),
+        end=day.date(), as_of=day,
+    )  # fmt: skip
+    totals = period_total_distribution(daily, p.start, p.end, day, n_paths=1000, seed=0)
+    actual = float(cum.loc[day]) if day in cum.index and np.isfinite(cum.loc[day]) else 0.0
+    rest = pd.date_range(day, p.last_day, freq="D")
+    w = np.linspace(0, 1, len(rest))
+    q = dict(
+        zip(
+            ("mean", "lo_80", "hi_80", "lo_95", "hi_95"),
+            (totals.mean(), *np.quantile(totals, [0.1, 0.9, 0.025, 0.975])),
+            strict=True,
+        )
+    )
+    return pd.DataFrame({c: actual + w * (v - actual) for c, v in q.items()}, index=rest)
+
+
+def month_goal_pace(
+    goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None
+) -> tuple[pd.Series, float, list[str]] | None:
+    """Linear pace of ``p`` from the monthly goals covering its days, pro rata per day.
+
+    For a week or quarter without a goal of its own: each day of ``p`` is worth
+    ``month target / days in that month`` (a week across two months takes its
+    days from both goals). Returns (cumulative pace per day, implied target, month
+    labels), or None when a month of ``p`` has no "at least" goal for this KPI and scope.
+    """
+    from kpireport.periods import containing
+
+    if goals is None or goals.empty:
+        return None
+    g = goals[(goals["kpi"] == kpi) & (goals["scope"] == scope)]
+    if sid is not None:
+        g = g[g["scope_id"].astype("str") == str(sid)]
+    if "direction" in g:
+        g = g[g["direction"].fillna("at_least").astype("str") != "at_most"]
+    targets = g.drop_duplicates("period").set_index("period")["target"]
+    days = p.days_index()
+    per_day, months = [], []
+    for d in days:
+        m = containing(d, "month")
+        if m.label not in targets.index or pd.isna(targets[m.label]):
+            return None
+        per_day.append(float(targets[m.label]) / m.days)
+        if m.label not in months:
+            months.append(m.label)
+    pace = pd.Series(np.cumsum(per_day), index=days)
+    return pace, float(pace.iloc[-1]), months
+
+
+def _no_goal_curve(
+    data: Any, goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None, day: Any,
+    lang: str,
+) -> str:  # fmt: skip
+    """A period without a goal of its own: cumulative actual, forecast cone, and the pace the
+    monthly goals imply pro rata (:func:`month_goal_pace`) when every month of it has one."""
     from kpireport.kpis import cumulative_curve, get_kpi
     from kpireport.plots import development_curve
 
-    title = f"{_kpi_label(kpi)} · {_period_name(p.label)} (no goal)"
     if not get_kpi(kpi).additive:
         return _p(f"{_kpi_label(kpi)} is a ratio: it has no cumulative curve.", "no-data")
-    cum = cumulative_curve(
-        data, kpi, p, scope=scope, scope_id=None if scope == "organisation" else sid,
-        as_of=min(pd.Timestamp(day), p.last_day),
-    )  # fmt: skip
+    sid = None if scope == "organisation" else sid
+    cut = min(pd.Timestamp(day), p.last_day)
+    cum = cumulative_curve(data, kpi, p, scope=scope, scope_id=sid, as_of=cut)
+    cone = _cone(data, kpi, p, scope, sid, cut, cum)
+    derived = month_goal_pace(goals, kpi, p, scope, sid)
+    if derived is not None:
+        pace, target, months = derived
+        source = " + ".join(_period_name(m) for m in months)
+        note = f"pace: {source} goal pro rata"
+    else:
+        pace, target = None, None
+        note = "no goal"
+    head = f"{_kpi_label(kpi)} · {_period_name(p.label)}"
+    title, alt = f"{head}\n({note})", f"{head} · {note}"
     with _DRAW:
         fig = development_curve(
-            cum, as_of=min(pd.Timestamp(day), p.last_day), unit=str(get_kpi(kpi).unit),
-            currency=data.currency, kpi=kpi, title=title, language=lang,
+            cum, target=target, linear_pace=pace, forecast_cone=cone, as_of=cut,
+            unit=str(get_kpi(kpi).unit), currency=data.currency, kpi=kpi, title=title,
+            language=lang,
         )  # fmt: skip
-    return _figure(fig, title)
+    return _figure(fig, alt)
 
 
-def _attainment_chart(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any) -> str:
-    """Share of the target reached by each day of the period, against the linear pace."""
-    import matplotlib.dates as mdates
+def attainment_history(
+    data: Any, goals: pd.DataFrame, row: pd.Series, scope: str, sid: str | None, day: Any,
+    n: int = 12,
+) -> pd.DataFrame:  # fmt: skip
+    """The same goal (KPI, scope, grain) over its last ``n`` periods up to ``row``'s period.
 
-    from kpireport.kpis import cumulative_curve
+    One row per period that has a goal: ``period, target, actual, share`` (actual /
+    target), ``reached`` (False while the period runs) and ``running``. Actuals come from
+    :func:`kpireport.compute_kpis` (the running period cut at ``day``).
+    """
+    from kpireport.kpis import compute_kpis
     from kpireport.periods import parse_period
-    from kpireport.plots.theme import new_figure, theme_context
 
-    p = parse_period(str(row["period"]))
-    target = float(row["target"])
-    cum = cumulative_curve(data, str(row["kpi"]), p, scope=scope, scope_id=sid, as_of=day)
-    share = cum / target if target else cum * np.nan
-    pace = pd.Series(np.arange(1, p.days + 1) / p.days, index=p.days_index())
+    kpi, p = str(row["kpi"]), parse_period(str(row["period"]))
+    at_most = str(row.get("direction")) == "at_most"
+    g = goals[(goals["kpi"] == kpi) & (goals["scope"] == scope)] if len(goals) else goals
+    if sid is not None and len(g):
+        g = g[g["scope_id"].astype("str") == str(sid)]
+    targets = g.drop_duplicates("period").set_index("period")["target"] if len(g) else {}
+    periods = [q for q in (p.shift(-k) for k in range(n - 1, -1, -1)) if q.label in targets]
+    cols = ["period", "target", "actual", "share", "reached", "running"]
+    if not periods:
+        return pd.DataFrame(columns=cols)
+    k = compute_kpis(data, periods, by=scope, kpis=[kpi], as_of=day)
+    if sid is not None:
+        k = k[k["scope_id"].astype("str") == str(sid)]
+    actual = k.set_index(k["period"].astype("str"))["value"]
+    rows = []
+    for q in periods:
+        target = float(targets[q.label])
+        a = float(actual.get(q.label, np.nan))
+        running = pd.Timestamp(day) < q.last_day
+        ok = (a <= target) if at_most else (a >= target)
+        rows.append(
+            {
+                "period": q.label, "target": target, "actual": a,
+                "share": a / target if target else np.nan,
+                "reached": bool(ok) and not running and np.isfinite(a), "running": running,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _attainment_chart(hist: pd.DataFrame, row: pd.Series) -> str:
+    """Bars: share of the target reached per period (the running one hatched), 100 % line."""
+    from kpireport.plots.theme import BLUE, STATUS_COLOURS, new_figure, theme_context
+
+    kpi = str(row["kpi"])
+    at_most = str(row.get("direction")) == "at_most"
+    if hist.empty:
+        return _p("No earlier goals for this KPI and scope.", "no-data")
+    share = hist["share"].to_numpy(dtype=float) * 100
+    colours = [
+        BLUE if r.running else STATUS_COLOURS["achieved" if r.reached else "missed"]
+        for r in hist.itertuples()
+    ]
     with _DRAW, theme_context():
-        fig, ax = new_figure(figsize=(7.5, 3.2))
-        ax.plot(
-            pace.index, pace.to_numpy() * 100, linestyle="--", color="#888888", label="Linear pace"
-        )
-        ax.plot(
-            share.index, share.to_numpy() * 100, color="#1f4e79", linewidth=2, label="Attainment"
-        )
-        ax.axhline(100, color="#1b7a3a", linewidth=1, label="Target")
+        fig, ax = new_figure(figsize=CHART_SIZE)
+        x = np.arange(len(hist))
+        bars = ax.bar(x, np.nan_to_num(share), color=colours, width=0.65, zorder=3)
+        for b, r in zip(bars, hist.itertuples(), strict=True):
+            if r.running:
+                b.set_hatch("////")
+                b.set_facecolor("#a9c4de")
+                b.set_edgecolor(BLUE)
+        for xi, v in zip(x, share, strict=True):
+            ax.annotate(
+                "–" if not np.isfinite(v) else f"{v:.0f}%", (xi, np.nan_to_num(v)),
+                xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6}, zorder=5,
+            )  # fmt: skip
+        ax.axhline(100, color="#1b7a3a", linewidth=1.2, zorder=4)
+        ax.set_xticks(x, [str(q) for q in hist["period"]], rotation=60 if len(x) > 6 else 0)
         ax.set_ylabel("% of target")
-        ax.set_xlabel("Date")
-        ax.set_ylim(0, max(110.0, float(np.nanmax(share.to_numpy() * 100, initial=0)) + 10))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b"))
-        ax.set_title(f"{_kpi_label(str(row['kpi']))} · % of target by day")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
+        ax.set_ylim(0, max(120.0, float(np.nanmax(share, initial=0)) + 15))
+        sense = "lower is better: ≤ 100 % reached" if at_most else "100 % = target reached"
+        ax.set_title(f"{_kpi_label(kpi)} · share of target per period\n({sense})")
+        from matplotlib.patches import Patch
+
+        ax.legend(
+            handles=[
+                Patch(color=STATUS_COLOURS["achieved"], label="Reached"),
+                Patch(color=STATUS_COLOURS["missed"], label="Not reached"),
+                Patch(facecolor="#a9c4de", edgecolor=BLUE, hatch="////", label="Running (to date)"),
+            ],
+            loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3, frameon=False,
+        )  # fmt: skip
     return _figure(fig, "Attainment over time")
 
 

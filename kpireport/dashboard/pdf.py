@@ -45,7 +45,7 @@ def report_pdf(store: DataStore, snap: Snapshot, sel: Selection, as_of: Any) -> 
 def _render(snap: Snapshot, sel: Selection, period: str, as_of: str) -> bytes:
     import nbformat
 
-    from kpireport import __version__
+    from kpireport._version import __version__
     from kpireport.i18n import fmt_date, fmt_period
     from kpireport.report.render import to_html, to_pdf
 

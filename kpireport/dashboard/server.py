@@ -15,7 +15,10 @@ Design decisions
   forging a session.
 * **Warm-up.** After start, a background thread computes the default pages
   (organisation overview and every team for the running month) once, so
-  the first visitors read them from the cache.
+  the first visitors read them from the cache; it checks every
+  :data:`WARM_CHECK_SECONDS` for a new data version (changed file, database
+  past its TTL) and warms the pages of that version too. Seller and goal
+  pages are computed on their first visit (about 2-3 s, then cached).
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ LOGIN_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>kpireport dashboard · log in</title>
 <style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; background: #f4f6f8; color: #1f2933; margin: 0; }}
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; background: #f4f6f8; color: #1f2933; margin: 0;
+       padding: 0 1rem; }}
 form {{ max-width: 22rem; margin: 12vh auto; background: #fff; padding: 1.5rem; border-radius: 8px;
-       border: 1px solid #d9dee3; }}
+       border: 1px solid #d9dee3; box-sizing: border-box; }}
 h1 {{ font-size: 1.3rem; color: #1f4e79; margin-top: 0; }}
 label {{ display: block; margin: 0.8rem 0 0.2rem; font-size: 0.9rem; }}
 input {{ width: 100%; box-sizing: border-box; padding: 0.5rem; font-size: 1rem; }}
@@ -52,7 +56,7 @@ button {{ margin-top: 1rem; width: 100%; padding: 0.6rem; font-size: 1rem; backg
          border: 0; border-radius: 4px; }}
 .error {{ color: #b3261e; font-weight: bold; }}
 </style></head><body>
-<form method="post" action="/login">
+<form method="post" action="login">
 <h1>kpireport dashboard</h1>
 {error}
 <label for="username">User name</label><input id="username" name="username" autocomplete="username" required>
@@ -89,14 +93,14 @@ def _handlers(users: dict[str, User]) -> tuple[type, type]:
             self.set_signed_cookie(
                 USER_COOKIE, user.name, expires_days=LOGIN_DAYS, httponly=True, samesite="Lax"
             )
-            self.redirect("/")
+            self.redirect("./")  # relative: works under --prefix and behind a proxy
 
     class LogoutHandler(RequestHandler):
         """``GET /logout``: forget the cookie."""
 
         def get(self) -> None:
             self.clear_cookie(USER_COOKIE)
-            self.redirect("/login")
+            self.redirect("login")
 
     return LoginHandler, LogoutHandler
 
@@ -161,6 +165,23 @@ def warm(ctx: AppContext, teams: bool = True) -> int:
         except Exception:  # noqa: BLE001 - warm-up is best effort; the page shows its own error
             log.exception("dashboard: warming %s failed", sel)
     return n
+
+
+#: seconds between the warm-up thread's checks for a new data version
+WARM_CHECK_SECONDS = 30.0
+
+
+def rewarm(ctx: AppContext, last_version: int | None, teams: bool = True) -> tuple[int | None, int]:
+    """Warm the default pages when the data has a new version since ``last_version``.
+
+    Returns (the version now warmed, pages computed). A changed file (or a database
+    past its TTL) is re-read here, so after a change the first visitor again finds
+    the overview and team pages computed, not only after the first start.
+    """
+    snap = ctx.store.current()
+    if snap is None or snap.version == last_version:
+        return last_version, 0
+    return snap.version, warm(ctx, teams=teams)
 
 
 def make_server(
@@ -261,13 +282,23 @@ def serve(
     if warm_up:
 
         def run() -> None:
-            t = time.perf_counter()
-            n = warm(ctx)
-            print(
-                f"warm-up: {n} pages computed in {time.perf_counter() - t:.1f} s",
-                file=out,
-                flush=True,
-            )
+            last: int | None = None
+            while True:
+                t = time.perf_counter()
+                try:
+                    version, n = rewarm(ctx, last)
+                except Exception:  # noqa: BLE001 - never let the warm-up thread die
+                    log.exception("dashboard: warm-up failed")
+                    version, n = last, 0
+                if version != last:
+                    print(
+                        f"warm-up: {n} pages computed in {time.perf_counter() - t:.1f} s "
+                        f"(data version {version})",
+                        file=out,
+                        flush=True,
+                    )
+                    last = version
+                time.sleep(WARM_CHECK_SECONDS)
 
         threading.Thread(target=run, name="kpireport-warm-up", daemon=True).start()
     try:

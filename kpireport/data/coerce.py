@@ -20,8 +20,23 @@ Design decisions
   Excel date serials (numbers in a date column of a workbook) are days since
   1899-12-30. Results are ``datetime64[ns]``; dates outside its range
   (1677-2262) are reported as unreadable.
-* **Numbers** accept a declared decimal comma / thousands separator; ``inf``
-  and ``nan`` text are unreadable, not numbers.
+* **Numbers are never silently scaled** (issue 9; docs/DATA.md "Numbers").
+  One full-match grammar per setting (:func:`number_pattern`): ASCII digits,
+  one decimal separator, and thousands separators only between groups of
+  exactly three digits (first group without a leading zero). With
+  ``decimal: ","`` a ``.`` (or a space) may group thousands; with ``.`` only a
+  declared ``thousands`` may. With nothing declared, values like ``85.000``
+  are refused when the column's other values are integers or comma decimals,
+  or the column holds money, unless another value proves the decimal point.
+  Currency signs/codes are stripped only when separators are declared. Every
+  refusal names the ``decimal:``/``thousands:`` setting that would read the
+  cells (:func:`suggest_setting`). ``inf`` and ``nan`` text are unreadable.
+* **Digits are 0-9.** Full-width or Arabic-Indic digits in a number or date
+  column are refused cell by cell (:func:`non_ascii_digits`), never emptied.
+* **Headers are never chosen between.** Two source columns that normalise to
+  one canonical name (case, spaces, ``-``/``_``) are an error naming both; a
+  source column that looks like a misspelt missing optional column is an
+  error with "did you mean" (it would otherwise be read as empty).
 * **Vocabularies** (deal status, goal scope and direction, activity type, cost
   category) are lower-cased and stripped; currency codes upper-cased. Checking
   them against their vocabulary is validation's job, not the parser's.
@@ -272,19 +287,161 @@ def str_isin(
 
 
 # ------------------------------------------------------------------ numbers
-def parse_numbers(
-    s: pd.Series, *, decimal: str = ".", thousands: str | None = None
+#: space-like thousands separators; declaring one of them accepts them all
+SPACES = (" ", "\u00a0", "\u202f")
+#: thousands separators a source may declare
+THOUSANDS = (",", ".", "'", *SPACES)
+#: a currency sign or code before or after an amount (read only when separators are declared)
+_CUR = r"(?:[€$£¥]|[Kk][Rr]\.?|[A-Z]{3})"
+_CUR_PREFIX = _CUR + r"\s*"
+_CUR_SUFFIX = r"\s*" + _CUR
+#: ``85.000``, ``1.250.000``: digits grouped by three with dots
+_DOT_GROUPED = r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+"
+#: money columns: an amount is never written with exactly three decimals
+MONEY_COLUMNS = {
+    ("deals", "value"),
+    ("revenue", "amount"),
+    ("costs", "amount"),
+    ("sellers", "monthly_cost"),
+}
+
+
+def _groupers(decimal: str, thousands: str | None) -> list[str]:
+    """Separators allowed between groups of exactly three digits."""
+    out: list[str] = []
+    if thousands:
+        out += list(SPACES) if thousands in SPACES else [thousands]
+    if decimal == ",":  # '.' and spaces cannot be the decimal: they group thousands
+        out += [g for g in (".", *SPACES) if g not in out]
+    return out
+
+
+def number_pattern(decimal: str = ".", thousands: str | None = None, currency: bool = False) -> str:
+    """The full-match regex of a number cell under the given separators.
+
+    Digits are ASCII only. A separator other than the decimal one must group
+    exactly three digits (``1.234.567,89``); the first group has no leading
+    zero. With ``currency`` a sign or ISO code may precede or follow
+    (``€ 85.000,00``, ``85 000 kr``, ``$1,250.00``).
+    """
+    d = re.escape(decimal)
+    plain = rf"(?:[0-9]+(?:{d}[0-9]*)?|{d}[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    alts = [plain] + [
+        rf"[1-9][0-9]{{0,2}}(?:{re.escape(g)}[0-9]{{3}})+(?:{d}[0-9]*)?"
+        for g in _groupers(decimal, thousands)
+    ]
+    body = rf"[+-]?(?:{'|'.join(alts)})"
+    if currency:
+        body = rf"(?:{_CUR_PREFIX})?{body}(?:{_CUR_SUFFIX})?"
+    return body
+
+
+def _read_text(
+    t: pd.Series, decimal: str, thousands: str | None, currency: bool
 ) -> tuple[pd.Series, pd.Series]:
-    """Parse a column into ``float64``; returns (values, unreadable mask)."""
+    """Numbers from stripped, non-empty text; returns (values, readable mask)."""
+    ok = t.str.fullmatch(number_pattern(decimal, thousands, currency)).fillna(False).astype(bool)
+    u = t.where(ok)
+    if currency:
+        u = u.str.replace(rf"^{_CUR_PREFIX}", "", regex=True)
+        u = u.str.replace(rf"{_CUR_SUFFIX}$", "", regex=True)
+    for g in _groupers(decimal, thousands):
+        u = u.str.replace(g, "", regex=False)
+    if decimal != ".":
+        u = u.str.replace(decimal, ".", regex=False)
+    arr = arrow_strings(u)
+    try:  # one Arrow cast (the text is validated above); pandas' to_numeric goes per value
+        if arr is None:
+            raise pa.ArrowInvalid("not Arrow-backed")
+        vals = pd.Series(
+            np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64"),
+            index=u.index,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        vals = pd.to_numeric(u, errors="coerce").astype("float64")
+    return vals, ok & vals.notna()
+
+
+def non_ascii_digits(s: pd.Series) -> pd.Series:
+    """Cells of ``s`` holding a digit outside 0-9 (full-width ``１``, Arabic-Indic ``١``)."""
+    out = pd.Series(False, index=s.index)
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return out
+    if _is_stringish(s) and s.dtype != object:
+        maybe = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).astype(bool)
+        cand = s[maybe]
+    else:
+        cand = s[np.fromiter((isinstance(v, str) for v in s.to_numpy(dtype=object)), bool, len(s))]
+    if len(cand):
+        hit = cand.map(lambda v: any(c.isdigit() and not c.isascii() for c in str(v)))
+        out[hit[hit.astype(bool)].index] = True
+    return out
+
+
+@dataclass
+class Numbers:
+    """Result of :func:`read_numbers`: values and the refused cells by cause.
+
+    Attributes
+    ----------
+    values
+        ``float64``; NaN where missing or refused.
+    unreadable
+        Cells that are no number under the declared separators.
+    dot_grouped
+        Cells like ``85.000`` refused because, with no ``decimal`` declared, the
+        column reads as thousands grouped with dots (module docstring).
+    non_ascii
+        Cells with digits outside 0-9.
+    """
+
+    values: pd.Series
+    unreadable: pd.Series
+    dot_grouped: pd.Series
+    non_ascii: pd.Series
+
+    @property
+    def bad(self) -> pd.Series:
+        return self.unreadable | self.dot_grouped | self.non_ascii
+
+
+def read_numbers(
+    s: pd.Series,
+    *,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    money: bool = False,
+) -> Numbers:
+    """Parse a column into ``float64`` without ever scaling a number silently.
+
+    Parameters
+    ----------
+    s
+        Raw column: numbers (Excel, SQL, Parquet) or text.
+    decimal
+        Declared decimal separator (``"."`` or ``","``); None: not declared
+        (read as ``"."``, and dot-grouped thousands are refused).
+    thousands
+        Declared thousands separator, or None. Declaring either separator also
+        accepts a currency sign or code around an amount.
+    money
+        The column holds amounts (deal values, revenue, costs): with nothing
+        declared, a text like ``85.000`` is refused even when every value of
+        the column has three decimals.
+    """
+    none = pd.Series(False, index=s.index)
     if pd.api.types.is_bool_dtype(s.dtype):
-        return pd.Series(np.nan, index=s.index), s.notna()
+        return Numbers(pd.Series(np.nan, index=s.index), s.notna(), none, none.copy())
     if pd.api.types.is_numeric_dtype(s.dtype):
         out = s.astype("Float64").astype("float64") if s.dtype != "float64" else s
         inf = np.isinf(out.to_numpy())
         bad = pd.Series(inf, index=s.index)
-        return (out.where(~bad) if inf.any() else out), bad
-    obj = s.astype(object)
-    if _is_stringish(s) and s.dtype != object:  # CSV text: no Python numbers inside
+        return Numbers(out.where(~bad) if inf.any() else out, bad, none, none.copy())
+    declared = decimal is not None or bool(thousands)
+    dec = decimal or "."
+    textual = _is_stringish(s) and s.dtype != object  # CSV text: no Python numbers inside
+    obj = s if textual else s.astype(object)
+    if textual:
         isnum = pd.Series(False, index=s.index)
     else:
         isnum = obj.map(
@@ -294,26 +451,125 @@ def parse_numbers(
     out = pd.Series(np.nan, index=s.index, dtype="float64")
     if isnum.any():
         out[isnum] = obj[isnum].astype("float64")
-    text = _strip_strings(obj[~isnum].where(obj[~isnum].notna(), None)) if (~isnum).any() else None
     bad = pd.Series(False, index=s.index)
-    if text is not None:
-        present = text.notna()
-        t = text[present]
-        if thousands:
-            t = t.str.replace(thousands, "", regex=False)
-            if thousands in (" ", "\u00a0", "\u202f"):
-                t = t.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
-        if decimal and decimal != ".":
-            t = t.str.replace(decimal, ".", regex=False)
-        finite = t.str.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-        vals = pd.to_numeric(t.where(finite), errors="coerce")
-        out[vals.index] = vals.astype("float64")
-        bad[t.index] = ~finite.fillna(False).astype(bool)
-    bad = bad | pd.Series(np.isinf(out.to_numpy()), index=s.index)
-    return out.where(~bad), bad
+    grouped = pd.Series(False, index=s.index)
+    nonascii = pd.Series(False, index=s.index)
+    if (~isnum).any():
+        if textual:
+            text = parse_text(s)  # pyarrow trim, no copy when already clean
+        else:
+            text = _strip_strings(obj[~isnum].where(obj[~isnum].notna(), None))
+        t = text if text.notna().all() else text[text.notna()]
+        if len(t):
+            na = non_ascii_digits(t)
+            if na.any():
+                nonascii[na[na].index] = True
+                t = t[~na]
+            vals, ok = _read_text(t, dec, thousands, declared)
+            out[vals.index] = vals.where(ok)
+            bad[t.index] = ~ok
+            if decimal is None and not thousands:
+                looks = t.str.fullmatch(_DOT_GROUPED).fillna(False).astype(bool)
+                if looks.any():
+                    proves_dot = ok & t.str.contains(".", regex=False) & ~looks
+                    other = (~ok & ~looks) | t.str.fullmatch(r"[+-]?[0-9]+").fillna(False)
+                    if not proves_dot.any() and (money or bool(other.any())):
+                        grouped[looks[looks].index] = True
+    bad = (bad | pd.Series(np.isinf(out.to_numpy()), index=s.index)) & ~grouped
+    return Numbers(out.where(~(bad | grouped | nonascii)), bad, grouped, nonascii)
+
+
+def parse_numbers(
+    s: pd.Series, *, decimal: str | None = None, thousands: str | None = None
+) -> tuple[pd.Series, pd.Series]:
+    """Parse a column into ``float64``; returns (values, refused mask). See :func:`read_numbers`."""
+    r = read_numbers(s, decimal=decimal, thousands=thousands)
+    return r.values, r.bad
+
+
+#: settings tried, in order, to suggest one that reads a refused number
+_CANDIDATES: tuple[tuple[str, str | None], ...] = (
+    (".", None),
+    (".", ","),
+    (".", " "),
+    (".", "'"),
+    (",", None),
+    (",", "."),
+    (",", " "),
+)
+
+
+def _setting_text(decimal: str, thousands: str | None) -> str:
+    parts = [f'decimal: "{decimal}"']
+    if thousands:
+        parts.append(f'thousands: "{thousands}"')
+    return " and ".join(parts)
+
+
+def suggest_setting(cells: list[str], decimal: str | None, thousands: str | None) -> str:
+    """A clause naming the ``decimal:``/``thousands:`` setting that reads ``cells``.
+
+    Settings that keep the declared (or default) decimal separator are tried
+    first; a declared setting also reads currency signs.
+    """
+    dec = decimal or "."
+    current = (dec, thousands or None)
+    order = sorted(_CANDIDATES, key=lambda c: c[0] != dec)
+    t = pd.Series(cells, dtype="str").str.strip()
+    for cand in order:
+        if cand == current and (decimal is not None or thousands):
+            continue
+        _vals, ok = _read_text(t, cand[0], cand[1], True)
+        if ok.all():
+            return f"{_setting_text(*cand)} in the source YAML would read them"
+    return (
+        "no decimal:/thousands: setting reads them (numbers need digits 0-9, one decimal "
+        'separator "." or ",", and thousands in groups of three)'
+    )
+
+
+def describe_setting(decimal: str | None, thousands: str | None) -> str:
+    """The separators in force, for a message: ``decimal "." (the default)``."""
+    if decimal is None and not thousands:
+        return 'decimal "." (the default; nothing declared)'
+    text = f'decimal "{decimal or "."}"'
+    if thousands:
+        text += f' and thousands "{thousands}"'
+    return text
 
 
 # -------------------------------------------------------------------- dates
+#: the "no end" sentinel many CRMs and data warehouses write into open end dates
+OPEN_END_YEAR = 9999
+
+
+def open_ended(s: pd.Series) -> pd.Series:
+    """Cells holding the open-end sentinel: a date in the year 9999 (``9999-12-31``,
+    ``9999-12-31 23:59:59``, ``31.12.9999``, an Excel/SQL datetime of that year).
+
+    Only end-date columns (``Column.open_end``) read them as "no end"; anywhere
+    else the year 9999 stays an unreadable date.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return pd.Series(False, index=s.index)  # datetime64 cannot hold 9999 at all
+
+    def sentinel(v: Any) -> bool:
+        if isinstance(v, dt.date):
+            return v.year == OPEN_END_YEAR
+        if isinstance(v, str):
+            t = v.strip()
+            return bool(_OPEN_END_TEXT.fullmatch(t))
+        return False
+
+    return s.map(sentinel, na_action="ignore").fillna(False).astype(bool)
+
+
+_OPEN_END_TEXT = re.compile(
+    r"9999-12-31(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|31[./-]12[./-]9999(?: \d{2}:\d{2}(?::\d{2})?)?|12/31/9999"
+)
+
+
 def _to_local(ts: pd.Series, timezone: str) -> pd.Series:
     """Aware -> organisation zone -> naive; naive stays as is."""
     if isinstance(ts.dtype, pd.DatetimeTZDtype):
@@ -549,18 +805,46 @@ def _parse_unique_date_text(
 
 
 # ------------------------------------------------------------ table level
+def normalise_header(c: str) -> str:
+    """The comparison form of a column name: ``"Deal ID"`` -> ``"deal_id"``."""
+    return re.sub(r"[\s\-]+", "_", str(c).strip().lower())
+
+
+def _find_columns(columns: list[str], wanted: str) -> list[int]:
+    """Positions of the source columns that read as ``wanted`` (exactly or normalised)."""
+    target = normalise_header(wanted)
+    return [i for i, c in enumerate(columns) if c == wanted or normalise_header(c) == target]
+
+
 def _find_column(columns: list[str], wanted: str) -> str | None:
-    if wanted in columns:
-        return wanted
+    hits = _find_columns(columns, wanted)
+    return columns[hits[0]] if len(hits) == 1 else None
 
-    def norm(c: str) -> str:
-        return re.sub(r"[\s\-]+", "_", c.strip().lower())
 
-    target = norm(wanted)
-    for c in columns:
-        if norm(c) == target:
-            return c
-    return None
+def _near_miss(
+    src_cols: list[str], wanted: str, schema: TableSchema, columns: Mapping[str, str]
+) -> str | None:
+    """A source column that is no schema column but looks like a misspelt ``wanted``."""
+    import difflib
+
+    known = {normalise_header(c) for c in [*schema.column_names, *columns.values()]}
+    target = normalise_header(wanted)
+    best, score = None, 0.0
+    for c in src_cols:
+        n = normalise_header(c)
+        if n in known:
+            continue
+        ratio = difflib.SequenceMatcher(None, n, target).ratio()
+        if ratio > score:
+            best, score = c, ratio
+    return best if score >= 0.8 else None
+
+
+def _as_decimal(text: str) -> str:
+    try:
+        return f"{float(text.strip()):g}"
+    except ValueError:  # pragma: no cover - only called on dot-grouped cells
+        return text
 
 
 def _empty(kind: str, index: pd.Index) -> pd.Series:
@@ -601,7 +885,7 @@ def canonicalise_table(
     columns: Mapping[str, str] | None = None,
     values: Mapping[str, Mapping[str, str]] | None = None,
     date_format: str | None = None,
-    decimal: str = ".",
+    decimal: str | None = None,
     thousands: str | None = None,
     excel: bool = False,
 ) -> tuple[pd.DataFrame, list[Problem], dict[tuple[str, str], pd.Index]]:
@@ -632,16 +916,67 @@ def canonicalise_table(
     flagged: dict[tuple[str, str], pd.Index] = {}
     out: dict[str, pd.Series] = {}
     id_values: pd.Series | None = None
+
+    def column_of(canonical: str) -> tuple[pd.Series | None, list[int]]:
+        hits = _find_columns(src_cols, columns.get(canonical, canonical))
+        return (raw.iloc[:, hits[0]] if len(hits) == 1 else None), hits
+
     if schema.id_column:
-        src = _find_column(src_cols, columns.get(schema.id_column, schema.id_column))
+        src, _hits = column_of(schema.id_column)
         if src is not None:
-            id_values = parse_text(_recode(raw[src], values.get(schema.id_column)))
+            id_values = parse_text(_recode(src, values.get(schema.id_column)))
     for col in schema.columns:
         wanted = columns.get(col.name, col.name)
-        src = _find_column(src_cols, wanted)
+        src, hits = column_of(col.name)
+        if len(hits) > 1:
+            names = " and ".join(f"'{src_cols[i]}' (column {i + 1})" for i in hits)
+            problems.append(
+                Problem(
+                    name,
+                    f"the source columns {names} all read as '{col.name}'; kpireport never "
+                    "picks one: remove or rename all but one, or map the right one under "
+                    f"tables.{name}.columns in the source YAML",
+                    col.name,
+                )
+            )
+            flagged[(name, col.name)] = raw.index
+            out[col.name] = _empty(col.kind, raw.index)
+            continue
+        if col.name in columns and src is not None:
+            shadow = [
+                c
+                for c in _find_columns(src_cols, col.name)
+                if normalise_header(src_cols[c]) != normalise_header(wanted)
+            ]
+            if shadow:
+                problems.append(
+                    Problem(
+                        name,
+                        f"'{col.name}' is read from '{wanted}' as mapped in the source YAML; "
+                        f"the source's own column '{src_cols[shadow[0]]}' is ignored",
+                        col.name,
+                        severity="warning",
+                    )
+                )
         if src is None:
+            typo = (
+                _near_miss(src_cols, col.name, schema, columns) if col.name not in columns else None
+            )
+            if typo is not None and not col.required:
+                problems.append(
+                    Problem(
+                        name,
+                        f"the source column '{typo}' is no kpireport column; did you mean "
+                        f"'{col.name}'? Rename it, or map it under tables.{name}.columns in the "
+                        f"source YAML ('{col.name}' would otherwise be read as empty)",
+                        col.name,
+                    )
+                )
+                flagged[(name, col.name)] = raw.index
             if col.required or col.name in columns:
                 renamed = f" (mapped from '{wanted}')" if col.name in columns else ""
+                if typo is not None:
+                    renamed += f" (did you mean the source column '{typo}'?)"
                 problems.append(
                     Problem(
                         name,
@@ -662,8 +997,25 @@ def canonicalise_table(
                 flagged[(name, col.name)] = raw.index
             out[col.name] = _empty(col.kind, raw.index)
             continue
-        s = _recode(raw[src], values.get(col.name))
+        s = _recode(src, values.get(col.name))
         if col.kind == "date":
+            foreign = non_ascii_digits(s)
+            if foreign.any():
+                problems.append(
+                    _rows_problem(
+                        name,
+                        col.name,
+                        s,
+                        foreign,
+                        f"dates {examples(s[foreign].astype(str))} have digits outside 0-9 "
+                        "(full-width or Arabic-Indic); write them as YYYY-MM-DD with the "
+                        "digits 0-9",
+                        id_values,
+                    )
+                )
+                s = s.mask(foreign)
+            if col.open_end:  # 9999-12-31 is the CRMs' "no end": an empty end date
+                s = s.mask(open_ended(s))
             fmt = date_format
             ts, bad, amb = parse_dates(s, timezone=timezone, date_format=fmt, excel=excel)
             if amb.any():
@@ -693,20 +1045,66 @@ def canonicalise_table(
                         id_values,
                     )
                 )
-            if amb.any() or bad.any():
-                flagged[(name, col.name)] = raw.index[(amb | bad).to_numpy()]
+            refused = amb | bad | foreign
+            if refused.any():
+                flagged[(name, col.name)] = raw.index[refused.to_numpy()]
             out[col.name] = ts
         elif col.kind == "float":
-            num, bad = parse_numbers(s, decimal=decimal, thousands=thousands)
-            if bad.any():
-                eg = examples(s[bad].astype(str))
+            r = read_numbers(
+                s, decimal=decimal, thousands=thousands, money=(name, col.name) in MONEY_COLUMNS
+            )
+            where = describe_setting(decimal, thousands)
+            if r.non_ascii.any():
                 problems.append(
                     _rows_problem(
-                        name, col.name, s, bad, f"cannot read {eg} as a number", id_values
+                        name,
+                        col.name,
+                        s,
+                        r.non_ascii,
+                        f"numbers {examples(s[r.non_ascii].astype(str))} have digits outside "
+                        "0-9 (full-width or Arabic-Indic); write them with the digits 0-9",
+                        id_values,
                     )
                 )
-                flagged[(name, col.name)] = raw.index[bad.to_numpy()]
-            out[col.name] = num
+            if r.dot_grouped.any():
+                cells = s[r.dot_grouped].astype(str)
+                problems.append(
+                    _rows_problem(
+                        name,
+                        col.name,
+                        s,
+                        r.dot_grouped,
+                        f"{examples(cells)} look like thousands grouped with '.', but "
+                        f"{where} would read them as decimals ({examples(cells, 1)} as "
+                        f'{_as_decimal(cells.iloc[0])}); set decimal: "," in the source YAML '
+                        'if they are thousands, or decimal: "." if they really are decimals',
+                        id_values,
+                    )
+                )
+            if r.unreadable.any():
+                cells = s[r.unreadable].astype(str)
+                eg = examples(cells)
+                sign = (
+                    "; a currency sign or code is read only when the source declares its separators"
+                    if decimal is None
+                    and not thousands
+                    and cells.str.contains(_CUR, regex=True).any()
+                    else ""
+                )
+                hint = suggest_setting([str(v).strip() for v in cells.head(20)], decimal, thousands)
+                problems.append(
+                    _rows_problem(
+                        name,
+                        col.name,
+                        s,
+                        r.unreadable,
+                        f"cannot read {eg} as a number with {where}{sign}; {hint}",
+                        id_values,
+                    )
+                )
+            if r.bad.any():
+                flagged[(name, col.name)] = raw.index[r.bad.to_numpy()]
+            out[col.name] = r.values
         else:
             text = (
                 id_values
@@ -728,7 +1126,7 @@ def canonicalise(
     timezone: str,
     mappings: Mapping[str, Any] | None = None,
     date_format: str | None = None,
-    decimal: str = ".",
+    decimal: str | None = None,
     thousands: str | None = None,
     excel: bool = False,
 ) -> Canonical:

@@ -135,7 +135,7 @@ def load(
         timezone=tz,
         mappings=spec.tables,
         date_format=date_format or settings.get("date_format"),
-        decimal=str(settings.get("decimal") or "."),
+        decimal=settings.get("decimal"),
         thousands=settings.get("thousands"),
         excel=spec.kind == "excel",
     )
@@ -144,7 +144,8 @@ def load(
     problems, warnings = check_tables(
         canon.tables, currency=declared, as_of=as_of, flagged=canon.flagged
     )
-    problems = [*canon.problems, *problems]
+    warnings = [p for p in canon.problems if p.severity != "error"] + warnings
+    problems = [p for p in canon.problems if p.severity == "error"] + problems
     if problems:
         if validate:
             raise DataContractError(problems, warnings=warnings)

@@ -28,6 +28,8 @@ class Column:
     choices: tuple[str, ...] | None = None
     nullable: bool = True
     description: str = ""
+    #: an end date where the CRM writes ``9999-12-31`` for "no end" (read as empty)
+    open_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("team", "str", True),
             _c("monthly_cost", "float"),
             _c("active_from", "date"),
-            _c("active_to", "date"),
+            _c("active_to", "date", open_end=True),
         ),
         id_column="seller_id",
         required=True,
@@ -114,7 +116,7 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("stage", "str"),
             _c("probability", "float"),
             _c("closed_at", "date"),
-            _c("expected_close_at", "date"),
+            _c("expected_close_at", "date", open_end=True),
             _c("currency", "str"),
         ),
         id_column="deal_id",
@@ -167,11 +169,13 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("scope", "category", True, choices=tuple(s.value for s in Scope)),
             _c("scope_id", "id"),
             _c("period", "str", True),
-            _c("target", "float", True),
+            _c("target", "float"),  # or a growth (docs/GOALS.md); one of them is required
             _c("direction", "category", choices=tuple(d.value for d in Direction)),
             _c("owner", "str"),
             _c("agreed_by", "str"),
             _c("goal_id", "id"),
+            _c("growth", "float"),
+            _c("baseline", "str"),
         ),
         description="SMART goals: KPI, scope, period, target.",
     ),

@@ -25,6 +25,16 @@ Design decisions
   driver's message, without chaining the original exception.
 * **A missing SQLite file is an error**, not a fresh empty database
   (SQLAlchemy would silently create one).
+* **Headers are kept as the source has them.** pandas renames a repeated
+  CSV/Excel header (``value``, ``value.1``); the readers put the real names
+  back so that the canonicaliser can refuse two columns that read as one
+  (docs/DATA.md "Column names"). A key repeated in the source YAML (two
+  ``value:`` lines under ``columns:``) is refused too: YAML would keep the last.
+* **A CSV file must end with a line break.** A file cut off inside its last
+  row (a copy interrupted, a disk full) would otherwise load that row with a
+  shortened number or date; a file that ends without one is refused.
+* **Separators are checked when the YAML is read**: ``decimal`` is ``.`` or
+  ``,``; ``thousands`` one of ``, . ' `` or a space, and not the decimal one.
 """
 
 from __future__ import annotations
@@ -233,12 +243,74 @@ def resolve(source: str | os.PathLike[str]) -> SourceSpec:
     )
 
 
+def _strict_yaml_loader():
+    """A SafeLoader that refuses a key repeated in one mapping (YAML keeps the last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _value in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key '{key}' appears twice in one mapping (lines {seen[key]} and {line}); "
+                    "kpireport never picks one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
+def _check_separators(settings: dict[str, Any], path: Path) -> None:
+    """Refuse a ``decimal``/``thousands`` setting that cannot be meant."""
+    from kpireport.data.coerce import THOUSANDS
+
+    decimal = settings.get("decimal")
+    if decimal is not None:
+        decimal = str(decimal)
+        if decimal not in (".", ","):
+            raise SourceError(
+                f'decimal in \'{path}\' is {decimal!r}; it must be "." or ",".',
+                hint='Quote it in YAML: decimal: ","',
+            )
+        settings["decimal"] = decimal
+    thousands = settings.get("thousands")
+    if thousands is not None:
+        thousands = str(thousands)
+        if thousands == "":
+            settings.pop("thousands")
+            return
+        if thousands not in THOUSANDS:
+            raise SourceError(
+                f"thousands in '{path}' is {thousands!r}; it must be one of "
+                + ", ".join(repr(t) for t in THOUSANDS[:4])
+                + " or a space.",
+                hint='Quote it in YAML: thousands: "."',
+            )
+        if thousands == (decimal or "."):
+            raise SourceError(
+                f"thousands and decimal in '{path}' are both {thousands!r}; "
+                "a number cannot be read with one separator for both.",
+                hint='For 1.234,50 declare decimal: "," and thousands: "."',
+            )
+        settings["thousands"] = thousands
+
+
 def _resolve_yaml(path: Path) -> SourceSpec:
     import yaml
 
     origin = str(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_strict_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError) as exc:
         raise SourceError(f"The source file '{path}' cannot be read: {exc}") from None
     if not isinstance(doc, dict):
@@ -254,6 +326,7 @@ def _resolve_yaml(path: Path) -> SourceSpec:
         if doc.get(key) is not None:
             value = doc[key]
             settings[key] = expand_env(value, origin=origin) if isinstance(value, str) else value
+    _check_separators(settings, path)
     if "gross_margin" in settings:
         try:
             settings["gross_margin"] = float(settings["gross_margin"])
@@ -413,7 +486,40 @@ def _read_csv(path: Path, settings: Mapping[str, Any]) -> pd.DataFrame:
         raise SourceError(f"The file '{path}' is empty (no header row).") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise SourceError(f"The file '{path}' cannot be read as CSV: {exc}") from None
+    if not _ends_with_line_break(path):
+        last = f"its last row (row {len(df)})" if len(df) else "its header"
+        raise SourceError(
+            f"The file '{path}' ends inside a row: there is no line break after {last}, "
+            "so the export may have been cut off.",
+            hint="Re-export it, or add the line break if that row is complete.",
+        )
+    header = _csv_header(path, encoding, str(delimiter))
+    if header is not None and len(header) == len(df.columns) and len(set(header)) < len(header):
+        df.columns = header  # pandas renamed the repeats 'x.1': give them back their names
     return _number_rows(df)
+
+
+def _ends_with_line_break(path: Path) -> bool:
+    """True when the file's last bytes hold a line break (UTF-8, cp1252 or UTF-16)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 2))
+            tail = fh.read()
+    except OSError:
+        return True
+    return b"\n" in tail or b"\r" in tail
+
+
+def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str] | None:
+    """The header row exactly as written (pandas renames repeated names)."""
+    import csv
+
+    try:
+        with path.open(encoding=encoding, newline="") as fh:
+            row = next(csv.reader(fh, delimiter=delimiter), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None if row is None else [c.strip().lstrip("\ufeff") for c in row]
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -424,8 +530,33 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return _number_rows(df.reset_index(drop=True))
 
 
+#: magic number of an OLE compound file: an encrypted (password-protected) OOXML
+#: workbook or an old binary .xls, never a readable .xlsx
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _ole_workbook_reason(path: Path) -> str | None:
+    """Why a workbook in an OLE container cannot be read, or None if it is not one."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    if not head.startswith(_OLE_MAGIC):
+        return None
+    if "EncryptionInfo".encode("utf-16-le") in head:
+        return (
+            "the workbook is encrypted (password-protected); save a copy without a password "
+            "(File > Info > Protect Workbook > Encrypt with Password, clear it) or export CSV"
+        )
+    return "it is an old binary .xls workbook; save it as .xlsx or export CSV"
+
+
 def _read_excel(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     path: Path = spec.location
+    reason = _ole_workbook_reason(path)
+    if reason:
+        raise SourceError(f"The workbook '{path}' cannot be read: {reason}.")
     try:
         book = pd.ExcelFile(path, engine="openpyxl")
     except Exception as exc:
@@ -438,13 +569,20 @@ def _read_excel(spec: SourceSpec) -> dict[str, pd.DataFrame]:
             if sheet is None:
                 continue
             try:
-                df = pd.read_excel(book, sheet_name=sheet, dtype=object)
+                df = pd.read_excel(book, sheet_name=sheet, dtype=object, header=None)
             except Exception as exc:
                 raise SourceError(f"Sheet '{sheet}' of '{path}' cannot be read: {exc}") from None
-            df = df.dropna(how="all")  # trailing formatted-but-empty rows
-            # index is 0-based over sheet rows 2..; dropped empty rows keep their numbers
-            df.index = df.index + 1
-            df.columns = [str(c).strip() for c in df.columns]
+            # row 0 is the header, as written (pandas would rename a repeated one 'x.1');
+            # the index then counts data rows from 1 and dropped empty rows keep their numbers
+            head = df.iloc[0].tolist() if len(df) else []
+            df = df.iloc[1:].dropna(how="all")  # trailing formatted-but-empty rows
+            df.columns = [
+                f"Unnamed: {i}"
+                if c is None or (isinstance(c, float) and c != c)
+                else str(c).strip()
+                for i, c in enumerate(head)
+            ] or df.columns
+            df.columns = [str(c) for c in df.columns]
             out[canonical] = df
     return out
 
@@ -467,7 +605,9 @@ def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     schema = spec.settings.get("schema")
     try:
         with engine.connect() as conn:
-            names = {n.lower(): n for n in sa.inspect(conn).get_table_names(schema=schema)}
+            insp = sa.inspect(conn)  # views are read like tables (a CRM schema often exposes views)
+            listed = [*insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema)]
+            names = {n.lower(): n for n in listed}
             for canonical, mapping in spec.tables.items():
                 real = names.get(mapping.name.lower())
                 if real is None:

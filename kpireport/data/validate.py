@@ -28,6 +28,11 @@ Design decisions
   reported a second time as "empty".
 * Date warnings need an ``as_of``; without one they are skipped, never
   computed from the clock.
+* **Right or absent** (issue 9): a required table without rows is an error
+  (a "No data" report from an empty export would be wrong, not empty); team
+  names that differ only in case or spacing are an error listing each
+  spelling and its sellers, never two teams nor a silent merge
+  (docs/DATA.md "Team names").
 * Goal KPI names are checked against the KPI registry
   (:data:`kpireport.kpis.registry.REGISTRY`), the one list of KPI names.
 """
@@ -238,6 +243,15 @@ def _check_required(tables, flagged, out: _Collector) -> None:
     for name in REQUIRED_TABLES:
         if name not in tables:
             out.add(Problem(name, f"required table '{name}' is missing from the source"))
+        elif not len(tables[name]):
+            out.add(
+                Problem(
+                    name,
+                    f"required table '{name}' has no rows (only a header, or an empty sheet); "
+                    "a report built from it would be a wrong report, not an empty one. "
+                    "Check the export",
+                )
+            )
     for name, df in tables.items():
         schema = SCHEMAS[name]
         for col in schema.required_columns:
@@ -332,15 +346,19 @@ def _check_choices(tables, out: _Collector) -> None:
                 out.add(_finding(df, bad, name, col.name, reason))
 
 
-def _check_deals(tables, out: _Collector) -> None:
+def _check_deals(tables, out: _Collector, flagged=None) -> None:
     if not _has(tables, "deals", "status", "closed_at"):
         return
     df = tables["deals"]
     closed = df["status"].isin([DealStatus.WON.value, DealStatus.LOST.value])
+    missing = closed & df["closed_at"].isna()
+    done = (flagged or {}).get(("deals", "closed_at"))
+    if done is not None and len(done):  # unreadable closed_at: reported once, by the parser
+        missing &= ~df.index.isin(done)
     out.add(
         _finding(
             df,
-            closed & df["closed_at"].isna(),
+            missing,
             "deals",
             "closed_at",
             "won or lost deal has no closed_at",
@@ -505,6 +523,17 @@ def _check_goals(tables, out: _Collector) -> None:
     if "goals" not in tables:
         return
     df = tables["goals"]
+    if "target" in df.columns:  # a target, or a growth against a baseline (docs/GOALS.md)
+        growth = df["growth"] if "growth" in df.columns else pd.Series(np.nan, index=df.index)
+        out.add(
+            _finding(
+                df,
+                (df["target"].isna() & growth.isna()).to_numpy(),
+                "goals",
+                "target",
+                "a goal needs a target (or a growth such as 0.14)",
+            )
+        )
     if "kpi" in df.columns:
         names = known_kpis()
         bad = df["kpi"].notna().to_numpy() & ~str_isin(df["kpi"], sorted(names))
@@ -626,6 +655,76 @@ def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) 
         )
 
 
+def team_key(name: str) -> str:
+    """The form in which two team names must differ: case and all whitespace ignored."""
+    return "".join(str(name).split()).casefold()
+
+
+def _check_team_spellings(tables, out: _Collector) -> None:
+    """Team names that differ only in case or spacing are an error, never two teams.
+
+    ``SMB``, ``smb`` and ``S MB`` would split one team's numbers in two (a
+    silent merge could hide a real typo, so they are refused, not merged).
+    The message lists each spelling with the sellers using it. A ``costs.team``
+    that matches a seller team only up to case or spacing is refused too
+    (its costs would land on no team).
+    """
+    if not _has(tables, "sellers", "team"):
+        return
+    sellers = tables["sellers"]
+    team = sellers["team"]
+    present = team.notna().to_numpy()
+    spellings = pd.Series(team[present].unique(), dtype="str")
+    if not len(spellings):
+        return
+    keys = spellings.map(team_key)
+    groups = spellings.groupby(keys.to_numpy()).agg(list)
+    ids = sellers["seller_id"] if "seller_id" in sellers.columns else None
+    for names in groups[groups.map(len) > 1]:
+        parts = []
+        for n in sorted(names):
+            rows = (team == n).to_numpy()
+            who = (
+                ", ".join(str(v) for v in ids[rows].head(5))
+                if ids is not None
+                else f"{int(rows.sum())} row(s)"
+            )
+            parts.append(f"'{n}' (sellers {who})")
+        mask = team.isin(names).to_numpy()
+        out.add(
+            _finding(
+                sellers,
+                mask,
+                "sellers",
+                "team",
+                "team names "
+                + ", ".join(parts)
+                + " differ only in upper/lower case or spacing; kpireport would count them as "
+                "separate teams, so spell the team one way",
+            )
+        )
+    if _has(tables, "costs", "team"):
+        costs = tables["costs"]
+        exact = set(spellings)
+        by_key = dict(zip(keys, spellings, strict=True))
+        ct = costs["team"]
+        uniq = pd.Series(ct.dropna().unique(), dtype="str")
+        near = [v for v in uniq if v not in exact and team_key(v) in by_key]
+        if near:
+            mask = ct.isin(near).to_numpy()
+            pairs = ", ".join(f"'{v}' (sellers say '{by_key[team_key(v)]}')" for v in near[:5])
+            out.add(
+                _finding(
+                    costs,
+                    mask,
+                    "costs",
+                    "team",
+                    f"team {pairs} differs from the sellers' team only in upper/lower case or "
+                    "spacing; its costs would belong to no team, so spell it as in sellers",
+                )
+            )
+
+
 def _check_sellers(tables, out: _Collector) -> None:
     if not _has(tables, "sellers", "seller_id") or not _has(tables, "deals", "seller_id"):
         return
@@ -693,7 +792,7 @@ def check_tables(
     _check_required(tables, flagged or {}, out)
     _check_duplicates(tables, out)
     _check_choices(tables, out)
-    _check_deals(tables, out)
+    _check_deals(tables, out, flagged or {})
     _check_order(tables, out)
     _check_non_negative(tables, out)
     _check_references(tables, out)
@@ -701,6 +800,7 @@ def check_tables(
     _check_goals(tables, out)
     _check_plausible_dates(tables, ts, out)
     _check_sellers(tables, out)
+    _check_team_spellings(tables, out)
     return out.problems, out.warnings
 
 
@@ -748,4 +848,6 @@ def validate(
     unknown = sorted(set(tables) - set(SCHEMAS))
     for name in unknown:
         warnings.append(Problem(str(name), "unknown table (ignored)", severity="warning"))
-    return ValidationReport([*parsed.problems, *problems], warnings, desc)
+    early = [p for p in parsed.problems if p.severity == "error"]
+    warnings = [p for p in parsed.problems if p.severity != "error"] + warnings
+    return ValidationReport([*early, *problems], warnings, desc)

@@ -50,12 +50,17 @@ Design decisions
   value to date (a ratio with nothing closed yet): ``no_data``.
 * **Pipeline view** for ``won_value`` and ``deals_won`` goals: open deals
   expected to close in the rest of the period, weighted by probability (and
-  simulated deal by deal), added to the actual to date.
-* **Lint**: ``not_accepted`` (no ``agreed_by``), ``ratio_target`` (a percent
-  KPI with a target above 1, e.g. 40 instead of 0.40), ``period_over``,
+  simulated deal by deal), added to the actual to date. None (NaN) for a
+  scope with a deal open at ``as_of`` that has closed since: its stage,
+  probability and expected close on that day are unknown (docs/DATA.md).
+* **Lint**: ``not_accepted`` (no ``agreed_by``), ``period_over``,
   ``unrealistic`` / ``unambitious`` (target beyond the 95 % interval of the
   forecast; for goals not yet started, above twice the maximum / under half
-  the minimum of the last 12 comparable periods).
+  the minimum of the last 12 comparable periods), ``inactive_owner`` (a
+  seller goal whose seller is not active on any day of its period),
+  ``undercommitted`` / ``overcommitted`` (the child goals one scope down add
+  up to less / more than this goal; the difference is ``commit_gap``, see
+  :mod:`kpireport.goals.cascade`).
 """
 
 from __future__ import annotations
@@ -67,9 +72,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table, Unit
+from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table
 from kpireport.data.model import CrmData
 from kpireport.errors import GoalError
+from kpireport.goals.cascade import commitment_flags, commitment_gaps
 from kpireport.goals.definitions import load_goals
 from kpireport.periods import Period, _day, containing, parse_period
 
@@ -101,6 +107,7 @@ RESULT_COLUMNS = (
     "gap_to_pace", "remaining_days", "remaining_working_days", "required_per_day",
     "required_per_working_day", "forecast", "lo_80", "hi_80", "lo_95", "hi_95", "probability",
     "pipeline_expected", "pipeline_probability", "status", "lint", "model",
+    "growth", "growth_unit", "baseline_period", "baseline_value", "commit_gap",
 )  # fmt: skip
 
 
@@ -113,6 +120,7 @@ def evaluate_goals(
     scope: str | Scope | None = None,
     scope_ids: list[str] | None = None,
     current_only: bool = False,
+    upcoming: bool = False,
     n_paths: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -135,6 +143,11 @@ def evaluate_goals(
         kept with ``scope_ids``).
     current_only
         Keep only goals whose period contains ``as_of``.
+    upcoming
+        Also forecast goals whose period has not started yet (their status
+        stays ``not_started``): the forecast, interval and probability are
+        then those of the whole period, as ``kpireport goals check`` and
+        :func:`~kpireport.goals.suggest_targets` use them.
     n_paths, seed
         Simulation size and seed (same seed, same probabilities).
 
@@ -149,12 +162,35 @@ def evaluate_goals(
     GoalError
         Without ``as_of``, or when a goal is invalid (every problem listed).
     """
-    from kpireport.kpis.registry import REGISTRY
-
     if as_of is None:
         raise GoalError("evaluate_goals needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
-    asof = _day(as_of)
+    return _evaluate(
+        data, goals, _day(as_of), forecast=forecast, scope=scope, scope_ids=scope_ids,
+        current_only=current_only, upcoming=upcoming, n_paths=n_paths, seed=seed,
+    )  # fmt: skip
+
+
+def _evaluate(
+    data: CrmData,
+    goals: Any,
+    asof: pd.Timestamp,
+    *,
+    forecast: bool = True,
+    scope: str | Scope | None = None,
+    scope_ids: list[str] | None = None,
+    current_only: bool = False,
+    upcoming: bool = False,
+    n_paths: int = 2000,
+    seed: int = 0,
+    totals: dict[int, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """:func:`evaluate_goals`; ``totals`` (when given) receives each forecast goal's
+    simulated period totals by row position."""
+    from kpireport.kpis.registry import REGISTRY
+
     g = load_goals(data, goals)
+    # children vs parent over the whole goal list, before any filter
+    g["commit_gap"] = commitment_gaps(g, data).to_numpy(float)
     if scope is not None:
         g = g[g["scope"] == str(Scope(scope))]
     if scope_ids is not None:
@@ -167,18 +203,22 @@ def evaluate_goals(
     g = g.reset_index(drop=True)
 
     out = _frame(g, periods, asof, REGISTRY)
+    out["_forecast"] = out["_running"] | (upcoming & (out["_start"] > asof))
     out["actual"] = _actuals(data, out, periods, asof)
-    running_periods = [periods[p] for p in pd.unique(out.loc[out["_running"], "period"])]
+    running_periods = [periods[p] for p in pd.unique(out.loc[out["_forecast"], "period"])]
     first = min([p.last_year().start for p in running_periods], default=asof)
     if forecast:
         first = min(first, asof - pd.Timedelta(days=HISTORY_DAYS))
     hist = _History(data, asof, first)
     _pace(out, hist, periods)
-    running = out["_running"].to_numpy()
-    if forecast and running.any():
-        _forecasts(data, out, hist, periods, asof, n_paths, seed)
+    if forecast and out["_forecast"].any():
+        _forecasts(data, out, hist, periods, asof, n_paths, seed, totals)
     out["status"] = _status(out, asof)
     out["lint"] = _lint(out, asof)
+    _lint_inactive(data, out)
+    for flag in ("undercommitted", "overcommitted"):
+        flags = commitment_flags(out["commit_gap"].to_numpy(float), out["target"].to_numpy(float))
+        _add_flag(out, flags == flag, flag)
     _lint_history(data, out, periods, asof)
     result = out.loc[:, list(RESULT_COLUMNS)]
     result.attrs["as_of"] = str(asof.date())
@@ -218,6 +258,11 @@ def _frame(g: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp, reg)
             "direction": g["direction"],
             "owner": g["owner"],
             "agreed_by": g["agreed_by"],
+            "growth": g["growth"].astype(float),
+            "growth_unit": g["growth_unit"],
+            "baseline_period": g["baseline_period"],
+            "baseline_value": g["baseline_value"].astype(float),
+            "commit_gap": g["commit_gap"].astype(float),
             "elapsed": done / total,
             "remaining_days": remaining,
             "remaining_working_days": workdays.astype(int),
@@ -380,10 +425,12 @@ class _History:
         return self._open
 
     def stage_rates(self) -> dict[str, float]:
+        """Win rates per stage of the deals closed by the end of ``as_of`` (no later close)."""
         from kpireport.forecast import stage_win_rates
 
         if self.rates is None:
-            self.rates = stage_win_rates(self.data[Table.DEALS])
+            d = self.data[Table.DEALS]
+            self.rates = stage_win_rates(d[d["closed_at"] < self.asof + DAY])
         return self.rates
 
 
@@ -440,6 +487,7 @@ def _forecasts(
     asof: pd.Timestamp,
     n_paths: int,
     seed: int,
+    totals: dict[int, np.ndarray] | None = None,
 ) -> None:
     cols = ("forecast", "lo_80", "hi_80", "lo_95", "hi_95", "probability")
     res = {
@@ -447,7 +495,7 @@ def _forecasts(
         for c in (*cols, "pipeline_expected", "pipeline_probability")
     }
     model = out["model"].astype(object).to_numpy().copy()
-    for i in np.flatnonzero(out["_running"].to_numpy()):
+    for i in np.flatnonzero(out["_forecast"].to_numpy()):
         row = out.iloc[i]
         p = periods[row["period"]]
         sid = row["scope_id"] if row["scope"] != Scope.ORGANISATION else None
@@ -455,12 +503,15 @@ def _forecasts(
             if row["_additive"]:
                 got = _forecast_additive(hist, row, sid, p, asof, n_paths, seed)
             else:
-                got = _forecast_ratio(hist, row, sid, p)
+                got = _forecast_ratio(hist, row, sid, p, n_paths, seed)
         except Exception as exc:  # a forecast must never sink the goal table
             log.warning("forecast for goal %s failed: %s", row["goal_id"], exc)
             got = {"model": f"none ({type(exc).__name__}: {exc})"}
         for k, v in got.items():
-            if k == "model":
+            if k == "totals":
+                if totals is not None:
+                    totals[i] = v
+            elif k == "model":
                 model[i] = v
             else:
                 res[k][i] = v
@@ -493,7 +544,7 @@ def _forecast_additive(hist: _History, row, sid, p: Period, asof, n_paths, seed)
     return {
         "forecast": summ["mean"], "lo_80": summ["lo_80"], "hi_80": summ["hi_80"],
         "lo_95": summ["lo_95"], "hi_95": summ["hi_95"], "probability": summ["probability"],
-        "model": name,
+        "model": name, "totals": totals,
     }  # fmt: skip
 
 
@@ -512,7 +563,9 @@ def _quiet_rest(v: np.ndarray, first: pd.Timestamp, p: Period, asof: pd.Timestam
     return not any(d in busy for d in rest.day_of_week)
 
 
-def _forecast_ratio(hist: _History, row, sid, p: Period) -> dict:
+def _forecast_ratio(
+    hist: _History, row, sid, p: Period, n_paths: int = 2000, seed: int = 0
+) -> dict:
     from scipy.stats import norm
 
     from kpireport.forecast.models import ETS, ModelFitError, Naive
@@ -552,20 +605,40 @@ def _forecast_ratio(hist: _History, row, sid, p: Period) -> dict:
         "lo_95": mean - z95 * sd, "hi_95": mean + z95 * sd,
         "probability": 1 - cdf if row["direction"] == Direction.AT_LEAST else cdf,
         "model": f"ratio: {model.name}",
+        "totals": np.random.default_rng(seed).normal(mean, sd, int(n_paths)),
     }  # fmt: skip
 
 
 # ------------------------------------------------------------------ pipeline
+#: columns of a deal whose value on a past day the CRM export does not keep
+UNKNOWN_AT_ASOF = ("stage", "probability", "expected_close_at")
+
+
 def open_deals_at(data: CrmData, asof: pd.Timestamp, scope=None, sid=None) -> pd.DataFrame:
     """Deals open at the end of ``asof`` (within the scope; status set to ``open``).
 
-    A deal closed after ``as_of`` was still open then, so it counts as open.
+    A deal closed after ``as_of`` was still open then, so it counts as open,
+    with its ``value``, seller, company and ``created_at``. Its ``stage``,
+    ``probability`` and ``expected_close_at`` on that day are unknown and set
+    to NA (:data:`UNKNOWN_AT_ASOF`): the export holds only their current
+    values (docs/DATA.md lists no history), which for a closed deal carry the
+    outcome ("Closed won", 1.0 or 0.0, and an expected close moved to, or
+    derived from, the real close). ``expected_close_at`` is NA too because
+    the data contract does not define it as a forecast frozen before the
+    close; keeping it would tell a past-day view which deals close when.
+    Such rows have ``closed_later`` True; deals still open today keep their
+    current stage, probability and expected close (``closed_later`` False).
     """
     d = data[Table.DEALS]
     end = asof + DAY
-    mask = (d["created_at"] < end) & ((d["status"] == "open") | (d["closed_at"] >= end))
+    later = d["status"].isin(["won", "lost"]) & (d["closed_at"] >= end)
+    mask = (d["created_at"] < end) & ((d["status"] == "open") | later)
     out = d[mask].copy()
     out["status"] = "open"
+    out["closed_later"] = later[mask].to_numpy(bool)
+    for col in UNKNOWN_AT_ASOF:
+        if col in out:
+            out[col] = out[col].where(~out["closed_later"])
     return deals_in_scope(data, out, scope, sid)
 
 
@@ -585,11 +658,19 @@ def deals_in_scope(data: CrmData, deals: pd.DataFrame, scope, sid) -> pd.DataFra
 def _pipeline_view(
     data, hist: _History, row, sid, p: Period, asof, n_paths, seed
 ) -> tuple[float, float]:
-    """Actual + weighted open deals expected to close in the rest of the period."""
+    """Actual + weighted open deals expected to close in the rest of the period.
+
+    NaN (no pipeline view) when a deal of the scope open at ``as_of`` has
+    closed since: its stage, probability and expected close on that day are
+    unknown (:func:`open_deals_at`), and leaving it out would understate the
+    pipeline as surely as its outcome would overstate it.
+    """
     from kpireport.forecast import deal_monte_carlo
 
     rest = Period(max(p.start, asof + DAY), p.end, p.grain, p.label, True)
     deals = deals_in_scope(data, hist.open_deals(), row["scope"], sid)
+    if deals["closed_later"].any():
+        return np.nan, np.nan
     if row["kpi"] == "deals_won":
         deals = deals.assign(value=1.0)
     prob = pd.to_numeric(deals["probability"], errors="coerce")
@@ -675,9 +756,6 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
         agreed.isna().to_numpy() | (agreed.fillna("").astype(str).str.strip() == "").to_numpy()
     )
     target = out["target"].to_numpy(float)
-    ratio_target = out["unit"].isin([Unit.PERCENT.value, Unit.RATIO.value]).to_numpy() & (
-        target > 1
-    )
     # over, or on its last day: the result is known and nothing can change it
     over = (out["_end"] - DAY <= asof).to_numpy()
     lo, hi = out["lo_95"].to_numpy(float), out["hi_95"].to_numpy(float)
@@ -688,7 +766,6 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
     unambitious = np.where(at_least, below, above)
     flags = [
         ("not_accepted", not_accepted),
-        ("ratio_target", ratio_target),
         ("period_over", over),
         ("unrealistic", unrealistic),
         ("unambitious", unambitious),
@@ -697,6 +774,38 @@ def _lint(out: pd.DataFrame, asof: pd.Timestamp) -> pd.Series:
     for name, mask in flags:
         text = np.where(mask, np.where(text == "", name, text + "," + name), text)
     return pd.Series(text, index=out.index, dtype="str")
+
+
+def _add_flag(out: pd.DataFrame, mask: np.ndarray, flag: str) -> None:
+    """Append ``flag`` to the lint of the rows in ``mask``."""
+    text = out["lint"].astype(object).fillna("").to_numpy()
+    text = np.where(mask, np.where(text == "", flag, text + "," + flag), text)
+    out["lint"] = pd.array(text, dtype="str")
+
+
+def _lint_inactive(data: CrmData, out: pd.DataFrame) -> None:
+    """Flag seller goals whose seller is not active on any day of the goal's period.
+
+    ``sellers.active_from``/``active_to`` (both days included) that do not
+    overlap ``[start, end)`` give ``inactive_owner``: the goal belongs to
+    someone who left (or has not started), so nobody works on it.
+    """
+    sellers = data.sellers
+    if "active_from" not in sellers or not (out["scope"] == Scope.SELLER).any():
+        return
+    idx = sellers.drop_duplicates("seller_id").set_index("seller_id")
+    sid = out["scope_id"].astype(object).where(out["scope"] == Scope.SELLER)
+    frm = pd.to_datetime(idx["active_from"].reindex(sid).to_numpy())
+    to = (
+        pd.to_datetime(idx["active_to"].reindex(sid).to_numpy())
+        if "active_to" in idx
+        else pd.DatetimeIndex([pd.NaT] * len(out))
+    )
+    start = pd.DatetimeIndex(out["_start"])
+    end = pd.DatetimeIndex(out["_end"])
+    later = np.asarray(frm.notna() & (frm.normalize() >= end))
+    gone = np.asarray(to.notna() & (to.normalize() < start))
+    _add_flag(out, (sid.notna().to_numpy()) & (later | gone), "inactive_owner")
 
 
 def _lint_history(
@@ -754,6 +863,6 @@ def _lint_history(
                 flag = "unrealistic" if at_least[j] else "unambitious"
             elif low[j]:
                 flag = "unambitious" if at_least[j] else "unrealistic"
-            if flag:
+            if flag and flag not in str(lint[i]).split(","):
                 lint[i] = f"{lint[i]},{flag}" if lint[i] else flag
     out["lint"] = pd.array(lint, dtype="str")

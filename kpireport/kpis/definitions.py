@@ -32,6 +32,7 @@ import pandas as pd
 from kpireport.constants import DealStatus, Scope, Table
 from kpireport.kpis import relational as rel
 from kpireport.kpis.engine import (
+    NAT,
     NS_PER_DAY,
     Context,
     ratio,
@@ -564,3 +565,132 @@ def clv(ctx: Context) -> Result:
     notes = ctx.cell_notes()
     notes[(life >= MAX_LIFETIME_MONTHS) & ~np.isnan(out)] = "lifetime capped at 120 months"
     return out, notes
+
+
+# ------------------------------------------------------------------ prospects and CLV drivers
+#: days in an average month (customer tenure)
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def prospect_hit_rate(ctx: Context) -> Result:
+    """Deals won in P ÷ distinct prospects that had a sales activity in P.
+
+    A prospect is the company of an activity (``activities.company_id``, or
+    the company of its ``deal_id`` when the activity names none); every
+    activity type counts. A team counts a company once even when several of
+    its sellers worked on it. Activities without a company are not counted.
+    """
+    won = _closed(ctx)[DealStatus.WON]["n"]
+    own = "a.company_id" if rel.has_column(ctx, Table.ACTIVITIES, "company_id") else "NULL"
+    via, joins = "NULL", ""
+    if rel.has_column(ctx, Table.ACTIVITIES, "deal_id") and rel.has_column(
+        ctx, Table.DEALS, "company_id"
+    ):
+        via, joins = "d.company_id", " LEFT JOIN deals d ON d.deal_id = a.deal_id"
+    if not len(ctx.starts):
+        return ratio(won, np.zeros_like(won))
+    lo, hi = rel.ts(ctx.starts.min()), rel.ts(ctx.ends.max())
+    # midnight bounds: one row per (day, seller, own company, prospect) is enough
+    day = rel.day_aligned(ctx.starts, ctx.ends)
+    t = "DATE_TRUNC('day', a.occurred_at)" if day else "a.occurred_at"
+    worked = (
+        f"(SELECT {'DISTINCT ' if day else ''}{t} AS occurred_at, a.seller_id, "
+        f"{own} AS company_id, COALESCE({own}, {via}) AS prospect FROM activities a{joins} "
+        f"WHERE a.occurred_at >= {lo} AND a.occurred_at < {hi})"
+    )
+    prospects = rel.aggregate(
+        ctx,
+        Table.ACTIVITIES,
+        {"n": "COUNT(DISTINCT r.prospect)"},
+        time="occurred_at",
+        where="r.prospect IS NOT NULL",
+        relation=worked,
+        fill=np.nan,  # distinct counts: no per-day pre-aggregation, one group per column
+    )["n"]
+    return ratio(won, np.nan_to_num(prospects, nan=0.0))
+
+
+def _active_customers(ctx: Context, product: bool) -> str:
+    """SQL: the ``(i, k, co[, p], a)`` cells with positive net revenue in interval ``i``.
+
+    ``k`` is the scope key, ``co`` the company, ``p`` the ``product`` (one
+    product of its own when missing) and ``a`` the cell's net revenue. Rows
+    are summed per day first when every bound is a midnight.
+    """
+    key, joins, _ = rel.scope_key(ctx, Table.REVENUE)
+    t = "DATE_TRUNC('day', r.date)" if rel.day_aligned(ctx.starts, ctx.ends) else "r.date"
+    has_product = product and rel.has_column(ctx, Table.REVENUE, "product")
+    p = ", r.product AS p" if has_product else ""
+    pd_ = ", d.p" if has_product else ""
+    n = 4 if has_product else 3
+    return (
+        f"WITH {rel.values(ctx.starts, ctx.ends)}, "
+        f"d AS (SELECT {t} AS t, {key} AS k, r.company_id AS co{p}, {_sum('r.amount')} AS a "
+        f"FROM revenue r{joins} WHERE r.company_id IS NOT NULL "
+        f"AND r.date >= {rel.ts(ctx.starts.min())} AND r.date < {rel.ts(ctx.ends.max())} "
+        f"GROUP BY {', '.join(map(str, range(1, n + 1)))}), "
+        f"x AS (SELECT iv.i, d.k, d.co{pd_}, SUM(d.a) AS a FROM d "
+        "JOIN iv ON d.t >= iv.s AND d.t < iv.e "
+        f"GROUP BY {', '.join(map(str, range(1, n + 1)))} HAVING SUM(d.a) > 0)"
+    )
+
+
+def _per_column(ctx: Context, sql: str) -> list[np.ndarray]:
+    """Run ``sql`` (columns ``i, k, measures…``); each measure as an ``(intervals, width)`` sum."""
+    cols = rel.fetch_columns(ctx, sql)
+    n_m = max(len(cols) - 2, 0)
+    out = [np.zeros((len(ctx.starts), ctx.width)) for _ in range(n_m)]
+    if not len(cols) or not len(cols[0]):
+        return out
+    _, _, select_id = rel.scope_key(ctx, Table.REVENUE)
+    i = cols[0].astype(np.int64)
+    col = rel.result_columns(ctx, cols[1], [None] * len(cols[1]), select_id)
+    for j in range(n_m):
+        np.add.at(out[j], (i, col), np.nan_to_num(cols[2 + j], nan=0.0))
+    return out
+
+
+def products_per_customer(ctx: Context) -> Result:
+    """Distinct products per customer in P.
+
+    The number of (customer, ``product``) pairs with positive net revenue in
+    P ÷ the number of customers with positive net revenue in P. A credit note
+    lowers its product's net revenue; invoices without a product are one
+    product of their own.
+    """
+    rel.no_split(ctx, Table.REVENUE)
+    if not len(ctx.starts):
+        return np.zeros((0, ctx.width))
+    count = " SELECT i, k, COUNT(*) FROM x GROUP BY 1, 2"
+    pairs = _per_column(ctx, _active_customers(ctx, True) + count)
+    customers = _per_column(ctx, _active_customers(ctx, False) + count)
+    return ratio(pairs[0], customers[0])
+
+
+def customer_tenure_months(ctx: Context) -> Result:
+    """Mean months since the first invoice of the customers with positive net revenue in P.
+
+    A customer's tenure runs from the ``date`` of its first ``revenue`` row
+    ever (any seller, up to the cut-off) to the end of P (cut at the
+    cut-off), in months of 365.25 / 12 days.
+    """
+    rel.no_split(ctx, Table.REVENUE)
+    if not len(ctx.starts):
+        return np.zeros((0, ctx.width))
+    first = (
+        "f AS (SELECT r.company_id AS co, MIN(r.date) AS t0 FROM revenue r "
+        f"WHERE r.company_id IS NOT NULL AND {rel.before_cutoff('r.date', ctx.cutoff)} "
+        "GROUP BY 1)"
+    )
+    # seconds from the epoch to each first invoice, summed per cell: the mean
+    # tenure is then (end of P - mean first invoice)
+    n, since = _per_column(
+        ctx,
+        f"{_active_customers(ctx, False)}, {first} SELECT x.i, x.k, COUNT(*), "
+        f"SUM(EXTRACT(EPOCH FROM (f.t0 - {rel.ts(0)}))) FROM x JOIN f ON f.co = x.co "
+        "GROUP BY 1, 2",
+    )
+    end = np.minimum(ctx.ends, ctx.cutoff) if ctx.cutoff != NAT else ctx.ends
+    end_s = (end.astype("float64") / 1e9)[:, None]
+    seconds = ratio(end_s * n - since, n)
+    return seconds / (NS_PER_DAY / 1e9) / DAYS_PER_MONTH

@@ -7,12 +7,16 @@ are asked for and where their (small) results go.
 Design decisions
 ----------------
 * **One cache per dataset.** :func:`prepared` keeps one :class:`Prepared` per
-  :class:`CrmData` object (keyed on the object's identity, the identity of its
-  tables and of its ``engine``; a ``weakref.finalize`` drops the entry when the
-  dataset is garbage collected). It holds the dataset's SQL engine (an
-  embedded DuckDB over the tables, created on first use, or ``CrmData.engine``),
-  the memoised query results and the scope ids. ``CrmData`` is plain data that
-  no stage mutates, so identity is a sound key.
+  :class:`CrmData` object (keyed on the object's identity, on
+  :meth:`CrmData.cache_token` — the very arrays behind every column, kept
+  alive by the entry so an id is never reused — and on the identity of its
+  ``engine``; a ``weakref.finalize`` drops the entry when the dataset is
+  garbage collected). It holds the dataset's SQL engine (an embedded DuckDB
+  over the tables, created on first use, or ``CrmData.engine``), the memoised
+  query results and the scope ids. A replaced column or table
+  (``data.deals["value"] *= 2``) changes the token, so the DuckDB
+  registration and every memoised result are rebuilt; in-place writes are
+  refused by read-only arrays (docs/DATA.md).
 * **Many periods at once.** A KPI is evaluated for a list of half-open
   intervals ``[start, end)`` (the periods cut at ``as_of``) and every scope id
   in one query per formula: the intervals travel as a ``VALUES`` table and the
@@ -262,7 +266,7 @@ class Prepared:
         return self.memo(("seller_bounds",), build)
 
 
-_PREPARED: dict[int, tuple[tuple[int, ...], Prepared]] = {}
+_PREPARED: dict[int, tuple[tuple[int, ...], Prepared, tuple[object, ...]]] = {}
 #: caches inherited through fork(), kept alive and never used again
 _INHERITED: list[dict] = []
 
@@ -286,18 +290,17 @@ if hasattr(os, "register_at_fork"):
 def prepared(data: CrmData) -> Prepared:
     """The cached :class:`Prepared` view of ``data`` (built on first use)."""
     key = id(data)
-    stamp = (
-        tuple(id(df) for df in data.tables.values())
-        + tuple(map(id, data.tables))
-        + (id(getattr(data, "engine", None)),)
-    )
+    engine = getattr(data, "engine", None)
+    # the entry keeps the token's objects (and the engine) alive: ids stay unique
+    token = (*data.cache_token(), engine)
+    stamp = tuple(map(id, token))
     hit = _PREPARED.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
     prep = Prepared(data)
     if hit is None:
         weakref.finalize(data, _PREPARED.pop, key, None)
-    _PREPARED[key] = (stamp, prep)
+    _PREPARED[key] = (stamp, prep, token)
     return prep
 
 

@@ -15,6 +15,14 @@ Design decisions
 * ``additive`` means the KPI of a period is the sum of the KPI of its
   sub-periods (counts and sums): only those are paced and forecast. Ratios,
   means and pipeline snapshots are not additive.
+* ``category`` sorts every KPI as an *activity* (what sellers do: calls,
+  meetings, quotes, leads), a *result* (what it brings: won value, revenue,
+  customers, pipeline) or an *efficiency* KPI (how well one becomes the other:
+  hit rates, conversion, cycle, CAC, CLV and its drivers); report cards group
+  by it.
+* ``bounds`` is the range a goal target may take (``0 ≤ target`` for counts
+  and amounts, ``0..1`` for rates given as fractions, unbounded for growth
+  rates); :func:`kpireport.goals.validate_goals` refuses targets outside it.
 * ``leads_needed`` (reverse funnel) is a goal-dependent quantity and belongs to
   :mod:`kpireport.goals`; it is not registered here.
 """
@@ -22,6 +30,7 @@ Design decisions
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,6 +68,10 @@ class KpiDef:
         The function computing it; its docstring is the exact definition.
     columns
         ``table.column`` entries that must hold at least one value.
+    category
+        ``activity``, ``result`` or ``efficiency`` (module docstring).
+    bounds
+        ``(low, high)``: the range of a valid goal target.
     """
 
     name: str
@@ -70,6 +83,8 @@ class KpiDef:
     scopes: tuple[Scope, ...]
     formula: Callable[..., d.Result]
     columns: tuple[str, ...] = ()
+    category: str = "result"
+    bounds: tuple[float, float] = (0.0, math.inf)
 
     @property
     def definition(self) -> str:
@@ -108,6 +123,8 @@ KPIS: tuple[KpiDef, ...] = (
     KpiDef("lead_conversion", "Lead-to-deal conversion", Unit.PERCENT, H, (LEADS, DEALS), False,
            ALL_SCOPES, d.lead_conversion, ("deals.lead_id",)),
     KpiDef("hit_rate", "Hit rate", Unit.PERCENT, H, (DEALS,), False, ALL_SCOPES, d.hit_rate),
+    KpiDef("prospect_hit_rate", "Prospect hit rate", Unit.PERCENT, H, (DEALS, ACT), False,
+           ALL_SCOPES, d.prospect_hit_rate),
     KpiDef("sales_cycle_days", "Sales cycle (mean days)", Unit.DAYS, L, (DEALS,), False,
            ALL_SCOPES, d.sales_cycle_days),
     KpiDef("sales_cycle_days_median", "Sales cycle (median days)", Unit.DAYS, L, (DEALS,), False,
@@ -141,7 +158,42 @@ KPIS: tuple[KpiDef, ...] = (
            INTERNAL_SCOPES, d.cac),
     KpiDef("clv", "Customer lifetime value", Unit.CURRENCY, H, (REV,), False, INTERNAL_SCOPES,
            d.clv),
+    KpiDef("products_per_customer", "Products per customer", Unit.RATIO, H, (REV,), False,
+           INTERNAL_SCOPES, d.products_per_customer),
+    KpiDef("customer_tenure_months", "Customer tenure (months)", Unit.RATIO, H, (REV,), False,
+           INTERNAL_SCOPES, d.customer_tenure_months),
 )  # fmt: skip
+
+#: the KPI categories, in the order report cards show them
+CATEGORIES: tuple[str, ...] = ("activity", "result", "efficiency")
+
+_ACTIVITY = ("new_leads", "sql", "meetings_booked", "quotes_sent", "calls_made")
+_EFFICIENCY = (
+    "lead_conversion", "hit_rate", "prospect_hit_rate", "sales_cycle_days",
+    "sales_cycle_days_median", "avg_deal_value", "cac", "clv", "products_per_customer",
+    "customer_tenure_months",
+)  # fmt: skip
+_FRACTION = ("lead_conversion", "hit_rate", "prospect_hit_rate")
+_SIGNED = ("revenue_growth_mom", "revenue_growth_yoy", "revenue_growth_ytd")
+
+
+def _classified(k: KpiDef) -> KpiDef:
+    from dataclasses import replace
+
+    category = (
+        "activity" if k.name in _ACTIVITY else "efficiency" if k.name in _EFFICIENCY else "result"
+    )
+    bounds = (
+        (0.0, 1.0)
+        if k.name in _FRACTION
+        else (-math.inf, math.inf)
+        if k.name in _SIGNED
+        else (0.0, math.inf)
+    )
+    return replace(k, category=category, bounds=bounds)
+
+
+KPIS = tuple(_classified(k) for k in KPIS)
 
 #: name -> definition
 REGISTRY: dict[str, KpiDef] = {k.name: k for k in KPIS}
@@ -175,6 +227,7 @@ def list_kpis() -> pd.DataFrame:
             "unit": str(k.unit),
             "better": str(k.better),
             "additive": k.additive,
+            "category": k.category,
             "tables": ", ".join(k.tables),
             "scopes": ", ".join(k.scopes),
             "definition": k.definition,

@@ -235,7 +235,8 @@ def before_cutoff(column: str, cutoff: int) -> str:
     return f"({column} IS NOT NULL AND {column} < {ts(cutoff)})"
 
 
-def _values(starts: np.ndarray, ends: np.ndarray) -> str:
+def values(starts: np.ndarray, ends: np.ndarray) -> str:
+    """The CTE ``iv(i, s, e)``: interval number and half-open bounds, as literals."""
     rows = ", ".join(
         f"({i}, {ts(a)}, {ts(b)})" for i, (a, b) in enumerate(zip(starts, ends, strict=True))
     )
@@ -323,12 +324,8 @@ def aggregate(
     if n_int == 0:
         return out
     key, joins, select_id = scope_key(ctx, table)
+    no_split(ctx, table)
     split = ctx.split
-    if split is not None and split.table != table:
-        raise KpiError(
-            f"This KPI cannot be broken down by {split.name}: it counts rows that are not "
-            f"{split.table}."
-        )
     cat = "NULL"
     if split is not None and has_column(ctx, split.table, "source"):
         cat = "NULLIF(TRIM(r.source), '')"
@@ -346,7 +343,7 @@ def aggregate(
         # join the (small) day totals with the intervals
         outer = ", ".join(f"SUM(d.m{j})" for j in range(len(measures)))
         sql = (
-            f"WITH {_values(ctx.starts, ctx.ends)}, d AS ("
+            f"WITH {values(ctx.starts, ctx.ends)}, d AS ("
             f"SELECT DATE_TRUNC('day', r.{time}) AS t, {dims}, {aggs} "
             f"FROM {src} r{joins}{filt} GROUP BY 1, 2, 3, 4) "
             f"SELECT iv.i, d.k, d.c, d.g, {outer} FROM d JOIN iv ON d.t >= iv.s AND d.t < iv.e "
@@ -355,7 +352,7 @@ def aggregate(
     else:
         on = join or f"r.{time} >= iv.s AND r.{time} < iv.e"
         sql = (
-            f"WITH {_values(ctx.starts, ctx.ends)} "
+            f"WITH {values(ctx.starts, ctx.ends)} "
             f"SELECT iv.i, {dims}, {aggs} FROM {src} r{joins} JOIN iv ON {on}{filt} "
             "GROUP BY 1, 2, 3, 4"
         )
@@ -374,6 +371,16 @@ def aggregate(
             else:
                 target[name][i[sel], col[sel]] = v
     return out
+
+
+def no_split(ctx: Context, table: str) -> None:
+    """Refuse a breakdown (``ctx.split``) of a KPI that counts rows of ``table``."""
+    split = ctx.split
+    if split is not None and split.table != table:
+        raise KpiError(
+            f"This KPI cannot be broken down by {split.name}: it counts rows that are not "
+            f"{split.table}."
+        )
 
 
 def scope_key(ctx: Context, table: str) -> tuple[str, str, object | None]:

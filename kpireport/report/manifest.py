@@ -43,16 +43,14 @@ def versions() -> dict[str, str]:
 
 
 @cache
-def code_hash() -> str:
+def code_hash(root: Path | None = None) -> str:
     """SHA-256 over the ``kpireport`` package's source files and the report templates.
 
     Computed once per process (~10 ms). Part of the cache key, so a re-run after
     a library change (an editable install does not change ``__version__``)
     rebuilds its reports instead of skipping them.
     """
-    import kpireport
-
-    root = Path(kpireport.__file__).resolve().parent
+    root = (root or Path(__file__).parent.parent).resolve()  # the kpireport package
     suffixes = {".py", ".yaml", ".yml", ".json", ".j2", ".css", ".tpl"}
     files = [p for p in root.rglob("*") if p.suffix in suffixes and "__pycache__" not in p.parts]
     templates = root.parent / "templates"  # a template folder beside the package (tests)

@@ -18,27 +18,24 @@ Design decisions
   resource is still referenced. WeasyPrint gets a URL fetcher that only allows
   ``data:`` URLs, so PDF rendering never touches the network or the disk.
 * **PDF from the same HTML**, so HTML and PDF always show the same numbers.
-* **Fast font subsetting.** Without the system library HarfBuzz-subset,
-  WeasyPrint subsets the embedded fonts with fontTools, which parses the
-  (large) ``GSUB``/``GPOS``/``GDEF`` tables of DejaVu Sans on every PDF only to
-  drop them: ~3–5 s of a ~6 s team-report PDF. :func:`_install_font_cache`
-  strips those tables once per process and font file (cached by the font's
-  hash) before WeasyPrint's own subsetting, which yields the same glyphs
-  (shaping happened at layout time, on the original font). It is a guarded
-  optimisation of a WeasyPrint internal: if the hook is missing (another
-  WeasyPrint version) or anything fails, WeasyPrint's path runs unchanged.
-  The runner calls :func:`prewarm` in the parent, so forked report
-  processes inherit the stripped fonts.
+* **Fast font subsetting is a system dependency, not a hook.** WeasyPrint
+  subsets embedded fonts with the HarfBuzz-subset library when it is present
+  (Debian: ``libharfbuzz-subset0``, installed by ``.ci/run`` and named in the
+  README); without it, it falls back to fontTools, which parses the large
+  ``GSUB``/``GPOS``/``GDEF`` tables of DejaVu Sans on every PDF (~3–5 s more per
+  report). :func:`fast_subsetting` tells which path is in use and the runner
+  logs, once, what the missing library costs. No WeasyPrint internal is
+  patched.
+* **Other libraries' log levels** are lowered only for the duration of one
+  render call (:func:`_quiet`), then restored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import logging
 import re
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -119,7 +116,6 @@ def _exporter() -> Any:
         embed_images=True,
         anchor_link_text="",
     )
-    exporter.log.setLevel(logging.ERROR)  # "alternative text is missing" on every chart
     return exporter
 
 
@@ -133,9 +129,11 @@ def to_html(nb: Any, meta: dict[str, Any]) -> str:
     """
     reader = reader_notebook(nb, meta)
     try:
-        body, _ = _exporter().from_notebook_node(
-            reader, resources={"metadata": {"name": meta.get("title", "report")}}
-        )
+        exporter = _exporter()
+        with _quiet(exporter.log.name):  # "alternative text is missing" on every chart
+            body, _ = exporter.from_notebook_node(
+                reader, resources={"metadata": {"name": meta.get("title", "report")}}
+            )
     except RenderError:
         raise
     except Exception as exc:  # nbconvert/jinja errors of any kind
@@ -177,46 +175,49 @@ def _fetcher() -> Any:
     return fetch
 
 
-#: stripped font bytes by (font hash, face index); shared by forked children
-_STRIPPED_FONTS: dict[tuple[Any, int], bytes] = {}
-_FONT_LOCK = threading.Lock()
-#: OpenType tables WeasyPrint drops from embedded fonts anyway (layout is done)
-_LAYOUT_TABLES = ("GSUB", "GPOS", "GDEF", "SVG ")
+#: what PDF printing costs without HarfBuzz-subset (measured on the demo team report)
+SLOW_SUBSET_COST = "about 3-5 s more per PDF"
 
 
 @cache
-def _install_font_cache() -> bool:
-    """Make WeasyPrint's fontTools subsetting skip parsing the layout tables; True if installed."""
+def fast_subsetting() -> bool:
+    """True when WeasyPrint subsets fonts with HarfBuzz-subset (the fast path).
+
+    False means the fontTools fallback (install ``libharfbuzz-subset0`` on
+    Debian/Ubuntu, ``harfbuzz`` on other systems).
+    """
     try:
-        from fontTools.ttLib import TTFont
-        from weasyprint.pdf import fonts as wp_fonts
-    except ImportError:  # pragma: no cover - WeasyPrint pulls fontTools in
+        from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+    except Exception:  # pragma: no cover - WeasyPrint layout changed
         return False
-    original = getattr(getattr(wp_fonts, "Font", None), "_fonttools_subset", None)
-    if original is None or getattr(original, "_kpireport", False):
-        return original is not None
+    try:
+        return bool(harfbuzz_subset) and bool(harfbuzz.hb_version_atleast(4, 1, 0))
+    except Exception:  # pragma: no cover
+        return False
 
-    def subset(self: Any, to_unicode: Any, hinting: Any) -> Any:
-        try:
-            key = (self.hash, int(self.index))
-            with _FONT_LOCK:
-                stripped = _STRIPPED_FONTS.get(key)
-                if stripped is None:
-                    font = TTFont(io.BytesIO(self.file_content), fontNumber=self.index, lazy=True)
-                    for tag in _LAYOUT_TABLES:
-                        if tag in font:
-                            del font[tag]
-                    buf = io.BytesIO()
-                    font.save(buf)
-                    stripped = _STRIPPED_FONTS[key] = buf.getvalue()
-            self.file_content, self.index = stripped, 0
-        except Exception as exc:  # any surprise: WeasyPrint's own path on the original font
-            log.debug("font pre-stripping skipped for %s: %s", getattr(self, "family", "?"), exc)
-        return original(self, to_unicode, hinting)
 
-    subset._kpireport = True  # type: ignore[attr-defined]
-    wp_fonts.Font._fonttools_subset = subset
-    return True
+def check_subsetting() -> None:
+    """Log once when PDFs will take the slow font-subsetting path, and what it costs."""
+    if not fast_subsetting():
+        log.warning(
+            "The HarfBuzz-subset library is missing, so every PDF subsets its fonts with "
+            "fontTools (%s). Install it: apt-get install libharfbuzz-subset0.",
+            SLOW_SUBSET_COST,
+        )
+
+
+@contextlib.contextmanager
+def _quiet(*names: str, level: int = logging.ERROR) -> Any:
+    """Lower the given loggers to ``level`` for the duration of the block only."""
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.level))
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, before, strict=True):
+            lg.setLevel(lvl)
 
 
 def prewarm(pdf: bool = True) -> None:
@@ -224,7 +225,7 @@ def prewarm(pdf: bool = True) -> None:
 
     The first :func:`to_html` of a process compiles the Jinja template and
     imports nbconvert's lazy dependencies (~0.3 s, several seconds under load);
-    the first :func:`to_pdf` loads and strips the fonts (~1.5 s). Done once in
+    the first :func:`to_pdf` loads the fonts (~1.5 s). Done once in
     the runner's parent, every forked report process starts warm. Best effort:
     a failure here resurfaces, with its message, in the report that hits it.
     """
@@ -241,6 +242,7 @@ def prewarm(pdf: bool = True) -> None:
             + "</style></head><body><h1>Aa 1</h1><p><b>Aa 1</b> Aa 1 <i>Aa</i></p>"
             "<pre>Aa 1</pre><table><tr><th>Aa</th><td>1</td></tr></table></body></html>"
         )
+        check_subsetting()
         with contextlib.suppress(Exception):
             to_pdf(sample)
 
@@ -263,13 +265,12 @@ def to_pdf(html: str, base_url: Path | str | None = None) -> bytes:
     """
     import weasyprint
 
-    for name in ("weasyprint", "fontTools"):  # font-subsetting chatter, unknown-property notes
-        logging.getLogger(name).setLevel(logging.ERROR)
-    _install_font_cache()
     try:
-        doc = weasyprint.HTML(
-            string=html, base_url=str(base_url) if base_url else None, url_fetcher=_fetcher()
-        )
-        return doc.write_pdf()
+        # font-subsetting chatter and unknown-property notes, for this call only
+        with _quiet("weasyprint", "fontTools"):
+            doc = weasyprint.HTML(
+                string=html, base_url=str(base_url) if base_url else None, url_fetcher=_fetcher()
+            )
+            return doc.write_pdf()
     except Exception as exc:
         raise RenderError(f"The report could not be printed to PDF: {exc}") from exc

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kpireport import __version__
+from kpireport._version import __version__
 from kpireport.errors import OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
 from kpireport.report.lock import exclusive_lock

@@ -71,6 +71,8 @@ ORG_CARD_KPIS = (
     "won_value", "revenue", "deals_won", "hit_rate",
     "new_leads", "new_customers", "weighted_pipeline", "cac",
 )  # fmt: skip
+#: the finance report's customer-value cards: CLV beside its drivers
+CLV_CARD_KPIS = ("clv", "products_per_customer", "customer_tenure_months")
 #: KPIs compared side by side per team in the management pack
 TEAM_COLUMNS = (
     "won_value",
@@ -408,7 +410,6 @@ def kpi_card_block(
     goals: pd.DataFrame, language: str,
 ) -> tuple[str, pd.DataFrame]:  # fmt: skip
     """KPI cards (value, vs previous period, vs last year, vs goal) and the tidy numbers shown."""
-    from kpireport.plots import kpi_cards
 
     prev, ly = _comparison_periods(p, as_of)
     df = _scope_kpis(data, [p, prev, ly], scope, scope_id, kpis, as_of)
@@ -438,9 +439,35 @@ def kpi_card_block(
             if np.isfinite(row["actual"]) and row["target"]:
                 card["goal_pct"] = float(row["actual"]) / float(row["target"])
             card["status"] = str(row["status"])
+        card["_category"] = kdef.category
         cards.append(card)
     shown = df[df["period"] == p.label]
-    return kpi_cards(cards, language, currency=data.currency), _tidy(shown)
+    return grouped_cards(cards, language, data.currency), _tidy(shown)
+
+
+#: the order report cards show the KPI categories in (the result a reader looks for first)
+CARD_CATEGORIES = ("result", "activity", "efficiency")
+
+
+def grouped_cards(cards: list[dict], language: str, currency: str) -> str:
+    """KPI cards grouped by the registry category of their KPI, each group labelled
+    (Results, Activity, Efficiency); one group is shown without a label."""
+    from kpireport.plots import Html, kpi_cards
+
+    groups: dict[str, list[dict]] = {}
+    for card in cards:
+        groups.setdefault(card.pop("_category", "result"), []).append(card)
+    if len(groups) <= 1:
+        return kpi_cards([c for g in groups.values() for c in g], language, currency=currency)
+    parts = []
+    for cat in CARD_CATEGORIES:
+        if cat in groups:
+            label = _esc(i18n.t(f"category.{cat}", language))
+            parts.append(
+                f'<div class="card-group"><p class="card-group-label">{label}</p>'
+                f"{kpi_cards(groups[cat], language, currency=currency)}</div>"
+            )
+    return Html("".join(parts))
 
 
 def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool = False) -> str:
@@ -492,10 +519,14 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             if not i18n.is_missing(r.get("lo_80")) and not i18n.is_missing(r.get("hi_80"))
             else i18n.MISSING
         )
+        target = _esc(f(r["target"]))
+        growth = growth_text(r, language)
+        if growth:
+            target += f'<br><span class="growth">{_esc(growth)}</span>'
         values = {
             "who": _esc(r["scope_id"]), "goal": _esc(label),
             "period": _esc(i18n.fmt_period(r["period"], language)),
-            "target": _esc(f(r["target"])), "actual": _esc(f(r["actual"])),
+            "target": target, "actual": _esc(f(r["actual"])),
             "expected": _esc(f(r["expected"])), "forecast": _esc(f(r["forecast"])), "range": _esc(rng),
             "probability": _esc(_pct(r["probability"], language)),
             "status": status_badge(str(r["status"]), language),
@@ -506,7 +537,50 @@ def goal_table(goals: pd.DataFrame, language: str, currency: str, *, who: bool =
             out.append(f"<td{cls}>{values[key]}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
+    out.append(goal_remarks(goals, language, currency))
     return Html("".join(out))
+
+
+#: lint flags a goal table explains under the table (the rest is the Goal quality section's)
+REMARK_FLAGS = ("inactive_owner", "undercommitted", "overcommitted")
+
+
+def growth_text(row: pd.Series, language: str) -> str:
+    """``"+14 % vs Q4 2025"`` for a growth goal (``"+2 pp vs …"`` for a rate), else ``""``."""
+    g = row.get("growth")
+    if i18n.is_missing(g) or i18n.is_missing(row.get("baseline_period")):
+        return ""
+    if str(row.get("growth_unit")) == "pp":
+        points = i18n.fmt_number(float(g) * 100, language, decimals=1 if float(g) * 100 % 1 else 0)
+        text = ("+" if g > 0 else "") + points + "\u00a0pp"
+    else:
+        text = fmt_percent(
+            g, language, decimals=1 if round(float(g) * 100, 1) % 1 else 0, signed=True
+        )
+    period = i18n.fmt_period(row["baseline_period"], language)
+    return i18n.t("goal.growth_vs", language, growth=text, period=period)
+
+
+def goal_remarks(goals: pd.DataFrame, language: str, currency: str) -> str:
+    """One line per goal with a flag of :data:`REMARK_FLAGS` ("Order intake, Bo: the seller is
+    not active in the goal's period."), as a paragraph under the goal table; ``""`` if none."""
+    if goals is None or len(goals) == 0 or "lint" not in goals:
+        return ""
+    lines = []
+    for _, r in goals.iterrows():
+        flags = [f for f in str(r.get("lint") or "").split(",") if f in REMARK_FLAGS]
+        for flag in flags:
+            gap = abs(float(r["commit_gap"])) if "commit_gap" in r else float("nan")
+            gap_text = (
+                _fmt(str(r["kpi"]), gap, language, currency) if not i18n.is_missing(gap) else ""
+            )
+            who = f", {r['scope_id']}" if not i18n.is_missing(r.get("scope_id")) else ""
+            what = f"{kpi_label(str(r['kpi']), language)}{who} ({i18n.fmt_period(r['period'], language)})"
+            lines.append(f"{_esc(what)}: {_esc(i18n.t(f'lint.{flag}', language, gap=gap_text))}.")
+    if not lines:
+        return ""
+    head = _esc(i18n.t("heading.remarks", language))
+    return f'<p class="goal-remarks"><strong>{head}:</strong><br>' + "<br>".join(lines) + "</p>"
 
 
 def _goal_kpis(goals: pd.DataFrame) -> pd.DataFrame:
@@ -639,18 +713,29 @@ def _funnel_counts(
     )
 
 
-def _open_pipeline(data: Any, scope: str, scope_id: str | None, as_of: Any) -> pd.DataFrame:
+def _open_pipeline(
+    data: Any, scope: str, scope_id: str | None, as_of: Any, language: str = "en"
+) -> pd.DataFrame:
+    """Deals open on ``as_of`` (``stage``, ``value``, ``probability``, ``closed_later``).
+
+    Deals closed since have no stage or probability on that day
+    (:func:`kpireport.goals.evaluate.open_deals_at`): they are grouped under
+    "Stage unknown" with an unknown weighted value, never under their
+    closing stage; a stage missing from the data shows as "–".
+    """
     from kpireport.goals.evaluate import open_deals_at
 
     d = open_deals_at(data, _day(as_of), Scope(scope), scope_id)
     if d.empty:
         return d
-    d = d.assign(stage=d["stage"].astype("str").where(d["stage"].notna(), "–"))
+    stage = d["stage"].astype("str").where(d["stage"].notna(), i18n.MISSING)
+    stage = stage.where(~d["closed_later"], i18n.t("stage.unknown", language))
+    d = d.assign(stage=stage)
     order = d.groupby("stage")["probability"].mean().sort_values().index
     d["stage"] = pd.Categorical(d["stage"], categories=list(order), ordered=True)
-    d = d.sort_values("stage")
+    d = d.sort_values("stage", kind="stable")
     d["stage"] = d["stage"].astype("str")
-    return d[["stage", "value", "probability"]]
+    return d[["stage", "value", "probability", "closed_later"]]
 
 
 def _activity_need(
@@ -806,12 +891,12 @@ def team_report_view(
     psec = Section("pipeline", i18n.t("heading.pipeline", lang))
     psec.sentence(vt("pipeline_asof", lang, date=i18n.fmt_date(_day(as_of), lang),
                      period=i18n.fmt_period(p.label, lang)))  # fmt: skip
-    psec.add(
-        pipeline_by_stage(
-            _open_pipeline(data, "team", team, as_of), currency=cur, title="", language=lang
-        )
-    )
+    pipe = _open_pipeline(data, "team", team, as_of, lang)
+    if len(pipe) and pipe["closed_later"].any():
+        psec.sentence(vt("pipeline_unknown", lang, date=i18n.fmt_date(_day(as_of), lang)))
+    psec.add(pipeline_by_stage(pipe, currency=cur, title="", language=lang))
     view.sections.append(psec)
+    view.sections.append(track_record_section(data, "team", team, as_of, lang))
     view.kpis = (
         pd.concat([f for f in frames if len(f)], ignore_index=True)
         if any(len(f) for f in frames)
@@ -902,10 +987,85 @@ def seller_scorecard_view(
         {"kpi": ["hit_rate"] * len(hr), "scope": "seller", "scope_id": seller,
          "period": [f"{d:%Y-%m}" for d in hr.index], "value": hr.to_numpy()}
     )  # fmt: skip
+    view.sections.append(track_record_section(data, "seller", seller, as_of, lang))
     view.kpis = pd.concat(
         [f for f in (shown, _goal_kpis(goals), trend) if len(f)], ignore_index=True
     )
     return view
+
+
+#: the series a track record leads with (its sentence), in order of preference
+TRACK_HEADLINE = (("won_value", "month"), ("revenue", "month"), ("won_value", "quarter"))
+#: grains in the order a track record lists them
+GRAIN_ORDER = {"month": 0, "quarter": 1, "week": 2, "year": 3, "span": 4, "day": 5}
+
+
+def _streak_text(streak: int, language: str) -> str:
+    if abs(int(streak)) == 1:
+        return i18n.t("track.hit_one" if streak > 0 else "track.miss_one", language)
+    key = "track.hit_streak" if streak > 0 else "track.miss_streak"
+    return i18n.t(key, language, k=abs(int(streak)))
+
+
+def track_record_section(
+    data: Any, scope: str, scope_id: str, as_of: Any, language: str
+) -> Section:
+    """The last 12 finished goals of each (KPI, grain) series of a seller or team.
+
+    A sentence on the headline series ("8 of the last 12 monthly order intake
+    goals reached; 3 in a row") and a table: one row per series with a strip
+    of ✓ (reached) / ✗ (missed), oldest first, the count reached and the
+    streak (:func:`kpireport.goals.goal_history`).
+    """
+    from kpireport.goals import goal_history
+    from kpireport.goals.history import track_record
+    from kpireport.plots import Html
+
+    # may continue on the next page: a scorecard then stays on two pages
+    sec = Section("track_record", i18n.t("heading.track_record", language), keep_together=False)
+    day = _day(as_of)
+    tr = track_record(goal_history(data, scope, scope_id, as_of=day))
+    if tr.empty:
+        sec.sentence(i18n.t("track.none", language))
+        return sec
+    tr = tr.assign(_g=tr["grain"].map(GRAIN_ORDER).fillna(9)).sort_values(["_g", "kpi"])
+    for kpi, grain in TRACK_HEADLINE:
+        m = tr[(tr["kpi"] == kpi) & (tr["grain"] == grain)]
+        if len(m):
+            r = m.iloc[0]
+            sec.sentence(
+                i18n.t(
+                    "track.sentence",
+                    language,
+                    reached=r["reached_count"],
+                    n=r["count"],
+                    grain=i18n.t(f"grain.{grain}", language),
+                    kpi=kpi_label(kpi, language, in_sentence=True),
+                    streak=_streak_text(r["streak"], language),
+                )  # fmt: skip
+            )
+            break
+    t = i18n.t
+    out = ['<table class="kpi-table report-table goal-table track-table"><thead><tr>']
+    for h, cls in ((t("col.goal", language), ""), (t("col.record", language), ""),
+                   (t("col.reached", language), NUM), (t("col.streak", language), "")):  # fmt: skip
+        out.append(f"<th{cls}>{_esc(h)}</th>")
+    out.append("</tr></thead><tbody>")
+    for _, r in tr.iterrows():
+        label = t("track.goal", language, kpi=kpi_label(str(r["kpi"]), language),
+                  grain=t(f"grain_label.{r['grain']}", language))  # fmt: skip
+        marks = []
+        for period, reached, att in r["outcomes"]:
+            tip = f"{i18n.fmt_period(period, language)}: {_pct(att, language)}"
+            cls, mark = ("tr-hit", "✓") if reached else ("tr-miss", "✗")
+            marks.append(f'<span class="{cls}" title="{_esc(tip)}">{mark}</span>')
+        reached = t("track.reached_of", language, reached=r["reached_count"], n=r["count"])
+        cells = [(_esc(label), ""), ('<span class="tr-strip">' + "".join(marks) + "</span>", ""),
+                 (_esc(reached), NUM), (_esc(_streak_text(r["streak"], language)), "")]  # fmt: skip
+        out.append("<tr>" + "".join(f"<td{c}>{v}</td>" for v, c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    sec.add(Html("".join(out)))
+    return sec
 
 
 # ------------------------------------------------------------------ management pack
@@ -919,7 +1079,7 @@ def management_pack_view(
     last month's published forecast for this period compares with the actual
     ("last month we forecast … ; the actual is …"), and the forecast of next
     month's order intake is recorded so that next month's pack can grade it
-    (convention of :mod:`kpireport.schedule.snapshots`).
+    (convention of :mod:`kpireport.history.snapshots`).
     """
     from kpireport.kpis import compute_kpis, kpi_series
     from kpireport.plots import goal_overview, html_table, kpi_trend
@@ -1103,8 +1263,121 @@ def management_pack_view(
             "kpi": "won_value", "scope": "organisation", "scope_id": None, "period": p.next().label,
             "value": np.nan, **{c: float(nxt[c]) for c in ("mean", "lo_80", "hi_80", "lo_95", "hi_95")},
         }]).rename(columns={"mean": "forecast"}))  # fmt: skip
+    view.sections.append(goal_quality_section(data, as_of, lang, cur))
     view.kpis = pd.concat([f for f in frames if len(f)], ignore_index=True)
     return view
+
+
+#: goals the Goal quality section checks: these scopes, periods starting within this many days
+QUALITY_SCOPES = ("organisation", "team")
+QUALITY_HORIZON_DAYS = 62
+
+
+def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
+    """Organisation and team goals of a month, quarter or span that run at ``as_of`` or
+    start within :data:`QUALITY_HORIZON_DAYS` (the goals still worth discussing)."""
+    goals = data.tables.get("goals")
+    if goals is None or len(goals) == 0:
+        return pd.DataFrame()
+    g = goals[goals["scope"].isin(QUALITY_SCOPES)]
+    day = _day(as_of)
+    keep = []  # on its last day a goal's result is known: nothing left to discuss
+    for label in g["period"]:
+        try:
+            q = parse_period(label)
+        except Exception:  # noqa: BLE001 - an invalid label is the data contract's finding
+            keep.append(False)
+            continue
+        keep.append(
+            (q.grain in ("month", "quarter") or q.is_date_span)
+            and q.last_day > day
+            and q.start <= day + pd.Timedelta(days=QUALITY_HORIZON_DAYS)
+        )
+    return g[np.array(keep, dtype=bool)].reset_index(drop=True)
+
+
+def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) -> Section:
+    """The SMART check of the running and coming organisation and team goals.
+
+    One row per goal flagged unrealistic or unambitious (R), not agreed (A),
+    or under-/overcommitted (its child goals add up to less/more), with the
+    chance of reaching it and, for R, the growth it asks against last year's
+    and the history's (see :func:`kpireport.goals.check_goals`).
+    """
+    from kpireport.goals import check_goals
+    from kpireport.plots import Html
+
+    sec = Section("goal_quality", i18n.t("heading.goal_quality", language), keep_together=False)
+    goals = _quality_goals(data, as_of)
+    if goals.empty:
+        sec.sentence(i18n.t("sentence.no_goals", language))
+        return sec
+    checked = check_goals(data, goals, as_of=_day(as_of))
+    rows = []
+    for _, r in checked.iterrows():
+        remarks = []
+        lint = str(r["lint"] or "").split(",")
+        if r["R"] == "fail" and np.isfinite(r["probability"]):
+            key = "unrealistic" if r["probability"] < 0.5 else "unambitious"
+            text = i18n.t(f"quality.{key}", language)  # the chance has its own column
+            rate = str(r["growth_unit"]) == "pp" or _kdef(str(r["kpi"])).unit in ("percent",)
+            gfmt = (
+                (lambda x: i18n.fmt_number(x * 100, language, decimals=1) + "\u00a0pp")
+                if rate
+                else (lambda x: _pct(x, language, signed=True))
+            )
+            if np.isfinite(r["asked_growth"]):
+                text += ": " + i18n.t("quality.asks", language, growth=gfmt(r["asked_growth"]))
+            if np.isfinite(r["past_growth_min"]):
+                n = int(r["past_growth_years"])
+                lo, hi = gfmt(r["past_growth_min"]), gfmt(r["past_growth_max"])
+                text += "; " + (
+                    i18n.t("quality.history", language, n=n, lo=lo, hi=hi)
+                    if n > 1
+                    else i18n.t("quality.history_one", language, lo=lo)
+                )
+            if np.isfinite(r["goal_raise"]):
+                text += "; " + i18n.t("quality.raised", language, growth=gfmt(r["goal_raise"]))
+            remarks.append(text)
+        if r["A"] == "fail":
+            remarks.append(i18n.t("quality.not_agreed", language))
+        for flag in ("undercommitted", "overcommitted"):
+            if flag in lint:
+                gap = float(r["commit_gap"])
+                below = "team" if r["scope"] == "organisation" else "seller"
+                remarks.append(
+                    i18n.t(
+                        f"quality.{flag}_{below}",
+                        language,
+                        gap=_fmt(str(r["kpi"]), abs(gap), language, currency),
+                    )
+                )
+        if remarks:
+            rows.append((r, "; ".join(remarks)))
+    if not rows:
+        sec.sentence(i18n.t("quality.all_good", language, total=len(checked)))
+        return sec
+    sec.sentence(i18n.t("quality.intro", language, n=len(rows), total=len(checked)))
+    t = i18n.t
+    head = [t("col.goal", language), t("col.team", language), t("col.period", language),
+            t("col.target", language), t("col.chance", language), t("col.remark", language)]  # fmt: skip
+    out = ['<table class="kpi-table report-table goal-table quality-table"><thead><tr>']
+    out += [f"<th{NUM if i in (3, 4) else ''}>{_esc(h)}</th>" for i, h in enumerate(head)]
+    out.append("</tr></thead><tbody>")
+    for r, remark in rows:
+        who = t("scope.organisation", language) if r["scope"] == "organisation" else r["scope_id"]
+        target = _fmt(str(r["kpi"]), r["target"], language, currency)
+        cells = [
+            _esc(kpi_label(str(r["kpi"]), language)), _esc(who),
+            _esc(i18n.fmt_period(r["period"], language)), _esc(target),
+            _esc(_pct(r["probability"], language)), _esc(remark),
+        ]  # fmt: skip
+        out.append("<tr>")
+        out += [f"<td{NUM if i in (3, 4) else ''}>{c}</td>" for i, c in enumerate(cells)]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    sec.add(Html("".join(out)))
+    return sec
 
 
 def _graded_forecast(
@@ -1113,7 +1386,7 @@ def _graded_forecast(
     """ "Last month we forecast €X (80 %: a–b) for October; the actual is €Y, inside the range." or None."""
     if not history:
         return None
-    from kpireport.schedule.snapshots import previous_forecast_vs_actual
+    from kpireport.history.snapshots import previous_forecast_vs_actual
 
     actuals = pd.concat([_tidy(f) for f in frames if len(f)], ignore_index=True)
     try:
@@ -1172,6 +1445,12 @@ def finance_growth_view(
             "kpi": ["revenue", "revenue_growth_mom", "revenue_growth_yoy", "revenue_growth_ytd"],
             "scope": "organisation", "scope_id": None, "period": p.label,
             "value": [r["revenue"], r["growth_mom"], r["growth_yoy"], r["growth_ytd"]]}))  # fmt: skip
+    # customer lifetime value and its drivers (how many products, how long a customer stays)
+    clv_cards, clv_shown = kpi_card_block(
+        data, p, "organisation", None, CLV_CARD_KPIS, as_of, pd.DataFrame(), lang
+    )
+    summary.add(clv_cards)
+    frames.append(clv_shown)
     view.sections.append(summary)
 
     cols = {

@@ -9,8 +9,8 @@ one run: identity (job, logical period), lock, build, deliver, alert, history.
 Modules: :mod:`~kpireport.schedule.config` (schema and validation),
 :mod:`~kpireport.schedule.cron` (fire times, logical dates, crontab lines),
 :mod:`~kpireport.schedule.mail` (messages, SMTP with retries),
-:mod:`~kpireport.schedule.history` (SQLite run history),
-:mod:`~kpireport.schedule.snapshots` (published KPIs, forecast vs actual),
+:mod:`~kpireport.history.store` (SQLite run history),
+:mod:`~kpireport.history.snapshots` (published KPIs, forecast vs actual),
 :mod:`~kpireport.schedule.runner` (the run itself).
 
 Names are imported lazily so that a report kernel importing
@@ -28,8 +28,8 @@ _EXPORTS = {
     "Job": "kpireport.schedule.config",
     "run_job": "kpireport.schedule.runner",
     "JobResult": "kpireport.schedule.runner",
-    "History": "kpireport.schedule.history",
-    "previous_forecast_vs_actual": "kpireport.schedule.snapshots",
+    "History": "kpireport.history.store",
+    "previous_forecast_vs_actual": "kpireport.history.snapshots",
     "next_fire_times": "kpireport.schedule.cron",
     "logical_date": "kpireport.schedule.cron",
 }

@@ -50,14 +50,14 @@ from typing import Any
 
 import pandas as pd
 
-from kpireport import __version__
+from kpireport._version import __version__
 from kpireport.errors import KpiReportError, ScheduleError, ScheduleLockedError
+from kpireport.history.snapshots import read_kpi_table, snapshot_rows
+from kpireport.history.store import History
 from kpireport.report.manifest import read_manifest, utc_iso
 from kpireport.report.slug import slug
 from kpireport.schedule import mail
 from kpireport.schedule.config import Job, RecipientGroup, ScheduleConfig
-from kpireport.schedule.history import History
-from kpireport.schedule.snapshots import read_kpi_table, snapshot_rows
 
 log = logging.getLogger("kpireport")
 

@@ -29,7 +29,7 @@ KERNEL = {
 def _params(*extra: str) -> str:
     lines = [
         "# Parameters, injected by `kpireport run`; these defaults run on the demo data.",
-        "# source: data source (\"demo\": the fictional demo CRM; there is no fallback);",
+        '# source: data source ("demo": the fictional demo CRM; there is no fallback);',
         "# period: absolute label (SPEC 4); as_of: logical date YYYY-MM-DD; language: en or nl.",
         'source = "demo"',
         f'period = "{DEMO_PERIOD}"',
@@ -77,13 +77,22 @@ NOTEBOOKS = {
         "Team report",
         _params("# team: team name (fan-out: every team)", 'team = "Mid-Market"'),
         "views.team_report_view(data, team, period, as_of, language)",
-        ["summary", "development", "goals", "funnel", "leaderboard", "activity", "pipeline"],
+        [
+            "summary",
+            "development",
+            "goals",
+            "funnel",
+            "leaderboard",
+            "activity",
+            "pipeline",
+            "track_record",
+        ],
     ),
     "seller_scorecard": report_notebook(
         "Seller scorecard",
         _params("# seller: seller id (fan-out: every seller)", 'seller = "S005"'),
         "views.seller_scorecard_view(data, seller, period, as_of, language)",
-        ["summary", "goals", "trend"],
+        ["summary", "goals", "track_record", "trend"],
     ),
     "management_pack": report_notebook(
         "Management pack",
@@ -93,7 +102,7 @@ NOTEBOOKS = {
             'output_root = ""',
         ),
         "views.management_pack_view(data, period, as_of, language, history=output_root or None)",
-        ["summary", "attainment", "teams", "risks", "forecast"],
+        ["summary", "attainment", "teams", "risks", "forecast", "goal_quality"],
     ),
     "finance_growth": report_notebook(
         "Finance growth report",

@@ -13,7 +13,7 @@ forecast of KPI ``k`` for the period it is *for*, e.g. the November pack
 records ``kpi=hit_rate, period=2026-12, value=None, forecast=0.82,
 lo_80=0.73, hi_80=0.91``. The December pack then calls::
 
-    from kpireport.schedule.snapshots import previous_forecast_vs_actual
+    from kpireport.history.snapshots import previous_forecast_vs_actual
     fva = previous_forecast_vs_actual(output_root, period, actuals=kpis)
 
 and shows "last month we predicted 82 % ± 9, reached 85 %".
@@ -43,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-from kpireport.schedule.history import DB_NAME
+from kpireport.history.store import DB_NAME
 
 log = logging.getLogger("kpireport")
 

@@ -16,7 +16,7 @@ Tables
     (``kind='alert'``) record failure alerts.
 ``kpi_snapshots``
     The KPI and forecast values each run published (see
-    :mod:`kpireport.schedule.snapshots`).
+    :mod:`kpireport.history.snapshots`).
 
 Design decisions
 ----------------
@@ -298,7 +298,7 @@ class History:
             return pd.read_sql_query(sql, con, params=(run_id,) if run_id is not None else ())
 
     def insert_snapshots(self, rows: Sequence[tuple]) -> None:
-        """Append KPI snapshot rows (see :mod:`kpireport.schedule.snapshots`)."""
+        """Append KPI snapshot rows (see :mod:`kpireport.history.snapshots`)."""
         with self._connect() as con:
             con.executemany(
                 "INSERT INTO kpi_snapshots (run_id, job, run_period, as_of, report_id, kpi, scope,"
