@@ -266,7 +266,7 @@ class Prepared:
         return self.memo(("seller_bounds",), build)
 
 
-_PREPARED: dict[int, tuple[tuple[int, ...], Prepared, tuple[object, ...]]] = {}
+_PREPARED: dict[int, tuple[tuple[object, ...], Prepared]] = {}
 #: caches inherited through fork(), kept alive and never used again
 _INHERITED: list[dict] = []
 
@@ -290,18 +290,29 @@ if hasattr(os, "register_at_fork"):
 def prepared(data: CrmData) -> Prepared:
     """The cached :class:`Prepared` view of ``data`` (built on first use)."""
     key = id(data)
-    engine = getattr(data, "engine", None)
     # the entry keeps the token's objects (and the engine) alive: ids stay unique
-    token = (*data.cache_token(), engine)
-    stamp = tuple(map(id, token))
+    token = (*data.cache_token(), getattr(data, "engine", None))
     hit = _PREPARED.get(key)
-    if hit is not None and hit[0] == stamp:
+    if hit is not None and _same(hit[0], token):
         return hit[1]
     prep = Prepared(data)
     if hit is None:
         weakref.finalize(data, _PREPARED.pop, key, None)
-    _PREPARED[key] = (stamp, prep, token)
+    _PREPARED[key] = (token, prep)
     return prep
+
+
+def _same(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    """True when two cache tokens describe the same content.
+
+    Arrays, frames and engines must be the very same objects; plain values
+    (names, column lists, settings) are taken afresh by every token and
+    compared by value.
+    """
+    return len(old) == len(new) and all(
+        a is b or (isinstance(a, str | tuple) and type(a) is type(b) and a == b)
+        for a, b in zip(old, new, strict=True)
+    )
 
 
 # ------------------------------------------------------------------ context
