@@ -241,6 +241,25 @@ def test_bounds_inside_a_day_take_the_row_by_row_path(
     np.testing.assert_allclose(run("new_leads"), exp_leads)
     np.testing.assert_allclose(run("won_value"), exp_won)
     np.testing.assert_allclose(run("pipeline_value"), exp_pipe)
+    # prospects: the activity's company, else its deal's; distinct per interval
+    acts = data.tables["activities"]
+    via = acts["deal_id"].map(deals.set_index("deal_id")["company_id"])
+    prospect = acts["company_id"].fillna(via)
+    rev = data.tables["revenue"]
+    exp_hit, exp_products = [], []
+    for a, b in zip(starts, ends, strict=True):
+        s, e = pd.Timestamp(a), pd.Timestamp(b)
+        inside = (acts["occurred_at"] >= s) & (acts["occurred_at"] < e)
+        n_won = (won & (deals["closed_at"] >= s) & (deals["closed_at"] < e)).sum()
+        exp_hit.append(n_won / prospect[inside].dropna().nunique())
+        r = rev[(rev["date"] >= s) & (rev["date"] < e) & rev["company_id"].notna()]
+        r = r.assign(product=r["product"].fillna("(none)"))
+        pairs = r.groupby(["company_id", "product"])["amount"].sum()
+        customers = r.groupby("company_id")["amount"].sum()
+        exp_products.append((pairs > 0).sum() / (customers > 0).sum())
+    assert all(v > 0 for v in exp_hit) and all(v > 0 for v in exp_products)
+    np.testing.assert_allclose(run("prospect_hit_rate"), exp_hit)
+    np.testing.assert_allclose(run("products_per_customer"), exp_products)
 
 
 def test_frames_with_object_columns_of_mixed_types_are_registered() -> None:
