@@ -48,3 +48,19 @@ def test_numbers_cannot_be_written_in_place_and_replace_returns_a_new_dataset() 
     assert value(compute_kpis(new, "2026-03", kpis="won_value"), "won_value") == 16000
     assert value(compute_kpis(data, "2026-03", kpis="won_value"), "won_value") == 8000
     assert new.sellers is data.sellers and new.currency == data.currency
+
+
+def test_unchanged_dataset_reuses_its_cache_and_duckdb_connection() -> None:
+    """The token check must not miss on an unchanged dataset (it once always did:
+    ``tuple(df.columns)`` is a new tuple on every call, so identity never matched)."""
+    from kpireport.kpis.engine import prepared
+
+    data = read_fixture()
+    compute_kpis(data, "2026-03", by="team")
+    prep = prepared(data)
+    con = prep.sql_engine()
+    compute_kpis(data, "2026-03", by="seller")
+    assert prepared(data) is prep and prep.sql_engine() is con
+    data.tables["deals"]["value"] *= 2
+    assert prepared(data) is not prep
+    assert prepared(data).sql_engine() is not con

@@ -524,6 +524,20 @@ def test_cli_json_has_exactly_the_spec_record_shape(
     assert west["value"] is None  # NaN -> null
 
 
+def test_cli_repeated_period_computes_several_periods(
+    crm: CrmData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kpireport.data.load as load_mod
+
+    monkeypatch.setattr(load_mod, "load", lambda source, **kw: crm)
+    rc, text = _cli(["--source", "x", "--period", "2026-02", "--period", "2026-03", "--kpi",
+                     "revenue", "--as-of", "2026-04-30", "--format", "json"])  # fmt: skip
+    assert rc == 0
+    got = {r["period"]: r["value"] for r in json.loads(text)}
+    feb = compute_kpis(crm, "2026-02", kpis=["revenue"], as_of="2026-04-30")["value"].iloc[0]
+    assert got == {"2026-02": feb, "2026-03": 3200.0}
+
+
 def test_cli_csv_neutralises_formulas(crm: CrmData, monkeypatch: pytest.MonkeyPatch) -> None:
     import kpireport.data.load as load_mod
 
@@ -652,15 +666,6 @@ def test_pivot_of_a_source_breakdown(crm: CrmData) -> None:
     assert wide.index.names == ["scope_id", "source"]
     assert wide.loc[("North", "web"), "new_leads"] == 1
     assert wide.loc[("North", "event"), "lead_conversion"] == 1.0
-
-
-def test_events_take_twice_keeps_the_row_positions(crm: CrmData) -> None:
-    from kpireport.kpis.engine import prepared
-
-    ev = prepared(crm).events(Table.LEADS)
-    sub = ev.take(np.array([False, True, True, True, False, True, True])).take(np.array([2, 3]))
-    assert list(sub.rows) == [3, 5]  # L4, L6
-    assert list(sub.take(np.array([True, False])).rows) == [3]
 
 
 def test_cli_breakdown_source(crm: CrmData, monkeypatch: pytest.MonkeyPatch) -> None:

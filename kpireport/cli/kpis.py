@@ -70,7 +70,9 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--period",
         metavar="PERIOD",
-        help="2026, 2026-Q4, 2026-10, 2026-W43, 2026-10-15, current-month, previous-month, ...",
+        action="append",
+        help="2026, 2026-Q4, 2026-10, 2026-W43, 2026-10-15, current-month, previous-month, ...;"
+        " repeat for several periods (computed in one pass)",
     )
     p.add_argument(
         "--by",

@@ -58,6 +58,11 @@ class CrmData:
         Human description of where the data came from (never a secret).
     warnings
         Non-fatal validation findings (:class:`kpireport.errors.Problem`).
+    engine
+        Where the KPI queries run (:mod:`kpireport.kpis.relational`): ``None``
+        (default) for an embedded DuckDB over ``tables``, or a
+        :class:`~kpireport.kpis.relational.DatabaseEngine` holding the same
+        canonical tables, queried in place.
     """
 
     tables: dict[str, pd.DataFrame]
@@ -67,6 +72,7 @@ class CrmData:
     settings: dict[str, object] = field(default_factory=dict)
     source: str = ""
     warnings: list = field(default_factory=list)
+    engine: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for df in self.tables.values():

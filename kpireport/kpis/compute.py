@@ -39,9 +39,9 @@ Design decisions
   so the rows are the same for every period and the additive KPIs of the
   sources sum exactly to the un-broken-down value. ``lead_conversion`` of a
   source is that source's converted leads / its leads (NaN without leads).
-  The breakdown is computed in the same vectorised pass (one ``bincount``
-  on the combined code ``scope column * sources + source``), see
-  :mod:`kpireport.kpis.engine`.
+  The breakdown is computed in the same query (grouped by scope key and
+  stripped source; result column ``scope column * sources + source``), see
+  :mod:`kpireport.kpis.relational`.
 """
 
 from __future__ import annotations
@@ -145,8 +145,9 @@ def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
     def build() -> int:
         last = NAT
         for table, col in _DATE_COLUMNS:
-            if prep.has(table) and col in prep.frame(table) and len(prep.frame(table)):
-                last = max(last, int(prep.times(table, col).max()))
+            span = prep.date_range(table, col)
+            if span is not None:
+                last = max(last, span[1])
         if last == NAT:
             return NAT
         return int(pd.Timestamp(last).normalize().value + NS_PER_DAY)
@@ -326,8 +327,7 @@ def resolve_breakdown(breakdown: str | None, prep: Prepared) -> Split | None:
             f"Unknown breakdown '{breakdown}'.",
             hint="Valid breakdowns: " + ", ".join(BREAKDOWNS) + ".",
         )
-    codes, labels = prep.lead_sources()
-    return Split(name, Table.LEADS, codes, labels)
+    return Split(name, Table.LEADS, prep.lead_sources())
 
 
 def _check_breakdown_kpis(defs: Sequence[KpiDef], split: Split) -> None:

@@ -5,6 +5,13 @@ intervals) and returns a ``(intervals, scope ids + 1)`` float array — the last
 column collects unattributed rows — or a pair ``(values, notes)`` where notes
 is an object array of the same shape (``None`` = no note).
 
+Each formula is written once as SQL (DuckDB dialect) and run through
+:mod:`kpireport.kpis.relational` on the dataset's engine: embedded DuckDB by
+default, or the database of ``CrmData.engine``. Only aggregates per interval
+and scope key come back; what remains in Python is arithmetic on those small
+arrays (ratios, growth, CLV's 12-month windows) and the sellers' pro-rata
+monthly cost over the small ``sellers`` table.
+
 Rules shared by all formulas
 ----------------------------
 * A row belongs to period P iff ``P.start <= timestamp < P.end``.
@@ -19,22 +26,15 @@ Rules shared by all formulas
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from kpireport.constants import DealStatus, Table
+from kpireport.constants import DealStatus, Scope, Table
+from kpireport.kpis import relational as rel
 from kpireport.kpis.engine import (
     NAT,
-    NEVER,
     NS_PER_DAY,
     Context,
-    Events,
-    arrow_strings,
-    interval_index,
     ratio,
 )
 from kpireport.periods import Period
@@ -46,102 +46,74 @@ MAX_LIFETIME_MONTHS = 120.0
 
 
 # ------------------------------------------------------------------ helpers
-def _status(ctx: Context, status: DealStatus) -> np.ndarray:
-    return ctx.prep.text_equals(Table.DEALS, "status", status)
+WON = rel.text_is("r.status", DealStatus.WON)
+LOST = rel.text_is("r.status", DealStatus.LOST)
+OPEN = rel.text_is("r.status", DealStatus.OPEN)
+COUNT = "COUNT(*)"
 
 
-def _won(ctx: Context) -> np.ndarray:
-    return _status(ctx, DealStatus.WON)
+def _sum(column: str) -> str:
+    return f"SUM(COALESCE({column}, 0))"
+
+
+def _one(ctx: Context, table: str, time: str, measure: str = COUNT, **kw: object) -> np.ndarray:
+    """One aggregate of ``table`` per (interval, result column), see :func:`rel.aggregate`."""
+    return rel.aggregate(ctx, table, {"v": measure}, time=time, **kw)["v"]
+
+
+ACTIVITY_TYPES = ("meeting", "quote", "call")
 
 
 def _activity(ctx: Context, kind: str) -> np.ndarray:
-    return ctx.prep.text_equals(Table.ACTIVITIES, "type", kind)
+    """Activities of one type per (interval, column): one scan serves every type."""
+    res = rel.aggregate(
+        ctx,
+        Table.ACTIVITIES,
+        {"n": COUNT},
+        time="occurred_at",
+        where=f"LOWER(TRIM(r.type)) IN ({', '.join(map(rel.quote, ACTIVITY_TYPES))})",
+        group="LOWER(TRIM(r.type))",
+        groups=ACTIVITY_TYPES,
+    )
+    return res[kind]["n"]
 
 
-def _cycle_days(ctx: Context) -> np.ndarray:
-    prep = ctx.prep
+def _closed(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
+    """Won and lost deals by ``closed_at``: count, value and cycle days (one scan).
 
-    def build() -> np.ndarray:
-        c = prep.times(Table.DEALS, "closed_at").astype("float64")
-        s = prep.times(Table.DEALS, "created_at").astype("float64")
-        return (c - s) / NS_PER_DAY
-
-    return prep.memo(("cycle",), build)
-
-
-def _first(
-    t: np.ndarray,
-    group: np.ndarray,
-    tiebreak: list[np.ndarray],
-    ids: Callable[[np.ndarray], np.ndarray],
-) -> np.ndarray:
-    """Positions of the earliest row per ``group``.
-
-    Ties on ``t`` are broken by the ``tiebreak`` keys in order, then by the
-    smallest id (``ids(positions)`` returns the ids of those rows; it is only
-    called for the few rows that still tie), so the result does not depend
-    on row order.
+    ``_closed(ctx)["won"]["n"]`` is the number of won deals per (interval,
+    column), ``["v"]`` the sum of their ``value``, ``["d"]`` the sum of their
+    cycle days.
     """
-    pos = np.flatnonzero((group >= 0) & (t != NAT))
-    keys = [k[pos] for k in reversed(tiebreak)] + [t[pos], group[pos]]
-    srt = pos[np.lexsort(keys)]  # np.lexsort sorts by the last key first
-    n = len(srt)
-    if n == 0:
-        return srt
-    g = group[srt]
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = g[1:] != g[:-1]
-    same = np.zeros(n, dtype=bool)  # row ties with the previous row of its group
-    same[1:] = ~starts[1:] & (t[srt][1:] == t[srt][:-1])
-    for k in tiebreak:
-        same[1:] &= k[srt][1:] == k[srt][:-1]
-    run = np.cumsum(~same)  # runs of mutually tied rows
-    first_rows = np.flatnonzero(starts)
-    winners = srt[first_rows]
-    tied_first = np.flatnonzero(same[np.minimum(first_rows + 1, n - 1)] & (first_rows + 1 < n))
-    if len(tied_first):
-        runs = run[first_rows[tied_first]]
-        rows = np.flatnonzero(np.isin(run, runs))
-        cand = pd.DataFrame({"run": run[rows], "id": ids(srt[rows]), "pos": srt[rows]})
-        best = cand.sort_values(["run", "id"]).drop_duplicates("run")
-        winners[tied_first] = best["pos"].to_numpy()
-    return winners
+    return rel.aggregate(
+        ctx,
+        Table.DEALS,
+        {"n": COUNT, "v": _sum("r.value"), "d": _sum(rel.cycle_days())},
+        time="closed_at",
+        where=f"({WON} OR {LOST})",
+        group="LOWER(TRIM(r.status))",
+        groups=(DealStatus.WON, DealStatus.LOST),
+    )
 
 
 # ------------------------------------------------------------------- leads
 def new_leads(ctx: Context) -> Result:
     """Number of leads whose ``created_at`` falls in P, attributed to the lead's seller."""
-    return ctx.sums(Table.LEADS, "created_at")
+    return _one(ctx, Table.LEADS, "created_at")
 
 
 def sql(ctx: Context) -> Result:
     """Number of leads whose ``qualified_at`` falls in P (sales-qualified leads), attributed to the lead's seller."""
-    return ctx.sums(Table.LEADS, "qualified_at")
-
-
-def _converted_leads(ctx: Context) -> np.ndarray:
-    prep = ctx.prep
-
-    def build() -> np.ndarray:
-        deals = prep.frame(Table.DEALS)
-        closed = prep.times(Table.DEALS, "closed_at")
-        ok = _won(ctx) & (closed != NAT) & (closed < ctx.cutoff)
-        won_leads = arrow_strings(deals["lead_id"]).filter(pa.array(ok)).drop_null()
-        leads = arrow_strings(prep.frame(Table.LEADS)["lead_id"])
-        return (
-            pc.is_in(leads, value_set=won_leads.combine_chunks())
-            .fill_null(False)
-            .to_numpy(zero_copy_only=False)
-        )
-
-    return prep.memo(("converted", ctx.cutoff), build)
+    return _one(ctx, Table.LEADS, "qualified_at")
 
 
 def _typical_cycle(ctx: Context) -> float:
-    closed = ctx.prep.times(Table.DEALS, "closed_at")
-    ok = _won(ctx) & (closed != NAT) & (closed < ctx.cutoff)
-    cyc = _cycle_days(ctx)[ok]
-    return float(np.median(cyc)) if len(cyc) else np.nan
+    med = rel.scalar(
+        ctx,
+        f"SELECT MEDIAN({rel.cycle_days()}) FROM deals r "
+        f"WHERE {WON} AND {rel.before_cutoff('r.closed_at', ctx.cutoff)}",
+    )
+    return np.nan if med is None else float(med)
 
 
 def lead_conversion(ctx: Context) -> Result:
@@ -154,8 +126,21 @@ def lead_conversion(ctx: Context) -> Result:
     when the time from the end of P to the cut-off is shorter than the typical
     (median) sales cycle of won deals: its conversion will still grow.
     """
-    num = ctx.sums(Table.LEADS, "created_at", mask=_converted_leads(ctx))
-    den = ctx.sums(Table.LEADS, "created_at")
+    won_leads = (
+        f"SELECT DISTINCT r.lead_id FROM deals r WHERE {WON} AND r.lead_id IS NOT NULL "
+        f"AND {rel.before_cutoff('r.closed_at', ctx.cutoff)}"
+    )
+    leads = (
+        "(SELECT l.*, CASE WHEN cv.lead_id IS NULL THEN 0 ELSE 1 END AS converted "
+        f"FROM leads l LEFT JOIN ({won_leads}) cv ON cv.lead_id = l.lead_id)"
+    )
+    res = rel.aggregate(
+        ctx,
+        Table.LEADS,
+        {"num": "SUM(r.converted)", "den": COUNT},
+        time="created_at",
+        relation=leads,
+    )
     notes = ctx.cell_notes()
     typical = _typical_cycle(ctx)
     if not np.isnan(typical):
@@ -164,7 +149,7 @@ def lead_conversion(ctx: Context) -> Result:
         notes[young, :] = (
             f"immature cohort: younger than the typical sales cycle ({typical:.0f} days)"
         )
-    return ratio(num, den), notes
+    return ratio(res["num"], res["den"]), notes
 
 
 def new_organisations(ctx: Context) -> Result:
@@ -175,124 +160,74 @@ def new_organisations(ctx: Context) -> Result:
     then the smaller id). It is attributed to that first record's seller.
     Records without a company are ignored.
     """
-    prep = ctx.prep
-
-    def build() -> tuple[np.ndarray, Events]:
-        comp = prep.frame(Table.COMPANIES)
-        enc = pc.dictionary_encode(arrow_strings(comp["org_number"])).combine_chunks()
-        org_codes = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
-        # company codes shared by companies, leads and deals only (cheaper than
-        # the customer-scope encoding of every table)
-        ids_index, codes = prep._company_encoding((Table.COMPANIES, Table.LEADS, Table.DEALS))
-        cust_to_org = np.full(len(ids_index), -1, dtype=np.int64)
-        ci = codes[Table.COMPANIES]
-        cust_to_org[ci[ci >= 0]] = org_codes[ci >= 0]
-        ts, sellers, orgs, kinds, tables = [], [], [], [], []
-        for kind, table in ((0, Table.LEADS), (1, Table.DEALS)):
-            if not prep.has(table):
-                continue
-            company = codes[table]
-            ts.append(prep.times(table, "created_at"))
-            sellers.append(prep.seller_codes(table))
-            orgs.append(np.where(company >= 0, cust_to_org[np.maximum(company, 0)], -1))
-            kinds.append(np.full(len(company), kind, dtype=np.int64))
-            tables.append(table)
-        t = np.concatenate(ts)
-        sizes = np.cumsum([0, *map(len, ts)])
-
-        def ids(positions: np.ndarray) -> np.ndarray:
-            out = np.empty(len(positions), dtype=object)
-            for i, table in enumerate(tables):
-                sel = (positions >= sizes[i]) & (positions < sizes[i + 1])
-                col = "lead_id" if table == Table.LEADS else "deal_id"
-                out[sel] = (
-                    prep.frame(table)[col].iloc[positions[sel] - sizes[i]].astype("str").to_numpy()
-                )
-            return out
-
-        first = _first(t, np.concatenate(orgs), [np.concatenate(kinds)], ids)
-        seller = np.concatenate(sellers)[first]
-        return t[first], Events(seller, np.full(len(first), -1, dtype=np.int64))
-
-    t, ev = prep.memo(("first_org",), build)
-    return ctx.event_sums(t, ev)
+    parts = []
+    if ctx.prep.has(Table.LEADS):
+        parts.append(
+            "SELECT created_at, seller_id, company_id, 0 AS kind, lead_id AS rid FROM leads"
+        )
+    parts.append("SELECT created_at, seller_id, company_id, 1 AS kind, deal_id AS rid FROM deals")
+    union = " UNION ALL ".join(parts)
+    # only the orgs with a record inside the requested span can be new in it
+    # (a small semi-join); for those: earliest instant per org (hash aggregate),
+    # then the tie-break among the few records at that instant (window)
+    lo, hi = rel.ts(ctx.starts.min()), rel.ts(ctx.ends.max())
+    first = (
+        f"(WITH u AS (SELECT * FROM ({union}) u WHERE u.created_at IS NOT NULL), "
+        "cand AS (SELECT DISTINCT c.org_number AS org FROM u "
+        "JOIN companies c ON c.company_id = u.company_id "
+        f"WHERE u.created_at >= {lo} AND u.created_at < {hi} AND c.org_number IS NOT NULL), "
+        "cc AS (SELECT c.company_id, c.org_number AS org FROM companies c "
+        "JOIN cand ON cand.org = c.org_number), "
+        "x AS (SELECT u.created_at, u.seller_id, u.kind, u.rid, cc.org FROM u "
+        "JOIN cc ON cc.company_id = u.company_id), "
+        "m AS (SELECT org, MIN(created_at) AS t0 FROM x GROUP BY org), "
+        "f AS (SELECT x.*, ROW_NUMBER() OVER (PARTITION BY x.org ORDER BY x.kind, x.rid) AS rn "
+        "FROM x JOIN m ON m.org = x.org AND m.t0 = x.created_at) "
+        "SELECT created_at, seller_id FROM f WHERE rn = 1)"
+    )
+    return _one(ctx, Table.DEALS, "created_at", relation=first)
 
 
 # ------------------------------------------------------------------- deals
 def deals_won(ctx: Context) -> Result:
     """Number of deals with status ``won`` whose ``closed_at`` falls in P."""
-    return ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx))
+    return _closed(ctx)[DealStatus.WON]["n"]
 
 
 def deals_lost(ctx: Context) -> Result:
     """Number of deals with status ``lost`` whose ``closed_at`` falls in P."""
-    return ctx.sums(Table.DEALS, "closed_at", mask=_status(ctx, DealStatus.LOST))
+    return _closed(ctx)[DealStatus.LOST]["n"]
 
 
 def won_value(ctx: Context) -> Result:
     """Sum of ``value`` of the deals won in P (by ``closed_at``): order intake."""
-    return ctx.sums(Table.DEALS, "closed_at", "value", mask=_won(ctx))
+    return _closed(ctx)[DealStatus.WON]["v"]
 
 
 def hit_rate(ctx: Context) -> Result:
     """Deals won in P ÷ deals closed (won + lost) in P, both by ``closed_at``."""
-    won = ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx))
-    closed = ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx) | _status(ctx, DealStatus.LOST))
-    return ratio(won, closed)
+    res = _closed(ctx)
+    won = res[DealStatus.WON]["n"]
+    return ratio(won, won + res[DealStatus.LOST]["n"])
 
 
 def avg_deal_value(ctx: Context) -> Result:
     """Mean ``value`` of the deals won in P (by ``closed_at``)."""
-    won = _won(ctx)
-    return ratio(
-        ctx.sums(Table.DEALS, "closed_at", "value", mask=won),
-        ctx.sums(Table.DEALS, "closed_at", mask=won),
-    )
+    won = _closed(ctx)[DealStatus.WON]
+    return ratio(won["v"], won["n"])
 
 
 def sales_cycle_days(ctx: Context) -> Result:
     """Mean number of days from ``created_at`` to ``closed_at`` of the deals won in P."""
-    won = _won(ctx)
-    return ratio(
-        ctx.sums(Table.DEALS, "closed_at", mask=won, weights=_cycle_days(ctx)),
-        ctx.sums(Table.DEALS, "closed_at", mask=won),
-    )
+    won = _closed(ctx)[DealStatus.WON]
+    return ratio(won["d"], won["n"])
 
 
 def sales_cycle_days_median(ctx: Context) -> Result:
     """Median number of days from ``created_at`` to ``closed_at`` of the deals won in P."""
-    won = np.flatnonzero(_won(ctx))
-    t = ctx.prep.times(Table.DEALS, "closed_at")[won]
-    codes = ctx.codes(ctx.prep.events(Table.DEALS).take(won))
-    codes = np.where(codes < 0, ctx.width - 1, codes)
-    cyc = _cycle_days(ctx)[won]
-    out = np.full((len(ctx.starts), ctx.width), np.nan)
-    parts = interval_index(t, ctx.starts, ctx.ends)
-    rows = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(parts)] or [[]])
-    pos = np.concatenate(parts or [np.array([], dtype=np.int64)]).astype(np.int64)
-    if len(pos):
-        med = pd.Series(cyc[pos]).groupby([rows, codes[pos]]).median()
-        r = med.index.get_level_values(0).to_numpy()
-        c = med.index.get_level_values(1).to_numpy()
-        out[r, c] = med.to_numpy()
-    return out
-
-
-def _new_customer_events(ctx: Context) -> tuple[np.ndarray, Events]:
-    prep = ctx.prep
-
-    def build() -> tuple[np.ndarray, Events]:
-        t = np.where(_won(ctx), prep.times(Table.DEALS, "closed_at"), NAT)
-        company = prep.local_codes(Table.DEALS, "company_id")
-        deal_ids = prep.frame(Table.DEALS)["deal_id"]
-
-        def ids(positions: np.ndarray) -> np.ndarray:
-            return deal_ids.iloc[positions].astype("str").to_numpy()
-
-        first = _first(t, company, [], ids)
-        return t[first], Events(prep=prep, table=Table.DEALS, mask=first)
-
-    return prep.memo(("first_won",), build)
+    return _one(
+        ctx, Table.DEALS, "closed_at", f"MEDIAN({rel.cycle_days()})", where=WON, fill=np.nan
+    )
 
 
 def new_customers(ctx: Context) -> Result:
@@ -300,31 +235,34 @@ def new_customers(ctx: Context) -> Result:
 
     Attributed to the seller of that first won deal (ties: the smaller deal id).
     """
-    t, ev = _new_customer_events(ctx)
-    return ctx.event_sums(t, ev)
-
-
-def _open_at_end(ctx: Context, weights: np.ndarray) -> np.ndarray:
-    """Sum ``weights`` of deals open at each interval end (snapshot)."""
-    prep = ctx.prep
-    created = prep.times(Table.DEALS, "created_at")
-    closed = prep.times(Table.DEALS, "closed_at")
-    is_open = _status(ctx, DealStatus.OPEN)
-    until = np.where(is_open, NEVER, closed)  # open at E iff created < E <= until
-    ends = np.unique(ctx.ends)
-    lo = np.searchsorted(ends, created, side="right")
-    hi = np.searchsorted(ends, until, side="right")
-    ok = (lo < hi) & (created != NAT)
-    width = ctx.width
-    codes = ctx.codes(prep.events(Table.DEALS))
-    codes = np.where(codes < 0, width - 1, codes)[ok]
-    w = np.nan_to_num(weights[ok], nan=0.0)
-    size = (len(ends) + 1) * width
-    diff = np.bincount(lo[ok] * width + codes, weights=w, minlength=size) - np.bincount(
-        hi[ok] * width + codes, weights=w, minlength=size
+    first = (
+        "(SELECT * FROM (SELECT d.*, ROW_NUMBER() OVER "
+        "(PARTITION BY d.company_id ORDER BY d.closed_at, d.deal_id) AS rn FROM deals d "
+        f"WHERE {rel.text_is('d.status', DealStatus.WON)} AND d.closed_at IS NOT NULL "
+        "AND d.company_id IS NOT NULL) x WHERE x.rn = 1)"
     )
-    level = np.cumsum(diff.reshape(len(ends) + 1, width), axis=0)
-    return level[np.searchsorted(ends, ctx.ends)]
+    return _one(ctx, Table.DEALS, "closed_at", relation=first)
+
+
+def _open_at_end(ctx: Context, weight: str) -> np.ndarray:
+    """Sum ``weight`` of deals open at each interval end (snapshot)."""
+    lo, hi = rel.ts(ctx.ends.min()), rel.ts(ctx.ends.max())
+    if not rel.day_aligned(ctx.starts, ctx.ends):
+        on = f"r.created_at < iv.e AND ({OPEN} OR r.closed_at >= iv.e)"
+        where = f"r.created_at < {hi} AND ({OPEN} OR r.closed_at >= {lo})"
+        return _one(ctx, Table.DEALS, "created_at", _sum(weight), join=on, where=where)
+    # midnight ends: deals summed per (created day, closed day or open, seller,
+    # company) first; "created < E" and "closed >= E" hold for the day as for the instant
+    days = (
+        "(SELECT DATE_TRUNC('day', r.created_at) AS created_at, "
+        f"CASE WHEN {OPEN} THEN 1 ELSE 0 END AS is_open, "
+        "DATE_TRUNC('day', r.closed_at) AS closed_at, r.seller_id, r.company_id, "
+        f"{_sum(weight)} AS w FROM deals r "
+        f"WHERE r.created_at < {hi} AND ({OPEN} OR r.closed_at >= {lo}) "
+        "GROUP BY 1, 2, 3, 4, 5)"
+    )
+    on = "r.created_at < iv.e AND (r.is_open = 1 OR r.closed_at >= iv.e)"
+    return _one(ctx, Table.DEALS, "created_at", "SUM(r.w)", join=on, relation=days)
 
 
 def pipeline_value(ctx: Context) -> Result:
@@ -334,7 +272,7 @@ def pipeline_value(ctx: Context) -> Result:
     is ``open`` or it closed later (``closed_at >= E``): past pipelines are
     reconstructed from the close dates.
     """
-    return _open_at_end(ctx, ctx.prep.floats(Table.DEALS, "value"))
+    return _open_at_end(ctx, "r.value")
 
 
 def weighted_pipeline(ctx: Context) -> Result:
@@ -343,25 +281,23 @@ def weighted_pipeline(ctx: Context) -> Result:
     Same snapshot rule as ``pipeline_value``; a deal without a probability
     contributes 0.
     """
-    prep = ctx.prep
-    w = prep.floats(Table.DEALS, "value") * prep.floats(Table.DEALS, "probability")
-    return _open_at_end(ctx, w)
+    return _open_at_end(ctx, "r.value * r.probability")
 
 
 # -------------------------------------------------------------- activities
 def meetings_booked(ctx: Context) -> Result:
     """Number of activities of type ``meeting`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "meeting"))
+    return _activity(ctx, "meeting")
 
 
 def quotes_sent(ctx: Context) -> Result:
     """Number of activities of type ``quote`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "quote"))
+    return _activity(ctx, "quote")
 
 
 def calls_made(ctx: Context) -> Result:
     """Number of activities of type ``call`` whose ``occurred_at`` falls in P."""
-    return ctx.sums(Table.ACTIVITIES, "occurred_at", mask=_activity(ctx, "call"))
+    return _activity(ctx, "call")
 
 
 # ----------------------------------------------------------------- revenue
@@ -371,7 +307,7 @@ def revenue(ctx: Context) -> Result:
     Attributed to the invoice's seller (rows without a seller count for the
     organisation and the customer only) and to its company for the customer scope.
     """
-    return ctx.sums(Table.REVENUE, "date", "amount")
+    return _one(ctx, Table.REVENUE, "date", _sum("r.amount"))
 
 
 def _cut_like(
@@ -518,14 +454,27 @@ def costs(ctx: Context) -> Result:
     the month). Organisation: every cost row and every seller. Team: the cost
     rows tagged with that team plus its sellers. Seller: its own cost only.
     """
-    prep = ctx.prep
     # cost rows carry a team tag, never a seller: at seller scope they are unattributed
-    out = ctx.sums(Table.COSTS, "date", "amount")
-    per_seller = _seller_cost(ctx)
-    codes = ctx.codes(Events(np.arange(len(prep.seller_ids)), np.full(len(prep.seller_ids), -1)))
-    codes = np.where(codes < 0, ctx.width - 1, codes)
-    np.add.at(out, (slice(None), codes), per_seller)
+    out = _one(ctx, Table.COSTS, "date", _sum("r.amount"))
+    np.add.at(out, (slice(None), _seller_columns(ctx)), _seller_cost(ctx))
     return out
+
+
+def _seller_columns(ctx: Context) -> np.ndarray:
+    """Result column of each seller of the (small) ``sellers`` dimension."""
+    prep = ctx.prep
+    n = len(prep.seller_ids)
+    if ctx.scope == Scope.ORGANISATION:
+        codes = np.zeros(n, dtype=np.int64)
+    elif ctx.scope == Scope.SELLER:
+        codes = np.arange(n, dtype=np.int64)
+    elif ctx.scope == Scope.TEAM:
+        codes = prep.seller_team
+    else:
+        codes = np.full(n, -1, dtype=np.int64)
+    if ctx.select is not None:
+        codes = np.where(codes == ctx.select, 0, -1)
+    return np.where(codes < 0, ctx.scope_width - 1, codes)
 
 
 def cac(ctx: Context) -> Result:
@@ -550,45 +499,47 @@ def clv(ctx: Context) -> Result:
     the month). ``gross_margin`` comes from the source settings (default 1).
     Zero churn gives the 120-month cap; no active customer gives NaN.
     """
-    prep = ctx.prep
-    t = prep.times(Table.REVENUE, "date")
-    amount = np.nan_to_num(prep.floats(Table.REVENUE, "amount"), nan=0.0)
-    ev = prep.events(Table.REVENUE)
-    company = prep.local_codes(Table.REVENUE, "company_id")
-    keep = (t != NAT) & (t < ctx.cutoff) & (company >= 0)
-    width = ctx.width
-    codes = ctx.codes(ev)
-    codes = np.where(codes < 0, width - 1, codes)[keep]
-    month = t[keep].astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    # per (scope key, company, month) net revenue, then per (scope key, month):
+    # revenue, active customers and customers active but not in the next month
+    key, joins, select_id = rel.scope_key(ctx, Table.REVENUE)
+    month = "DATE_TRUNC('month', r.date)"
     last = (ctx.ends - 1).astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    # only the months some window reads: 11 before the first last month .. the last one
+    lo_ts = np.datetime64(int(last.min()) - 11, "M").astype("datetime64[ns]").view("i8")
+    hi_ts = np.datetime64(int(last.max()) + 1, "M").astype("datetime64[ns]").view("i8")
+    cells = (
+        f"SELECT {key} AS k, r.company_id AS co, {month} AS mo, "
+        f"{_sum('r.amount')} AS net FROM revenue r{joins} "
+        f"WHERE r.company_id IS NOT NULL AND {rel.before_cutoff('r.date', ctx.cutoff)} "
+        f"AND r.date >= {rel.ts(lo_ts)} AND r.date < {rel.ts(hi_ts)} "
+        "GROUP BY 1, 2, 3"
+    )
+    rows = rel.fetch(
+        ctx,
+        f"WITH c AS ({cells}) SELECT c.k, c.mo, SUM(c.net), "
+        "SUM(CASE WHEN c.net > 0 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN c.net > 0 AND n.co IS NULL THEN 1 ELSE 0 END) "
+        "FROM c LEFT JOIN c n ON n.k IS NOT DISTINCT FROM c.k AND n.co = c.co "
+        "AND n.mo = c.mo + INTERVAL 1 MONTH AND n.net > 0 GROUP BY 1, 2",
+    )
+    width = ctx.width
+    if rows:
+        keys, months, rev_v, act_v, churn_v = (list(c) for c in zip(*rows, strict=True))
+        codes = rel.result_columns(ctx, keys, [None] * len(keys), select_id)
+        month = np.array([(m.year - 1970) * 12 + m.month - 1 for m in months], dtype=np.int64)
+    else:
+        codes = month = np.zeros(0, dtype=np.int64)
+        rev_v = act_v = churn_v = []
     base = int(min(month.min() if len(month) else last.min(), last.min() - 11))
     top = int(max(month.max() if len(month) else last.max(), last.max()))
     n_m = top - base + 2  # one spare month so that m + 1 always exists
-    m = month - base
-    comp = company[keep]
-    n_c = int(company.max(initial=0)) + 1
-    key = (codes * n_c + comp) * n_m + m
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    head = np.ones(len(sk), dtype=bool)
-    head[1:] = sk[1:] != sk[:-1]
-    cell_keys = sk[head]
-    cell_sums = (
-        np.add.reduceat(amount[keep][order], np.flatnonzero(head)) if len(sk) else np.zeros(0)
-    )
-    rev = np.bincount(codes * n_m + m, weights=amount[keep], minlength=width * n_m).reshape(
-        width, n_m
-    )
-    active_keys = cell_keys[cell_sums > 0]
-    a_cell = active_keys % n_m + (active_keys // (n_c * n_m)) * n_m
-    act = np.bincount(a_cell, minlength=width * n_m).reshape(width, n_m).astype("float64")
-    nxt = np.searchsorted(active_keys, active_keys + 1)
-    stays = (nxt < len(active_keys)) & (
-        active_keys[np.minimum(nxt, len(active_keys) - 1)] == active_keys + 1
-    )
-    churned = (
-        np.bincount(a_cell[~stays], minlength=width * n_m).reshape(width, n_m).astype("float64")
-    )
+    cell = codes * n_m + (month - base)
+
+    def grid(values: list) -> np.ndarray:
+        w = np.array([0.0 if v is None else float(v) for v in values])
+        return np.bincount(cell, weights=w, minlength=width * n_m).reshape(width, n_m)
+
+    rev, act, churned = grid(rev_v), grid(act_v), grid(churn_v)
     rate = ratio(churned, act)  # (width, n_m), NaN where no active customer
 
     def window(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -621,42 +572,6 @@ def clv(ctx: Context) -> Result:
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def _distinct(ctx: Context, t: np.ndarray, ev: Events, key: np.ndarray) -> np.ndarray:
-    """Distinct ``key`` values (``>= 0``) per ``(interval, scope code)``."""
-    codes = ctx.codes(ev)
-    codes = np.where(codes < 0, ctx.width - 1, codes).astype(np.int64)
-    out = np.zeros((len(ctx.starts), ctx.width))
-    n_key = int(key.max(initial=-1)) + 1
-    if n_key == 0:
-        return out
-    for i, pos in enumerate(interval_index(t, ctx.starts, ctx.ends)):
-        pos = pos[key[pos] >= 0]
-        if len(pos):
-            pairs = np.unique(codes[pos] * n_key + key[pos])
-            out[i] = np.bincount(pairs // n_key, minlength=ctx.width)
-    return out
-
-
-def _prospect_codes(ctx: Context) -> np.ndarray:
-    """The prospect (company) code of each activity: its ``company_id``, else its deal's."""
-    prep = ctx.prep
-
-    def build() -> np.ndarray:
-        own = prep.company_codes(Table.ACTIVITIES)
-        if not prep.has(Table.DEALS) or "deal_id" not in prep.frame(Table.ACTIVITIES):
-            return own
-        deals = prep.frame(Table.DEALS)
-        if deals.empty:  # no deal to borrow a company from
-            return own
-        row = pd.Index(deals["deal_id"].astype("str")).get_indexer(
-            prep.frame(Table.ACTIVITIES)["deal_id"].astype("str")
-        )
-        via = np.where(row >= 0, prep.company_codes(Table.DEALS)[np.maximum(row, 0)], -1)
-        return np.where(own >= 0, own, via)
-
-    return prep.memo(("prospects",), build)
-
-
 def prospect_hit_rate(ctx: Context) -> Result:
     """Deals won in P ÷ distinct prospects that had a sales activity in P.
 
@@ -665,29 +580,73 @@ def prospect_hit_rate(ctx: Context) -> Result:
     activity type counts. A team counts a company once even when several of
     its sellers worked on it. Activities without a company are not counted.
     """
-    prep = ctx.prep
-    t = prep.times(Table.ACTIVITIES, "occurred_at")
-    prospects = _distinct(ctx, t, prep.events(Table.ACTIVITIES), _prospect_codes(ctx))
-    return ratio(ctx.sums(Table.DEALS, "closed_at", mask=_won(ctx)), prospects)
+    won = _closed(ctx)[DealStatus.WON]["n"]
+    own = "a.company_id" if rel.has_column(ctx, Table.ACTIVITIES, "company_id") else "NULL"
+    via, joins = "NULL", ""
+    if rel.has_column(ctx, Table.ACTIVITIES, "deal_id") and rel.has_column(
+        ctx, Table.DEALS, "company_id"
+    ):
+        via, joins = "d.company_id", " LEFT JOIN deals d ON d.deal_id = a.deal_id"
+    if not len(ctx.starts):
+        return ratio(won, np.zeros_like(won))
+    lo, hi = rel.ts(ctx.starts.min()), rel.ts(ctx.ends.max())
+    # midnight bounds: one row per (day, seller, own company, prospect) is enough
+    day = rel.day_aligned(ctx.starts, ctx.ends)
+    t = "DATE_TRUNC('day', a.occurred_at)" if day else "a.occurred_at"
+    worked = (
+        f"(SELECT {'DISTINCT ' if day else ''}{t} AS occurred_at, a.seller_id, "
+        f"{own} AS company_id, COALESCE({own}, {via}) AS prospect FROM activities a{joins} "
+        f"WHERE a.occurred_at >= {lo} AND a.occurred_at < {hi})"
+    )
+    prospects = rel.aggregate(
+        ctx,
+        Table.ACTIVITIES,
+        {"n": "COUNT(DISTINCT r.prospect)"},
+        time="occurred_at",
+        where="r.prospect IS NOT NULL",
+        relation=worked,
+        fill=np.nan,  # distinct counts: no per-day pre-aggregation, one group per column
+    )["n"]
+    return ratio(won, np.nan_to_num(prospects, nan=0.0))
 
 
-def _active_customers(ctx: Context, key: np.ndarray | None = None) -> list[tuple]:
-    """Per interval: ``(codes, companies, keys)`` of the (scope code, company[, key]) cells
-    whose net revenue in the interval is > 0."""
-    prep = ctx.prep
-    t = prep.times(Table.REVENUE, "date")
-    amount = np.nan_to_num(prep.floats(Table.REVENUE, "amount"), nan=0.0)
-    company = prep.local_codes(Table.REVENUE, "company_id")
-    codes = ctx.codes(prep.events(Table.REVENUE))
-    codes = np.where(codes < 0, ctx.width - 1, codes).astype(np.int64)
-    k = np.zeros(len(t), dtype=np.int64) if key is None else key
-    out = []
-    for pos in interval_index(t, ctx.starts, ctx.ends):
-        pos = pos[(company[pos] >= 0) & (k[pos] >= 0)]
-        cells = pd.DataFrame({"c": codes[pos], "co": company[pos], "k": k[pos], "a": amount[pos]})
-        net = cells.groupby(["c", "co", "k"], sort=False)["a"].sum()
-        net = net[net > 0]
-        out.append(tuple(net.index.get_level_values(n).to_numpy() for n in ("c", "co", "k")))
+def _active_customers(ctx: Context, product: bool) -> str:
+    """SQL: the ``(i, k, co[, p], a)`` cells with positive net revenue in interval ``i``.
+
+    ``k`` is the scope key, ``co`` the company, ``p`` the ``product`` (one
+    product of its own when missing) and ``a`` the cell's net revenue. Rows
+    are summed per day first when every bound is a midnight.
+    """
+    key, joins, _ = rel.scope_key(ctx, Table.REVENUE)
+    t = "DATE_TRUNC('day', r.date)" if rel.day_aligned(ctx.starts, ctx.ends) else "r.date"
+    has_product = product and rel.has_column(ctx, Table.REVENUE, "product")
+    p = ", r.product AS p" if has_product else ""
+    pd_ = ", d.p" if has_product else ""
+    n = 4 if has_product else 3
+    return (
+        f"WITH {rel.values(ctx.starts, ctx.ends)}, "
+        f"d AS (SELECT {t} AS t, {key} AS k, r.company_id AS co{p}, {_sum('r.amount')} AS a "
+        f"FROM revenue r{joins} WHERE r.company_id IS NOT NULL "
+        f"AND r.date >= {rel.ts(ctx.starts.min())} AND r.date < {rel.ts(ctx.ends.max())} "
+        f"GROUP BY {', '.join(map(str, range(1, n + 1)))}), "
+        f"x AS (SELECT iv.i, d.k, d.co{pd_}, SUM(d.a) AS a FROM d "
+        "JOIN iv ON d.t >= iv.s AND d.t < iv.e "
+        f"GROUP BY {', '.join(map(str, range(1, n + 1)))} HAVING SUM(d.a) > 0)"
+    )
+
+
+def _per_column(ctx: Context, sql: str) -> list[np.ndarray]:
+    """Run ``sql`` (columns ``i, k, measures…``); each measure as an ``(intervals, width)`` sum."""
+    cols = rel.fetch_columns(ctx, sql)
+    n_m = max(len(cols) - 2, 0)
+    out = [np.zeros((len(ctx.starts), ctx.width)) for _ in range(n_m)]
+    if not len(cols) or not len(cols[0]):
+        return out
+    _, _, select_id = rel.scope_key(ctx, Table.REVENUE)
+    i = cols[0].astype(np.int64)
+    col = rel.result_columns(ctx, cols[1], [None] * len(cols[1]), select_id)
+    for j in range(n_m):
+        np.add.at(out[j], (i, col), np.nan_to_num(cols[2 + j], nan=0.0))
     return out
 
 
@@ -699,16 +658,13 @@ def products_per_customer(ctx: Context) -> Result:
     lowers its product's net revenue; invoices without a product are one
     product of their own.
     """
-    prep = ctx.prep
-    product = prep.local_codes(Table.REVENUE, "product")
-    product = np.where(product < 0, int(product.max(initial=-1)) + 1, product)
-    pairs = np.zeros((len(ctx.starts), ctx.width))
-    customers = np.zeros((len(ctx.starts), ctx.width))
-    for i, (c, _co, _k) in enumerate(_active_customers(ctx, product)):
-        pairs[i] = np.bincount(c, minlength=ctx.width)
-    for i, (c, _co, _k) in enumerate(_active_customers(ctx)):
-        customers[i] = np.bincount(c, minlength=ctx.width)
-    return ratio(pairs, customers)
+    rel.no_split(ctx, Table.REVENUE)
+    if not len(ctx.starts):
+        return np.zeros((0, ctx.width))
+    count = " SELECT i, k, COUNT(*) FROM x GROUP BY 1, 2"
+    pairs = _per_column(ctx, _active_customers(ctx, True) + count)
+    customers = _per_column(ctx, _active_customers(ctx, False) + count)
+    return ratio(pairs[0], customers[0])
 
 
 def customer_tenure_months(ctx: Context) -> Result:
@@ -718,19 +674,23 @@ def customer_tenure_months(ctx: Context) -> Result:
     ever (any seller, up to the cut-off) to the end of P (cut at the
     cut-off), in months of 365.25 / 12 days.
     """
-    prep = ctx.prep
-    t = prep.times(Table.REVENUE, "date")
-    company = prep.local_codes(Table.REVENUE, "company_id")
-    keep = (t != NAT) & (t < ctx.cutoff) & (company >= 0)
-    first = np.full(int(company.max(initial=-1)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, company[keep], t[keep])
-    out = np.full((len(ctx.starts), ctx.width), np.nan)
-    for i, (c, co, _k) in enumerate(_active_customers(ctx)):
-        if len(c):
-            end = min(int(ctx.ends[i]), int(ctx.cutoff))
-            months = (end - first[co]) / NS_PER_DAY / DAYS_PER_MONTH
-            out[i] = ratio(
-                np.bincount(c, weights=months, minlength=ctx.width),
-                np.bincount(c, minlength=ctx.width).astype(float),
-            )
-    return out
+    rel.no_split(ctx, Table.REVENUE)
+    if not len(ctx.starts):
+        return np.zeros((0, ctx.width))
+    first = (
+        "f AS (SELECT r.company_id AS co, MIN(r.date) AS t0 FROM revenue r "
+        f"WHERE r.company_id IS NOT NULL AND {rel.before_cutoff('r.date', ctx.cutoff)} "
+        "GROUP BY 1)"
+    )
+    # seconds from the epoch to each first invoice, summed per cell: the mean
+    # tenure is then (end of P - mean first invoice)
+    n, since = _per_column(
+        ctx,
+        f"{_active_customers(ctx, False)}, {first} SELECT x.i, x.k, COUNT(*), "
+        f"SUM(EXTRACT(EPOCH FROM (f.t0 - {rel.ts(0)}))) FROM x JOIN f ON f.co = x.co "
+        "GROUP BY 1, 2",
+    )
+    end = np.minimum(ctx.ends, ctx.cutoff) if ctx.cutoff != NAT else ctx.ends
+    end_s = (end.astype("float64") / 1e9)[:, None]
+    seconds = ratio(end_s * n - since, n)
+    return seconds / (NS_PER_DAY / 1e9) / DAYS_PER_MONTH

@@ -36,7 +36,7 @@ from kpireport.kpis.compute import (
     resolve_kpis,
     resolve_scope,
 )
-from kpireport.kpis.engine import NAT, UNATTRIBUTED, prepared
+from kpireport.kpis.engine import UNATTRIBUTED, prepared
 from kpireport.periods import Period, _day, containing, from_start, parse_period
 
 
@@ -68,12 +68,10 @@ def _data_span(data: CrmData, tables: tuple[str, ...]) -> tuple[pd.Timestamp, pd
     prep = prepared(data)
     lo, hi = None, None
     for table, col in _DATE_COLUMNS:
-        if table in tables and prep.has(table) and len(prep.frame(table)):
-            t = prep.times(table, col)
-            t = t[t != NAT]
-            if len(t):
-                lo = t.min() if lo is None else min(lo, t.min())
-                hi = t.max() if hi is None else max(hi, t.max())
+        span = prep.date_range(table, col) if table in tables else None
+        if span is not None:
+            lo = span[0] if lo is None else min(lo, span[0])
+            hi = span[1] if hi is None else max(hi, span[1])
     if lo is None:
         return None
     return pd.Timestamp(int(lo)), pd.Timestamp(int(hi))
