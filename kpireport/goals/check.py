@@ -301,7 +301,7 @@ def _yearly_history(
     year on year (``v_k / v_{k+1} − 1``, or the difference for rates) where
     both years have a positive value.
     """
-    from kpireport.goals.evaluate import _values
+    from kpireport.goals.values import _values
     from kpireport.kpis.registry import REGISTRY
 
     p = parse_period(r["period"])

@@ -711,7 +711,7 @@ def _baseline_values(
     *no history* (NaN), not 0: the goal cannot grow from nothing. A baseline
     that is still running or lies beyond the data is no history either.
     """
-    from kpireport.goals.evaluate import _values
+    from kpireport.goals.values import _values
 
     out = np.full(len(goals), np.nan)
     frame = goals.assign(_p=[p.label for p in plist], _i=np.arange(len(goals)))

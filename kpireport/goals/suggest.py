@@ -88,8 +88,9 @@ def suggest_targets(
         A probability outside (0, 1), an unknown KPI or scope, a period that
         is over, or a scope without ids.
     """
-    from kpireport.goals.evaluate import _evaluate, _values
+    from kpireport.goals.evaluate import _evaluate
     from kpireport.goals.funnel import VALUE_KPIS, reverse_funnel
+    from kpireport.goals.values import _values
     from kpireport.kpis.registry import REGISTRY
 
     if as_of is None:

@@ -55,7 +55,7 @@ import pyarrow.compute as pc
 
 from kpireport.constants import Scope, Table
 from kpireport.data.model import CrmData
-from kpireport.kpis.relational import DuckDBEngine, SqlEngine
+from kpireport.kpis.relational import UNKNOWN, DuckDBEngine, SqlEngine
 from kpireport.periods import Period
 
 log = logging.getLogger("kpireport")
@@ -65,8 +65,8 @@ NAT = np.iinfo(np.int64).min
 NEVER = np.iinfo(np.int64).max
 #: scope_id shown for rows that no team/seller/customer can be attributed to
 UNATTRIBUTED = "(unattributed)"
-#: breakdown category of rows whose category (lead ``source``) is missing or blank
-UNKNOWN = "(unknown)"
+#: breakdown category of rows whose category (lead ``source``) is missing or blank:
+#: :data:`~kpireport.kpis.relational.UNKNOWN` (imported above)
 
 T = TypeVar("T")
 

@@ -76,6 +76,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kpireport")
 
+#: the breakdown label of rows without one (leads without a source); re-exported by .engine
+UNKNOWN = "(unknown)"
+
 NAT = np.iinfo(np.int64).min
 NS_PER_DAY = 86_400 * 10**9
 
@@ -414,8 +417,6 @@ def result_columns(
     split = ctx.split
     if split is None:
         return code
-    from kpireport.kpis.engine import UNKNOWN
-
     labels = [UNKNOWN if c is None else str(c) for c in cats]
     cat = np.asarray(split.labels.get_indexer(pd.Index(labels, dtype="str")), dtype=np.int64)
     cat = np.where(cat < 0, split.labels.get_indexer([UNKNOWN])[0], cat)
