@@ -561,7 +561,7 @@ def open_ended(s: pd.Series) -> pd.Series:
             return bool(_OPEN_END_TEXT.fullmatch(t))
         return False
 
-    return s.map(sentinel, na_action="ignore").fillna(False).astype(bool)
+    return s.map(sentinel, na_action="ignore").eq(True)  # NaN (empty) is not the sentinel
 
 
 _OPEN_END_TEXT = re.compile(
