@@ -18,7 +18,11 @@ Design decisions
   forked from the run's process after the heavy modules are loaded.
 * **Dask** uses a ``distributed`` client: a scheduler address
   (``tcp://host:8786``) or, without one, a ``LocalCluster`` of ``jobs`` worker
-  processes with one thread each (one report at a time per worker). Each
+  processes with one thread each. Workers that declare the resource
+  ``kpireport=N`` (the LocalCluster's declare 1) count as N report slots,
+  others as their threads; the run keeps no more reports in flight than
+  there are slots, so a report waits in the run, not queued on a busy worker
+  (where that worker's death would cost it an attempt it never started). Each
   worker loads the heavy modules once and forks its report processes from
   there. Workers must reach the output folder and the snapshot under the same
   paths as the run (a shared mount; see :func:`kpireport.report.snapshot.snapshot_root`).
@@ -55,6 +59,9 @@ from kpireport.report import execute
 log = logging.getLogger("kpireport")
 
 OnDone = Callable[[execute.Task, dict[str, Any]], None]
+
+#: Dask worker resource: report slots of a worker (one report process per slot)
+RESOURCE = "kpireport"
 
 #: executor names accepted by ``kpireport run --executor``
 EXECUTORS = ("local", "dask")
@@ -114,29 +121,12 @@ class DaskExecutor:
         self.cluster: Any = None
 
     def __enter__(self) -> DaskExecutor:
-        import dask
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
-            return self
-        with dask.config.set(
-            {
-                "distributed.worker.daemon": False,
-                "distributed.scheduler.allowed-failures": 0,
-                "distributed.scheduler.worker-saturation": 1.0,
-                # reports hold the memory of their own processes, not the worker's
-                "distributed.worker.memory.terminate": False,
-            }
-        ):
-            self.cluster = LocalCluster(
-                n_workers=self.jobs,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-                silence_logs=logging.ERROR,
-            )
+        else:
+            self.cluster = local_cluster(self.jobs)
             self.client = Client(self.cluster)
         return self
 
@@ -163,6 +153,18 @@ class DaskExecutor:
             return
         pdf = any("pdf" in t.spec.formats for t in tasks)
         pending: dict[Any, tuple[execute.Task, int, float]] = {}
+        queue: list[tuple[execute.Task, int]] = [(t, 0) for t in tasks]
+
+        def capacity() -> int:
+            """Report slots of the cluster now: declared ``kpireport`` resources, else threads."""
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+            return max(
+                1,
+                sum(
+                    int((w.get("resources") or {}).get(RESOURCE, w.get("nthreads", 1)))
+                    for w in workers
+                ),
+            )
 
         def submit(task: execute.Task, attempt: int) -> None:
             fut = self.client.submit(
@@ -172,9 +174,15 @@ class DaskExecutor:
             )  # fmt: skip
             pending[fut] = (task, attempt, time.time())
 
-        for t in tasks:
-            submit(t, 0)
+        def fill() -> None:
+            """Keep no more reports in flight than there are slots: none waits on a busy worker."""
+            room = capacity() - len(pending)
+            while queue and room > 0:
+                submit(*queue.pop(0))
+                room -= 1
+
         try:
+            fill()
             while pending:
                 done, _ = wait(list(pending), return_when="FIRST_COMPLETED")
                 for fut in done:
@@ -188,7 +196,8 @@ class DaskExecutor:
                             log.warning(
                                 "The worker of %s died; submitting it again.", task.spec.report_id
                             )
-                            submit(task, attempt + 1)
+                            queue.insert(0, (task, attempt + 1))
+                            fill()
                             continue
                         if isinstance(exc, KilledWorker):
                             kind, msg = (
@@ -200,10 +209,42 @@ class DaskExecutor:
                             kind, msg = "internal", f"{type(exc).__name__}: {exc}"
                         outcome = execute._parent_failure(task, started, kind, msg)
                     on_done(task, outcome)
+                fill()
         finally:  # stopped or failed: no report keeps running for this run
             if pending:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
+
+
+def local_cluster(workers: int) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes with one thread each, set up for reports.
+
+    Worker processes may start report processes (not daemonic); a worker
+    that dies under a report fails that attempt at once (``allowed-failures:
+    0``, the run retries it once); a worker is given one report at a time
+    (``worker-saturation: 1.0``); memory is the report processes', so the
+    worker's own memory limit never terminates it; no dashboard port is opened.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(
+        {
+            "distributed.worker.daemon": False,
+            "distributed.scheduler.allowed-failures": 0,
+            "distributed.scheduler.worker-saturation": 1.0,
+            "distributed.worker.memory.terminate": False,
+        }
+    ):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # a free port, never a fixed 8787
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+            resources={RESOURCE: 1},
+        )
 
 
 def make_executor(

@@ -194,7 +194,7 @@ p.sum{margin:.25rem 0 1rem;color:#52606d}
 table{border-collapse:collapse;width:100%;font-size:.92rem}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
 th{background:#f5f7fa}
-.st{font-weight:600;white-space:nowrap}
+.st,.per{font-weight:600;white-space:nowrap} .per{font-weight:400}
 .published{color:#1b7f3b}.failed{color:#b42318}.missing{color:#8a5a00}
 .err{color:#b42318;max-width:40rem;white-space:pre-wrap;word-break:break-word}
 """
@@ -249,7 +249,7 @@ def render_index(states: dict[str, list[ReportState]], title: str = "Report pack
                     reason += " (the links show the previous published version)"
             parts.append(
                 f"<tr><td>{_e(p.title)}<br><small>{_e(p.report_id)}</small></td>"
-                f"<td>{_e(scope)}</td><td>{_e(p.period)}</td>"
+                f'<td>{_e(scope)}</td><td class="per">{_e(p.period)}</td>'
                 f'<td class="st {s.status}">{_e(_LABEL[s.status])}</td>'
                 f"<td>{links['html']}</td><td>{links['pdf']}</td>"
                 f'<td class="err">{_e(reason)}</td></tr>'
