@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -210,3 +212,41 @@ runs:
         time.sleep(0.5)
     assert kernels_in(out) == []
     assert kernels_under(list(after)) == []
+
+
+def test_stopping_a_dask_run_stops_its_reports_on_the_workers(tmp_path, cluster):
+    pack = write(
+        tmp_path / "naps.yaml",
+        f"""
+period: 2024-01
+as_of: 2024-02-15
+formats: [html]
+runs:
+  - {{name: nap1, notebook: {NB / "sleeps.ipynb"}, cell_timeout: 300, report_timeout: 300}}
+  - {{name: nap2, notebook: {NB / "sleeps.ipynb"}, cell_timeout: 300, report_timeout: 300}}
+""",
+    )
+    out = tmp_path / "out"
+    client = cluster["client"]
+    workers = worker_pids(client)
+    address = cluster["cluster"].scheduler_address
+    proc = subprocess.Popen(
+        [*KPIREPORT, "run", str(pack), "--source", "demo", "--out", str(out),
+         "--executor", "dask", "--scheduler", address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(kernels_under(workers)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(kernels_under(workers)) == 2, proc.stderr.read() if proc.poll() else ""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    deadline = time.monotonic() + 15
+    while kernels_under(workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert kernels_under(workers) == []
+    assert [p.name for p in out.rglob("*.html")] == ["index.html"]  # no report published
+    assert not list(out.glob("failed/**/*.manifest.json"))  # and none kept as failed
+    assert "2 reports: 0 published, 0 failed, 2 not built." in (out / "index.html").read_text()

@@ -664,6 +664,8 @@ def run_tasks(
     tasks: Sequence[Task],
     jobs: int,
     on_done: Callable[[Task, dict[str, Any]], None] | None = None,
+    on_start: Callable[[Task, int], None] | None = None,
+    stopped: Callable[[Task], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Produce every report, ``jobs`` at a time, each in its own process.
 
@@ -675,6 +677,12 @@ def run_tasks(
         Maximum number of reports executing at once.
     on_done
         Called in the parent with ``(task, outcome)`` as each report finishes.
+    on_start
+        Called with ``(task, pid)`` when a report process has started.
+    stopped
+        ``stopped(task)`` is true when the report's process was killed because
+        its run was stopped (a Dask worker, :mod:`kpireport.report.executors`):
+        no failed copy is kept.
 
     Returns
     -------
@@ -696,6 +704,8 @@ def run_tasks(
                 started = time.time()
                 with _signals_held():  # a stop signal lands after the child is on the books
                     proc.start()
+                    if on_start is not None:
+                        on_start(task, proc.pid)
                     running[recv] = (
                         i,
                         task,
@@ -732,6 +742,14 @@ def run_tasks(
                 if proc.is_alive():
                     kill_tree(proc.pid)
                     proc.join(5)
+                if outcome is None and stopped is not None and stopped(task):
+                    # its run was stopped: nothing is published or kept, as when the run's
+                    # own process kills its reports
+                    shutil.rmtree(task.work_root, ignore_errors=True)
+                    outcome = {
+                        "report_id": task.spec.report_id, "status": "failed", "outputs": {},
+                        "timings": {}, "error": {"kind": "stopped", "message": "The run was stopped."},
+                    }  # fmt: skip
                 if outcome is None:
                     code = proc.exitcode
                     outcome = _parent_failure(

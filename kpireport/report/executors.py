@@ -123,6 +123,10 @@ class DaskExecutor:
     def __enter__(self) -> DaskExecutor:
         from distributed import Client
 
+        if not log.isEnabledFor(logging.INFO):  # Dask's own INFO chatter only with -v
+            for name in ("distributed", "dask"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
         else:
@@ -212,8 +216,11 @@ class DaskExecutor:
                 fill()
         finally:  # stopped or failed: no report keeps running for this run
             if pending:
+                roots = [str(t.work_root) for t, _, _ in pending.values()]
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
+                with contextlib.suppress(Exception):
+                    self.client.run(stop_reports, roots)
 
 
 def local_cluster(workers: int) -> Any:
@@ -300,12 +307,42 @@ def _allow_children() -> Iterator[None]:
             config["daemon"] = was
 
 
+#: report processes running on this worker, by scratch folder
+_RUNNING: dict[str, int] = {}
+#: scratch folders of reports whose run was stopped
+_STOPPED: set[str] = set()
+
+
 def produce_on_worker(task: execute.Task, pdf: bool = True) -> dict[str, Any]:
     """Run on a Dask worker: produce one report in its own supervised process."""
     import warnings
 
     prewarm(pdf)
-    with _allow_children(), warnings.catch_warnings():
-        # the worker has threads; the report process only runs produce_report
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return execute.run_tasks([task], 1)[0]
+    key = str(task.work_root)
+    try:
+        with _allow_children(), warnings.catch_warnings():
+            # the worker has threads; the report process only runs produce_report
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return execute.run_tasks(
+                [task], 1,
+                on_start=lambda _t, pid: _RUNNING.__setitem__(key, pid),
+                stopped=lambda _t: key in _STOPPED,
+            )[0]  # fmt: skip
+    finally:
+        _RUNNING.pop(key, None)
+        _STOPPED.discard(key)
+
+
+def stop_reports(work_roots: Sequence[str]) -> int:
+    """On a worker: kill the report processes (and kernels) of these scratch folders.
+
+    A stopped run calls this on every worker, because cancelling a Dask task
+    does not stop a task that is already running. Returns how many were killed.
+    """
+    killed = 0
+    for root in work_roots:
+        pid = _RUNNING.pop(str(root), None)
+        if pid is not None:
+            _STOPPED.add(str(root))
+            killed += bool(execute.kill_tree(pid))
+    return killed
