@@ -182,7 +182,9 @@ def test_three_shards_into_one_folder_equal_the_whole_run_and_collect_finds_the_
     code = cli_main(["collect", str(out)])
     cap = capsys.readouterr()
     assert code == 1
-    assert [line.split()[:2] for line in cap.err.splitlines()[:-1]] == [["failed", "2024-01/broken"]]
+    assert [line.split()[:2] for line in cap.err.splitlines()[:-1]] == [
+        ["failed", "2024-01/broken"]
+    ]
     assert "ValueError" in cap.err
     assert "4 of 5 planned report(s) published" in cap.out
 
