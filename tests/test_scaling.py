@@ -297,3 +297,10 @@ def test_progress_is_plain_lines_off_a_terminal_and_a_bar_on_one(pack):
     bar = tty.getvalue()
     assert "3/4" in bar and "done 2, failed 1, remaining 1" in bar
     assert "failed  r-failed" in bar and "[1/" not in bar
+
+
+def test_a_run_narrowed_by_only_keeps_the_whole_plan(pack):
+    res = run(pack["params"], source=pack["data"], out=pack["out"], only=["North"])
+    assert [r.status for r in res.reports] == ["skipped"]  # current: no kernel started
+    assert len(read_plans(pack["out"])["pack"]) == 5
+    assert "5 reports: 4 published, 1 failed" in (pack["out"] / "index.html").read_text()

@@ -47,6 +47,11 @@ Design decisions
   :mod:`kpireport.report.render`) are loaded before report processes fork.
 * **One failed report does not stop the others**; :class:`RunResult` says
   which failed and :attr:`RunResult.ok` whether all succeeded.
+* **Executors and shards change where, not what** (docs/SCALING.md): the
+  same tasks go to the local pool or a Dask cluster
+  (:mod:`kpireport.report.executors`); ``shard=(i, n)`` keeps the reports of
+  one stable part of the plan; every run saves the whole plan and rewrites
+  the pack's ``index.html`` (:mod:`kpireport.report.pack`).
 """
 
 from __future__ import annotations
@@ -72,7 +77,14 @@ from kpireport.report import execute
 from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
 from kpireport.report.lock import exclusive_lock
 from kpireport.report.manifest import cache_key, code_hash, is_current, read_manifest
-from kpireport.report.pack import parse_shard, plan_name, shard_of, write_index, write_plan
+from kpireport.report.pack import (
+    PLANS_DIR,
+    parse_shard,
+    plan_name,
+    shard_of,
+    write_index,
+    write_plan,
+)
 from kpireport.report.params import (
     DEMO_SOURCE,
     ReportSpec,
@@ -345,7 +357,10 @@ def run(
             if problems:
                 raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
             remove_legacy_snapshots(out_dir)  # no copy of the CRM data beside the reports
-            write_plan(out_dir, plan_name(params_path), [p.spec for p in everything])
+            name = plan_name(params_path)
+            if not only or not (out_dir / PLANS_DIR / f"{name}.json").is_file():
+                # a run narrowed by --only keeps the pack's whole plan for collect
+                write_plan(out_dir, name, [p.spec for p in everything])
             try:
                 return _build(plans, runs, out_dir, force, on_report, backend)
             finally:  # also after a stop: the index shows what is there
