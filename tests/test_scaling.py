@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -304,3 +305,34 @@ def test_a_run_narrowed_by_only_keeps_the_whole_plan(pack):
     assert [r.status for r in res.reports] == ["skipped"]  # current: no kernel started
     assert len(read_plans(pack["out"])["pack"]) == 5
     assert "5 reports: 4 published, 1 failed" in (pack["out"] / "index.html").read_text()
+
+
+def test_a_kernel_that_does_not_start_is_started_once_more(tmp_path, monkeypatch):
+    """The first kernel dies before it answers (as on a zmq port clash); the retry publishes."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    marker = tmp_path / "first-start-failed"
+    (fake / "ipykernel_launcher.py").write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        f"marker = Path({str(marker)!r})\n"
+        "if not marker.exists():\n"
+        "    marker.write_text('x')\n"
+        "    sys.exit(1)\n"
+        "from ipykernel import kernelapp\n"
+        "kernelapp.launch_new_instance()\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]))
+    pack = tmp_path / "nostart.yaml"
+    pack.write_text(
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-15\nformats: [html]\n"
+        "start_timeout: 60.5\n",
+        encoding="utf-8",
+    )
+    res = run(pack, source=tiny_data(), out=tmp_path / "out", jobs=1)
+    (r,) = res.reports
+    assert marker.exists()  # the first start did fail
+    assert r.status == "success", r.error
+    (table,) = kpis_of(tmp_path / "out").values()
+    assert "value,team,North,2024-01,3002.0" in table.replace('"', "")

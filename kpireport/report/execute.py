@@ -33,6 +33,11 @@ Design decisions
   ``ctypes``), with a parent-pid watch thread as a second line; publishing
   checks the parent is alive just before the manifest goes in. The parent
   kills every running report tree when it is stopped.
+* **A kernel that fails to start is started once more.** jupyter_client
+  picks a kernel's TCP ports by binding port 0 and releasing it; a kernel
+  starting at the same moment in another report process can take the same
+  port (papermill #511). Nothing has run then, so the start is retried
+  (:data:`KERNEL_START_ATTEMPTS`).
 * **Secrets stay out of kernels.** The child removes credential-like
   environment variables (and those the source names) from its environment
   before starting the kernel, which inherits it; every output is scanned for
@@ -45,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -79,6 +85,10 @@ log = logging.getLogger("kpireport")
 
 #: seconds the parent waits for a child to exit after it sent its result
 _JOIN_GRACE = 30.0
+#: kernel starts per report: a start that fails before any cell ran is retried
+#: (ports chosen by jupyter_client can be taken by a simultaneous start; measured
+#: by benchmarks/kernel_ports.py, see docs/SCALING.md)
+KERNEL_START_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -369,23 +379,32 @@ def produce_report(task: Task) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     error: dict[str, Any] | None = None
-    try:
-        papermill.execute_notebook(
-            str(spec.notebook),
-            str(executed),
-            parameters=spec.parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=False,
-            report_mode=True,
-            cwd=str(scratch),
-            execution_timeout=spec.cell_timeout,
-            start_timeout=spec.start_timeout,
-        )
-    except Exception as exc:  # every execution fault is a failed report
-        error = _classify(exc)
-    finally:
-        kill_tree(os.getpid(), include_parent=False)
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        error = None
+        try:
+            papermill.execute_notebook(
+                str(spec.notebook),
+                str(executed),
+                parameters=spec.parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                report_mode=True,
+                cwd=str(scratch),
+                execution_timeout=spec.cell_timeout,
+                # papermill's client takes whole seconds (a float fails every report)
+                start_timeout=max(1, math.ceil(spec.start_timeout)),
+            )
+        except Exception as exc:  # every execution fault is a failed report
+            error = _classify(exc)
+        finally:
+            kill_tree(os.getpid(), include_parent=False)
+        if error is None or error["kind"] != "kernel_start":
+            break
+        # the kernel never started (no cell ran): a zmq port taken between
+        # jupyter_client choosing it and the kernel binding it (papermill #511)
+        error["attempts"] = attempt
+        log.warning("The kernel of %s did not start (attempt %d).", spec.report_id, attempt)
     timings["execute"] = time.perf_counter() - t0
     nb = None
     if executed.exists():
