@@ -336,3 +336,116 @@ def test_a_kernel_that_does_not_start_is_started_once_more(tmp_path, monkeypatch
     assert r.status == "success", r.error
     (table,) = kpis_of(tmp_path / "out").values()
     assert "value,team,North,2024-01,3002.0" in table.replace('"', "")
+
+
+# ------------------------------------------------------- pre-warmed kernels
+LEAK_CELLS = [
+    'import os\nimport sys\nseen = sorted(k for k in globals() if k in ("leak", "pd", "pandas", "np")\n'
+    '              or k.startswith("_kpireport"))',
+    "assert seen == [], seen  # nothing from the warm-up or an earlier report",
+    'assert "KPIREPORT_TEST_DB_PASSWORD" not in os.environ\n'
+    'assert os.path.join(".work", "jobs") in os.getcwd()  # its own scratch folder\n'
+    'warmed = "pandas" in sys.modules',
+    "from kpireport.report.record import record_kpis\nimport pandas as pd\n"
+    'record_kpis(pd.DataFrame({"kpi": ["warmed"], "scope": ["team"], "scope_id": [team],\n'
+    '                          "period": [period], "value": [float(warmed)]}))',
+    "leak = 1",
+]
+
+
+def test_warm_kernels_are_single_use_and_leave_nothing_behind(tmp_path, monkeypatch):
+    import nbformat
+    import psutil
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell('team = "North"\nperiod = "2024-01"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in LEAK_CELLS]
+    nbformat.write(nb, tmp_path / "leak.ipynb")
+    pack = tmp_path / "warm.yaml"
+    pack.write_text(
+        f"period: 2024-01\nas_of: 2024-02-15\nformats: [html]\nruns:\n"
+        f"  - {{name: leak, notebook: {tmp_path / 'leak.ipynb'}, fanout: team,"
+        f' output: "{{period}}/leak-{{team}}"}}\n'
+        f"  - {{name: ok, notebook: {NB / 'ok.ipynb'}}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KPIREPORT_TEST_DB_PASSWORD", "warm-s3cr3t-value")
+    out = tmp_path / "out"
+    res = run(pack, source=tiny_data(), out=out, jobs=1, warm_kernels=2)
+    assert [r.status for r in res.reports] == ["success"] * 5, res.summary()
+    tables = {k: v.replace('"', "") for k, v in kpis_of(out).items()}
+    for team in ("north", "south", "script-alert-1-script", "west"):
+        assert "warmed,team," in tables[f"2024-01/leak-{team}.kpis.csv"]
+        assert tables[f"2024-01/leak-{team}.kpis.csv"].rstrip().endswith(",1.0")  # imports done
+    assert "value,team,North,2024-01,3002.0" in tables["2024-01/ok.kpis.csv"]
+    leftovers = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "ipykernel" in " ".join(p.info["cmdline"] or []) and str(out) in p.cwd():
+                leftovers.append(p.pid)
+        except psutil.Error:
+            continue
+    assert leftovers == []
+
+
+KILLER_CELLS = [
+    "import os, time\nimport psutil\n"
+    "jobs = os.path.dirname(os.getcwd())\n"
+    "def others():\n"
+    "    found = []\n"
+    "    for p in psutil.process_iter(['cmdline']):\n"
+    "        try:\n"
+    "            cwd = p.cwd()\n"
+    "        except psutil.Error:\n"
+    "            continue\n"
+    "        if 'ipykernel' in ' '.join(p.info['cmdline'] or []) and os.path.dirname(cwd) == jobs \\\n"
+    "                and cwd != os.getcwd():\n"
+    "            found.append(p)\n"
+    "    return found\n"
+    "deadline = time.monotonic() + 90\n"
+    "while len(others()) < 2 and time.monotonic() < deadline:\n"
+    "    time.sleep(0.5)\n"
+    "victims = others()\n"
+    "for p in victims:\n"
+    "    p.kill()\n"
+    "killed = len(victims)",
+    "from kpireport.report.record import record_kpis\nimport pandas as pd\n"
+    'record_kpis(pd.DataFrame({"kpi": ["killed"], "scope": ["team"], "scope_id": [team],\n'
+    '                          "period": [period], "value": [float(killed)]}))',
+]
+
+
+def test_a_warm_kernel_that_dies_while_waiting_is_replaced(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell('team = "North"\nperiod = "2024-01"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in KILLER_CELLS]
+    nbformat.write(nb, tmp_path / "killer.ipynb")
+    pack = tmp_path / "warm.yaml"
+    pack.write_text(
+        f"period: 2024-01\nas_of: 2024-02-15\nformats: [html]\nruns:\n"
+        f"  - {{name: killer, notebook: {tmp_path / 'killer.ipynb'}}}\n"
+        f"  - {{name: ok, notebook: {NB / 'ok.ipynb'}, fanout: {{team: [North, South]}},"
+        f' output: "{{period}}/ok-{{team}}"}}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    res = run(pack, source=tiny_data(), out=out, jobs=1, warm_kernels=2)
+    assert [r.status for r in res.reports] == ["success"] * 3, res.summary()
+    tables = {k: v.replace('"', "") for k, v in kpis_of(out).items()}
+    assert "killed,team,North,2024-01,2.0" in tables["2024-01/killer.kpis.csv"]
+    assert "value,team,North,2024-01,3002.0" in tables["2024-01/ok-north.kpis.csv"]
+    assert "value,team,South,2024-01,3001.0" in tables["2024-01/ok-south.kpis.csv"]

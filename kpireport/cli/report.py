@@ -78,6 +78,14 @@ def register(sub: Any) -> None:
         help="folder or file:// URL for the data snapshot, reachable by every worker "
         "(default: the cache folder)",
     )
+    p.add_argument(
+        "--warm-kernels",
+        type=int,
+        default=0,
+        metavar="N",
+        help="local executor: start N reports' kernels ahead of their turn, report modules "
+        "imported (one kernel per report, never reused)",
+    )
     p.set_defaults(func=cmd_run)
 
     k = sub.add_parser(
@@ -135,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             executor=args.executor,
             scheduler=args.scheduler,
             snapshots=args.snapshots,
+            warm_kernels=args.warm_kernels,
         )
     finally:
         progress.close()

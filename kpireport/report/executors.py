@@ -15,7 +15,10 @@ Design decisions
   through the one atomic publisher; failures are failed reports, never
   exceptions that stop the run.
 * **Local** (the default) is today's pool: ``jobs`` report processes at once,
-  forked from the run's process after the heavy modules are loaded.
+  forked from the run's process after the heavy modules are loaded. With
+  ``warm`` (``--warm-kernels N``) N more report processes are started ahead
+  of their turn and start their own kernel with the report modules imported
+  (single use: one kernel per report, killed with it).
 * **Dask** uses a ``distributed`` client: a scheduler address
   (``tcp://host:8786``) or, without one, a ``LocalCluster`` of ``jobs`` worker
   processes with one thread each. Workers that declare the resource
@@ -72,8 +75,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, jobs: int | None = None) -> None:
+    def __init__(self, jobs: int | None = None, warm: int = 0) -> None:
         self.jobs = jobs or os.cpu_count() or 1
+        self.warm = warm
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -86,7 +90,7 @@ class LocalExecutor:
         if not tasks:
             return
         prewarm(any("pdf" in t.spec.formats for t in tasks))
-        execute.run_tasks(tasks, self.jobs, on_done)
+        execute.run_tasks(tasks, self.jobs, on_done, warm=self.warm)
 
 
 class DaskExecutor:
@@ -255,7 +259,7 @@ def local_cluster(workers: int) -> Any:
 
 
 def make_executor(
-    name: str = "local", *, jobs: int | None = None, scheduler: str | None = None
+    name: str = "local", *, jobs: int | None = None, scheduler: str | None = None, warm: int = 0
 ) -> LocalExecutor | DaskExecutor:
     """The executor called ``name`` (``local`` or ``dask``).
 
@@ -266,10 +270,14 @@ def make_executor(
     """
     if name not in EXECUTORS:
         raise ParamsError(f"--executor '{name}' is not one of: {', '.join(EXECUTORS)}.")
+    if warm < 0:
+        raise ParamsError(f"--warm-kernels {warm}: give 0 or more kernels.")
     if name == "local":
         if scheduler:
             raise ParamsError("--scheduler needs --executor dask.")
-        return LocalExecutor(jobs)
+        return LocalExecutor(jobs, warm)
+    if warm:
+        raise ParamsError("--warm-kernels works with --executor local only.")
     return DaskExecutor(scheduler, jobs)
 
 

@@ -279,6 +279,7 @@ def run(
     executor: str = "local",
     scheduler: str | None = None,
     snapshots: str | os.PathLike[str] | None = None,
+    warm_kernels: int = 0,
 ) -> RunResult:
     """Build every report of a run definition or pack.
 
@@ -321,6 +322,9 @@ def run(
     snapshots
         Folder or ``file://`` URL the data snapshot is written to and read
         from by every worker (default: the cache folder).
+    warm_kernels
+        Local executor: reports whose process and kernel are started ahead
+        of their turn, with the report modules imported (default 0).
 
     Returns
     -------
@@ -343,7 +347,7 @@ def run(
     runs = _load_runs(params_path, source, period, as_of, formats, default_as_of)
     shard = parse_shard(shard) if isinstance(shard, str) else shard
     root = snapshot_root(snapshots)
-    backend = make_executor(executor, jobs=jobs, scheduler=scheduler)
+    backend = make_executor(executor, jobs=jobs, scheduler=scheduler, warm=warm_kernels)
     out_dir = check_output_folder(out or "reports")
     with _stop_signals(), contextlib.ExitStack() as held:
         everything = _plan(runs, source, as_of, out_dir, only, held, root)
