@@ -17,6 +17,17 @@ Usage
     python benchmarks/report_pack.py                         # the demo monthly pack (demo data written to a temp dir)
     python benchmarks/report_pack.py --params kpireport/resources/params/monthly_pack.yaml --source DEMO --as-of 2026-05-12
 
+With ``--executors local,dask`` the same pack is built once per executor,
+side by side (issue 11): ``dask`` is a 2-worker ``LocalCluster`` started by
+the run (``--jobs`` workers). For each it prints the wall time, the peak
+resident memory of the whole process tree (the run, workers, report
+processes and kernels, sampled every 0.2 s) and the peak of the largest
+subtree under the run (a report process with its kernel locally; a Dask
+nanny with its worker, report process and kernel), and whether the KPI
+tables of the executors are identical.
+
+    python benchmarks/report_pack.py --executors local,dask --skip-loop
+
 The real-pack mode runs the report notebooks (``kpireport/resources/notebooks/*.ipynb``) on the
 demo CRM (written as Parquet into a temporary folder unless ``--source`` is
 given); it is the issue's target: the ~30-report monthly pack in <= 90 s and
@@ -50,7 +61,8 @@ def selftest_params(folder: Path, n: int) -> Path:
     path = folder / "selftest.yaml"
     path.write_text(
         f"title: Benchmark report\nnotebook: {ROOT / 'tests/notebooks/ok.ipynb'}\n"
-        f"fanout: {{team: [{teams}]}}\nperiod: 2024-01\nas_of: 2024-02-15\nformats: [html, pdf]\n",
+        f"fanout: {{team: [{teams}]}}\nperiod: 2024-01\nas_of: 2024-02-15\nformats: [html, pdf]\n"
+        "source: demo\n",
         encoding="utf-8",
     )
     return path
@@ -107,6 +119,113 @@ def demo_source(folder: Path, as_of: str) -> str:
     return str(write_demo(folder / "data", fmt="parquet", as_of=as_of))
 
 
+class RssSampler:
+    """Peak RSS of this process tree, total and per subtree under this process (psutil)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import threading
+
+        self.every = every
+        self.total = 0
+        self.subtree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self, proc) -> int:
+        import psutil
+
+        try:
+            return proc.memory_info().rss
+        except psutil.Error:
+            return 0
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                kids = me.children(recursive=False)
+            except psutil.Error:
+                kids = []
+            total = self._rss(me)
+            for k in kids:
+                try:
+                    tree = [k, *k.children(recursive=True)]
+                except psutil.Error:
+                    tree = [k]
+                sub = sum(self._rss(p) for p in tree)
+                total += sub
+                self.subtree = max(self.subtree, sub)
+            self.total = max(self.total, total)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def time_run(params: Path, args: argparse.Namespace, out: Path, executor: str):
+    """Build the pack once with ``executor``; print its timings and peak RSS."""
+    from kpireport.report.runner import run
+
+    cpu0, wall0 = os.times(), time.time()
+    t0 = time.perf_counter()
+    with RssSampler() as rss:
+        result = run(
+            params, source=args.source, as_of=args.as_of, out=out, jobs=args.jobs,
+            force=True, executor="local" if executor == "warm" else executor,
+            warm_kernels=args.warm_kernels if executor == "warm" else 0,
+        )  # fmt: skip
+    pack_s = time.perf_counter() - t0
+    ok = [r for r in result.reports if r.status == "success"]
+    print(
+        f"kpireport run --executor {executor}: {len(result.reports)} reports ({len(ok)} ok) "
+        f"in {pack_s:.1f} s with {args.jobs} jobs ({pack_s / max(1, len(ok)):.2f} s per report)"
+    )
+    print(
+        f"  peak RSS {rss.total / 2**20:.0f} MiB for the whole process tree; largest subtree "
+        f"{rss.subtree / 2**20:.0f} MiB ({'a Dask worker with its reports' if executor == 'dask' else 'a report process with its kernel'})"
+    )
+    cpu1 = os.times()
+    cpu_s = sum(
+        getattr(cpu1, k) - getattr(cpu0, k)
+        for k in ("user", "system", "children_user", "children_system")
+    )
+    starts = [
+        json.loads((result.out / (r.report_id + ".manifest.json")).read_text())["started_at"]
+        for r in ok
+    ]
+    if starts:
+        from datetime import datetime
+
+        first = min(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in starts)
+        print(
+            f"  setup    {first - wall0:5.2f} s  (load + validate + snapshot + prewarm / cluster start, before the first report)"
+        )
+    for stage in ("execute", "html", "pdf", "publish"):
+        vals = [r.timings[stage] for r in ok if stage in r.timings]
+        if vals:
+            print(
+                f"  {stage:<8} mean {statistics.mean(vals):5.2f} s  median {statistics.median(vals):5.2f} s  max {max(vals):5.2f} s"
+            )
+    if executor != "dask":  # Dask workers are not children the run waits for
+        print(
+            f"  CPU      {cpu_s:.0f} s of {pack_s * (os.cpu_count() or 1):.0f} core-seconds ({cpu_s / pack_s:.2f} cores busy on average)"
+        )
+    if result.failed:
+        print(result.summary())
+    return result, pack_s
+
+
+def kpi_tables(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*.kpis.csv"))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -119,9 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         "--selftest", type=int, metavar="N", help="benchmark N copies of the ok test notebook"
     )
     ap.add_argument("--skip-loop", action="store_true", help="only time kpireport run")
+    ap.add_argument(
+        "--executors",
+        default="local",
+        help="comma-separated executors to time side by side: local,dask,warm "
+        "(warm: local with --warm-kernels; default local)",
+    )
+    ap.add_argument("--warm-kernels", type=int, default=2, help="kernels started ahead (warm)")
     args = ap.parse_args(argv)
-
-    from kpireport.report.runner import run
 
     with tempfile.TemporaryDirectory(prefix="kpireport-bench-") as tmp:
         folder = Path(tmp)
@@ -134,52 +258,25 @@ def main(argv: list[str] | None = None) -> int:
                 args.source = demo_source(folder, args.as_of)
                 print(f"demo data written to {args.source}")
         print(f"load average before: {load_average()} on {os.cpu_count()} cores")
-        cpu0, wall0 = os.times(), time.time()
-        t0 = time.perf_counter()
-        result = run(
-            params,
-            source=args.source,
-            as_of=args.as_of,
-            out=folder / "pack",
-            jobs=args.jobs,
-            force=True,
-        )
-        pack_s = time.perf_counter() - t0
+        timed: dict[str, tuple[float, Path]] = {}
+        results = {}
+        for executor in [e.strip() for e in args.executors.split(",") if e.strip()]:
+            results[executor], secs = time_run(params, args, folder / f"pack-{executor}", executor)
+            timed[executor] = (secs, results[executor].out)
+        first = next(iter(results))  # the shell loop is compared with the first executor
+        result, pack_s = results[first], timed[first][0]
         ok = [r for r in result.reports if r.status == "success"]
-        print(
-            f"kpireport run: {len(result.reports)} reports ({len(ok)} ok) in {pack_s:.1f} s with {args.jobs} jobs"
-        )
-        cpu1 = os.times()
-        cpu_s = sum(
-            getattr(cpu1, k) - getattr(cpu0, k)
-            for k in ("user", "system", "children_user", "children_system")
-        )
-        starts = [
-            json.loads((result.out / (r.report_id + ".manifest.json")).read_text())["started_at"]
-            for r in ok
-        ]
-        if starts:
-            from datetime import datetime
-
-            first = min(
-                datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in starts
-            )
-            print(
-                f"  setup    {first - wall0:5.2f} s  (load + validate + snapshot + prewarm, before the first report)"
-            )
-        for stage in ("execute", "html", "pdf", "publish"):
-            vals = [r.timings[stage] for r in ok if stage in r.timings]
-            if vals:
+        all_ok = all(r.ok for r in results.values())
+        if len(timed) > 1:
+            base_s, base_out = timed[next(iter(timed))]
+            for name, (secs, out) in list(timed.items())[1:]:
+                same = kpi_tables(out) == kpi_tables(base_out)
                 print(
-                    f"  {stage:<8} mean {statistics.mean(vals):5.2f} s  median {statistics.median(vals):5.2f} s  max {max(vals):5.2f} s"
+                    f"{name} vs {next(iter(timed))}: {secs / base_s:.2f}x the wall time; "
+                    f"KPI tables identical: {same} ({len(kpi_tables(out))} tables)"
                 )
-        print(
-            f"  CPU      {cpu_s:.0f} s of {pack_s * (os.cpu_count() or 1):.0f} core-seconds ({cpu_s / pack_s:.2f} cores busy on average)"
-        )
-        if result.failed:
-            print(result.summary())
         if args.skip_loop or not ok:
-            return 0 if result.ok else 1
+            return 0 if all_ok else 1
         manifests = [
             json.loads((result.out / (r.report_id + ".manifest.json")).read_text()) for r in ok
         ]
@@ -194,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stage:<8} mean {mean:5.2f} s")
         print(f"speed-up: {loop_s / pack_s:.1f}x")
         print(f"load average after: {load_average()}")
-    return 0 if result.ok else 1
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":

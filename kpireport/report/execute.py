@@ -33,6 +33,11 @@ Design decisions
   ``ctypes``), with a parent-pid watch thread as a second line; publishing
   checks the parent is alive just before the manifest goes in. The parent
   kills every running report tree when it is stopped.
+* **A kernel that fails to start is started once more.** jupyter_client
+  picks a kernel's TCP ports by binding port 0 and releasing it; a kernel
+  starting at the same moment in another report process can take the same
+  port (papermill #511). Nothing has run then, so the start is retried
+  (:data:`KERNEL_START_ATTEMPTS`).
 * **Secrets stay out of kernels.** The child removes credential-like
   environment variables (and those the source names) from its environment
   before starting the kernel, which inherits it; every output is scanned for
@@ -45,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -79,6 +85,10 @@ log = logging.getLogger("kpireport")
 
 #: seconds the parent waits for a child to exit after it sent its result
 _JOIN_GRACE = 30.0
+#: kernel starts per report: a start that fails before any cell ran is retried
+#: (ports chosen by jupyter_client can be taken by a simultaneous start; measured
+#: by benchmarks/kernel_ports.py, see docs/SCALING.md)
+KERNEL_START_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -335,8 +345,15 @@ def publish_failed(
     return files["ipynb"]
 
 
-def produce_report(task: Task) -> dict[str, Any]:
+def produce_report(
+    task: Task, km: Any | None = None, secrets: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Execute, check, render and publish one report (runs in a child process).
+
+    ``km`` is a kernel already started for this report (:func:`warm_kernel`);
+    it is used once, for the first attempt, and killed with this process's
+    other children. ``secrets`` are the secret values read before the
+    environment was cleaned for it.
 
     Returns
     -------
@@ -351,12 +368,7 @@ def produce_report(task: Task) -> dict[str, Any]:
     spec = task.spec
     started = time.time()
     timings: dict[str, float] = {}
-    secrets = secret_env_values(task.secret_env)
-    for name in secrets:
-        os.environ.pop(name, None)
-    # a batch-friendly MPLBACKEND=Agg in the caller's environment would reach the
-    # kernel and silently drop every inline chart from the report
-    os.environ.pop("MPLBACKEND", None)
+    secrets = clean_environment(task) if secrets is None else secrets
     scratch = task.work_root  # unique per report (made by the runner)
     scratch.mkdir(parents=True, exist_ok=True)
     executed = scratch / "executed.ipynb"
@@ -369,23 +381,36 @@ def produce_report(task: Task) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     error: dict[str, Any] | None = None
-    try:
-        papermill.execute_notebook(
-            str(spec.notebook),
-            str(executed),
-            parameters=spec.parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=False,
-            report_mode=True,
-            cwd=str(scratch),
-            execution_timeout=spec.cell_timeout,
-            start_timeout=spec.start_timeout,
-        )
-    except Exception as exc:  # every execution fault is a failed report
-        error = _classify(exc)
-    finally:
-        kill_tree(os.getpid(), include_parent=False)
+    if km is not None and not _alive(km):  # it died while waiting: a fresh one
+        km = None
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        error = None
+        warm = {"km": km} if km is not None and attempt == 1 else {}
+        try:
+            papermill.execute_notebook(
+                str(spec.notebook),
+                str(executed),
+                parameters=spec.parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                report_mode=True,
+                cwd=str(scratch),
+                execution_timeout=spec.cell_timeout,
+                # papermill's client takes whole seconds (a float fails every report)
+                start_timeout=max(1, math.ceil(spec.start_timeout)),
+                **warm,
+            )
+        except Exception as exc:  # every execution fault is a failed report
+            error = _classify(exc)
+        finally:
+            kill_tree(os.getpid(), include_parent=False)
+        if error is None or error["kind"] != "kernel_start":
+            break
+        # the kernel never started (no cell ran): a zmq port taken between
+        # jupyter_client choosing it and the kernel binding it (papermill #511)
+        error["attempts"] = attempt
+        log.warning("The kernel of %s did not start (attempt %d).", spec.report_id, attempt)
     timings["execute"] = time.perf_counter() - t0
     nb = None
     if executed.exists():
@@ -431,6 +456,76 @@ def produce_report(task: Task) -> dict[str, Any]:
     result.update(outcome)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def clean_environment(task: Task) -> dict[str, str]:
+    """Remove secrets and ``MPLBACKEND`` from this process's environment; return the secrets.
+
+    Kernels inherit the environment of the report process that starts them.
+    """
+    secrets = secret_env_values(task.secret_env)
+    for name in secrets:
+        os.environ.pop(name, None)
+    # a batch-friendly MPLBACKEND=Agg in the caller's environment would reach the
+    # kernel and silently drop every inline chart from the report
+    os.environ.pop("MPLBACKEND", None)
+    return secrets
+
+
+#: run silently in a pre-warmed kernel: loads the report modules, leaves no name behind
+WARM_CODE = """\
+import importlib as _kpireport_importlib
+for _kpireport_module in ("numpy", "pandas", "matplotlib.pyplot", "kpireport",
+                          "kpireport.report.views", "kpireport.report.record"):
+    try:
+        _kpireport_importlib.import_module(_kpireport_module)
+    except ImportError:
+        pass
+del _kpireport_importlib, _kpireport_module
+"""
+
+
+def warm_kernel(task: Task) -> Any | None:
+    """Start this report's kernel now, in its scratch folder, with the report modules imported.
+
+    Called in the report process while it waits for its turn (``warm`` in
+    :func:`run_tasks`), after :func:`clean_environment`; the kernel is this
+    process's child, used by one report and killed with it. ``None`` when it
+    does not start (the report then starts its own).
+    """
+    from jupyter_client.manager import KernelManager
+
+    km = None
+    try:
+        task.work_root.mkdir(parents=True, exist_ok=True)
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(cwd=str(task.work_root))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=max(1, math.ceil(task.spec.start_timeout)))
+            kc.execute_interactive(
+                WARM_CODE,
+                silent=True,
+                store_history=False,
+                timeout=120,
+                output_hook=lambda _m: None,
+            )
+        finally:
+            kc.stop_channels()
+        return km
+    except Exception as exc:
+        log.warning("Pre-warming the kernel of %s failed: %s", task.spec.report_id, exc)
+        if km is not None:
+            with contextlib.suppress(Exception):
+                km.shutdown_kernel(now=True)
+        return None
+
+
+def _alive(km: Any) -> bool:
+    with contextlib.suppress(Exception):
+        return bool(km.is_alive())
+    return False
 
 
 def publish_report(
@@ -631,11 +726,16 @@ def _quiet_kernel_output(task: Task) -> None:
         os.close(fd)
 
 
-def _child(task: Task, conn: Any, parent_pid: int) -> None:
+def _child(task: Task, conn: Any, parent_pid: int, go: Any = None) -> None:
     watch_parent(task, parent_pid)
     _quiet_kernel_output(task)
     try:
-        outcome = produce_report(task)
+        km = secrets = None
+        if go is not None:  # pre-warmed: start the kernel now, run when the parent says go
+            secrets = clean_environment(task)
+            km = warm_kernel(task)
+            go.recv()
+        outcome = produce_report(task, km=km, secrets=secrets)
     except BaseException as exc:  # report the crash instead of dying silently
         outcome = {
             "report_id": task.spec.report_id,
@@ -664,6 +764,9 @@ def run_tasks(
     tasks: Sequence[Task],
     jobs: int,
     on_done: Callable[[Task, dict[str, Any]], None] | None = None,
+    on_start: Callable[[Task, int], None] | None = None,
+    stopped: Callable[[Task], bool] | None = None,
+    warm: int = 0,
 ) -> list[dict[str, Any]]:
     """Produce every report, ``jobs`` at a time, each in its own process.
 
@@ -675,6 +778,17 @@ def run_tasks(
         Maximum number of reports executing at once.
     on_done
         Called in the parent with ``(task, outcome)`` as each report finishes.
+    on_start
+        Called with ``(task, pid)`` when a report process has started.
+    stopped
+        ``stopped(task)`` is true when the report's process was killed because
+        its run was stopped (a Dask worker, :mod:`kpireport.report.executors`):
+        no failed copy is kept.
+    warm
+        Report processes started ahead of their turn, each starting its own
+        kernel with the report modules imported (:func:`warm_kernel`) and
+        waiting; a report's time limit counts from its turn. 0 (default):
+        each report starts its kernel when its turn comes.
 
     Returns
     -------
@@ -684,26 +798,53 @@ def run_tasks(
     ctx = _context()
     pending = list(enumerate(tasks))
     running: dict[Any, tuple[int, Task, Any, float, float]] = {}
+    #: started ahead of their turn (``warm``): (i, task, proc, result pipe, go pipe)
+    waiting: list[tuple[int, Task, Any, Any, Any]] = []
     outcomes: dict[int, dict[str, Any]] = {}
+    jobs = max(1, jobs)
+
+    def spawn(i: int, task: Task, ahead: bool) -> tuple[int, Task, Any, Any, Any]:
+        recv, send = ctx.Pipe(duplex=False)
+        go_recv, go_send = ctx.Pipe(duplex=False) if ahead else (None, None)
+        proc = ctx.Process(
+            target=_child, args=(task, send, os.getpid(), go_recv), name=f"kpireport-{i}"
+        )
+        with _signals_held():  # a stop signal lands after the child is on the books
+            proc.start()
+            waiting.append((i, task, proc, recv, go_send))
+            if on_start is not None:
+                on_start(task, proc.pid)
+        send.close()
+        if go_recv is not None:
+            go_recv.close()
+        return waiting[-1]
+
+    def release(entry: tuple[int, Task, Any, Any, Any]) -> None:
+        i, task, proc, recv, go_send = entry
+        waiting.remove(entry)
+        if go_send is not None:
+            try:
+                go_send.send(True)
+                go_send.close()
+            except OSError:  # it died while waiting (its kernel with it): start it afresh
+                kill_tree(proc.pid)
+                recv.close()
+                release(spawn(i, task, False))
+                return
+        running[recv] = (i, task, proc, time.time(), time.monotonic() + task.spec.report_timeout)
+
+    def fill() -> None:
+        while waiting and len(running) < jobs:
+            release(waiting[0])
+        while pending and len(running) + len(waiting) < jobs + max(0, warm):
+            i, task = pending.pop(0)
+            entry = spawn(i, task, warm > 0)
+            if len(running) < jobs:
+                release(entry)
+
     try:
-        while pending or running:
-            while pending and len(running) < max(1, jobs):
-                i, task = pending.pop(0)
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=_child, args=(task, send, os.getpid()), name=f"kpireport-{i}"
-                )
-                started = time.time()
-                with _signals_held():  # a stop signal lands after the child is on the books
-                    proc.start()
-                    running[recv] = (
-                        i,
-                        task,
-                        proc,
-                        started,
-                        time.monotonic() + task.spec.report_timeout,
-                    )
-                send.close()
+        while pending or running or waiting:
+            fill()
             now = time.monotonic()
             next_deadline = min(d for *_, d in running.values())
             wait(list(running), timeout=max(0.05, next_deadline - now))
@@ -732,6 +873,14 @@ def run_tasks(
                 if proc.is_alive():
                     kill_tree(proc.pid)
                     proc.join(5)
+                if outcome is None and stopped is not None and stopped(task):
+                    # its run was stopped: nothing is published or kept, as when the run's
+                    # own process kills its reports
+                    shutil.rmtree(task.work_root, ignore_errors=True)
+                    outcome = {
+                        "report_id": task.spec.report_id, "status": "failed", "outputs": {},
+                        "timings": {}, "error": {"kind": "stopped", "message": "The run was stopped."},
+                    }  # fmt: skip
                 if outcome is None:
                     code = proc.exitcode
                     outcome = _parent_failure(
@@ -747,6 +896,13 @@ def run_tasks(
             if proc.pid is not None:
                 kill_tree(proc.pid)
             conn.close()
+            shutil.rmtree(task.work_root, ignore_errors=True)
+        for _, task, proc, conn, go_send in waiting:
+            if proc.pid is not None:
+                kill_tree(proc.pid)
+            conn.close()
+            if go_send is not None:
+                go_send.close()
             shutil.rmtree(task.work_root, ignore_errors=True)
     return [outcomes[i] for i in range(len(tasks))]
 

@@ -47,6 +47,11 @@ Design decisions
   :mod:`kpireport.report.render`) are loaded before report processes fork.
 * **One failed report does not stop the others**; :class:`RunResult` says
   which failed and :attr:`RunResult.ok` whether all succeeded.
+* **Executors and shards change where, not what** (docs/SCALING.md): the
+  same tasks go to the local pool or a Dask cluster
+  (:mod:`kpireport.report.executors`); ``shard=(i, n)`` keeps the reports of
+  one stable part of the plan; every run saves the whole plan and rewrites
+  the pack's ``index.html`` (:mod:`kpireport.report.pack`).
 """
 
 from __future__ import annotations
@@ -69,8 +74,17 @@ from typing import Any
 from kpireport._version import __version__
 from kpireport.errors import OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
+from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
 from kpireport.report.lock import exclusive_lock
 from kpireport.report.manifest import cache_key, code_hash, is_current, read_manifest
+from kpireport.report.pack import (
+    PLANS_DIR,
+    parse_shard,
+    plan_name,
+    shard_of,
+    write_index,
+    write_plan,
+)
 from kpireport.report.params import (
     DEMO_SOURCE,
     ReportSpec,
@@ -89,6 +103,7 @@ from kpireport.report.snapshot import (
     prune_snapshots,
     remove_legacy_snapshots,
     snapshot_folder,
+    snapshot_root,
     write_snapshot,
 )
 from kpireport.secrets import mask_secrets
@@ -260,6 +275,11 @@ def run(
     default_as_of: str | None = None,
     on_report: Callable[[ReportResult, int, int], None] | None = None,
     wait: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    snapshots: str | os.PathLike[str] | None = None,
+    warm_kernels: int = 0,
 ) -> RunResult:
     """Build every report of a run definition or pack.
 
@@ -291,6 +311,20 @@ def run(
     wait
         When another run holds the output folder, wait for it instead of
         raising :class:`~kpireport.errors.OutputLockedError`.
+    shard
+        ``(i, n)`` or ``"i/n"``: build only the reports of shard ``i`` of ``n``
+        (:func:`kpireport.report.pack.shard_of`); the whole plan is still
+        saved, so ``collect`` can check the pack (docs/SCALING.md).
+    executor, scheduler
+        ``"local"`` (process pool, default) or ``"dask"`` with a scheduler
+        address, or a LocalCluster of ``jobs`` workers when none is given
+        (:mod:`kpireport.report.executors`).
+    snapshots
+        Folder or ``file://`` URL the data snapshot is written to and read
+        from by every worker (default: the cache folder).
+    warm_kernels
+        Local executor: reports whose process and kernel are started ahead
+        of their turn, with the report modules imported (default 0).
 
     Returns
     -------
@@ -310,6 +344,69 @@ def run(
     DataContractError, SourceError
         When the data cannot be loaded or breaks the contract.
     """
+    runs = _load_runs(params_path, source, period, as_of, formats, default_as_of)
+    shard = parse_shard(shard) if isinstance(shard, str) else shard
+    root = snapshot_root(snapshots)
+    backend = make_executor(executor, jobs=jobs, scheduler=scheduler, warm=warm_kernels)
+    out_dir = check_output_folder(out or "reports")
+    with _stop_signals(), contextlib.ExitStack() as held:
+        everything = _plan(runs, source, as_of, out_dir, only, held, root)
+        plans = everything
+        if shard is not None:
+            plans = [p for p in everything if shard_of(p.spec.report_id, shard[1]) == shard[0]]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock_name = "run.lock" if shard is None else f"shard-{shard[0]}-of-{shard[1]}.lock"
+        with output_lock(out_dir, wait=wait, name=lock_name):
+            problems = existing_collisions([p.spec for p in plans], out_dir)
+            if problems:
+                raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+            remove_legacy_snapshots(out_dir)  # no copy of the CRM data beside the reports
+            name = plan_name(params_path)
+            if not only or not (out_dir / PLANS_DIR / f"{name}.json").is_file():
+                # a run narrowed by --only keeps the pack's whole plan for collect
+                write_plan(out_dir, name, [p.spec for p in everything])
+            try:
+                return _build(plans, runs, out_dir, force, on_report, backend)
+            finally:  # also after a stop: the index shows what is there
+                try:
+                    write_index(out_dir)
+                except (OSError, ParamsError) as exc:
+                    log.warning("Could not write the pack index in %s: %s", out_dir, exc)
+
+
+def plan_reports(
+    params_path: Path | str,
+    *,
+    source: Any = None,
+    period: str | None = None,
+    as_of: str | None = None,
+    only: Sequence[str] | None = None,
+    formats: Sequence[str] | None = None,
+    default_as_of: str | None = None,
+    out: Path | str | None = None,
+) -> list[ReportSpec]:
+    """Every report :func:`run` would plan (data loaded, nothing executed or written).
+
+    Raises
+    ------
+    ParamsError, DataContractError, SourceError
+        As :func:`run` does before executing anything.
+    """
+    runs = _load_runs(params_path, source, period, as_of, formats, default_as_of)
+    out_dir = Path(out or "reports").expanduser().resolve()
+    with contextlib.ExitStack() as held:
+        return [p.spec for p in _plan(runs, source, as_of, out_dir, only, held, None, False)]
+
+
+def _load_runs(
+    params_path: Path | str,
+    source: Any,
+    period: str | None,
+    as_of: str | None,
+    formats: Sequence[str] | None,
+    default_as_of: str | None,
+) -> list[RunDef]:
+    """The run definitions with the overrides applied; a run without a source is refused."""
     overrides: dict[str, Any] = {}
     if period is not None:
         overrides["period"] = period
@@ -332,16 +429,7 @@ def run(
                 problems.append(str(exc))
         problems += missing_sources(runs)
         raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
-    out_dir = check_output_folder(out or "reports")
-    with _stop_signals(), contextlib.ExitStack() as held:
-        plans = _plan(runs, source, as_of, out_dir, only, held)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with output_lock(out_dir, wait=wait):
-            problems = existing_collisions([p.spec for p in plans], out_dir)
-            if problems:
-                raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
-            remove_legacy_snapshots(out_dir)  # no copy of the CRM data beside the reports
-            return _build(plans, runs, out_dir, jobs, force, on_report)
+    return runs
 
 
 def _plan(
@@ -351,14 +439,20 @@ def _plan(
     out_dir: Path,
     only: Sequence[str] | None,
     held: contextlib.ExitStack,
+    snapshots: Path | None = None,
+    use: bool = True,
 ) -> list[_Plan]:
-    """Load the data, expand every report and check the output paths (no kernel yet)."""
+    """Load the data, expand every report and check the output paths (no kernel yet).
+
+    The snapshot path (``snapshots``, default the cache folder) is all a
+    report task knows of the data: kernels get it as their ``source``.
+    """
     plans: list[_Plan] = []
     for src, group in _group_by_source(runs, source):
         data = _load_data(src, as_of or group[0].as_of) if src is not None else None
         fingerprint = data.fingerprint() if data is not None else "no-data"
-        snapshot = snapshot_folder(fingerprint) if data is not None else None
-        if snapshot is not None:  # in use from now on: never pruned under our kernels
+        snapshot = snapshot_folder(fingerprint, snapshots) if data is not None else None
+        if snapshot is not None and use:  # in use from now on: never pruned under our kernels
             held.callback(SnapshotUse(snapshot).close)
         specs = expand(
             group, out=out_dir, data=data, as_of=as_of,
@@ -379,9 +473,9 @@ def _build(
     plans: list[_Plan],
     runs: Sequence[RunDef],
     out_dir: Path,
-    jobs: int | None,
     force: bool,
     on_report: Callable[[ReportResult, int, int], None] | None,
+    backend: LocalExecutor | DaskExecutor | None = None,
 ) -> RunResult:
     """Write the snapshots, skip what is current, execute the rest: the one place tasks are submitted."""
     tasks: list[execute.Task] = []
@@ -401,7 +495,7 @@ def _build(
             if snapshot is not None and snapshot not in written:
                 write_snapshot(data, snapshot)
                 written.add(snapshot)
-                prune_snapshots()  # the latest few; never one a run is reading
+                prune_snapshots(root=snapshot.parent)  # the latest few; never one in use
             sha = nb_hash.setdefault(spec.notebook, _sha256(spec.notebook))
             organisation = _organisation(runs, spec, data)
             meta = header_meta(spec, organisation, fingerprint)
@@ -440,8 +534,8 @@ def _build(
                 on_report(res, done[0], total)
 
         if tasks:
-            _prewarm(any("pdf" in t.spec.formats for t in tasks))
-            execute.run_tasks(tasks, jobs or os.cpu_count() or 1, finished)
+            with backend or LocalExecutor() as ex:
+                ex.run(tasks, finished)
     finally:  # stopped or not: no scratch folder stays behind
         for t in tasks:
             shutil.rmtree(t.work_root, ignore_errors=True)
@@ -508,8 +602,11 @@ def check_output_folder(out: Path | str) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: Path, *, wait: bool = False) -> Iterator[Path]:
+def output_lock(out_dir: Path, *, wait: bool = False, name: str = "run.lock") -> Iterator[Path]:
     """One run at a time per output folder (``<out>/.locks/run.lock``).
+
+    A shard of a run takes its own lock (``shard-3-of-10.lock``): the shards of
+    one pack write disjoint reports and may run at once into one folder.
 
     Raises
     ------
@@ -528,7 +625,7 @@ def output_lock(out_dir: Path, *, wait: bool = False) -> Iterator[Path]:
         log.warning("Waiting for the run that holds '%s' (%s).", out_dir, holder)
 
     with exclusive_lock(
-        out_dir / ".locks" / "run.lock",
+        out_dir / ".locks" / name,
         f"pid {os.getpid()}, started {started}",
         refuse,
         wait=wait,
@@ -641,13 +738,5 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
 
 
 def _prewarm(pdf: bool = True) -> None:
-    """Import and warm the heavy modules once in the parent so forked children share them.
-
-    nbconvert's template is compiled and, with ``pdf``, WeasyPrint's fonts
-    prepared (:func:`kpireport.report.render.prewarm`), instead of in every child.
-    """
-    import papermill  # noqa: F401
-
-    from kpireport.report import render
-
-    render.prewarm(pdf)
+    """Load the heavy modules once (kept for callers; see :func:`kpireport.report.executors.prewarm`)."""
+    prewarm(pdf)

@@ -161,9 +161,39 @@ def snapshots_dir() -> Path:
     return cache_dir() / "snapshots"
 
 
-def snapshot_folder(fingerprint: str) -> Path:
-    """The snapshot folder of a data fingerprint."""
-    return snapshots_dir() / fingerprint[:16]
+def snapshot_folder(fingerprint: str, root: Path | None = None) -> Path:
+    """The snapshot folder of a data fingerprint (under ``root``, default :func:`snapshots_dir`)."""
+    return (root or snapshots_dir()) / fingerprint[:16]
+
+
+def snapshot_root(location: str | os.PathLike[str] | None) -> Path | None:
+    """The folder a run writes its snapshots to: a path or a ``file://`` URL (docs/SCALING.md).
+
+    Remote workers read the snapshot from there, so it must be a folder every
+    worker reaches under the same path (a shared mount). ``None`` keeps the
+    cache folder.
+
+    Raises
+    ------
+    ParamsError
+        For a URL scheme other than ``file``.
+    """
+    if location is None:
+        return None
+    text = os.fspath(location)
+    if "://" in text:
+        from urllib.parse import unquote, urlparse
+
+        url = urlparse(text)
+        if url.scheme != "file" or url.netloc not in ("", "localhost"):
+            from kpireport.errors import ParamsError
+
+            raise ParamsError(
+                f"--snapshots '{text}': only a folder path or a file:// URL is supported "
+                "(mount the shared storage and pass its path)."
+            )
+        text = unquote(url.path)
+    return Path(text).expanduser().resolve()
 
 
 class SnapshotUse:
@@ -205,8 +235,8 @@ def _remove_unused(folder: Path) -> bool:
     return not folder.exists()
 
 
-def _snapshots() -> list[Path]:
-    root = snapshots_dir()
+def _snapshots(root: Path | None = None) -> list[Path]:
+    root = root or snapshots_dir()
     if not root.is_dir():
         return []
     folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -221,10 +251,10 @@ def _snapshots() -> list[Path]:
     return sorted(folders, key=used, reverse=True)
 
 
-def prune_snapshots(keep: int = KEEP) -> list[Path]:
+def prune_snapshots(keep: int = KEEP, root: Path | None = None) -> list[Path]:
     """Remove all but the ``keep`` most recently used snapshots (none that are in use)."""
     removed = []
-    for folder in _snapshots()[max(0, keep) :]:
+    for folder in _snapshots(root)[max(0, keep) :]:
         if _remove_unused(folder):
             removed.append(folder)
     return removed

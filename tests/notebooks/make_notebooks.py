@@ -140,4 +140,22 @@ print("environment keys with PASSWORD:", [k for k in os.environ if "PASSWORD" in
     'team = "North"\nperiod = "2024-01"\nsource = None\n',
 )
 nbf.write(secret, out / "prints_secret.ipynb")
+kills_worker = nb(
+    [
+        """import os
+from pathlib import Path
+
+import psutil
+
+with open(attempts_file, "a") as f:  # one line per attempt
+    f.write(f"{os.getpid()}\\n")
+report_process = psutil.Process(os.getppid())  # the kernel's parent: the report process
+worker = report_process.parent()  # its parent: the Dask worker
+if worker.pid != int(runner_pid):  # never the test run itself
+    worker.kill()""",
+        'print("never reached")',
+    ],
+    'team = "North"\nperiod = "2024-01"\nattempts_file = ""\nrunner_pid = 0\n',
+)
+nbf.write(kills_worker, out / "kills_worker.ipynb")
 print(sorted(p.name for p in out.iterdir()))
