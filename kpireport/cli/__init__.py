@@ -22,6 +22,7 @@ from kpireport.errors import KpiReportError
 
 #: sub-command modules, in the order their commands appear in ``--help``
 COMMAND_MODULES = (
+    "kpireport.cli.init",
     "kpireport.cli.data",
     "kpireport.cli.kpis",
     "kpireport.cli.forecast",

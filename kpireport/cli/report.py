@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
         "project's params/ and then among the packaged ones",
     )
     p.add_argument("--source", help="data source (folder, workbook, database URL or source YAML)")
+    p.add_argument(
+        "--project",
+        metavar="DIR",
+        help="project folder (kpireport init) whose params/ and notebooks/ are used "
+        "(default: the current folder)",
+    )
     p.add_argument("--period", help="period label, absolute (2026-03) or relative (previous-month)")
     p.add_argument("--as-of", dest="as_of", help="logical date YYYY-MM-DD (default: today)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
@@ -76,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from kpireport.resources import find_run_definition
 
-    plan = find_run_definition(args.params)
+    plan = find_run_definition(args.params, project=args.project)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
     result = run(
         plan,
