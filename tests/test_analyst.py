@@ -10,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+
+import kpireport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +120,108 @@ def test_init_with_preset_then_run_uses_the_project_notebook_and_goals(tmp_path:
     assert other.returncode == 0, other.stderr
     html2 = (tmp_path / "r2/2026-11/teams/team-report-enterprise-2026-11.html").read_text()
     assert "PROJECT-COPY-MARKER" not in html2 and "123,456" in html2
+
+
+# ------------------------------------------------------- tidy results and plots (items 7, 8)
+@pytest.fixture(scope="module")
+def demo() -> kpireport.CrmData:
+    from kpireport.data.demo import demo_data
+
+    return demo_data(as_of="2026-12-01")
+
+
+def test_tidy_results_carry_names_and_period_start(demo: kpireport.CrmData) -> None:
+    df = kpireport.compute_kpis(demo, ["2026-10", "2026-11"], by="seller", kpis=["won_value"],
+                                as_of="2026-12-01")  # fmt: skip
+    assert list(df.columns[-2:]) == ["name", "period_start"]
+    sellers = demo.sellers.set_index("seller_id")["name"]
+    assert (df["name"] == df["scope_id"].map(sellers)).all()
+    assert df.loc[df["scope_id"] == "S001", "name"].iloc[0] == "Björn Åkesson"
+    assert df["period_start"].dtype == "datetime64[ns]"
+    assert set(df["period_start"]) == {pd.Timestamp("2026-10-01"), pd.Timestamp("2026-11-01")}
+    cust = kpireport.compute_kpis(demo, "2026-11", by="customer", kpis=["won_value"])
+    companies = demo.companies.set_index("company_id")["name"]
+    assert (cust["name"] == cust["scope_id"].map(companies)).all()
+    org = kpireport.compute_kpis(demo, "2026-11", kpis=["won_value"])
+    assert org["name"].tolist() == [demo.settings.get("organisation") or "Organisation"]
+
+
+def test_scope_id_filter_and_did_you_mean(demo: kpireport.CrmData) -> None:
+    from kpireport.errors import KpiError
+
+    one = kpireport.compute_kpis(demo, "2026-11", by="team", kpis=["won_value"], scope_id="SMB")
+    every = kpireport.compute_kpis(demo, "2026-11", by="team", kpis=["won_value"])
+    assert one["scope_id"].tolist() == ["SMB"]
+    assert one["value"].iloc[0] == every.set_index("scope_id").loc["SMB", "value"]
+    two = kpireport.compute_kpis(demo, "2026-11", by="seller", kpis=["won_value"],
+                                 scope_id=["S001", "S003"])  # fmt: skip
+    assert sorted(two["scope_id"]) == ["S001", "S003"]
+    with pytest.raises(
+        KpiError, match=r"The team 'Mid Market' is not in the data; did you mean 'Mid-Market'\?"
+    ):
+        kpireport.compute_kpis(demo, "2026-11", by="team", scope_id="Mid Market")
+    with pytest.raises(KpiError, match=r"'Björn Åkesson' is the name of seller S001: pass the id"):
+        kpireport.compute_kpis(demo, "2026-11", by="seller", scope_id="Björn Åkesson")
+
+
+def test_pivot_kpis_is_top_level(demo: kpireport.CrmData) -> None:
+    df = kpireport.compute_kpis(demo, "2026-11", by="team", kpis=["won_value", "deals_won"])
+    wide = kpireport.pivot_kpis(df)
+    assert list(wide.columns) == ["won_value", "deals_won"]
+    assert (
+        wide.loc["SMB", "won_value"]
+        == df.query("scope_id == 'SMB' and kpi == 'won_value'")["value"].iloc[0]
+    )
+
+
+def test_plot_helpers_take_the_library_outputs(demo: kpireport.CrmData) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    as_of = "2026-12-01"
+    growth = kpireport.growth_table(demo, "2026-11", by="team", as_of=as_of)
+    fig = kpireport.growth_bars(growth)
+    ax = fig.axes[0]
+    assert [x.get_text() for x in ax.get_xticklabels()] == growth["scope_id"].tolist()
+    assert ax.get_xlabel() == "Team"
+    board = kpireport.compute_kpis(demo, "2026-11", by="seller", kpis=["won_value"], as_of=as_of)
+    ax = kpireport.leaderboard(board).axes[0]
+    best = board.sort_values("value", ascending=False)["name"].iloc[0]
+    assert ax.get_yticklabels()[0].get_text() == best
+    assert "€" in ax.get_xlabel()  # the unit came from the frame
+    goals = kpireport.evaluate_goals(demo, as_of=as_of)
+    nov = goals[(goals["period"] == "2026-11") & (goals["scope"] == "team")]
+    ax = kpireport.goal_overview(nov).axes[0]
+    labels = [x.get_text() for x in ax.get_yticklabels()]
+    assert any(lab.endswith("· SMB") for lab in labels) and len(labels) == len(nov)
+    assert len(ax.patches) >= len(nov)  # a bar per goal (closed period: the actual)
+    series = kpireport.kpi_series(demo, "won_value", end="2026-11", as_of=as_of)
+    tidy = kpireport.compute_kpis(demo, ["2026-09", "2026-10", "2026-11"], kpis=["won_value"])
+    for fig in (kpireport.kpi_trend(series), kpireport.kpi_trend(tidy)):
+        line = fig.axes[0].get_lines()[0]
+        assert line.get_ydata()[-1] == tidy["value"].iloc[-1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda k, d, g, s, t: k.growth_bars(t), r"^growth_bars expects the DataFrame growth_table\(\) returns"),
+        (lambda k, d, g, s, t: k.leaderboard(s), r"^leaderboard expects a DataFrame .*; got a Series\.$"),
+        (lambda k, d, g, s, t: k.leaderboard(t), r"^leaderboard draws one period; this frame has 2: pass df\[df.period == '2026-11'\]\.$"),
+        (lambda k, d, g, s, t: k.goal_overview(t), r"goal_overview needs 'attainment'"),
+        (lambda k, d, g, s, t: k.goal_overview(k.evaluate_goals(d, as_of="2026-12-01")), r"^goal_overview draws at most 60 goals"),
+        (lambda k, d, g, s, t: k.kpi_trend(g), r"^kpi_trend expects a Series from kpi_series\(\)"),
+        (lambda k, d, g, s, t: k.kpi_trend(t), r"^kpi_trend draws one scope id"),
+    ],
+)  # fmt: skip
+def test_plot_helpers_refuse_wrong_input_in_one_line(
+    demo: kpireport.CrmData, call, message
+) -> None:
+    from kpireport.errors import KpiReportError
+
+    growth = kpireport.growth_table(demo, "2026-11", by="team", as_of="2026-12-01")
+    series = kpireport.kpi_series(demo, "won_value", end="2026-11", as_of="2026-12-01")
+    tidy = kpireport.compute_kpis(demo, ["2026-10", "2026-11"], by="seller", kpis=["won_value"])
+    with pytest.raises(KpiReportError, match=message) as info:
+        call(kpireport, demo, growth, series, tidy)
+    assert "\n" not in str(info.value)
