@@ -225,3 +225,26 @@ def test_plot_helpers_refuse_wrong_input_in_one_line(
     with pytest.raises(KpiReportError, match=message) as info:
         call(kpireport, demo, growth, series, tidy)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------ scoped report styles (item 9)
+def test_notebook_outputs_carry_the_template_rules_scoped() -> None:
+    from kpireport.plots.cards import kpi_cards
+    from kpireport.report.styles import SCOPE, scoped_css
+    from kpireport.report.views import Section
+
+    css = scoped_css()
+    template = (ROOT / "kpireport/resources/templates/kpireport/kpireport.css").read_text()
+    assert (
+        "flex-wrap: wrap" in template
+        and f".{SCOPE} .kpi-cards{{display: flex; flex-wrap: wrap" in css
+    )
+    assert f".{SCOPE}{{--ink: #1f2933" in css  # :root variables on the scope
+    for chrome in ("body", "@page", ".jp-", ".report-header", "html"):
+        assert f"{SCOPE} {chrome}" not in css and not css.startswith(chrome)
+    assert all(rule.startswith(f".{SCOPE}") for rule in css.split("}") if rule.strip())
+    cards = kpi_cards([{"label": "Won", "value": 1.0, "unit": "count"}])
+    sec = Section("summary", "Summary").add(cards)
+    assert sec._repr_html_().startswith(f'<div class="{SCOPE}"><style>')
+    assert "<style>" not in sec.to_html()  # the HTML/PDF template has the stylesheet already
+    assert cards._repr_html_().count("<style>") == 1

@@ -134,7 +134,9 @@ class Section:
         return "".join(parts)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        from kpireport.report.styles import scoped
+
+        return scoped(self.to_html())  # styled in JupyterLab as in the HTML/PDF
 
 
 class _Prose(str):
@@ -153,8 +155,12 @@ def figure_html(fig: Any, alt: str = "") -> str:
 
 
 def _block_html(block: Any) -> str:
+    from kpireport.plots.cards import Html
+
     if isinstance(block, _Prose):
         return f'<p class="prose">{_esc(block)}</p>'
+    if isinstance(block, Html):
+        return str(block)  # markup without its notebook-only scoped styles
     if hasattr(block, "savefig"):
         title = ""
         try:
@@ -203,10 +209,12 @@ class ReportView:
         """Display these sections (all when no name is given) as HTML in the notebook."""
         from IPython.display import HTML, display
 
+        from kpireport.report.styles import scoped
+
         for s in (
             self.sections if not names else [self.section(n) for n in names if n in self.names]
         ):
-            display(HTML(s.to_html()))
+            display(HTML(scoped(s.to_html())))
 
     def record(self) -> None:
         """Hand the numbers shown to the report runner (:func:`kpireport.report.record_kpis`)."""
