@@ -248,3 +248,18 @@ def test_notebook_outputs_carry_the_template_rules_scoped() -> None:
     assert sec._repr_html_().startswith(f'<div class="{SCOPE}"><style>')
     assert "<style>" not in sec.to_html()  # the HTML/PDF template has the stylesheet already
     assert cards._repr_html_().count("<style>") == 1
+
+
+# ------------------------------------------------------------------ docs references (item 11)
+def test_docstrings_cite_docs_pages_that_exist() -> None:
+    import re
+
+    cited: dict[str, set[str]] = {}
+    for path in (ROOT / "kpireport").rglob("*"):
+        if path.suffix not in (".py", ".ipynb", ".yaml"):
+            continue
+        for page in re.findall(r"docs/([A-Z][A-Z_]*\.md)", path.read_text(encoding="utf-8")):
+            cited.setdefault(page, set()).add(str(path.relative_to(ROOT)))
+    assert {"KPIS.md", "PERIODS.md", "DATA.md"} <= set(cited)
+    missing = {p: sorted(f)[:3] for p, f in cited.items() if not (ROOT / "docs" / p).is_file()}
+    assert not missing, missing

@@ -1,4 +1,4 @@
-"""The ``kpireport`` command line (SPEC §8).
+"""The ``kpireport`` command line (docs/ARCHITECTURE.md).
 
 Each group of sub-commands lives in its own module with a ``register(sub)``
 function that adds its parsers; every parser sets ``func(args) -> int``.

@@ -1,7 +1,7 @@
-"""``kpireport run PARAMS.yaml``: build the reports of a run definition or pack (SPEC §7, §8).
+"""``kpireport run PARAMS.yaml``: build the reports of a run definition or pack (docs/REPORTS.md, docs/ARCHITECTURE.md).
 
 The only place in the report stage that reads the clock: without ``--as-of``
-the logical date is today (SPEC §4), and it is recorded in every manifest so a
+the logical date is today (docs/PERIODS.md), and it is recorded in every manifest so a
 re-run with the same ``--as-of`` gives the same period.
 
 ``PARAMS`` is a file or a bare name (``team_monthly``): a project folder's own
@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source=args.source,
         period=args.period,
         as_of=checked_as_of(args.as_of),
-        default_as_of=dt.date.today().isoformat(),  # the CLI's default (SPEC §4), when no file sets as_of
+        default_as_of=dt.date.today().isoformat(),  # the CLI's default (docs/PERIODS.md), when no file sets as_of
         out=args.out,
         only=args.only,
         formats=formats,

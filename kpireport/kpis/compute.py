@@ -6,7 +6,7 @@ Design decisions
   scope_id, period, value`` (:data:`kpireport.constants.KPI_COLUMNS`) followed
   by ``unit``, ``note``, ``name`` (what a person reads for the id) and
   ``period_start`` (the period's first day, a datetime). ``scope_id`` is NaN for the organisation;
-  ``period`` is the §4 label of the requested period; ``note`` explains a NaN
+  ``period`` is the period label (docs/PERIODS.md) of the requested period; ``note`` explains a NaN
   or flags a value (``unavailable: …``, ``new: …``, ``immature cohort: …``,
   ``lifetime capped …``), else NaN. The evaluated intervals (after the cut at
   ``as_of``) are in ``df.attrs["intervals"]`` (label -> (start, end)).
@@ -27,7 +27,7 @@ Design decisions
 * Requesting a KPI explicitly for a scope it is not defined for (``cac`` per
   customer) raises :class:`~kpireport.errors.KpiError`; with ``kpis=None`` such
   KPIs are skipped.
-* **Lead-source breakdown** (SPEC §3, ``breakdown="source"``). Only the lead
+* **Lead-source breakdown** (docs/KPIS.md, ``breakdown="source"``). Only the lead
   KPIs (:data:`BREAKDOWN_KPIS`: ``new_leads``, ``sql``, ``lead_conversion``)
   can be broken down; ``kpis=None`` then means those three, and any other KPI
   raises :class:`~kpireport.errors.KpiError` naming the valid ones. The
@@ -79,7 +79,7 @@ PeriodLike = str | Period
 EXTRA_COLUMNS = ("unit", "note", "name", "period_start")
 #: the breakdowns ``compute_kpis`` accepts
 BREAKDOWNS = ("source",)
-#: the KPIs that can be broken down by lead source (SPEC §3)
+#: the KPIs that can be broken down by lead source (docs/KPIS.md)
 BREAKDOWN_KPIS = ("new_leads", "sql", "lead_conversion")
 
 _DATE_COLUMNS = (
@@ -238,7 +238,7 @@ def compute_kpis(
     data
         The canonical dataset.
     periods
-        A §4 label, a :class:`~kpireport.periods.Period`, or a list of them.
+        A period label (docs/PERIODS.md), a :class:`~kpireport.periods.Period`, or a list of them.
     by
         ``organisation``, ``team``, ``seller`` or ``customer``.
     kpis

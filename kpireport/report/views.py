@@ -1,6 +1,6 @@
 """Presentation logic of the report notebooks: numbers → cards, tables, charts and sentences.
 
-A report notebook is thin (SPEC §1, STYLE "thin notebooks"): its parameters
+A report notebook is thin (docs/ARCHITECTURE.md, STYLE "thin notebooks"): its parameters
 cell, one call to a ``*_view`` function of this module, and one
 ``view.show(name)`` per section. Everything a reader sees — which KPIs, which
 comparisons, which goals, the sentences — is decided here, where it can be

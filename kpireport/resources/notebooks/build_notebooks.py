@@ -30,7 +30,7 @@ def _params(*extra: str) -> str:
     lines = [
         "# Parameters, injected by `kpireport run`; these defaults run on the demo data.",
         "# source: data source (\"demo\": the fictional demo CRM; there is no fallback);",
-        "# period: absolute label (SPEC 4); as_of: logical date YYYY-MM-DD; language: en or nl.",
+        "# period: absolute label (docs/PERIODS.md); as_of: logical date YYYY-MM-DD; language: en or nl.",
         'source = "demo"',
         f'period = "{DEMO_PERIOD}"',
         f'as_of = "{DEMO_AS_OF}"',
