@@ -263,3 +263,18 @@ def test_docstrings_cite_docs_pages_that_exist() -> None:
     assert {"KPIS.md", "PERIODS.md", "DATA.md"} <= set(cited)
     missing = {p: sorted(f)[:3] for p, f in cited.items() if not (ROOT / "docs" / p).is_file()}
     assert not missing, missing
+
+
+def test_misspelt_team_fails_with_did_you_mean(demo: kpireport.CrmData) -> None:
+    from kpireport.errors import KpiError
+    from kpireport.report import views
+
+    with pytest.raises(
+        KpiError,
+        match=r"^The team 'Mid Market' is not in the data; did you mean 'Mid-Market'\? Valid: Enterprise, Mid-Market",
+    ):
+        views.team_report_view(demo, "Mid Market", "2026-11", "2026-12-01")
+    with pytest.raises(KpiError, match=r"^The seller 'S999' is not in the data"):
+        views.seller_scorecard_view(demo, "S999", "2026-11", "2026-12-01")
+    ok = views.team_report_view(demo, "Mid-Market", "2026-11", "2026-12-01")
+    assert "summary" in ok.names and len(ok.sections) > 1

@@ -722,6 +722,36 @@ def _seller_names(data: Any) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ team report
+def _refuse_unknown(data: Any, scope: str, scope_id: str) -> None:
+    """Raise for a team/seller the data does not have (a typo), with the nearest valid ones.
+
+    A team that exists but has no sellers keeps its "No data" report.
+    """
+    import difflib
+
+    from kpireport.errors import KpiError
+
+    sellers = data.tables.get("sellers")
+    if sellers is None or not len(sellers):
+        return
+    column = "team" if scope == "team" else "seller_id"
+    known = sorted({str(x) for x in sellers[column].dropna()})
+    if str(scope_id) in known:
+        return
+    near = difflib.get_close_matches(str(scope_id), known, n=3, cutoff=0.6)
+    if scope == "team":
+        folded = {k.casefold().replace("-", " "): k for k in known}
+        hit = folded.get(str(scope_id).casefold().replace("-", " "))
+        near = [hit] if hit and hit not in near else near
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "."
+    raise KpiError(
+        f"The {scope} '{scope_id}' is not in the data{hint} Valid: "
+        + ", ".join(known[:12])
+        + (" ..." if len(known) > 12 else "")
+        + "."
+    )
+
+
 def team_report_view(
     data: Any, team: str, period: str, as_of: str, language: str = "en"
 ) -> ReportView:
@@ -738,6 +768,7 @@ def team_report_view(
     view = ReportView(i18n.t("report.team_report", lang), lang)
     cur = data.currency
     if _team_sellers(data, team).empty:
+        _refuse_unknown(data, "team", team)
         s = Section("summary", vt("summary", lang))
         s.add(no_data(lang)).sentence(vt("unknown_scope", lang, scope=team))
         view.sections.append(s)
@@ -867,6 +898,7 @@ def seller_scorecard_view(
     view = ReportView(i18n.t("report.seller_scorecard", lang), lang)
     name = _seller_names(data).get(str(seller))
     if name is None:
+        _refuse_unknown(data, "seller", seller)
         s = Section("summary", vt("summary", lang))
         s.add(no_data(lang)).sentence(vt("unknown_scope", lang, scope=seller))
         view.sections.append(s)
