@@ -278,3 +278,17 @@ def test_misspelt_team_fails_with_did_you_mean(demo: kpireport.CrmData) -> None:
         views.seller_scorecard_view(demo, "S999", "2026-11", "2026-12-01")
     ok = views.team_report_view(demo, "Mid-Market", "2026-11", "2026-12-01")
     assert "summary" in ok.names and len(ok.sections) > 1
+
+
+def test_shipped_notebooks_carry_the_metadata_jupyterlab_writes() -> None:
+    from kpireport.resources import resource_dir
+
+    for path in resource_dir("notebooks").glob("*.ipynb"):
+        meta = json.loads(path.read_text())["metadata"]
+        if path.stem == "dashboard":
+            continue
+        assert meta["kernelspec"]["display_name"] == "Python 3 (ipykernel)", path.name
+        assert meta["language_info"]["pygments_lexer"] == "ipython3", path.name
+    explore = json.loads((resource_dir("notebooks") / "explore.ipynb").read_text())
+    load_cell = "".join(explore["cells"][3]["source"])
+    assert "str(name)" in load_cell and "float_format" in load_cell
