@@ -292,3 +292,30 @@ def test_shipped_notebooks_carry_the_metadata_jupyterlab_writes() -> None:
     explore = json.loads((resource_dir("notebooks") / "explore.ipynb").read_text())
     load_cell = "".join(explore["cells"][3]["source"])
     assert "str(name)" in load_cell and "float_format" in load_cell
+
+
+def test_section_api_example_of_docs_reports_runs(demo: kpireport.CrmData) -> None:
+    """The worked example in docs/REPORTS.md (Customising a report: sections)."""
+    import re
+
+    text = (ROOT / "docs/REPORTS.md").read_text()
+    code = re.search(r"## Customising a report: sections.*?```python\n(.*?)```", text, re.S).group(
+        1
+    )
+    code = code.replace("view.show()", "html = view.to_html()")
+    pytest.importorskip("seaborn")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ns = {
+        "source": "demo",
+        "as_of": "2026-11-30",
+        "period": "2026-10",
+        "team": "SMB",
+        "language": "en",
+    }
+    exec(compile(code, "docs/REPORTS.md", "exec"), ns)  # noqa: S102 - our own documentation
+    view = ns["view"]
+    assert view.names == ["summary", "goals", "development", "funnel", "leaderboard", "pipeline",
+                          "per_seller"]  # fmt: skip
+    assert "Order intake per seller" in ns["html"] and "sellers in SMB." in ns["html"]
