@@ -38,6 +38,7 @@ _EXPORTS = {
     "leaderboard": "kpireport.plots",
     "yoy_months": "kpireport.plots",
     "growth_bars": "kpireport.plots",
+    "pivot_kpis": "kpireport.kpis",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -47,3 +48,8 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'kpireport' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
+    return sorted(__all__)

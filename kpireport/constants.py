@@ -101,7 +101,7 @@ class Table(StrEnum):
 ACTIVITY_TYPES = ("call", "meeting", "quote", "email")
 COST_CATEGORIES = ("marketing", "sales", "events")
 
-#: column names of the tidy KPI result (SPEC §8 JSON record shape)
+#: column names of the tidy KPI result (docs/ARCHITECTURE.md JSON record shape)
 KPI_COLUMNS = ("kpi", "scope", "scope_id", "period", "value")
-#: column names of a forecast frame (SPEC §6)
+#: column names of a forecast frame (docs/FORECASTING.md)
 FORECAST_COLUMNS = ("mean", "lo_80", "hi_80", "lo_95", "hi_95")

@@ -73,7 +73,7 @@ class Problem:
 
 
 class DataContractError(KpiReportError):
-    """The source does not satisfy the data contract (SPEC §2).
+    """The source does not satisfy the data contract (docs/DATA.md).
 
     Carries every problem found, so a user fixes them all in one go.
     """
@@ -92,7 +92,7 @@ class SourceError(KpiReportError):
 
 
 class PeriodError(KpiReportError):
-    """A period label cannot be parsed or resolved (SPEC §4)."""
+    """A period label cannot be parsed or resolved (docs/PERIODS.md)."""
 
     exit_code = 2
 

@@ -20,7 +20,7 @@ Design decisions
   Compact English amounts use the ``en_US`` short forms (``€1.2M``, ``€250K``)
   because ``en_GB`` writes ``€1.2m``, which readers confuse with "milli".
 * **Missing values** (``None``, ``NaN``, ``pd.NA``, ``NaT``) format as an en dash
-  ``"–"`` everywhere (SPEC §3: undefined ratios are shown as "–").
+  ``"–"`` everywhere (docs/KPIS.md: undefined ratios are shown as "–").
 * **Percentages are fractions**: ``fmt_percent(0.123) == "12.3%"``, matching the
   KPI engine, which returns hit rates and growth as fractions.
 """
@@ -67,7 +67,7 @@ def _m(en: str, nl: str) -> dict[str, str]:
 
 #: every translatable text: key -> {language: text}
 MESSAGES: dict[str, dict[str, str]] = {
-    # --- KPI labels (SPEC §3 and the activity/pipeline KPIs)
+    # --- KPI labels (docs/KPIS.md and the activity/pipeline KPIs)
     "kpi.new_leads": _m("New leads", "Nieuwe leads"),
     "kpi.new_organisations": _m("New organisations", "Nieuwe organisaties"),
     "kpi.sql": _m("Sales-qualified leads", "Gekwalificeerde leads (SQL)"),
@@ -734,7 +734,7 @@ def month_names(language: str = DEFAULT_LANGUAGE, width: str = "abbreviated") ->
 
 
 def fmt_period(label: object, language: str = DEFAULT_LANGUAGE, as_of: object = None) -> str:
-    """Human name of a period label (SPEC §4).
+    """Human name of a period label (docs/PERIODS.md).
 
     ``2026`` -> ``2026``; ``2026-Q4`` -> ``Q4 2026``; ``2026-10`` -> ``October 2026``
     / ``oktober 2026``; ``2026-W43`` -> ``week 43, 2026``; ``2026-10-15`` ->

@@ -1,4 +1,4 @@
-"""Calendar periods (SPEC §4).
+"""Calendar periods (docs/PERIODS.md).
 
 A :class:`Period` is a half-open interval ``[start, end)`` of naive local
 timestamps with a grain and a canonical label:

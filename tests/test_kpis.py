@@ -149,7 +149,7 @@ def test_kpi_not_defined_for_scope_is_refused_when_asked(crm: CrmData) -> None:
 # ------------------------------------------------------------- result shape
 def test_result_is_tidy_long_form(org: pd.DataFrame) -> None:
     assert tuple(org.columns[:5]) == KPI_COLUMNS
-    assert list(org.columns[5:]) == ["unit", "note"]
+    assert list(org.columns[5:]) == ["unit", "note", "name", "period_start"]
     assert org["scope"].unique().tolist() == ["organisation"]
     assert org["scope_id"].isna().all()
     assert org["period"].unique().tolist() == ["2026-03"]
@@ -581,7 +581,7 @@ def _by_source(df: pd.DataFrame, kpi: str, scope_id: str | None = None) -> dict[
 
 def test_lead_kpis_by_source_for_the_organisation(crm: CrmData) -> None:
     df = compute_kpis(crm, "2026-03", breakdown="source", as_of="2026-04-30")
-    assert list(df.columns) == [*KPI_COLUMNS, "source", "unit", "note"]
+    assert list(df.columns) == [*KPI_COLUMNS, "source", "unit", "note", "name", "period_start"]
     assert list(pd.unique(df["kpi"])) == ["new_leads", "sql", "lead_conversion"]
     # March leads: L2 event, L3 web (31 Mar 23:59), L5 referral, L7 web; L6 cold call is 2025
     assert _by_source(df, "new_leads") == {"cold call": 0, "event": 1, "referral": 1, "web": 2}

@@ -1049,7 +1049,7 @@ def test_pdf_fonts_are_subset_by_harfbuzz_without_patching_weasyprint():
 
     assert render.fast_subsetting(), "libharfbuzz-subset0 is missing (see README)"
     before = {n: logging.getLogger(n).level for n in ("weasyprint", "fontTools")}
-    pdf = render.to_pdf('<html><body><p>Ørsted Åbo € 1 234,56</p></body></html>')
+    pdf = render.to_pdf("<html><body><p>Ørsted Åbo € 1 234,56</p></body></html>")
     assert pdf.startswith(b"%PDF")
     assert not getattr(wp_fonts.Font._fonttools_subset, "_kpireport", False)
     # other libraries' log levels are changed only for the duration of the call

@@ -29,6 +29,8 @@ SHIPPED = (
     "kpireport/resources/templates/kpireport/index.html.j2",
     "kpireport/resources/templates/kpireport/kpireport.css",
     "kpireport/resources/templates/kpireport/conf.json",
+    "kpireport/resources/presets/salesforce.yaml",
+    "kpireport/resources/presets/dynamics.yaml",
 )
 
 

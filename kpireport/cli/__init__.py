@@ -1,4 +1,4 @@
-"""The ``kpireport`` command line (SPEC §8).
+"""The ``kpireport`` command line (docs/ARCHITECTURE.md).
 
 Each group of sub-commands lives in its own module with a ``register(sub)``
 function that adds its parsers; every parser sets ``func(args) -> int``.
@@ -22,6 +22,7 @@ from kpireport.errors import KpiReportError
 
 #: sub-command modules, in the order their commands appear in ``--help``
 COMMAND_MODULES = (
+    "kpireport.cli.init",
     "kpireport.cli.data",
     "kpireport.cli.kpis",
     "kpireport.cli.forecast",

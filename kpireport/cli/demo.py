@@ -1,4 +1,4 @@
-"""``kpireport demo``: write the demo CRM and build its monthly report pack (SPEC §8, ``make demo``).
+"""``kpireport demo``: write the demo CRM and build its monthly report pack (docs/ARCHITECTURE.md, ``make demo``).
 
 Steps: write the seeded demo dataset as Parquet into ``OUT/data`` (data up to
 and including ``--as-of``), then run the packaged ``monthly_pack.yaml`` (every team,

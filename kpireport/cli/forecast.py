@@ -1,4 +1,4 @@
-"""Forecast command: ``kpireport forecast`` (SPEC §6, §8).
+"""Forecast command: ``kpireport forecast`` (docs/FORECASTING.md, docs/ARCHITECTURE.md).
 
 ``kpireport forecast --source S --kpi NAME [--by SCOPE] [--scope-id ID]
 [--grain month|week|day|quarter] --horizon N [--as-of D] [--format table|csv|json]``

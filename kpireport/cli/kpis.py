@@ -1,4 +1,4 @@
-"""KPI commands: ``kpireport kpis`` (SPEC §8).
+"""KPI commands: ``kpireport kpis`` (docs/ARCHITECTURE.md).
 
 ``kpireport kpis --source S --period P [--by SCOPE] [--kpi NAME]... [--as-of D]
 [--breakdown source] [--format table|csv|json]`` computes KPIs;
@@ -11,7 +11,7 @@ Design decisions
   rely on the shape. CSV has the same five columns plus ``unit`` and ``note``;
   text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``,
   ``@``, tab, CR) are prefixed with ``'``.
-* ``--breakdown source`` (SPEC §3) breaks the lead KPIs (``new_leads``,
+* ``--breakdown source`` (docs/KPIS.md) breaks the lead KPIs (``new_leads``,
   ``sql``, ``lead_conversion``; the default KPI set then) down by the lead's
   source: JSON records then also carry ``"source"`` (only then, so the plain
   record shape is unchanged), CSV gets the ``source`` column after ``value``,
@@ -23,7 +23,7 @@ Design decisions
   possibly several ``_register_*`` helpers).
 * ``kpireport goals --source S [--goals FILE] [--as-of D] [--scope SCOPE]
   [--current] [--no-forecast] [--format table|csv|json]`` evaluates goals
-  (SPEC §5): JSON is a list of records with the columns of
+  (docs/GOALS.md): JSON is a list of records with the columns of
   :data:`kpireport.goals.RESULT_COLUMNS` (NaN -> null); CSV the same columns
   (formula-like text neutralised); the table a readable subset (actual,
   expected, forecast, 80 % interval, probability, status, lint).
@@ -62,7 +62,7 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
         "kpis",
         help="compute KPIs for a period and scope",
         description=(
-            "Compute KPIs (SPEC §3) for a period and a scope from a CRM source. "
+            "Compute KPIs (docs/KPIS.md) for a period and a scope from a CRM source. "
             "Use --list to see every KPI with its definition."
         ),
     )
@@ -134,12 +134,13 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
         as_of=as_of,
         breakdown=getattr(args, "breakdown", None),
     )
+    df = df.drop(columns=["name", "period_start"], errors="ignore")  # the CLI's CSV/JSON contract
     write_result(df, args.format, out)
     return 0
 
 
 def records(df: pd.DataFrame) -> list[dict[str, object]]:
-    """The SPEC §8 JSON records of a :func:`~kpireport.kpis.compute_kpis` frame.
+    """The docs/ARCHITECTURE.md JSON records of a :func:`~kpireport.kpis.compute_kpis` frame.
 
     A breakdown frame (``source`` column) adds ``"source"`` to every record.
     """
@@ -207,7 +208,7 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
         "goals",
         help="follow up goals: pace, forecast, probability, status, lint",
         description=(
-            "Evaluate goals (SPEC §5) at an as-of date: actual to date, expected pace, "
+            "Evaluate goals (docs/GOALS.md) at an as-of date: actual to date, expected pace, "
             "forecast with its 80 %% interval, probability of reaching the target, "
             "status and SMART lint. Goals come from --goals FILE or the source's goals table."
         ),

@@ -1,7 +1,7 @@
-"""``kpireport run PARAMS.yaml``: build the reports of a run definition or pack (SPEC §7, §8).
+"""``kpireport run PARAMS.yaml``: build the reports of a run definition or pack (docs/REPORTS.md, docs/ARCHITECTURE.md).
 
 The only place in the report stage that reads the clock: without ``--as-of``
-the logical date is today (SPEC §4), and it is recorded in every manifest so a
+the logical date is today (docs/PERIODS.md), and it is recorded in every manifest so a
 re-run with the same ``--as-of`` gives the same period.
 
 ``PARAMS`` is a file or a bare name (``team_monthly``): a project folder's own
@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
         "project's params/ and then among the packaged ones",
     )
     p.add_argument("--source", help="data source (folder, workbook, database URL or source YAML)")
+    p.add_argument(
+        "--project",
+        metavar="DIR",
+        help="project folder (kpireport init) whose params/ and notebooks/ are used "
+        "(default: the current folder)",
+    )
     p.add_argument("--period", help="period label, absolute (2026-03) or relative (previous-month)")
     p.add_argument("--as-of", dest="as_of", help="logical date YYYY-MM-DD (default: today)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
@@ -115,17 +121,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kpireport.report.runner import plan_reports, run
     from kpireport.resources import find_run_definition
 
-    plan = find_run_definition(args.params)
+    plan = find_run_definition(args.params, project=args.project)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
     shard = parse_shard(args.shard)
     common: dict[str, Any] = dict(
         source=args.source,
         period=args.period,
         as_of=checked_as_of(args.as_of),
-        default_as_of=dt.date.today().isoformat(),  # the CLI's default (SPEC §4), when no file sets as_of
+        default_as_of=dt.date.today().isoformat(),  # the CLI's default (docs/PERIODS.md), when no file sets as_of
+        out=args.out,
         only=args.only,
         formats=formats,
-        out=args.out,
     )
     if args.plan:
         print_plan(plan_reports(plan, **common), shard)

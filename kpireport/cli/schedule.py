@@ -23,7 +23,7 @@ DEFAULT_SCHEDULES = "params/schedules.yaml"
 
 def _now(text: str | None) -> dt.datetime:
     if text is None:
-        return dt.datetime.now(dt.UTC)  # the CLI's default (SPEC §4)
+        return dt.datetime.now(dt.UTC)  # the CLI's default (docs/PERIODS.md)
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

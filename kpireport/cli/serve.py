@@ -1,7 +1,7 @@
-"""``kpireport serve``: the live dashboard (SPEC §8), and ``--add-user`` for its users file.
+"""``kpireport serve``: the live dashboard (docs/ARCHITECTURE.md), and ``--add-user`` for its users file.
 
 The dashboard's "today" is ``--as-of``, defaulting to the real date read in
-:func:`kpireport.cli.data.cli_default_as_of` (the one clock read, SPEC §4).
+:func:`kpireport.cli.data.cli_default_as_of` (the one clock read, docs/PERIODS.md).
 """
 
 from __future__ import annotations

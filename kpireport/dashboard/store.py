@@ -18,7 +18,7 @@ Design decisions
   old entries unreachable (they are dropped, LRU-bounded).
 * **Clocks.** The wall clock is used only for "loaded at"/TTL bookkeeping
   (a monotonic timer); the business day "today" is the ``as_of`` the CLI
-  passes in (SPEC §4).
+  passes in (docs/PERIODS.md).
 """
 
 from __future__ import annotations

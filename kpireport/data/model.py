@@ -1,6 +1,6 @@
 """The in-memory CRM dataset handed from stage to stage.
 
-A :class:`CrmData` holds one pandas DataFrame per canonical table (SPEC §2)
+A :class:`CrmData` holds one pandas DataFrame per canonical table (docs/DATA.md)
 with canonical column names and types: ids as ``string`` dtype, dates as naive
 ``datetime64[ns]`` in the organisation's local calendar, numbers as
 ``float64``. It is plain data: stages read it, none mutates it.

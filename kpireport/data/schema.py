@@ -1,4 +1,4 @@
-"""The canonical data contract (SPEC §2), declared as data.
+"""The canonical data contract (docs/DATA.md), declared as data.
 
 Each :class:`TableSchema` lists its columns with a *kind* that says how the
 loader parses it and how the validator checks it:

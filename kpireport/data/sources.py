@@ -35,6 +35,14 @@ Design decisions
   shortened number or date; a file that ends without one is refused.
 * **Separators are checked when the YAML is read**: ``decimal`` is ``.`` or
   ``,``; ``thousands`` one of ``, . ' `` or a space, and not the decimal one.
+* **Presets** (``preset: salesforce`` in a source YAML) are source YAMLs
+  shipped in ``kpireport/resources/presets/``; the user's YAML is merged on
+  top (its table names, columns, values and settings win). Besides renaming, a
+  column may be *derived*: a list of source columns is joined with ``|``
+  (booleans normalised to ``true``/``false``) for a ``values:`` recoding, and
+  ``{lookup: TABLE, where: COL, equals: COL, take: COL}`` fetches a value from
+  another table's rows. ``scale: {probability: 0.01}`` multiplies a numeric
+  column (a CRM's 0–100 percentages). See docs/DATA.md (CRM presets).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +103,12 @@ class TableMapping:
     columns: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     date_format: str | None = None
+    #: canonical column -> how to build it (``{"join": [cols]}`` or a lookup spec)
+    derive: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: canonical column -> factor applied to its numbers (``0.01`` for 0–100 percentages)
+    scale: Mapping[str, float] = field(default_factory=dict)
+    #: columns a preset maps that an export may lack (skipped then, not reported)
+    optional: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -111,6 +125,8 @@ class SourceSpec:
     tables: dict[str, TableMapping] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    #: a goals YAML named by ``goals:`` in the source YAML (read as the goals table)
+    goals_file: Path | None = None
 
 
 # ----------------------------------------------------------------- secrets
@@ -315,12 +331,20 @@ def _resolve_yaml(path: Path) -> SourceSpec:
         raise SourceError(f"The source file '{path}' cannot be read: {exc}") from None
     if not isinstance(doc, dict):
         raise SourceError(f"The source file '{path}' must be a mapping with 'path:' or 'url:'.")
-    unknown = set(doc) - {"path", "url", "password_env", "tables", "description", *SETTING_KEYS}
+    allowed = {"path", "url", "password_env", "tables", "description", "preset", "goals"}
+    unknown = set(doc) - allowed - set(SETTING_KEYS)
     if unknown:
         raise SourceError(
             f"The source file '{path}' has unknown keys: {', '.join(sorted(map(str, unknown)))}.",
-            hint="Allowed: path, url, password_env, tables, " + ", ".join(SETTING_KEYS) + ".",
+            hint="Allowed: path, url, password_env, tables, preset, goals, "
+            + ", ".join(SETTING_KEYS)
+            + ".",
         )
+    preset: dict[str, Any] = {}
+    if doc.get("preset"):
+        preset = load_preset(str(doc["preset"]), base=path.parent)
+        user_tables = doc.get("tables") or {}
+        doc = merge_preset(preset, doc)
     settings: dict[str, Any] = {}
     for key in SETTING_KEYS:
         if doc.get(key) is not None:
@@ -351,7 +375,26 @@ def _resolve_yaml(path: Path) -> SourceSpec:
             )
         inner = resolve(target)
     inner.tables = _parse_mapping(doc.get("tables") or {}, origin)
+    for name, spec in (preset.get("tables") or {}).items():
+        mine = user_tables.get(name) if isinstance(user_tables.get(name), dict) else {}
+        optional = {
+            str(c)
+            for c in ((spec or {}).get("columns") or {})
+            if isinstance(spec, dict)
+            if c not in ((mine or {}).get("columns") or {})
+            and c in SCHEMAS[name].column_names
+            and not SCHEMAS[name].column(str(c)).required
+        }
+        if optional and name in inner.tables:
+            inner.tables[name] = replace(inner.tables[name], optional=frozenset(optional))
     inner.settings = settings
+    if doc.get("goals"):
+        goals = Path(expand_env(str(doc["goals"]), origin=origin)).expanduser()
+        inner.goals_file = goals if goals.is_absolute() else path.parent / goals
+        if not inner.goals_file.is_file():
+            raise SourceError(
+                f"The goals file '{inner.goals_file}' (goals: in {origin}) does not exist."
+            )
     inner.description = f"{inner.description} (via {path.name})"
     return inner
 
@@ -376,7 +419,43 @@ def _parse_mapping(tables: Any, origin: str) -> dict[str, TableMapping]:
             continue
         if not isinstance(spec, dict):
             raise SourceError(f"tables.{name} in {origin} must be a table name or a mapping.")
-        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        raw_columns = spec.get("columns") or {}
+        if not isinstance(raw_columns, dict):
+            raise SourceError(
+                f"tables.{name}.columns in {origin} must map canonical to source columns."
+            )
+        columns: dict[str, str] = {}
+        derive: dict[str, dict[str, Any]] = {}
+        for k, v in raw_columns.items():
+            if v is None:
+                continue
+            if isinstance(v, list):
+                derive[str(k)] = {"join": [str(c) for c in v]}
+                columns[str(k)] = _derived_name(str(k))
+            elif isinstance(v, dict):
+                keys = set(v)
+                if keys not in (
+                    {"lookup", "where", "equals", "take"},
+                    {"take", "when"},
+                    {"take", "when", "is"},
+                ):
+                    raise SourceError(
+                        f"tables.{name}.columns.{k} in {origin} must be a column name, a list of "
+                        "columns to join, {take: COLUMN, when: COLUMN[, is: [VALUES]]} or "
+                        "{lookup: TABLE, where: COLUMN, equals: COLUMN, take: COLUMN}."
+                    )
+                if "lookup" in v and str(v["lookup"]) not in SCHEMAS:
+                    raise SourceError(
+                        f"tables.{name}.columns.{k}.lookup in {origin} names '{v['lookup']}', "
+                        "not a canonical table (" + ", ".join(SCHEMAS) + ")."
+                    )
+                derive[str(k)] = {
+                    key: [str(x) for x in val] if isinstance(val, list) else str(val)
+                    for key, val in v.items()
+                }
+                columns[str(k)] = _derived_name(str(k))
+            else:
+                columns[str(k)] = str(v)
         bad = set(columns) - set(SCHEMAS[name].column_names)
         if bad:
             raise SourceError(
@@ -387,9 +466,111 @@ def _parse_mapping(tables: Any, origin: str) -> dict[str, TableMapping]:
             str(col): {str(k): str(v) for k, v in (m or {}).items()}
             for col, m in (spec.get("values") or {}).items()
         }
+        scale: dict[str, float] = {}
+        for col, factor in (spec.get("scale") or {}).items():
+            if col not in SCHEMAS[name].columns_of_kind("float"):
+                raise SourceError(
+                    f"tables.{name}.scale in {origin} names '{col}', not a numeric column of {name}."
+                )
+            try:
+                scale[str(col)] = float(factor)
+            except (TypeError, ValueError):
+                raise SourceError(
+                    f"tables.{name}.scale.{col} in {origin} must be a number."
+                ) from None
         out[name] = TableMapping(
-            str(spec.get("table", name)), columns, values, spec.get("date_format")
+            str(spec.get("table", name)), columns, values, spec.get("date_format"), derive, scale
         )
+    return out
+
+
+# ------------------------------------------------------------------ presets
+PRESETS = ("salesforce", "hubspot", "pipedrive", "dynamics")
+
+
+def _derived_name(column: str) -> str:
+    return f"__derived_{column}"
+
+
+def preset_path(name: str, base: Path | None = None) -> Path:
+    """The YAML file of a preset: a packaged name (``salesforce``) or a path to a copy.
+
+    Raises
+    ------
+    SourceError
+        For an unknown name; the message lists the packaged presets.
+    """
+    given = Path(name).expanduser()
+    if given.suffix.lower() in _YAML_SUFFIXES:
+        found = given if given.is_absolute() or base is None else base / given
+        if not found.is_file():
+            raise SourceError(f"The preset file '{found}' does not exist.")
+        return found
+    from kpireport.resources import resource_dir
+
+    found = resource_dir("presets") / f"{name.lower()}.yaml"
+    if not found.is_file():
+        import difflib
+
+        near = difflib.get_close_matches(name.lower(), PRESETS, n=1)
+        raise SourceError(
+            f"Unknown preset '{name}'"
+            + (f" (did you mean '{near[0]}'?)" if near else "")
+            + f"; the packaged presets are {', '.join(PRESETS)}, or give the path of a preset YAML."
+        )
+    return found
+
+
+def load_preset(name: str, base: Path | None = None) -> dict[str, Any]:
+    """The mapping of a preset YAML (tables and settings; no location)."""
+    import yaml
+
+    path = preset_path(name, base)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceError(f"The preset '{path}' cannot be read: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SourceError(f"The preset '{path}' must be a mapping with 'tables:'.")
+    doc.pop("preset", None)
+    return doc
+
+
+def merge_preset(preset: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The source YAML ``doc`` laid over a preset: anything the source sets wins.
+
+    Tables merge one level deeper: a source's ``columns``/``values``/``scale`` of a
+    table add to and override the preset's, column by column (and value by value).
+    """
+    out: dict[str, Any] = {k: v for k, v in preset.items() if k not in ("tables", "description")}
+    out.update({k: v for k, v in doc.items() if k not in ("tables", "preset")})
+    tables: dict[str, Any] = {}
+    mine = doc.get("tables") or {}
+    for name in [
+        *(preset.get("tables") or {}),
+        *[t for t in mine if t not in (preset.get("tables") or {})],
+    ]:
+        base = (preset.get("tables") or {}).get(name)
+        over = mine.get(name)
+        if isinstance(over, str):
+            over = {"table": over}
+        if base is None or isinstance(base, str):
+            base = {"table": base} if isinstance(base, str) else {}
+        if over is None:
+            tables[name] = base
+            continue
+        merged = {
+            **base,
+            **{k: v for k, v in over.items() if k not in ("columns", "values", "scale")},
+        }
+        for key in ("columns", "scale"):
+            merged[key] = {**(base.get(key) or {}), **(over.get(key) or {})}
+        values = {c: dict(m or {}) for c, m in (base.get("values") or {}).items()}
+        for c, m in (over.get("values") or {}).items():
+            values[c] = {**values.get(c, {}), **(m or {})}
+        merged["values"] = values
+        tables[name] = merged
+    out["tables"] = tables
     return out
 
 
@@ -410,12 +591,147 @@ def read_raw(spec: SourceSpec) -> dict[str, pd.DataFrame]:
         Tables the source lacks are absent.
     """
     if spec.kind == "folder":
-        return _read_folder(spec)
-    if spec.kind == "excel":
-        return _read_excel(spec)
-    if spec.kind == "sql":
-        return _read_sql(spec)
-    raise SourceError(f"Unknown source kind '{spec.kind}'.")  # pragma: no cover
+        out = _read_folder(spec)
+    elif spec.kind == "excel":
+        out = _read_excel(spec)
+    elif spec.kind == "sql":
+        out = _read_sql(spec)
+    else:  # pragma: no cover
+        raise SourceError(f"Unknown source kind '{spec.kind}'.")
+    if spec.goals_file is not None and "goals" not in out:
+        out["goals"] = _read_goals_yaml(spec.goals_file)
+    _derive(out, spec)
+    _drop_absent_optional(out, spec)
+    return out
+
+
+def _drop_absent_optional(raw: dict[str, pd.DataFrame], spec: SourceSpec) -> None:
+    """Forget a preset's mappings of optional columns this export does not have."""
+    from kpireport.data.coerce import _find_column
+
+    for name, mapping in list(spec.tables.items()):
+        frame = raw.get(name)
+        if frame is None or not mapping.optional:
+            continue
+        have = [str(c) for c in frame.columns]
+        gone = {
+            c
+            for c in mapping.optional
+            if c in mapping.columns and _find_column(have, mapping.columns[c]) is None
+        }
+        if gone:
+            columns = {k: v for k, v in mapping.columns.items() if k not in gone}
+            spec.tables[name] = replace(mapping, columns=columns)
+
+
+def _read_goals_yaml(path: Path) -> pd.DataFrame:
+    """A goals YAML (``goals: [{kpi, scope, ...}]``) as a raw goals table of text cells."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceError(f"The goals file '{path}' cannot be read: {exc}") from None
+    rows = doc.get("goals") if isinstance(doc, dict) else doc
+    if rows is None:
+        rows = []
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SourceError(f"The goals file '{path}' must hold 'goals:' with a list of mappings.")
+    cols = SCHEMAS["goals"].column_names
+    df = pd.DataFrame(
+        [{c: (None if r.get(c) is None else str(r[c])) for c in cols} for r in rows],
+        columns=cols,
+        dtype=object,
+    )
+    return _number_rows(df)
+
+
+def _bool_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    text = str(v).strip()
+    low = text.lower()
+    if low in {"true", "1", "yes", "y", "t", "1.0"}:
+        return "true"
+    if low in {"false", "0", "no", "n", "f", "0.0"}:
+        return "false"
+    return text
+
+
+def _derive(raw: dict[str, pd.DataFrame], spec: SourceSpec) -> None:
+    """Add derived columns (joins, lookups) and apply ``scale`` factors, in place."""
+    from kpireport.data.coerce import _find_column
+
+    def column(table: str, frame: pd.DataFrame, wanted: str, origin: str) -> pd.Series:
+        found = _find_column([str(c) for c in frame.columns], wanted)
+        if found is None:
+            raise SourceError(
+                f"The column '{wanted}' ({origin}) is not in the {table} table; it has: "
+                + ", ".join(map(str, list(frame.columns)[:15]))
+                + "."
+            )
+        return frame[found]
+
+    for name, mapping in spec.tables.items():
+        frame = raw.get(name)
+        if frame is None:
+            continue
+        for col, how in mapping.derive.items():
+            origin = f"tables.{name}.columns.{col}"
+            needed = [*how.get("join", [])] + [
+                how[k] for k in ("take", "when", "equals") if k in how
+            ]
+            if "lookup" in how:
+                needed = [how["equals"]]
+            if col in mapping.optional and any(
+                _find_column([str(c) for c in frame.columns], c) is None for c in needed
+            ):
+                continue  # a preset's optional column this export does not have
+            if "join" in how:
+                parts = [column(name, frame, c, origin).map(_bool_text) for c in how["join"]]
+                joined = parts[0].astype(object)
+                for p in parts[1:]:
+                    joined = joined + "|" + p
+                frame[_derived_name(col)] = joined.where(joined.str.strip("|") != "", None)
+            elif "when" in how:
+                take = column(name, frame, how["take"], origin)
+                when = column(name, frame, how["when"], origin)
+                if "is" in how:
+                    allowed = {str(x).strip() for x in how["is"]}
+                    keep = when.map(
+                        lambda v, allowed=allowed: (
+                            v is not None and v == v and str(v).strip() in allowed
+                        )
+                    )
+                else:
+                    keep = when.map(_bool_text) == "true"
+                frame[_derived_name(col)] = take.astype(object).where(keep.astype(bool), None)
+            else:
+                other = raw.get(how["lookup"])
+                if other is None:
+                    frame[_derived_name(col)] = None
+                    continue
+                keys = column(how["lookup"], other, how["where"], origin)
+                take = column(how["lookup"], other, how["take"], origin)
+                table = pd.Series(take.to_numpy(), index=keys.astype(object).to_numpy())
+                table = table[table.index.notna()]
+                table = table[~table.index.duplicated()]
+                on = column(name, frame, how["equals"], origin)
+                frame[_derived_name(col)] = on.map(table).astype(object)
+        for col, factor in mapping.scale.items():
+            src = _find_column([str(c) for c in frame.columns], mapping.columns.get(col, col))
+            if src is None:
+                continue
+            from kpireport.data.coerce import parse_numbers
+
+            s = frame[src]
+            num, bad = parse_numbers(
+                s,
+                decimal=str(spec.settings.get("decimal") or "."),
+                thousands=spec.settings.get("thousands"),
+            )
+            scaled = num * factor
+            frame[src] = scaled.astype(object).where(~bad, s) if bad.any() else scaled
 
 
 def _read_folder(spec: SourceSpec) -> dict[str, pd.DataFrame]:

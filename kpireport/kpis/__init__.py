@@ -1,4 +1,4 @@
-"""Stage 3: KPIs (SPEC §3) — registry, computation, time series, finance comparisons.
+"""Stage 3: KPIs (docs/KPIS.md) — registry, computation, time series, finance comparisons.
 
 Public API::
 

@@ -2,10 +2,11 @@
 
 Design decisions
 ----------------
-* **Tidy long form.** The result has exactly the columns ``kpi, scope,
+* **Tidy long form.** The result has the columns ``kpi, scope,
   scope_id, period, value`` (:data:`kpireport.constants.KPI_COLUMNS`) followed
-  by ``unit`` and ``note``. ``scope_id`` is NaN for the organisation;
-  ``period`` is the §4 label of the requested period; ``note`` explains a NaN
+  by ``unit``, ``note``, ``name`` (what a person reads for the id) and
+  ``period_start`` (the period's first day, a datetime). ``scope_id`` is NaN for the organisation;
+  ``period`` is the period label (docs/PERIODS.md) of the requested period; ``note`` explains a NaN
   or flags a value (``unavailable: …``, ``new: …``, ``immature cohort: …``,
   ``lifetime capped …``), else NaN. The evaluated intervals (after the cut at
   ``as_of``) are in ``df.attrs["intervals"]`` (label -> (start, end)).
@@ -26,7 +27,7 @@ Design decisions
 * Requesting a KPI explicitly for a scope it is not defined for (``cac`` per
   customer) raises :class:`~kpireport.errors.KpiError`; with ``kpis=None`` such
   KPIs are skipped.
-* **Lead-source breakdown** (SPEC §3, ``breakdown="source"``). Only the lead
+* **Lead-source breakdown** (docs/KPIS.md, ``breakdown="source"``). Only the lead
   KPIs (:data:`BREAKDOWN_KPIS`: ``new_leads``, ``sql``, ``lead_conversion``)
   can be broken down; ``kpis=None`` then means those three, and any other KPI
   raises :class:`~kpireport.errors.KpiError` naming the valid ones. The
@@ -75,10 +76,10 @@ DateLike = dt.date | pd.Timestamp | str
 PeriodLike = str | Period
 
 #: columns of the result after the five KPI_COLUMNS
-EXTRA_COLUMNS = ("unit", "note")
+EXTRA_COLUMNS = ("unit", "note", "name", "period_start")
 #: the breakdowns ``compute_kpis`` accepts
 BREAKDOWNS = ("source",)
-#: the KPIs that can be broken down by lead source (SPEC §3)
+#: the KPIs that can be broken down by lead source (docs/KPIS.md)
 BREAKDOWN_KPIS = ("new_leads", "sql", "lead_conversion")
 
 _DATE_COLUMNS = (
@@ -229,6 +230,7 @@ def compute_kpis(
     *,
     unattributed: bool = False,
     breakdown: str | None = None,
+    scope_id: object | Iterable[object] | None = None,
 ) -> pd.DataFrame:
     """Compute KPIs for every scope id and period, in tidy long form.
 
@@ -237,7 +239,7 @@ def compute_kpis(
     data
         The canonical dataset.
     periods
-        A §4 label, a :class:`~kpireport.periods.Period`, or a list of them.
+        A period label (docs/PERIODS.md), a :class:`~kpireport.periods.Period`, or a list of them.
     by
         ``organisation``, ``team``, ``seller`` or ``customer``.
     kpis
@@ -249,20 +251,27 @@ def compute_kpis(
     breakdown
         ``"source"``: break the lead KPIs down by the lead's source (module
         docstring); ``None`` (default): no breakdown.
+    scope_id
+        Keep only this scope id (or these): a team name, a ``seller_id`` or a
+        ``company_id``. An id the data does not have raises, with the nearest
+        valid ids ("did you mean").
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``kpi, scope, scope_id, period, value, unit, note``; one row
-        per KPI × period × scope id (see the module docstring for which ids).
-        With a breakdown, a ``source`` column after ``value`` and one row per
-        KPI × period × scope id × source.
+        Columns ``kpi, scope, scope_id, period, value, unit, note, name,
+        period_start``; one row per KPI × period × scope id (see the module
+        docstring for which ids). ``name`` is what a person reads for the id
+        (the seller's or company's name, the team, the organisation);
+        ``period_start`` is the first day of ``period`` as a datetime. With a
+        breakdown, a ``source`` column after ``value`` and one row per KPI ×
+        period × scope id × source.
 
     Raises
     ------
     KpiError
-        Unknown KPI, scope or breakdown, a KPI requested for a scope it does
-        not support, or a KPI that cannot be broken down.
+        Unknown KPI, scope, scope id or breakdown, a KPI requested for a scope
+        it does not support, or a KPI that cannot be broken down.
     PeriodError
         A malformed label, or a relative one without ``as_of``.
     """
@@ -314,7 +323,71 @@ def compute_kpis(
         for p, a, b in zip(plist, starts, ends, strict=True)
     }
     df.attrs["as_of"] = None if as_of is None else str(_day(as_of).date())
+    _add_readable_columns(df, data, scope, plist)
+    if scope_id is not None:
+        df = _filter_scope_ids(df, data, scope, scope_id, ids)
     return df
+
+
+def scope_names(data: CrmData, scope: Scope) -> dict[str, str]:
+    """Scope id -> the name a person reads (sellers' and companies' names; teams are names)."""
+    if scope == Scope.SELLER and Table.SELLERS in data.tables:
+        s = data.tables[Table.SELLERS]
+        return dict(zip(s["seller_id"].astype(str), s["name"].astype(str), strict=True))
+    if scope == Scope.CUSTOMER and Table.COMPANIES in data.tables:
+        c = data.tables[Table.COMPANIES].dropna(subset=["name"])
+        return dict(zip(c["company_id"].astype(str), c["name"].astype(str), strict=True))
+    return {}
+
+
+def _add_readable_columns(
+    df: pd.DataFrame, data: CrmData, scope: Scope, plist: Sequence[Period]
+) -> None:
+    """Append ``name`` and ``period_start`` (see :func:`compute_kpis`), in place."""
+    ids = df["scope_id"]
+    if scope == Scope.ORGANISATION:
+        org = str((data.settings or {}).get("organisation") or "Organisation")
+        name = pd.Series(org, index=df.index, dtype="str")
+    elif scope == Scope.TEAM:
+        name = ids.copy()
+    else:
+        names = scope_names(data, scope)
+        name = ids.map(names).fillna(ids).astype("str") if names else ids.copy()
+    df["name"] = name
+    starts = {p.label: p.start for p in plist}
+    df["period_start"] = pd.to_datetime(df["period"].map(starts)).astype("datetime64[ns]")
+
+
+def _filter_scope_ids(
+    df: pd.DataFrame, data: CrmData, scope: Scope, wanted: object, ids: pd.Index
+) -> pd.DataFrame:
+    import difflib
+
+    if scope == Scope.ORGANISATION:
+        raise KpiError(
+            "scope_id= does not apply to the organisation; pass by='team', 'seller' or 'customer'."
+        )
+    want = [wanted] if isinstance(wanted, str) or not isinstance(wanted, Iterable) else list(wanted)
+    want = [str(w) for w in want]
+    known = set(map(str, ids)) | {UNATTRIBUTED}
+    unknown = [w for w in want if w not in known]
+    if unknown:
+        names = {v: k for k, v in scope_names(data, scope).items()}
+        bad = unknown[0]
+        near = difflib.get_close_matches(bad, sorted(known - {UNATTRIBUTED}), n=3, cutoff=0.6)
+        by_name = names.get(bad)
+        hint = (
+            f" ('{bad}' is the name of {scope} {by_name}: pass the id)"
+            if by_name
+            else (f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "")
+        )
+        shown = sorted(known - {UNATTRIBUTED})
+        listing = ", ".join(shown[:12]) + (" ..." if len(shown) > 12 else "")
+        sep = " " if hint.endswith("?") else ". "
+        raise KpiError(f"The {scope} '{bad}' is not in the data{hint}{sep}Valid: {listing}.")
+    out = df[df["scope_id"].isin(want)].reset_index(drop=True)
+    out.attrs.update(df.attrs)
+    return out
 
 
 def resolve_breakdown(breakdown: str | None, prep: Prepared) -> Split | None:

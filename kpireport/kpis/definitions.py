@@ -1,4 +1,4 @@
-"""The KPI formulas (SPEC §3). Each function's docstring *is* its definition.
+"""The KPI formulas (docs/KPIS.md). Each function's docstring *is* its definition.
 
 Every formula takes a :class:`~kpireport.kpis.engine.Context` (dataset, scope,
 intervals) and returns a ``(intervals, scope ids + 1)`` float array — the last

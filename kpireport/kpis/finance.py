@@ -1,4 +1,4 @@
-"""Finance comparisons: revenue MoM, YoY and like-for-like YTD per scope (SPEC §3, §1).
+"""Finance comparisons: revenue MoM, YoY and like-for-like YTD per scope (docs/KPIS.md, docs/ARCHITECTURE.md).
 
 Design decisions
 ----------------
@@ -68,7 +68,7 @@ def growth_table(
     data
         The canonical dataset (needs the ``revenue`` table).
     period
-        One §4 label or Period (relative labels need ``as_of``).
+        One period label (docs/PERIODS.md) or Period (relative labels need ``as_of``).
     by
         Scope of the rows.
     as_of

@@ -1,4 +1,4 @@
-"""The KPI registry: one declared :class:`KpiDef` per KPI (SPEC §3).
+"""The KPI registry: one declared :class:`KpiDef` per KPI (docs/KPIS.md).
 
 Design decisions
 ----------------

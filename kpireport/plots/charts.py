@@ -61,6 +61,8 @@ log = logging.getLogger("kpireport")
 BAND_95 = "#dde8f3"
 BAND_80 = "#a9c4de"
 VALUE_LABEL_SIZE = 6.8
+#: goal_overview refuses more bars than this (one line error naming a filter)
+MAX_GOAL_BARS = 60
 
 
 # ------------------------------------------------------------------- helpers
@@ -83,6 +85,29 @@ def _frame(df: pd.DataFrame | None, required: Sequence[str] = ()) -> pd.DataFram
     if missing:
         raise KpiReportError(
             f"The chart needs the column(s) {', '.join(missing)}; got {', '.join(map(str, df.columns))}."
+        )
+    return df
+
+
+def _expect_frame(obj: Any, chart: str, expected: str) -> None:
+    """One-line error when a chart gets something other than a DataFrame."""
+    if obj is not None and not isinstance(obj, pd.DataFrame):
+        raise KpiReportError(f"{chart} expects {expected}; got a {type(obj).__name__}.")
+
+
+def _tidy_one(df: pd.DataFrame, chart: str, *, one_period: bool) -> pd.DataFrame:
+    """A :func:`~kpireport.kpis.compute_kpis` frame narrowed to one KPI (one period), or an error."""
+    kpis = pd.unique(df["kpi"].dropna())
+    if len(kpis) > 1:
+        raise KpiReportError(
+            f"{chart} draws one KPI; this frame has {len(kpis)} ({', '.join(map(str, kpis[:4]))}"
+            f"{' ...' if len(kpis) > 4 else ''}): pass df[df.kpi == '{kpis[0]}']."
+        )
+    if one_period and "period" in df.columns and df["period"].nunique() > 1:
+        periods = pd.unique(df["period"])
+        raise KpiReportError(
+            f"{chart} draws one period; this frame has {len(periods)}: "
+            f"pass df[df.period == '{periods[-1]}']."
         )
     return df
 
@@ -367,12 +392,50 @@ def kpi_trend(
     Parameters
     ----------
     series
-        Regular KPI series (DatetimeIndex of period starts: ``MS``, ``W-MON``, ``D``).
+        Regular KPI series (DatetimeIndex of period starts: ``MS``, ``W-MON``,
+        ``D``), as :func:`~kpireport.kpis.kpi_series` returns; or a
+        :func:`~kpireport.kpis.compute_kpis` frame of one KPI and one scope id
+        over several periods (its ``unit`` and ``kpi`` are used).
     forecast
         Forecast frame (index: future period starts; ``mean, lo_80, hi_80, lo_95, hi_95``).
     unit, currency, kpi, label, title, language, figsize
         As in :func:`development_curve`; the title defaults to the KPI label.
     """
+    if isinstance(series, pd.DataFrame):
+        if not {"kpi", "value", "period"} <= set(series.columns):
+            raise KpiReportError(
+                "kpi_trend expects a Series from kpi_series() or a compute_kpis() frame of one KPI; "
+                f"got a DataFrame with columns {', '.join(map(str, list(series.columns)[:8]))}."
+            )
+        frame = _tidy_one(series, "kpi_trend", one_period=False)
+        if "scope_id" in frame.columns and frame["scope_id"].nunique() > 1:
+            first = frame["scope_id"].dropna().iloc[0]
+            raise KpiReportError(
+                f"kpi_trend draws one scope id; this frame has {frame['scope_id'].nunique()}: "
+                f"pass df[df.scope_id == '{first}'] (or compute_kpis(..., scope_id='{first}'))."
+            )
+        if kpi is None and len(frame):
+            kpi = str(frame["kpi"].iloc[0])
+        if unit == "count" and "unit" in frame.columns and len(frame):
+            unit = str(frame["unit"].iloc[0])
+        from kpireport.periods import parse_period
+
+        starts = (
+            frame["period_start"]
+            if "period_start" in frame.columns
+            else frame["period"].map(lambda p: parse_period(p).start)
+        )
+        series = pd.Series(frame["value"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(starts))
+    elif series is not None and not isinstance(series, pd.Series):
+        raise KpiReportError(
+            "kpi_trend expects a Series from kpi_series() or a compute_kpis() frame of one KPI; "
+            f"got a {type(series).__name__}."
+        )
+    if isinstance(series, pd.Series) and kpi is None and series.name in _kpi_names():
+        kpi = str(series.name)
+    if isinstance(series, pd.Series) and unit == "count" and series.attrs.get("unit"):
+        unit = str(series.attrs["unit"])
+    _expect_frame(forecast, "kpi_trend's forecast=", "the DataFrame forecast() returns")
     lang = check_language(language)
     name = label or (kpi_label(kpi, lang) if kpi else t("legend.history", lang))
     title = name if title is None else title
@@ -440,9 +503,31 @@ def kpi_trend(
 
 
 # -------------------------------------------------------------- goal overview
+def _kpi_names() -> set[str]:
+    from kpireport.kpis.registry import REGISTRY
+
+    return set(REGISTRY)
+
+
 def _goal_labels(df: pd.DataFrame, lang: str) -> list[str]:
-    if "label" in df.columns:
+    if "label" in df.columns and not (
+        "scope" in df.columns and not any(" · " in str(x) for x in df["label"])
+    ):
         return [truncate(x, 40) for x in df["label"]]
+    several = "period" in df.columns and df["period"].nunique() > 1
+    if "label" in df.columns:  # evaluate_goals(): the KPI's label; add who (and when)
+        out = []
+        for lab, scope, sid, per in zip(
+            df["label"], df["scope"], df.get("scope_id", pd.Series(index=df.index)),
+            df.get("period", pd.Series(index=df.index)), strict=True,
+        ):  # fmt: skip
+            who = (
+                str(sid)
+                if not i18n.is_missing(sid)
+                else t(f"scope.{scope}", lang, default=str(scope))
+            )
+            out.append(truncate(f"{lab} · {who}" + (f" · {per}" if several else ""), 48))
+        return out
     out = []
     for _, row in df.iterrows():
         name = kpi_label(str(row.get("kpi", "")), lang) if "kpi" in df.columns else ""
@@ -478,6 +563,16 @@ def goal_overview(
         (``at_most`` goals are marked "≤"; above 100 % is bad for them, which
         their status colour shows).
     """
+    _expect_frame(goals, "goal_overview", "the DataFrame evaluate_goals() returns")
+    if goals is not None and len(goals) > MAX_GOAL_BARS:
+        hint = (
+            f": pass goals[goals.period == '{goals['period'].iloc[-1]}']"
+            if "period" in goals.columns
+            else ""
+        )
+        raise KpiReportError(
+            f"goal_overview draws at most {MAX_GOAL_BARS} goals; this frame has {len(goals)}{hint}."
+        )
     lang = check_language(language)
     title = t("heading.goal_attainment", lang) if title is None else title
     df = _frame(goals)
@@ -498,11 +593,14 @@ def goal_overview(
     else:
         fc, actual = ratio("forecast"), ratio("actual")
         bar = fc if fc is not None else actual
+        if fc is not None and actual is not None:  # a closed period has no forecast: its actual
+            bar = fc.where(fc.notna(), actual)
         if fc is None:
             actual = None
     if bar is None:
         raise KpiReportError(
-            "goal_overview needs 'attainment', or 'target' with 'forecast' or 'actual'."
+            "goal_overview needs 'attainment', or 'target' with 'forecast' or 'actual' "
+            "(the DataFrame evaluate_goals() returns)."
         )
     if bar.isna().all() and (actual is None or actual.isna().all()):
         return empty_figure(title, lang, figsize)
@@ -657,7 +755,7 @@ def leaderboard(
     value_col: str = "value",
     label_col: str = "name",
     *,
-    unit: str = "currency",
+    unit: str | None = None,
     currency: str = "EUR",
     kpi: str | None = None,
     label: str | None = None,
@@ -673,7 +771,12 @@ def leaderboard(
     Parameters
     ----------
     df, value_col, label_col
-        One row per seller (or team, customer): the value and the name.
+        One row per seller (or team, customer): the value and the name — e.g.
+        ``compute_kpis(data, "2026-11", by="seller", kpis=["won_value"])``
+        (one KPI, one period; its ``unit`` and ``kpi`` are used).
+    unit
+        ``currency``, ``count``, ``percent`` or ``days`` (default: the
+        frame's ``unit`` column, else ``currency``).
     highlight
         A name to draw in the accent colour (the seller of a scorecard).
     top
@@ -681,6 +784,15 @@ def leaderboard(
     max_label
         Longer names are cut with an ellipsis.
     """
+    _expect_frame(df, "leaderboard", "a DataFrame such as compute_kpis(..., by='seller')")
+    if df is not None and "kpi" in df.columns and len(df):
+        df = _tidy_one(df, "leaderboard", one_period=True)
+        kpi = kpi or str(df["kpi"].iloc[0])
+        if unit is None and "unit" in df.columns:
+            unit = str(df["unit"].iloc[0])
+        if label_col not in df.columns and "scope_id" in df.columns:
+            label_col = "scope_id"
+    unit = unit or "currency"
     lang = check_language(language)
     title = t("heading.seller_leaderboard", lang) if title is None else title
     data = _frame(df, (value_col, label_col))
@@ -799,7 +911,10 @@ def _growth_columns(df: pd.DataFrame, columns: Sequence[str] | None) -> list[tup
         found = list(columns)
     else:
         found = [
-            c for key in _GROWTH_KEYS for c in (key, f"revenue_growth_{key}") if c in df.columns
+            c
+            for key in _GROWTH_KEYS
+            for c in (key, f"revenue_growth_{key}", f"growth_{key}")
+            if c in df.columns
         ]
     out = []
     for c in found:
@@ -828,6 +943,7 @@ def growth_bars(
     label_col
         Column with the row names (default: ``team``, ``label``, ``name`` or the index).
     """
+    _expect_frame(df, "growth_bars", "the DataFrame growth_table() returns")
     lang = check_language(language)
     title = t("heading.revenue_growth", lang) if title is None else title
     data = _frame(df)
@@ -835,7 +951,16 @@ def growth_bars(
         return empty_figure(title, lang, figsize)
     cols = _growth_columns(data, columns)
     if not cols:
-        raise KpiReportError("growth_bars needs columns mom, yoy or ytd (or revenue_growth_*).")
+        raise KpiReportError(
+            "growth_bars expects the DataFrame growth_table() returns (columns growth_mom, "
+            f"growth_yoy, growth_ytd); got columns {', '.join(map(str, list(data.columns)[:8]))}."
+        )
+    if "period" in data.columns and data["period"].nunique() > 1:
+        periods = pd.unique(data["period"])
+        raise KpiReportError(
+            f"growth_bars draws one period; this frame has {len(periods)}: "
+            f"pass df[df.period == '{periods[-1]}']."
+        )
     values = data[[c for c, _ in cols]].apply(pd.to_numeric, errors="coerce").astype("float64")
     values = values.replace([np.inf, -np.inf], np.nan)
     if values.isna().all().all():
@@ -845,6 +970,13 @@ def growth_bars(
             (c for c in ("team", "label", "name", "scope_id") if c in data.columns), None
         )
     names = data[label_col].tolist() if label_col else [str(i) for i in data.index]
+    if label_col == "scope_id" and "scope" in data.columns:  # growth_table(): name the scope
+        names = [
+            t(f"scope.{sc}", lang, default=str(sc)) if i18n.is_missing(n) else n
+            for n, sc in zip(names, data["scope"], strict=True)
+        ]
+        scopes = pd.unique(data["scope"])
+        label_col = f"{scopes[0]}" if len(scopes) == 1 else label_col
     names = [truncate(x, max_label) for x in names]
 
     with theme_context():

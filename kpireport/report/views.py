@@ -1,6 +1,6 @@
 """Presentation logic of the report notebooks: numbers → cards, tables, charts and sentences.
 
-A report notebook is thin (SPEC §1, STYLE "thin notebooks"): its parameters
+A report notebook is thin (docs/ARCHITECTURE.md, STYLE "thin notebooks"): its parameters
 cell, one call to a ``*_view`` function of this module, and one
 ``view.show(name)`` per section. Everything a reader sees — which KPIs, which
 comparisons, which goals, the sentences — is decided here, where it can be
@@ -136,7 +136,9 @@ class Section:
         return "".join(parts)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        from kpireport.report.styles import scoped
+
+        return scoped(self.to_html())  # styled in JupyterLab as in the HTML/PDF
 
 
 class _Prose(str):
@@ -155,8 +157,12 @@ def figure_html(fig: Any, alt: str = "") -> str:
 
 
 def _block_html(block: Any) -> str:
+    from kpireport.plots.cards import Html
+
     if isinstance(block, _Prose):
         return f'<p class="prose">{_esc(block)}</p>'
+    if isinstance(block, Html):
+        return str(block)  # markup without its notebook-only scoped styles
     if hasattr(block, "savefig"):
         title = ""
         try:
@@ -205,10 +211,12 @@ class ReportView:
         """Display these sections (all when no name is given) as HTML in the notebook."""
         from IPython.display import HTML, display
 
+        from kpireport.report.styles import scoped
+
         for s in (
             self.sections if not names else [self.section(n) for n in names if n in self.names]
         ):
-            display(HTML(s.to_html()))
+            display(HTML(scoped(s.to_html())))
 
     def record(self) -> None:
         """Hand the numbers shown to the report runner (:func:`kpireport.report.record_kpis`)."""
@@ -799,6 +807,36 @@ def _seller_names(data: Any) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ team report
+def _refuse_unknown(data: Any, scope: str, scope_id: str) -> None:
+    """Raise for a team/seller the data does not have (a typo), with the nearest valid ones.
+
+    A team that exists but has no sellers keeps its "No data" report.
+    """
+    import difflib
+
+    from kpireport.errors import KpiError
+
+    sellers = data.tables.get("sellers")
+    if sellers is None or not len(sellers):
+        return
+    column = "team" if scope == "team" else "seller_id"
+    known = sorted({str(x) for x in sellers[column].dropna()})
+    if str(scope_id) in known:
+        return
+    near = difflib.get_close_matches(str(scope_id), known, n=3, cutoff=0.6)
+    if scope == "team":
+        folded = {k.casefold().replace("-", " "): k for k in known}
+        hit = folded.get(str(scope_id).casefold().replace("-", " "))
+        near = [hit] if hit and hit not in near else near
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "."
+    raise KpiError(
+        f"The {scope} '{scope_id}' is not in the data{hint} Valid: "
+        + ", ".join(known[:12])
+        + (" ..." if len(known) > 12 else "")
+        + "."
+    )
+
+
 def team_report_view(
     data: Any, team: str, period: str, as_of: str, language: str = "en"
 ) -> ReportView:
@@ -815,6 +853,7 @@ def team_report_view(
     view = ReportView(i18n.t("report.team_report", lang), lang)
     cur = data.currency
     if _team_sellers(data, team).empty:
+        _refuse_unknown(data, "team", team)
         s = Section("summary", vt("summary", lang))
         s.add(no_data(lang)).sentence(vt("unknown_scope", lang, scope=team))
         view.sections.append(s)
@@ -944,6 +983,7 @@ def seller_scorecard_view(
     view = ReportView(i18n.t("report.seller_scorecard", lang), lang)
     name = _seller_names(data).get(str(seller))
     if name is None:
+        _refuse_unknown(data, "seller", seller)
         s = Section("summary", vt("summary", lang))
         s.add(no_data(lang)).sentence(vt("unknown_scope", lang, scope=seller))
         view.sections.append(s)

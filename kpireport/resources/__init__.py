@@ -5,6 +5,7 @@ Layout (one source of truth, inside the package so the wheel is complete)::
     kpireport/resources/notebooks/   report notebooks (jupytext-paired .py + .ipynb)
     kpireport/resources/params/      run definitions (team_monthly.yaml, monthly_pack.yaml, ...)
     kpireport/resources/templates/   the nbconvert template ``kpireport`` (HTML and PDF)
+    kpireport/resources/presets/     CRM presets for source YAMLs (salesforce.yaml, ...)
 
 Design decisions
 ----------------
@@ -29,8 +30,8 @@ from typing import Literal
 
 from kpireport.errors import ParamsError
 
-Kind = Literal["notebooks", "params", "templates"]
-KINDS: tuple[str, ...] = ("notebooks", "params", "templates")
+Kind = Literal["notebooks", "params", "templates", "presets"]
+KINDS: tuple[str, ...] = ("notebooks", "params", "templates", "presets")
 
 
 def resource_dir(kind: Kind) -> Path:
@@ -39,7 +40,7 @@ def resource_dir(kind: Kind) -> Path:
     Parameters
     ----------
     kind
-        ``"notebooks"``, ``"params"`` or ``"templates"``.
+        ``"notebooks"``, ``"params"``, ``"templates"`` or ``"presets"``.
 
     Raises
     ------

@@ -41,3 +41,8 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'kpireport.schedule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
+    return sorted(__all__)

@@ -20,9 +20,19 @@ HERE = Path(__file__).resolve().parent
 DEMO_AS_OF = "2026-11-30"
 DEMO_PERIOD = "2026-10"
 
+#: notebook metadata exactly as JupyterLab writes it for the ipykernel of the project's Python
+#: (3.11, as in CI), so a notebook opens without the unsaved-changes marker
 KERNEL = {
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": "3.11.7",
+    },
 }
 
 
@@ -30,7 +40,7 @@ def _params(*extra: str) -> str:
     lines = [
         "# Parameters, injected by `kpireport run`; these defaults run on the demo data.",
         '# source: data source ("demo": the fictional demo CRM; there is no fallback);',
-        "# period: absolute label (SPEC 4); as_of: logical date YYYY-MM-DD; language: en or nl.",
+        "# period: absolute label (docs/PERIODS.md); as_of: logical date YYYY-MM-DD; language: en or nl.",
         'source = "demo"',
         f'period = "{DEMO_PERIOD}"',
         f'as_of = "{DEMO_AS_OF}"',
@@ -140,17 +150,20 @@ def explore_notebook() -> nbformat.NotebookNode:
             "raises one error listing every problem."
         ),
         code(
+            "import pandas as pd\n\n"
             "import kpireport\n"
             "from kpireport.report import views\n\n"
+            'pd.options.display.float_format = "{:,.2f}".format  # 263,500.00, never 2.635000e+05\n'
             'if source == "demo":\n'
             "    source = str(views.demo_source(as_of=as_of))\n"
             "data = kpireport.load(source)\n"
-            "{name: len(df) for name, df in data.tables.items()}"
+            'pd.Series({str(name): len(df) for name, df in data.tables.items()}, name="rows")'
         ),
         md("## 2. The KPI catalogue"),
         code('kpireport.list_kpis()[["label", "unit", "better", "additive"]]'),
         md(
-            "## 3. Compute KPIs for any scope\n\nTidy long form: `kpi, scope, scope_id, period, value`."
+            "## 3. Compute KPIs for any scope\n\nTidy long form: `kpi, scope, scope_id, period, value, "
+            "unit, note, name, period_start`; `kpireport.pivot_kpis(kpis)` gives the wide view."
         ),
         code(
             'kpis = kpireport.compute_kpis(data, [period], by="team", '
