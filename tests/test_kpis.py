@@ -751,3 +751,13 @@ def test_clv_drivers(crm: CrmData) -> None:
     more = CrmData({**crm.tables, "revenue": pd.concat([crm.tables["revenue"], extra])})
     v = compute_kpis(more, "2026-03", kpis=["products_per_customer"], as_of="2026-04-15")
     assert v["value"].tolist() == [pytest.approx(4 / 3)]  # C1: licence and service
+
+
+def test_docs_kpi_catalogue_is_the_registry():
+    """docs/KPIS.md lists every registry KPI as declared (regenerate with
+    ``python -m kpireport.kpis.catalogue docs/KPIS.md``)."""
+    from kpireport.kpis.catalogue import render_page
+
+    page = (Path(__file__).parent.parent / "docs" / "KPIS.md").read_text(encoding="utf-8")
+    assert render_page(page) == page
+    assert "`prospect_hit_rate`" in page and "| efficiency |" in page
