@@ -79,7 +79,7 @@ def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path: Path)
 def test_goals_yaml_examples_cover_every_scope_and_are_valid(tmp_path: Path) -> None:
     from kpireport.data.demo import demo_data
     from kpireport.goals import evaluate_goals
-    from kpireport.resources.project import GOALS_TEMPLATE
+    from kpireport.cli.project import GOALS_TEMPLATE
 
     lines = GOALS_TEMPLATE.split("# Remove the [] above and uncomment to start:\n")[1]
     uncommented = "\n".join(line[2:] for line in lines.splitlines())
@@ -230,7 +230,7 @@ def test_plot_helpers_refuse_wrong_input_in_one_line(
 # ------------------------------------------------------------ scoped report styles (item 9)
 def test_notebook_outputs_carry_the_template_rules_scoped() -> None:
     from kpireport.plots.cards import kpi_cards
-    from kpireport.report.styles import SCOPE, scoped_css
+    from kpireport.resources.styles import SCOPE, scoped_css
     from kpireport.report.views import Section
 
     css = scoped_css()
@@ -317,5 +317,5 @@ def test_section_api_example_of_docs_reports_runs(demo: kpireport.CrmData) -> No
     exec(compile(code, "docs/REPORTS.md", "exec"), ns)  # noqa: S102 - our own documentation
     view = ns["view"]
     assert view.names == ["summary", "goals", "development", "funnel", "leaderboard", "pipeline",
-                          "per_seller"]  # fmt: skip
+                          "track_record", "per_seller"]  # fmt: skip
     assert "Order intake per seller" in ns["html"] and "sellers in SMB." in ns["html"]

@@ -1,4 +1,4 @@
-"""``kpireport init DIR [--preset NAME]``: scaffold a project folder (see :mod:`kpireport.resources.project`)."""
+"""``kpireport init DIR [--preset NAME]``: scaffold a project folder (see :mod:`kpireport.cli.project`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Scaffold the project and list what was written; 0."""
-    from kpireport.resources.project import init_project
+    from kpireport.cli.project import init_project
 
     written = init_project(
         args.folder, preset=args.preset, organisation=args.organisation, force=args.force

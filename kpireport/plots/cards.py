@@ -43,7 +43,7 @@ class Html(str):
     """An HTML fragment: a plain ``str`` that Jupyter displays as HTML."""
 
     def _repr_html_(self) -> str:
-        from kpireport.report.styles import scoped
+        from kpireport.resources.styles import scoped
 
         return scoped(str(self))  # the report's styles, scoped: looks the same in JupyterLab
 

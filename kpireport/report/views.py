@@ -136,7 +136,7 @@ class Section:
         return "".join(parts)
 
     def _repr_html_(self) -> str:
-        from kpireport.report.styles import scoped
+        from kpireport.resources.styles import scoped
 
         return scoped(self.to_html())  # styled in JupyterLab as in the HTML/PDF
 
@@ -211,7 +211,7 @@ class ReportView:
         """Display these sections (all when no name is given) as HTML in the notebook."""
         from IPython.display import HTML, display
 
-        from kpireport.report.styles import scoped
+        from kpireport.resources.styles import scoped
 
         for s in (
             self.sections if not names else [self.section(n) for n in names if n in self.names]
