@@ -77,9 +77,9 @@ def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path: Path)
 
 
 def test_goals_yaml_examples_cover_every_scope_and_are_valid(tmp_path: Path) -> None:
+    from kpireport.cli.project import GOALS_TEMPLATE
     from kpireport.data.demo import demo_data
     from kpireport.goals import evaluate_goals
-    from kpireport.cli.project import GOALS_TEMPLATE
 
     lines = GOALS_TEMPLATE.split("# Remove the [] above and uncomment to start:\n")[1]
     uncommented = "\n".join(line[2:] for line in lines.splitlines())
@@ -230,8 +230,8 @@ def test_plot_helpers_refuse_wrong_input_in_one_line(
 # ------------------------------------------------------------ scoped report styles (item 9)
 def test_notebook_outputs_carry_the_template_rules_scoped() -> None:
     from kpireport.plots.cards import kpi_cards
-    from kpireport.resources.styles import SCOPE, scoped_css
     from kpireport.report.views import Section
+    from kpireport.resources.styles import SCOPE, scoped_css
 
     css = scoped_css()
     template = (ROOT / "kpireport/resources/templates/kpireport/kpireport.css").read_text()
