@@ -231,16 +231,27 @@ def test_second_run_with_wait_runs_after_the_first(tmp_path):
 
     out = tmp_path / "out"
     pack = nap_pack(tmp_path, 0.1, n=1)
+    import threading
+
+    lines: list[str] = []
     with output_lock(out.resolve()):
         proc = subprocess.Popen(
             [KPIREPORT, "run", str(pack), "--out", str(out), "--wait"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(4)
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        end = time.monotonic() + 120  # however slow the machine: until the run says it waits
+        while not any("Waiting for the run that holds" in ln for ln in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < end, "".join(lines)
+            time.sleep(0.2)
+        time.sleep(1)  # it keeps waiting while the lock is held
         assert proc.poll() is None and published_files(out) == []
-    _, err = proc.communicate(timeout=180)
+    proc.wait(timeout=180)
+    reader.join(10)
+    err = "".join(lines)
     assert proc.returncode == 0, err
-    assert "Waiting for the run that holds" in err
     assert [p.name for p in published_files(out)] == [
         "nap0.html", "nap0.ipynb", "nap0.manifest.json",
     ]  # fmt: skip
