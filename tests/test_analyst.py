@@ -133,7 +133,7 @@ def demo() -> kpireport.CrmData:
 def test_tidy_results_carry_names_and_period_start(demo: kpireport.CrmData) -> None:
     df = kpireport.compute_kpis(demo, ["2026-10", "2026-11"], by="seller", kpis=["won_value"],
                                 as_of="2026-12-01")  # fmt: skip
-    assert list(df.columns[-2:]) == ["name", "period_start"]
+    assert list(df.columns[-3:]) == ["name", "period_start", "complete"]
     sellers = demo.sellers.set_index("seller_id")["name"]
     assert (df["name"] == df["scope_id"].map(sellers)).all()
     assert df.loc[df["scope_id"] == "S001", "name"].iloc[0] == "Björn Åkesson"

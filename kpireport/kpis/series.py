@@ -10,6 +10,12 @@ Design decisions
 * Default span: from the period containing the first dated record of the
   KPI's tables to the period containing ``as_of`` (or the last record). With
   ``as_of`` the last period is cut "to date" and later periods are dropped.
+* The future is not zero (docs/KPIS.md, :func:`kpireport.kpis.compute.period_status`):
+  periods starting after the last day of the data (or ``as_of`` when
+  earlier) are NaN, and a last period that contains that day but goes
+  beyond it is flagged in ``attrs["partial"]`` (its label) and
+  ``attrs["partial_start"]`` (its start); both are ``None`` otherwise.
+  :func:`kpireport.forecast.forecast` warns when handed such a series.
 * A single scope id is evaluated by mapping every other id to
   *unattributed*, so a series for one customer costs no more than one for
   the organisation.
@@ -33,6 +39,7 @@ from kpireport.kpis.compute import (
     PeriodLike,
     cut_intervals,
     evaluate,
+    period_status,
     resolve_kpis,
     resolve_scope,
 )
@@ -110,8 +117,11 @@ def kpi_series(
     -------
     pandas.Series
         Named ``kpi``, indexed by period start with frequency
-        ``GRAIN_FREQ[grain]``; ``attrs["periods"]`` holds the labels and
-        ``attrs["unit"]`` the unit.
+        ``GRAIN_FREQ[grain]``; ``attrs["periods"]`` holds the labels,
+        ``attrs["unit"]`` the unit, ``attrs["partial"]`` the label of the
+        partial period (``None`` when every period is complete) and
+        ``attrs["partial_start"]`` its start. Periods after the last day of
+        the data (or ``as_of``) are NaN, not 0 (module docstring).
     """
     grain = Grain(grain)
     scope = resolve_scope(scope)
@@ -138,10 +148,14 @@ def kpi_series(
     periods = [from_start(s, grain) for s in index]
     starts, ends = cut_intervals(periods, as_of)
     values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of, select)
-    out = pd.Series(values[:, 0], index=index, name=kdef.name)
+    future, partial, _ = period_status(prepared(data), periods, as_of)
+    out = pd.Series(np.where(future, np.nan, values[:, 0]), index=index, name=kdef.name)
     out.index.name = "period_start"
     out.attrs["periods"] = [p.label for p in periods]
     out.attrs["unit"] = str(kdef.unit)
+    last = int(np.flatnonzero(partial)[-1]) if partial.any() else None
+    out.attrs["partial"] = None if last is None else periods[last].label
+    out.attrs["partial_start"] = None if last is None else periods[last].start
     return out
 
 
