@@ -815,3 +815,43 @@ def test_forecast_warns_on_a_partial_last_period(crm: CrmData) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         forecast(s.iloc[:-1], 2)  # the complete months only: no warning
+
+
+def test_period_arguments_accept_pandas_periods_dates_and_int_years(crm: CrmData) -> None:
+    import datetime as dt
+
+    df = compute_kpis(
+        crm,
+        [pd.Period("2026-03", "M"), dt.date(2026, 3, 10), pd.Timestamp("2026-03-31 18:00"), 2025],
+        kpis=["deals_won"],
+    )
+    got = df.set_index("period")["value"].to_dict()
+    # March: D1 (10th), D5 (5th), D2 (31st); 10 March: D1; 31 March: D2; 2025: D9
+    assert got == {"2026-03": 3, "2026-03-10": 1, "2026-03-31": 1, "2025": 1}
+    s = kpi_series(crm, "revenue", start=pd.Period("2026-01", "M"), end=dt.date(2026, 3, 2))
+    assert s.tolist() == [700, 2000, 3200]  # I9; I3; I4 + I5 + I6 + I7 = 1500 - 300 + 800 + 1200
+    # an end that is a longer period ends with its last month; relative names use as_of
+    assert len(kpi_series(crm, "revenue", start=2025, end="2025-Q2")) == 6
+    rel = kpi_series(
+        crm, "revenue", start="previous-month", end="current-month", as_of="2026-03-31"
+    )
+    assert rel.tolist() == [2000, 3200]
+
+
+def test_growth_table_returns_every_period_given(crm: CrmData) -> None:
+    g = growth_table(crm, ["2026-02", pd.Period("2026-03", "M")]).set_index("period")
+    assert g["revenue"].to_dict() == {"2026-02": 2000, "2026-03": 3200}
+    assert g.loc["2026-02", "revenue_prev"] == 700  # I9, January
+    assert g.loc["2026-02", "growth_mom"] == pytest.approx(2000 / 700 - 1)
+    assert g.loc["2026-03", "growth_mom"] == pytest.approx(3200 / 2000 - 1)
+    later = growth_table(crm, "2026-05").iloc[0]  # after the data (1 April): unknown, not 0
+    assert math.isnan(later["revenue"]) and math.isnan(later["growth_mom"])
+
+
+def test_invalid_scope_and_grain_list_the_valid_ones(crm: CrmData) -> None:
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        compute_kpis(crm, "2026-03", by="teams")
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        growth_table(crm, "2026-03", by="teams")
+    with pytest.raises(PeriodError, match="Valid grains: day, week, month, quarter, year"):
+        kpi_series(crm, "revenue", grain="months", start="2026-01", end="2026-03")

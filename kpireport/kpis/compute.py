@@ -81,7 +81,9 @@ from kpireport.periods import Period, _day, parse_period
 log = logging.getLogger("kpireport")
 
 DateLike = dt.date | pd.Timestamp | str
-PeriodLike = str | Period
+#: what a period argument accepts (docs/PERIODS.md): a label or relative name,
+#: a Period, a pandas Period, a date/Timestamp (that day) or an int year
+PeriodLike = str | Period | pd.Period | dt.date | pd.Timestamp | int
 
 #: columns of the result after the five KPI_COLUMNS
 EXTRA_COLUMNS = ("unit", "note", "name", "period_start", "complete")
@@ -104,8 +106,15 @@ _DATE_COLUMNS = (
 def resolve_periods(
     periods: PeriodLike | Iterable[PeriodLike], as_of: DateLike | None
 ) -> list[Period]:
-    """Parse one or several period labels (relative ones against ``as_of``), de-duplicated."""
-    if isinstance(periods, (str, Period)):
+    """Parse one or several periods (relative labels against ``as_of``), de-duplicated.
+
+    A single period is anything :func:`~kpireport.periods.parse_period`
+    accepts (a label, relative name, Period, pandas Period, date, Timestamp or
+    int year); anything else iterable is a list of them.
+    """
+    if isinstance(periods, (str, Period, pd.Period, dt.date, int, np.integer)) or not isinstance(
+        periods, Iterable
+    ):
         periods = [periods]
     out: list[Period] = []
     for p in periods:
@@ -274,7 +283,9 @@ def compute_kpis(
     data
         The canonical dataset.
     periods
-        A period label (docs/PERIODS.md), a :class:`~kpireport.periods.Period`, or a list of them.
+        A period or a list of them: a label or relative name (docs/PERIODS.md),
+        a :class:`~kpireport.periods.Period`, a ``pandas.Period``, a
+        ``datetime.date``/``pandas.Timestamp`` (that day) or an int year.
     by
         ``organisation``, ``team``, ``seller`` or ``customer``.
     kpis

@@ -44,7 +44,15 @@ from kpireport.kpis.compute import (
     resolve_scope,
 )
 from kpireport.kpis.engine import UNATTRIBUTED, prepared
-from kpireport.periods import Period, _day, containing, from_start, parse_period
+from kpireport.periods import (
+    Period,
+    _day,
+    containing,
+    from_start,
+    is_relative,
+    parse_grain,
+    parse_period,
+)
 
 
 def _select(data: CrmData, scope: Scope, scope_id: object) -> int | None:
@@ -60,15 +68,20 @@ def _select(data: CrmData, scope: Scope, scope_id: object) -> int | None:
     return int(code)
 
 
-def _bound(value: PeriodLike | DateLike, grain: Grain) -> Period:
-    if isinstance(value, Period):
-        return containing(value.start, grain)
-    if isinstance(value, str):
-        try:
-            return containing(parse_period(value).start, grain)
-        except PeriodError:
-            pass
-    return containing(_day(value), grain)
+def _bound(value: PeriodLike | DateLike, grain: Grain, *, last: bool = False) -> Period:
+    """The ``grain`` period containing the first (``last``: the last) day of ``value``.
+
+    ``value`` is anything :func:`~kpireport.periods.parse_period` accepts
+    (label, relative name with ``as_of``, Period, pandas Period, date, int
+    year) or a date string such as ``2026-10-15 12:00``.
+    """
+    try:
+        p = parse_period(value)
+    except PeriodError:
+        if not isinstance(value, str):
+            raise
+        return containing(_day(value), grain)
+    return containing(p.last_day if last else p.start, grain)
 
 
 def _data_span(data: CrmData, tables: tuple[str, ...]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -107,7 +120,12 @@ def kpi_series(
     grain
         ``day``, ``week``, ``month``, ``quarter`` or ``year``.
     start, end
-        First and last period (a label, a Period or a date inside it).
+        First and last period: anything a period argument accepts (a label,
+        a relative name resolved against ``as_of``, a Period, a pandas
+        Period, a date or Timestamp, an int year; docs/PERIODS.md). The
+        series starts with the ``grain`` period containing the first day of
+        ``start`` and ends with the one containing the last day of ``end``
+        (``end="2026"`` by month ends with 2026-12).
         Defaults: the span of the KPI's data, ending with the period that
         contains ``as_of``.
     as_of
@@ -123,10 +141,14 @@ def kpi_series(
         ``attrs["partial_start"]`` its start. Periods after the last day of
         the data (or ``as_of``) are NaN, not 0 (module docstring).
     """
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     scope = resolve_scope(scope)
     kdef = resolve_kpis(kpi, scope)[0]
     select = _select(data, scope, scope_id)
+    if isinstance(start, str) and is_relative(start):
+        start = parse_period(start, as_of)
+    if isinstance(end, str) and is_relative(end):
+        end = parse_period(end, as_of)
     span = _data_span(data, kdef.tables)
     if start is None:
         if span is None:
@@ -139,7 +161,7 @@ def kpi_series(
             end = span[1]
         else:
             raise KpiError(f"No dated data for '{kdef.name}': pass end explicitly.")
-    first, last = _bound(start, grain), _bound(end, grain)
+    first, last = _bound(start, grain), _bound(end, grain, last=True)
     if as_of is not None:
         last = min(last, containing(as_of, grain))
     if last.start < first.start:
