@@ -83,7 +83,7 @@ def shell_loop(
         stages = {
             "execute": f"{BIN / 'papermill'} {nb} {base}.ipynb -y {params} --no-progress-bar -k python3",
             "html": f"{BIN / 'jupyter'} nbconvert --to html --no-input --template kpireport "
-            f"--TemplateExporter.extra_template_basedirs={ROOT / 'templates'} {base}.ipynb",
+            f"--TemplateExporter.extra_template_basedirs={ROOT / 'kpireport/resources/templates'} {base}.ipynb",
             "pdf": f"{BIN / 'weasyprint'} {base}.html {base}.pdf",
         }
         for stage, cmd in stages.items():
@@ -270,11 +270,20 @@ def main(argv: list[str] | None = None) -> int:
         if len(timed) > 1:
             base_s, base_out = timed[next(iter(timed))]
             for name, (secs, out) in list(timed.items())[1:]:
-                same = kpi_tables(out) == kpi_tables(base_out)
+                mine, base = kpi_tables(out), kpi_tables(base_out)
+                same = mine == base
                 print(
                     f"{name} vs {next(iter(timed))}: {secs / base_s:.2f}x the wall time; "
-                    f"KPI tables identical: {same} ({len(kpi_tables(out))} tables)"
+                    f"KPI tables identical: {same} ({len(mine)} tables)"
                 )
+                for key in sorted(set(mine) | set(base)):
+                    if mine.get(key) != base.get(key):
+                        a = (base.get(key) or "").splitlines()
+                        b = (mine.get(key) or "").splitlines()
+                        diff = [
+                            f"    - {x}\n    + {y}" for x, y in zip(a, b, strict=False) if x != y
+                        ]
+                        print(f"  differs: {key} ({len(a)} vs {len(b)} rows)", *diff[:3], sep="\n")
         if args.skip_loop or not ok:
             return 0 if all_ok else 1
         manifests = [

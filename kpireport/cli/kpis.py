@@ -134,7 +134,8 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
         as_of=as_of,
         breakdown=getattr(args, "breakdown", None),
     )
-    df = df.drop(columns=["name", "period_start", "complete"], errors="ignore")  # the CLI's CSV/JSON contract
+    # the CLI's CSV/JSON contract: kpi, scope, scope_id, period, value (+ unit, note)
+    df = df.drop(columns=["name", "period_start", "complete"], errors="ignore")
     write_result(df, args.format, out)
     return 0
 
