@@ -353,9 +353,9 @@ LEAK_CELLS = [
 ]
 
 
-def test_warm_kernels_are_single_use_and_leave_nothing_behind(tmp_path, monkeypatch):
+def team_notebook(path: Path, cells: list[str]) -> Path:
+    """A python3 notebook with a ``team``/``period`` parameters cell, then ``cells``."""
     import nbformat
-    import psutil
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -365,8 +365,15 @@ def test_warm_kernels_are_single_use_and_leave_nothing_behind(tmp_path, monkeypa
     }
     params = nbformat.v4.new_code_cell('team = "North"\nperiod = "2024-01"')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in LEAK_CELLS]
-    nbformat.write(nb, tmp_path / "leak.ipynb")
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_warm_kernels_are_single_use_and_leave_nothing_behind(tmp_path, monkeypatch):
+    import psutil
+
+    team_notebook(tmp_path / "leak.ipynb", LEAK_CELLS)
     pack = tmp_path / "warm.yaml"
     pack.write_text(
         f"period: 2024-01\nas_of: 2024-02-15\nformats: [html]\nruns:\n"
@@ -422,18 +429,8 @@ KILLER_CELLS = [
 
 
 def test_a_warm_kernel_that_dies_while_waiting_is_replaced(tmp_path):
-    import nbformat
 
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    params = nbformat.v4.new_code_cell('team = "North"\nperiod = "2024-01"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in KILLER_CELLS]
-    nbformat.write(nb, tmp_path / "killer.ipynb")
+    team_notebook(tmp_path / "killer.ipynb", KILLER_CELLS)
     pack = tmp_path / "warm.yaml"
     pack.write_text(
         f"period: 2024-01\nas_of: 2024-02-15\nformats: [html]\nruns:\n"
