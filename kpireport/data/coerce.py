@@ -552,6 +552,8 @@ def open_ended(s: pd.Series) -> pd.Series:
     """
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return pd.Series(False, index=s.index)  # datetime64 cannot hold 9999 at all
+    if _is_stringish(s) and s.dtype != object:  # CSV text, Arrow strings: one vectorised pass
+        return s.str.strip().str.fullmatch(_OPEN_END_TEXT).eq(True)
 
     def sentinel(v: Any) -> bool:
         if isinstance(v, dt.date):
