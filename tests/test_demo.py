@@ -1,4 +1,4 @@
-"""Realism and contract properties of the demo CRM (kpireport.data.demo).
+"""Realism and contract properties of the demo CRM (kpireport.demo).
 
 The demo is generated once per module (seed 7, scale 1, as of 2026-11-30).
 Thresholds come from the generator's documented parameters and were checked
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpireport.data.demo import (
+from kpireport.demo import (
     CURRENCY,
     ORGANISATION,
     TABLES,

@@ -632,7 +632,7 @@ def test_scale_one_demo_loads_from_parquet_fast(tmp_path: Path) -> None:
     """The issue-2 budget: the scale-1 demo loads (parse + validate) well inside 2 s of CPU."""
     import time
 
-    from kpireport.data.demo import write_demo
+    from kpireport.demo import write_demo
     from kpireport.data.validate import validate
 
     source = write_demo(tmp_path / "demo", scale=1, fmt="parquet")

@@ -424,14 +424,14 @@ def test_cli_demo_data_passes_arguments(
     import types
 
     calls = {}
-    fake = types.ModuleType("kpireport.data.demo")
+    fake = types.ModuleType("kpireport.demo")
 
     def write_demo(out, *, seed, scale, fmt, as_of):
         calls.update(out=out, seed=seed, scale=scale, fmt=fmt, as_of=as_of)
         return out
 
     fake.write_demo = write_demo
-    monkeypatch.setitem(sys.modules, "kpireport.data.demo", fake)
+    monkeypatch.setitem(sys.modules, "kpireport.demo", fake)
     code = main(
         [
             "demo-data",

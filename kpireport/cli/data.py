@@ -166,7 +166,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Run ``kpireport demo-data``; return the exit code."""
     try:
-        from kpireport.data.demo import write_demo
+        from kpireport.demo import write_demo
     except ImportError as exc:
         raise KpiReportError("The demo generator is not available in this installation.") from exc
     as_of = args.as_of or cli_default_as_of()

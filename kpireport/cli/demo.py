@@ -82,7 +82,7 @@ def register(sub: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``kpireport demo``; 0 when every report was published."""
     from kpireport.cli.data import cli_default_as_of
-    from kpireport.data.demo import write_demo
+    from kpireport.demo import write_demo
     from kpireport.report.runner import ReportResult, run
 
     as_of = (args.as_of or cli_default_as_of()).isoformat()

@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     as_of = args.as_of or cli_default_as_of()
     source = args.source
     if args.demo:
-        from kpireport.data.demo import write_demo
+        from kpireport.demo import write_demo
 
         src = Path(args.demo) / "source.yaml"
         if not src.exists():

@@ -4,7 +4,7 @@ Modules: :mod:`~kpireport.data.schema` (the contract as data),
 :mod:`~kpireport.data.model` (``CrmData``), :mod:`~kpireport.data.sources`
 (finding and reading a source), :mod:`~kpireport.data.coerce` (canonical
 types), :mod:`~kpireport.data.load` (``load``), :mod:`~kpireport.data.validate`
-(``validate``) and :mod:`~kpireport.data.demo` (the demo CRM). The functions
+(``validate``) and :mod:`~kpireport.demo` (the demo CRM). The functions
 ``load`` and ``validate`` are re-exported at the package root
 (``kpireport.load``); ``kpireport.data.load`` is the module.
 """

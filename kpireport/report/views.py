@@ -246,7 +246,7 @@ def load_data(source: str | None, as_of: str | None = None) -> Any:
     from kpireport.report.params import DEMO_SOURCE
 
     if source == DEMO_SOURCE:
-        from kpireport.data.demo import DEFAULT_AS_OF, demo_data
+        from kpireport.demo import DEFAULT_AS_OF, demo_data
 
         return demo_data(as_of=as_of or DEFAULT_AS_OF)
     if not source:
@@ -268,7 +268,7 @@ def demo_source(folder: str | Path | None = None, as_of: str | None = None) -> P
     """
     import tempfile
 
-    from kpireport.data.demo import DEFAULT_AS_OF, write_demo
+    from kpireport.demo import DEFAULT_AS_OF, write_demo
 
     folder = Path(folder) if folder else Path(tempfile.gettempdir()) / "kpireport-demo"
     src = folder / "source.yaml"
