@@ -88,7 +88,7 @@ N_KEY_CUSTOMERS = 4
 
 
 class GoalSetter:
-    """Goals set from last year's actuals of the same period and scope (see module doc)."""
+    """The goals table of one finished simulation, set as a planner sets them (module docstring)."""
 
     def __init__(self, g: Simulation) -> None:
         self.g = g
