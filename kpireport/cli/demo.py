@@ -93,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out / "data", as_of=as_of, scale=args.scale
     )  # stamped, see kpireport.demo.source
     t_data = time.perf_counter() - t0
-    print(f"demo data (Nordlys Systems Oy, as of {as_of}) written to {source.parent}", flush=True)
+    print(f"demo data (Nordlys Systems Oy, as of {as_of}) in {source.parent}", flush=True)
 
     plan = params_dir() / PACK
     if args.language:
