@@ -110,7 +110,7 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory()
     source = args.source
     if not source:
-        from kpireport.data.demo import write_demo
+        from kpireport.demo import write_demo
 
         source = str(write_demo(Path(tmp.name), fmt="parquet", as_of="2026-11-30"))
     load_start = psutil.getloadavg()

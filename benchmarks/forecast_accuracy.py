@@ -25,7 +25,7 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/forecast_accuracy.py [--dev PATH] 
     (weekly, resampled to monthly means) and ``elnino`` (a 12-column yearly
     table flattened to one monthly series);
 (b) the demo KPIs, monthly, for the organisation and every team (additive
-    KPIs), via ``kpireport.data.demo.demo_data`` + ``kpireport.kpis.kpi_series``;
+    KPIs), via ``kpireport.demo.demo_data`` + ``kpireport.kpis.kpi_series``;
 (c) goal attainment on the demo's daily KPIs: Brier score of the ``profile``
     method vs the run-rate baseline at 25/50/75 % elapsed, for the
     organisation (7 additive KPIs), every team and every seller (won value,
@@ -205,7 +205,7 @@ def public_series() -> dict[str, pd.Series]:
 def demo_series(quick: bool) -> tuple[dict[str, pd.Series], dict[str, pd.Series], str]:
     """Monthly demo KPI series (organisation + teams) and daily organisation series."""
     try:
-        from kpireport.data.demo import demo_data
+        from kpireport.demo import demo_data
         from kpireport.kpis import kpi_series
     except ImportError as exc:  # other stages not written yet
         return {}, {}, f"demo skipped: {exc}"
@@ -353,7 +353,7 @@ ATTAINMENT_SCOPE_KPIS = ("won_value", "deals_won", "meetings_booked")
 
 def scope_daily(quick: bool) -> dict[str, dict[str, pd.Series]]:
     """Daily series of the attainment KPIs for every team and every seller."""
-    from kpireport.data.demo import demo_data
+    from kpireport.demo import demo_data
     from kpireport.kpis import kpi_series
 
     data = demo_data()
@@ -414,12 +414,12 @@ def attainment_part(daily: dict[str, pd.Series], quick: bool) -> None:
 def goals_part() -> None:
     """The demo's current goals of every scope, evaluated with forecasts."""
     try:
-        from kpireport.data.demo import demo_data
+        from kpireport.demo import demo_data
         from kpireport.goals import evaluate_goals
     except ImportError as exc:
         print(f"goals skipped: {exc}")
         return
-    from kpireport.data.demo import DEFAULT_AS_OF
+    from kpireport.demo import DEFAULT_AS_OF
 
     data = demo_data()
     as_of = pd.Timestamp(DEFAULT_AS_OF) - pd.Timedelta(days=10)  # inside running periods

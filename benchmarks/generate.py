@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/generate.py [--scale 90] [--seed 7] [--out DIR] [--no-validate]
 
-At the default scale (:data:`kpireport.data.demo.BENCHMARK_SCALE`) the demo has
+At the default scale (:data:`kpireport.demo.BENCHMARK_SCALE`) the demo has
 about 1 M deals and 5 M activities. For each step it prints wall-clock seconds
 *and* CPU seconds of this process (the machine is shared: when others load it,
 CPU time is the steadier figure), row counts, in-memory size and the peak RSS
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kpireport.data.demo import BENCHMARK_SCALE, generate_demo, write_demo
+from kpireport.demo import BENCHMARK_SCALE, DEFAULT_SEED, generate_demo, write_demo
 
 
 def _peak_rss_mb() -> float:
@@ -71,7 +71,7 @@ def _timed() -> Iterator[_Timer]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=BENCHMARK_SCALE)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the Parquet files (default: temp)"
     )

@@ -114,7 +114,7 @@ def load_average() -> str:
 
 def demo_source(folder: Path, as_of: str) -> str:
     """Write the demo CRM (Parquet) into ``folder``; return its source YAML."""
-    from kpireport.data.demo import write_demo
+    from kpireport.demo import write_demo
 
     return str(write_demo(folder / "data", fmt="parquet", as_of=as_of))
 
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         params = selftest_params(folder, args.selftest) if args.selftest else args.params
         if not args.selftest:
-            from kpireport.data.demo import DEFAULT_AS_OF
+            from kpireport.demo import DEFAULT_AS_OF
 
             args.as_of = args.as_of or DEFAULT_AS_OF
             if not args.source:

@@ -70,7 +70,7 @@ HS_STAGE = {
 
 def demo_slice() -> dict[str, pd.DataFrame]:
     """The canonical slice of the demo every export is made from."""
-    from kpireport.data.demo import generate_demo
+    from kpireport.demo import generate_demo
 
     d = generate_demo(seed=7, scale=0.05, as_of=AS_OF)
     a, b = (pd.Timestamp(x) for x in WINDOW)

@@ -78,7 +78,7 @@ def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path: Path)
 
 def test_goals_yaml_examples_cover_every_scope_and_are_valid(tmp_path: Path) -> None:
     from kpireport.cli.project import GOALS_TEMPLATE
-    from kpireport.data.demo import demo_data
+    from kpireport.demo import demo_data
     from kpireport.goals import evaluate_goals
 
     lines = GOALS_TEMPLATE.split("# Remove the [] above and uncomment to start:\n")[1]
@@ -125,7 +125,7 @@ def test_init_with_preset_then_run_uses_the_project_notebook_and_goals(tmp_path:
 # ------------------------------------------------------- tidy results and plots (items 7, 8)
 @pytest.fixture(scope="module")
 def demo() -> kpireport.CrmData:
-    from kpireport.data.demo import demo_data
+    from kpireport.demo import demo_data
 
     return demo_data(as_of="2026-12-01")
 

@@ -42,7 +42,7 @@ WAIT = 90_000  # ms: a cold page on a loaded 2-core machine
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo CRM (Parquet) with team 'Partners Öst' renamed to an HTML payload."""
-    from kpireport.data.demo import generate_demo, write_demo
+    from kpireport.demo import generate_demo, write_demo
 
     tables = generate_demo(as_of="2026-11-30")
     tables["sellers"]["team"] = tables["sellers"]["team"].replace("Partners Öst", PAYLOAD)

@@ -632,8 +632,8 @@ def test_scale_one_demo_loads_from_parquet_fast(tmp_path: Path) -> None:
     """The issue-2 budget: the scale-1 demo loads (parse + validate) well inside 2 s of CPU."""
     import time
 
-    from kpireport.data.demo import write_demo
     from kpireport.data.validate import validate
+    from kpireport.demo import write_demo
 
     source = write_demo(tmp_path / "demo", scale=1, fmt="parquet")
     t0 = time.process_time()
@@ -990,3 +990,35 @@ def test_9999_12_31_is_no_end_in_end_dates_only(tmp_path: Path) -> None:
         load(folder)
     (p,) = [p for p in err.value.problems if p.column == "created_at"]
     assert p.table == "deals" and tuple(p.ids) == ("D1",) and "9999-12-31" in p.reason
+
+
+# ------------------------------------------------- defaults said out loud (issue 13 item 12)
+def test_a_folder_without_source_yaml_says_which_defaults_it_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    with caplog.at_level(logging.WARNING, logger="kpireport"):
+        data = load(BASIC)
+        assert (data.timezone, data.organisation) == ("UTC", "Organisation")
+        assert said() == [
+            f"The source CSV folder {BASIC} declares no time zone and no organisation: using UTC "
+            "and 'Organisation' (set timezone: and organisation: in a source YAML, or pass timezone=)."
+        ]
+        caplog.clear()
+        load(BASIC, timezone="Europe/Helsinki")
+        assert said() == [
+            f"The source CSV folder {BASIC} declares no organisation: using 'Organisation' "
+            "(set organisation: in a source YAML)."
+        ]
+        caplog.clear()
+        yaml = tmp_path / "source.yaml"
+        yaml.write_text(
+            f"path: {BASIC}\ntimezone: Europe/Helsinki\norganisation: Acme Oy\n", encoding="utf-8"
+        )
+        data = load(yaml)
+        assert (data.timezone, data.organisation) == ("Europe/Helsinki", "Acme Oy")
+        assert not any("declares no" in m for m in said())

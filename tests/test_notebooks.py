@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kpireport.data.demo import CURRENCY, ORGANISATION, TIMEZONE, generate_demo
 from kpireport.data.model import CrmData
+from kpireport.demo import CURRENCY, ORGANISATION, TIMEZONE, generate_demo
 from kpireport.i18n import fmt_currency, fmt_number
 from kpireport.kpis import compute_kpis
 from kpireport.report import run

@@ -416,48 +416,6 @@ def test_cli_validate_missing_table_exit_1(
     assert "no 'deals' table" in capsys.readouterr().err
 
 
-def test_cli_demo_data_passes_arguments(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import datetime as dt
-    import sys
-    import types
-
-    calls = {}
-    fake = types.ModuleType("kpireport.data.demo")
-
-    def write_demo(out, *, seed, scale, fmt, as_of):
-        calls.update(out=out, seed=seed, scale=scale, fmt=fmt, as_of=as_of)
-        return out
-
-    fake.write_demo = write_demo
-    monkeypatch.setitem(sys.modules, "kpireport.data.demo", fake)
-    code = main(
-        [
-            "demo-data",
-            "--out",
-            str(tmp_path),
-            "--seed",
-            "3",
-            "--scale",
-            "0.5",
-            "--format",
-            "parquet",
-            "--as-of",
-            "2026-10-15",
-        ]
-    )
-    assert code == 0
-    assert calls == {
-        "out": tmp_path,
-        "seed": 3,
-        "scale": 0.5,
-        "fmt": "parquet",
-        "as_of": dt.date(2026, 10, 15),
-    }
-    assert str(tmp_path) in capsys.readouterr().out
-
-
 # ------------------------------------------------------- fast paths (issue 2)
 def test_repeated_bad_goal_periods_are_all_reported() -> None:
     """Each distinct period is parsed once, yet every row carrying it is named."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kpireport.data.demo import demo_data
+from kpireport.demo import demo_data
 from kpireport.history.store import History
 from kpireport.kpis import compute_kpis
 from kpireport.report.views import management_pack_view

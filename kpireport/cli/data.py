@@ -16,9 +16,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from kpireport.errors import DataContractError, KpiReportError, SourceError
-
-FORMATS = ("csv", "parquet", "sqlite", "xlsx")
+from kpireport.errors import DataContractError, SourceError
 
 
 def cli_default_as_of() -> dt.date:
@@ -102,6 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_validate)
 
+    from kpireport.demo import DEFAULT_SEED, FORMATS  # one seed for the CLI and the notebooks
+
     d = sub.add_parser(
         "demo-data",
         help="write a realistic fictional CRM dataset",
@@ -114,7 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder (file for sqlite/xlsx)",
     )
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"random seed (default {DEFAULT_SEED}, as for kpireport demo and the notebooks)",
+    )
     d.add_argument("--scale", type=_positive_float, default=1.0, help="size multiplier (default 1)")
     d.add_argument(
         "--format", choices=FORMATS, default="csv", dest="fmt", help="file format (default csv)"
@@ -165,11 +170,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Run ``kpireport demo-data``; return the exit code."""
-    try:
-        from kpireport.data.demo import write_demo
-    except ImportError as exc:
-        raise KpiReportError("The demo generator is not available in this installation.") from exc
+    from kpireport.demo import write_demo
+
     as_of = args.as_of or cli_default_as_of()
     written = write_demo(args.out, seed=args.seed, scale=args.scale, fmt=args.fmt, as_of=as_of)
-    print(f"demo data written to {written if written is not None else args.out}")
+    print(f"demo data written to {written}")
     return 0

@@ -1,7 +1,8 @@
 """``kpireport demo``: write the demo CRM and build its monthly report pack (docs/ARCHITECTURE.md, ``make demo``).
 
 Steps: write the seeded demo dataset as Parquet into ``OUT/data`` (data up to
-and including ``--as-of``), then run the packaged ``monthly_pack.yaml`` (every team,
+and including ``--as-of``; a folder already holding exactly that data, by its
+stamp, is reused: :func:`kpireport.demo.demo_source`), then run the packaged ``monthly_pack.yaml`` (every team,
 every seller, the management pack and the finance report) for the latest
 complete month (``previous-month`` relative to ``--as-of``) into ``OUT/reports``,
 and print where the pack is with a short summary.
@@ -82,15 +83,17 @@ def register(sub: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``kpireport demo``; 0 when every report was published."""
     from kpireport.cli.data import cli_default_as_of
-    from kpireport.data.demo import write_demo
+    from kpireport.demo import demo_source
     from kpireport.report.runner import ReportResult, run
 
     as_of = (args.as_of or cli_default_as_of()).isoformat()
     out = Path(args.out).expanduser().resolve()
     t0 = time.perf_counter()
-    source = write_demo(out / "data", fmt="parquet", as_of=as_of, scale=args.scale)
+    source = demo_source(
+        out / "data", as_of=as_of, scale=args.scale
+    )  # stamped, see kpireport.demo.source
     t_data = time.perf_counter() - t0
-    print(f"demo data (Nordlys Systems Oy, as of {as_of}) written to {source.parent}", flush=True)
+    print(f"demo data (Nordlys Systems Oy, as of {as_of}) in {source.parent}", flush=True)
 
     plan = params_dir() / PACK
     if args.language:

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--source", help="data source (folder, workbook, database URL or source YAML)")
     p.add_argument("--demo", metavar="DIR", type=Path,
-                   help="serve the demo CRM, written into DIR first when it is not there")  # fmt: skip
+                   help="serve the demo CRM as of --as-of, (re)written into DIR unless it holds exactly that")  # fmt: skip
     p.add_argument("--goals", help="goals file (YAML/CSV) instead of the source's goals table")
     p.add_argument(
         "--port", type=int, default=8050, help="TCP port (default 8050; 0 = any free port)"
@@ -86,13 +86,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     as_of = args.as_of or cli_default_as_of()
     source = args.source
     if args.demo:
-        from kpireport.data.demo import write_demo
+        from kpireport.demo import demo_source
 
-        src = Path(args.demo) / "source.yaml"
-        if not src.exists():
-            print(f"writing the demo CRM (as of {as_of}) to {args.demo} …", file=sys.stderr)
-            write_demo(args.demo, fmt="parquet", as_of=as_of.isoformat())
-        source = str(src)
+        print(f"the demo CRM (as of {as_of}) in {args.demo} …", file=sys.stderr)
+        source = str(demo_source(args.demo, as_of=as_of.isoformat()))
     if not source:
         raise AccessError("kpireport serve needs --source SRC (or --demo DIR).")
     users = load_users(args.auth) if args.auth else None

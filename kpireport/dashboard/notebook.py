@@ -39,7 +39,7 @@ def _store(source: str, goals: str | None, ttl: float, as_of: dt.date) -> DataSt
     with _LOCK:
         if key not in _STORES:
             if demo:  # the fictional demo company, generated for this as_of (never a stale copy)
-                from kpireport.data.demo import demo_data
+                from kpireport.demo import demo_data
 
                 origin: Any = lambda: demo_data(as_of=as_of.isoformat())  # noqa: E731
             else:

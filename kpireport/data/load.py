@@ -54,6 +54,7 @@ log = logging.getLogger("kpireport")
 
 DEFAULT_CURRENCY = "EUR"
 DEFAULT_TIMEZONE = "UTC"
+DEFAULT_ORGANISATION = "Organisation"
 
 SourceLike = str | os.PathLike[str] | CrmData | Mapping[str, pd.DataFrame]
 
@@ -157,11 +158,14 @@ def load(
     extra.setdefault("gross_margin", 1.0)
     for p in warnings:
         log.info("data warning: %s", p.sentence())
+    said = _defaults_used(spec.description, timezone or settings.get("timezone"), settings)
+    if said:  # a folder or file without a source YAML: say what was assumed
+        log.log(logging.INFO if spec.kind == "frames" else logging.WARNING, "%s", said)
     return CrmData(
         tables=tables,
         timezone=tz,
         currency=reporting,
-        organisation=str(settings.get("organisation") or "Organisation"),
+        organisation=str(settings.get("organisation") or DEFAULT_ORGANISATION),
         settings=extra,
         source=spec.description,
         warnings=list(warnings),
@@ -169,6 +173,31 @@ def load(
 
 
 # ------------------------------------------------------------------ helpers
+def _defaults_used(description: str, timezone: Any, settings: Mapping[str, Any]) -> str | None:
+    """The sentence naming the defaults a source without settings gets, or None.
+
+    ``The source folder crm/ declares no time zone and no organisation: using
+    UTC and 'Organisation' (set timezone: and organisation: in a source YAML,
+    or pass timezone=).``
+    """
+    missing, used, keys = [], [], []
+    if not timezone:
+        missing.append("no time zone")
+        used.append(DEFAULT_TIMEZONE)
+        keys.append("timezone:")
+    if not settings.get("organisation"):
+        missing.append("no organisation")
+        used.append(f"'{DEFAULT_ORGANISATION}'")
+        keys.append("organisation:")
+    if not missing:
+        return None
+    also = ", or pass timezone=" if not timezone else ""
+    return (
+        f"The source {description} declares {' and '.join(missing)}: using {' and '.join(used)} "
+        f"(set {' and '.join(keys)} in a source YAML{also})."
+    )
+
+
 def _default_mappings() -> dict[str, sources.TableMapping]:
     return {name: sources.TableMapping(name) for name in SCHEMAS}
 

@@ -240,7 +240,10 @@ def resolve(source: str | os.PathLike[str]) -> SourceSpec:
         return SourceSpec("sql", url, mask_url(url), _canonical_default_mappings(), {}, secrets)
     path = Path(text).expanduser()
     if not path.exists():
-        raise SourceError(f"The source '{path}' does not exist.", hint="Check the path.")
+        hint = "Check the path."
+        if text == "demo":  # the demo company is not a loader source (see kpireport/demo)
+            hint = "For the demo company use kpireport.demo.demo_data(as_of=...) or --source demo."
+        raise SourceError(f"The source '{path}' does not exist.", hint=hint)
     if path.is_dir():
         return SourceSpec("folder", path, f"folder {path}", _canonical_default_mappings())
     suffix = path.suffix.lower()

@@ -197,7 +197,7 @@ def _load_data(source: Any, as_of: str | None) -> Any:
     if isinstance(source, CrmData):
         return source
     if source == DEMO_SOURCE:  # asked for by name, never a fallback
-        from kpireport.data.demo import DEFAULT_AS_OF, demo_data
+        from kpireport.demo import DEFAULT_AS_OF, demo_data
 
         return demo_data(as_of=as_of or DEFAULT_AS_OF)
     from kpireport.data.load import load  # lazy: the loader is heavy

@@ -246,7 +246,7 @@ def load_data(source: str | None, as_of: str | None = None) -> Any:
     from kpireport.report.params import DEMO_SOURCE
 
     if source == DEMO_SOURCE:
-        from kpireport.data.demo import DEFAULT_AS_OF, demo_data
+        from kpireport.demo import DEFAULT_AS_OF, demo_data
 
         return demo_data(as_of=as_of or DEFAULT_AS_OF)
     if not source:
@@ -262,19 +262,15 @@ def load_data(source: str | None, as_of: str | None = None) -> Any:
 
 
 def demo_source(folder: str | Path | None = None, as_of: str | None = None) -> Path:
-    """Path of a demo source YAML, written (Parquet) into ``folder`` if it is not there yet.
+    """Path of the demo source YAML for ``as_of``: :func:`kpireport.demo.demo_source`.
 
-    ``folder`` defaults to ``<tmp>/kpireport-demo``.
+    ``folder`` defaults to a temporary folder keyed on ``as_of``, the seed, the
+    scale and the kpireport version, so a folder written for another day is
+    never reused.
     """
-    import tempfile
+    from kpireport.demo import demo_source as _demo_source
 
-    from kpireport.data.demo import DEFAULT_AS_OF, write_demo
-
-    folder = Path(folder) if folder else Path(tempfile.gettempdir()) / "kpireport-demo"
-    src = folder / "source.yaml"
-    if not src.exists():
-        write_demo(folder, fmt="parquet", as_of=as_of or DEFAULT_AS_OF)
-    return src
+    return _demo_source(folder, as_of)
 
 
 # ------------------------------------------------------------------ numbers
