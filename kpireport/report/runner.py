@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from kpireport._version import __version__
-from kpireport.errors import OutputLockedError, ParamsError, RunInterruptedError
+from kpireport.errors import FailureKind, OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
 from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
 from kpireport.report.lock import exclusive_lock
@@ -137,7 +137,7 @@ class ReportResult:
     period: str
     status: str
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: FailureKind | None = None
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     failed_path: str | None = None
@@ -730,7 +730,7 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
         error=mask_secrets(error.get("message") if isinstance(error, dict) else error)
         if error
         else None,
-        error_kind=error.get("kind") if isinstance(error, dict) else None,
+        error_kind=FailureKind.parse(error.get("kind")) if isinstance(error, dict) else None,
         timings=dict(outcome.get("timings") or {}),
         outputs=dict(outcome.get("outputs") or {}),
         failed_path=outcome.get("failed_path"),

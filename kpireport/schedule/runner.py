@@ -24,8 +24,9 @@ Design decisions
   deliveries already ``sent`` for the identity are not repeated. A group
   whose reports are not all built is *held* (never sent half a pack) and goes
   out on the re-run that completes it.
-* **Transient vs deterministic.** A report that failed because its kernel
-  died or did not start (or the worker crashed) is rebuilt up to ``retries``
+* **Transient vs deterministic.** A report whose failure kind is transient
+  (:attr:`kpireport.errors.FailureKind.transient`: its kernel died or did not
+  start, or the report process raised outside the notebook) is rebuilt up to ``retries``
   times with exponential backoff; a notebook that raises (invalid data), a
   timeout or a data-contract error is not retried. SMTP faults follow
   :mod:`kpireport.schedule.mail`.
@@ -60,9 +61,6 @@ from kpireport.schedule import mail
 from kpireport.schedule.config import Job, RecipientGroup, ScheduleConfig
 
 log = logging.getLogger("kpireport")
-
-#: report error kinds worth rebuilding (the fault is in the machinery, not the data)
-TRANSIENT_REPORT_ERRORS = ("dead_kernel", "kernel_start", "internal")
 
 
 @dataclass
@@ -191,7 +189,7 @@ def _build(
         transient = [
             r
             for r in reports.values()
-            if r.status == "failed" and r.error_kind in TRANSIENT_REPORT_ERRORS
+            if r.status == "failed" and r.error_kind is not None and r.error_kind.transient
         ]
         if not transient:
             break
