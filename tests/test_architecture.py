@@ -18,7 +18,7 @@ ROOT = Path(kpireport.__file__).parent
 #: the stages from the bottom up; a module may import its own stage and the ones below
 LAYERS: list[set[str]] = [
     {"_version", "errors", "constants"},
-    {"secrets", "resources", "periods"},
+    {"secrets", "resources", "periods", "problems"},
     {"i18n"},
     {"data"},
     {"kpis"},

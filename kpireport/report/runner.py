@@ -61,7 +61,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -87,15 +86,17 @@ from kpireport.report.pack import (
 )
 from kpireport.report.params import (
     DEMO_SOURCE,
-    ReportSpec,
     RunDef,
-    describe,
-    did_you_mean,
-    duplicate_paths,
-    expand,
     load_plan,
     missing_sources,
+)
+from kpireport.report.plan import (
+    ReportSpec,
+    describe,
+    expand,
+    finish,
     resolve_period,
+    select_only,
 )
 from kpireport.report.slug import slug
 from kpireport.report.snapshot import (
@@ -205,24 +206,11 @@ def _load_data(source: Any, as_of: str | None) -> Any:
     return load(source, as_of=as_of) if as_of else load(source)
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
-
-
 def source_secret_names(source: Any) -> tuple[str, ...]:
-    """Environment variables a source file names (``password_env``, ``${VAR}``)."""
-    if not isinstance(source, (str, os.PathLike)):
-        return ()
-    path = Path(source)
-    names: set[str] = set()
-    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-        with contextlib.suppress(OSError):
-            text = path.read_text(encoding="utf-8-sig")
-            names.update(_ENV_REF.findall(text))
-            names.update(
-                re.findall(r"^\s*\w*_env\s*:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)", text, re.MULTILINE)
-            )
-    names.update(_ENV_REF.findall(str(source)))
-    return tuple(sorted(names))
+    """Environment variables a source names (:func:`kpireport.data.sources.secret_env_names`)."""
+    from kpireport.data.sources import secret_env_names
+
+    return secret_env_names(source)
 
 
 # ---------------------------------------------------------------- header
@@ -461,11 +449,8 @@ def _plan(
         secret_names = source_secret_names(src)
         for spec in specs:
             plans.append(_Plan(spec, data, fingerprint, snapshot, secret_names))
-    plans = _filter_only(plans, only)
-    specs = [p.spec for p in plans]
-    problems = duplicate_paths(specs)
-    if problems:
-        raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    plans = [plans[i] for i in select_only([p.spec for p in plans], only)]
+    finish([p.spec for p in plans])  # two reports on one path are refused
     return plans
 
 
@@ -684,22 +669,6 @@ def _stop_signals() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def _filter_only(plans: list[_Plan], only: Sequence[str] | None) -> list[_Plan]:
-    """Keep the reports whose scope id or run name is in ``only``; refuse unmatched values."""
-    if not only:
-        return plans
-    names = {p.spec.run for p in plans} | {
-        p.spec.scope_id for p in plans if p.spec.scope_id is not None
-    }
-    unmatched = [o for o in only if o not in names]
-    if unmatched:
-        raise ParamsError(
-            "; ".join(f"--only '{o}' matches no report{did_you_mean(o, names)}" for o in unmatched)
-            + "."
-        )
-    return [p for p in plans if p.spec.run in only or p.spec.scope_id in only]
 
 
 def _group_by_source(runs: Sequence[RunDef], source: Any) -> list[tuple[Any, list[RunDef]]]:
