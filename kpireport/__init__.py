@@ -8,9 +8,7 @@ stays fast inside report kernels.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from kpireport._lazy import lazy_exports
 from kpireport._version import __version__
 
 _EXPORTS = {
@@ -43,13 +41,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kpireport' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

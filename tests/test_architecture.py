@@ -17,7 +17,7 @@ ROOT = Path(kpireport.__file__).parent
 
 #: the stages from the bottom up; a module may import its own stage and the ones below
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "constants"},
+    {"_version", "_lazy", "errors", "constants"},
     {"secrets", "resources", "periods", "problems"},
     {"i18n"},
     {"data"},

@@ -16,6 +16,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from kpireport.cli import args as opts
 from kpireport.errors import DataContractError, KpiReportError, SourceError
 
 FORMATS = ("csv", "parquet", "sqlite", "xlsx")
@@ -24,13 +25,6 @@ FORMATS = ("csv", "parquet", "sqlite", "xlsx")
 def cli_default_as_of() -> dt.date:
     """Today's date: the CLI's default ``--as-of`` (the only clock read in kpireport)."""
     return dt.date.today()
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (expected YYYY-MM-DD)") from None
 
 
 def checked_as_of(text: str | None, option: str = "--as-of") -> str | None:
@@ -80,13 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Exit code 0: valid; 1: invalid; 2: usage error."
         ),
     )
-    p.add_argument("source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
-    p.add_argument(
-        "--as-of",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="reference day for future-date and overdue-deal warnings (default: today)",
+    p.add_argument("source", metavar="SOURCE", help=opts.SOURCE_HELP)
+    opts.add_as_of(
+        p, "reference day for future-date and overdue-deal warnings (default: today)", as_date=True
     )
     p.add_argument(
         "--timezone",
@@ -119,13 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--format", choices=FORMATS, default="csv", dest="fmt", help="file format (default csv)"
     )
-    d.add_argument(
-        "--as-of",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="last day of the data (default: today)",
-    )
+    opts.add_as_of(d, "last day of the data (default: today)", as_date=True)
     d.set_defaults(func=cmd_demo_data)
 
 

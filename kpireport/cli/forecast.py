@@ -34,6 +34,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from kpireport.cli import args as opts
 from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.cli.output import write_machine_readable
 from kpireport.constants import Grain, Scope
@@ -54,30 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(the period containing --as-of is the first forecast row)."
         ),
     )
-    p.add_argument(
-        "--source", required=True, metavar="SOURCE", help="folder, .xlsx, .yaml or database URL"
-    )
+    opts.add_source(p, required=True)
     p.add_argument(
         "--kpi", required=True, metavar="NAME", help="KPI name (see kpireport kpis --list)"
     )
-    p.add_argument(
-        "--by",
-        default=Scope.ORGANISATION.value,
-        choices=[s.value for s in Scope],
-        help="scope (default: organisation)",
-    )
+    opts.add_by(p)
     p.add_argument("--scope-id", dest="scope_id", metavar="ID", help="team, seller or company id")
     p.add_argument("--grain", default=Grain.MONTH.value, choices=GRAINS, help="default: month")
     p.add_argument("--horizon", required=True, type=int, metavar="N", help="periods to forecast")
-    p.add_argument(
-        "--as-of",
-        dest="as_of",
-        metavar="YYYY-MM-DD",
-        help="reference day: history ends with the last complete period (default: today)",
-    )
-    p.add_argument(
-        "--format", default="table", choices=FORMATS, help="output format (default: table)"
-    )
+    opts.add_as_of(p, "reference day: history ends with the last complete period (default: today)")
+    opts.add_format(p, FORMATS)
     p.set_defaults(func=run_forecast)
 
 
