@@ -149,7 +149,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         for _, r in checked.iterrows():
             who = (
-                "organisation" if r["scope"] == "organisation" else f"{r['scope']} {r['scope_id']}"
+                Scope.ORGANISATION.value if r["scope"] == Scope.ORGANISATION else f"{r['scope']} {r['scope_id']}"
             )
             marks = "  ".join(f"{x} {MARK[r[x]]}" for x in ("S", "M", "A", "R", "T"))
             out.write(f"{r['goal_id']}  {r['kpi']}  {who}  {r['period']}   {marks}\n")

@@ -33,7 +33,7 @@ import html
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -41,6 +41,9 @@ import pandas as pd
 
 from kpireport.dashboard.access import Grants
 from kpireport.dashboard.store import DataStore, Snapshot
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 #: page kinds, in the order of the page selector
 VIEWS = ("overview", "team", "seller", "goal")
@@ -644,7 +647,7 @@ def scope_page(
     )
 
 
-def _active_sellers(data: Any, p: Any) -> set[str]:
+def _active_sellers(data: CrmData, p: Any) -> set[str]:
     """Seller ids employed during any day of ``p`` (``active_from``/``active_to`` when present)."""
     s = data.tables["sellers"]
     keep = pd.Series(True, index=s.index)
@@ -733,7 +736,7 @@ def _headline(goals: pd.DataFrame, label: str, kpi: str, exact: bool = False) ->
     return None
 
 
-def _curve(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any, lang: str) -> str:
+def _curve(data: CrmData, row: pd.Series, scope: str, sid: str | None, day: Any, lang: str) -> str:
     from kpireport.report.views import development_curve_figure
 
     title = f"{_kpi_label(str(row['kpi']))} · {_period_name(str(row['period']))}"
@@ -743,7 +746,7 @@ def _curve(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any, lan
 
 
 def _cone(
-    data: Any, kpi: str, p: Any, scope: str, sid: str | None, day: Any, cum: pd.Series
+    data: CrmData, kpi: str, p: Any, scope: str, sid: str | None, day: Any, cum: pd.Series
 ) -> Any:
     """The forecast cone (mean, 80 % and 95 %) from ``day`` to the period end, as the reports draw it.
 
@@ -809,7 +812,7 @@ def month_goal_pace(
 
 
 def _no_goal_curve(
-    data: Any, goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None, day: Any,
+    data: CrmData, goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None, day: Any,
     lang: str,
 ) -> str:  # fmt: skip
     """A period without a goal of its own: cumulative actual, forecast cone, and the pace the
@@ -843,7 +846,7 @@ def _no_goal_curve(
 
 
 def attainment_history(
-    data: Any, goals: pd.DataFrame, row: pd.Series, scope: str, sid: str | None, day: Any,
+    data: CrmData, goals: pd.DataFrame, row: pd.Series, scope: str, sid: str | None, day: Any,
     n: int = 12,
 ) -> pd.DataFrame:  # fmt: skip
     """The same goal (KPI, scope, grain) over its last ``n`` periods up to ``row``'s period.

@@ -68,9 +68,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpireport._version import __version__
+from kpireport.constants import Scope
 from kpireport.errors import FailureKind, OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
 from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
@@ -108,6 +109,9 @@ from kpireport.report.snapshot import (
     write_snapshot,
 )
 from kpireport.secrets import mask_secrets
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 log = logging.getLogger("kpireport")
 
@@ -192,7 +196,7 @@ class RunResult:
 
 
 # ------------------------------------------------------------------ data
-def _load_data(source: Any, as_of: str | None) -> Any:
+def _load_data(source: Any, as_of: str | None) -> CrmData:
     from kpireport.data.model import CrmData
 
     if isinstance(source, CrmData):
@@ -224,8 +228,8 @@ def header_meta(spec: ReportSpec, organisation: str, fingerprint: str) -> dict[s
         as_of_label = labels["as_of"].format(date=fmt_date(spec.as_of, spec.language))
     except Exception:  # i18n not available: labels as written
         period_label, as_of_label = spec.period, labels["as_of"].format(date=spec.as_of)
-    if spec.scope == "organisation":
-        scope = labels["organisation"]
+    if spec.scope == Scope.ORGANISATION:
+        scope = labels[Scope.ORGANISATION]
     elif spec.scope == "seller" and spec.scope_name != spec.scope_id:
         scope = f"{labels['seller']} {spec.scope_name} ({spec.scope_id})"
     else:
@@ -535,7 +539,7 @@ class _Plan:
     """One planned report and the data it reads."""
 
     spec: ReportSpec
-    data: Any
+    data: CrmData
     fingerprint: str
     snapshot: Path | None
     secret_names: tuple[str, ...]
@@ -632,7 +636,7 @@ def existing_collisions(specs: Sequence[ReportSpec], out_dir: Path) -> list[str]
             scope = m.get("scope")
             who = (
                 "the organisation"
-                if scope == "organisation"
+                if scope == Scope.ORGANISATION
                 else f"{scope} '{m.get('scope_name')}'"
             )
             problems.append(
@@ -680,7 +684,7 @@ def _group_by_source(runs: Sequence[RunDef], source: Any) -> list[tuple[Any, lis
     return list(groups.items())
 
 
-def _organisation(runs: Sequence[RunDef], spec: ReportSpec, data: Any) -> str:
+def _organisation(runs: Sequence[RunDef], spec: ReportSpec, data: CrmData) -> str:
     for r in runs:
         if r.name == spec.run and r.organisation:
             return str(r.organisation)

@@ -402,7 +402,7 @@ def _job(
         max_attachment_bytes=int(mb * 1024 * 1024),
         retries=problems.non_negative(merged.get("retries"), int, f"{jw} retries", 3),
         backoff_seconds=problems.non_negative(
-            merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", problems, 30.0
+            merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", 30.0
         ),
         archive_url=str(merged["archive_url"]) if merged.get("archive_url") else None,
         jobs=problems.non_negative(jobs, int, f"{jw} jobs", None) if jobs else None,

@@ -52,6 +52,7 @@ from typing import Any
 import pandas as pd
 
 from kpireport._version import __version__
+from kpireport.constants import Scope
 from kpireport.errors import KpiReportError, ScheduleError, ScheduleLockedError
 from kpireport.history.snapshots import read_kpi_table, snapshot_rows
 from kpireport.history.store import History
@@ -236,7 +237,7 @@ def _selected(group: RecipientGroup, reports: Sequence[Any], teams: dict[str, st
                 continue
             if r.scope == "seller" and teams.get(str(r.scope_id)) != group.team:
                 continue
-            if r.scope == "organisation":
+            if r.scope == Scope.ORGANISATION:
                 continue
         out.append(r)
     return out
@@ -274,7 +275,7 @@ def _filename(p: _Published) -> str:
     ext = p.file.suffix if p.file else ".pdf"
     parts = (
         [p.title]
-        + ([p.scope_name] if p.scope != "organisation" and p.scope_name else [])
+        + ([p.scope_name] if p.scope != Scope.ORGANISATION and p.scope_name else [])
         + [p.period]
     )
     return mail.safe_filename(" – ".join(parts)) + ext
@@ -319,11 +320,11 @@ def body_text(
         if t is None or "status" not in t:
             continue
         for rec in t[t["status"].isin(["at_risk", "off_track"])].to_dict("records"):
-            who = p.scope_name if p.scope != "organisation" else "organisation"
+            who = p.scope_name if p.scope != Scope.ORGANISATION else Scope.ORGANISATION.value
             risks.append(f"  - {rec['kpi']} ({who}): {str(rec['status']).replace('_', ' ')}")
     lines += ["", "Goals at risk:", *(risks or ["  - none"])]
     head = next(
-        (p for p in items if p.scope == "organisation" and p.kpis is not None), None
+        (p for p in items if p.scope == Scope.ORGANISATION and p.kpis is not None), None
     ) or next((p for p in items if p.kpis is not None), None)
     if head is not None:
         t = head.kpis
@@ -332,7 +333,7 @@ def body_text(
             "kpi"
         )
         if len(rows):
-            who = head.scope_name if head.scope != "organisation" else "organisation"
+            who = head.scope_name if head.scope != Scope.ORGANISATION else Scope.ORGANISATION.value
             lines += ["", f"Headline KPIs ({who}):"]
             lines += [
                 f"  - {_fmt(str(r['kpi']), float(r['value']))}"
