@@ -35,7 +35,6 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
-from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.cli.output import write_machine_readable
 from kpireport.constants import Grain, Scope
 from kpireport.errors import ForecastError
@@ -137,10 +136,7 @@ def run_forecast(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.horizon < 1:
         raise ForecastError(f"--horizon must be at least 1, not {args.horizon}.")
-    from kpireport.data.load import load
-
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = opts.load_source(args)
     frame = forecast_frame(data, args.kpi, args.by, args.scope_id, args.grain, args.horizon, as_of)
     write_forecast(frame, args.format, out)
     return 0

@@ -26,7 +26,6 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
-from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.constants import Scope
 from kpireport.errors import GoalError
 
@@ -106,10 +105,7 @@ def _load(args: argparse.Namespace):
             f"kpireport goals {args.goals_command} needs --source.",
             hint="Example: kpireport goals check goals.yaml --source data/ --as-of 2026-11-20.",
         )
-    from kpireport.data.load import load
-
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    return load(args.source, as_of=as_of), as_of
+    return opts.load_source(args)
 
 
 def run_cascade(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -149,7 +145,9 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         for _, r in checked.iterrows():
             who = (
-                Scope.ORGANISATION.value if r["scope"] == Scope.ORGANISATION else f"{r['scope']} {r['scope_id']}"
+                Scope.ORGANISATION.value
+                if r["scope"] == Scope.ORGANISATION
+                else f"{r['scope']} {r['scope_id']}"
             )
             marks = "  ".join(f"{x} {MARK[r[x]]}" for x in ("S", "M", "A", "R", "T"))
             out.write(f"{r['goal_id']}  {r['kpi']}  {who}  {r['period']}   {marks}\n")

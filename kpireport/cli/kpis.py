@@ -40,7 +40,6 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
-from kpireport.cli.data import checked_as_of, cli_default_as_of
 from kpireport.cli.output import fmt_value as _fmt
 from kpireport.cli.output import goal_records, write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
@@ -112,11 +111,9 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"kpireport kpis needs {' and '.join(missing)}.",
             hint="Example: kpireport kpis --source data/ --period 2026-10 (or --list).",
         )
-    from kpireport.data.load import load
     from kpireport.kpis import compute_kpis
 
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = opts.load_source(args)
     df = compute_kpis(
         data,
         args.period,
@@ -233,11 +230,9 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
             "kpireport goals needs --source.",
             hint="Example: kpireport goals --source data/ --as-of 2026-11-20.",
         )
-    from kpireport.data.load import load
     from kpireport.goals import evaluate_goals
 
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = opts.load_source(args)
     df = evaluate_goals(
         data,
         args.goals,
