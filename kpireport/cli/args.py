@@ -9,12 +9,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from kpireport.constants import Scope
-
-if TYPE_CHECKING:
-    from kpireport.data.model import CrmData
 
 SOURCE_HELP = "folder, .xlsx, .yaml or database URL"
 
@@ -61,16 +57,3 @@ def add_by(p: argparse.ArgumentParser, help: str = "scope (default: organisation
     p.add_argument(
         "--by", default=Scope.ORGANISATION.value, choices=[s.value for s in Scope], help=help
     )
-
-
-def load_source(args: argparse.Namespace) -> tuple[CrmData, str]:
-    """``(data, as_of)`` for a command's ``--source`` and ``--as-of`` (default: today).
-
-    A bad ``--as-of`` is one sentence (:func:`kpireport.cli.data.checked_as_of`)
-    before anything is loaded.
-    """
-    from kpireport.cli.data import checked_as_of, cli_default_as_of
-    from kpireport.data.load import load
-
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    return load(args.source, as_of=as_of), as_of

@@ -15,9 +15,13 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kpireport.cli import args as opts
 from kpireport.errors import DataContractError, KpiReportError, SourceError
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 FORMATS = ("csv", "parquet", "sqlite", "xlsx")
 
@@ -51,6 +55,18 @@ def checked_as_of(text: str | None, option: str = "--as-of") -> str | None:
             "expected YYYY-MM-DD."
         ) from None
     return day.isoformat()
+
+
+def load_source(args: argparse.Namespace) -> tuple[CrmData, str]:
+    """``(data, as_of)`` for a command's ``--source`` and ``--as-of`` (default: today).
+
+    A bad ``--as-of`` is one sentence (:func:`checked_as_of`)
+    before anything is loaded.
+    """
+    from kpireport.data.load import load
+
+    as_of = checked_as_of(args.as_of) or cli_default_as_of()
+    return load(args.source, as_of=as_of), as_of
 
 
 def _positive_float(text: str) -> float:

@@ -35,6 +35,7 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.cli.output import write_machine_readable
 from kpireport.constants import Grain, Scope
 from kpireport.errors import ForecastError
@@ -136,7 +137,7 @@ def run_forecast(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.horizon < 1:
         raise ForecastError(f"--horizon must be at least 1, not {args.horizon}.")
-    data, as_of = opts.load_source(args)
+    data, as_of = load_source(args)
     frame = forecast_frame(data, args.kpi, args.by, args.scope_id, args.grain, args.horizon, as_of)
     write_forecast(frame, args.format, out)
     return 0

@@ -26,6 +26,7 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.constants import Scope
 from kpireport.errors import GoalError
 
@@ -105,7 +106,7 @@ def _load(args: argparse.Namespace):
             f"kpireport goals {args.goals_command} needs --source.",
             hint="Example: kpireport goals check goals.yaml --source data/ --as-of 2026-11-20.",
         )
-    return opts.load_source(args)
+    return load_source(args)
 
 
 def run_cascade(args: argparse.Namespace, out: TextIO | None = None) -> int:

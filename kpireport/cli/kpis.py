@@ -40,6 +40,7 @@ from typing import TextIO
 import pandas as pd
 
 from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.cli.output import fmt_value as _fmt
 from kpireport.cli.output import goal_records, write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
@@ -113,7 +114,7 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
     from kpireport.kpis import compute_kpis
 
-    data, as_of = opts.load_source(args)
+    data, as_of = load_source(args)
     df = compute_kpis(
         data,
         args.period,
@@ -232,7 +233,7 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
     from kpireport.goals import evaluate_goals
 
-    data, as_of = opts.load_source(args)
+    data, as_of = load_source(args)
     df = evaluate_goals(
         data,
         args.goals,
