@@ -1,7 +1,7 @@
 """kpireport: B2B sales KPIs, SMART goal follow-up and forecasts from CRM data.
 
 The names an analyst needs in a notebook are re-exported here; everything else
-lives in the stage sub-packages (``data``, ``kpis``, ``goals``, ``forecast``,
+lives in the stage sub-packages (``data``, ``kpis``, ``goals``, ``forecasting``,
 ``plots``, ``report``, ``cli``). Imports are lazy so that ``import kpireport``
 stays fast inside report kernels.
 """
@@ -22,8 +22,8 @@ _EXPORTS = {
     "evaluate_goals": "kpireport.goals",
     "suggest_targets": "kpireport.goals",
     "goal_history": "kpireport.goals",
-    "forecast": "kpireport.forecast",
-    "backtest": "kpireport.forecast",
+    "forecast": "kpireport.forecasting",
+    "backtest": "kpireport.forecasting",
     "parse_period": "kpireport.periods",
     "Period": "kpireport.periods",
     "KpiReportError": "kpireport.errors",

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"i18n"},
     {"data"},
     {"kpis"},
-    {"forecast"},
+    {"forecasting"},
     {"goals"},
     {"history"},
     {"plots"},

@@ -101,7 +101,7 @@ def forecast_frame(
     ForecastError
         When no complete period precedes ``as_of``, or for a bad horizon.
     """
-    from kpireport.forecast import forecast
+    from kpireport.forecasting import forecast
     from kpireport.kpis import get_kpi, kpi_series
     from kpireport.periods import label_for
 

@@ -752,10 +752,10 @@ def _cone(
     """The forecast cone (mean, 80 % and 95 %) from ``day`` to the period end, as the reports draw it.
 
     The same simulation as :func:`kpireport.report.views.development_curve_figure`
-    (:func:`kpireport.forecast.period_total_distribution`, 1000 paths, seed 0),
+    (:func:`kpireport.forecasting.period_total_distribution`, 1000 paths, seed 0),
     which needs no goal: the cone is a forecast of the period total.
     """
-    from kpireport.forecast import period_total_distribution
+    from kpireport.forecasting import period_total_distribution
     from kpireport.kpis import kpi_series
 
     day = pd.Timestamp(day)
