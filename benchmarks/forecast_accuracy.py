@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpireport.forecast import backtest, backtest_attainment, clear_cache
+from kpireport.forecasting import backtest, backtest_attainment, clear_cache
 
 ADDITIVE_DEMO_KPIS = (
     "new_leads",
@@ -114,7 +114,7 @@ def damped_hw(train: np.ndarray, h: int) -> np.ndarray:
 
 def dev_protocol(series: dict[str, pd.Series], setting: str) -> tuple[pd.DataFrame, float]:
     """Issue 12's protocol on every series: per (series, origin) MASE and coverage."""
-    from kpireport.forecast import forecast
+    from kpireport.forecasting import forecast
 
     rows = []
     spent = 0.0
@@ -172,7 +172,7 @@ def dev_table(folder: Path, rows: dict[str, pd.DataFrame], secs: dict[str, float
 def speed_48(series: dict[str, pd.Series], reps: int = 1) -> tuple[float, float, float]:
     """Median wall seconds, median and max CPU seconds of the whole default
     forecaster on the last 48-point window before the final year of each series."""
-    from kpireport.forecast import forecast
+    from kpireport.forecasting import forecast
 
     wall, cpu = [], []
     forecast(next(iter(series.values())).iloc[-60:-12], 12)  # imports and first-call costs

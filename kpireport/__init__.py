@@ -1,16 +1,14 @@
 """kpireport: B2B sales KPIs, SMART goal follow-up and forecasts from CRM data.
 
 The names an analyst needs in a notebook are re-exported here; everything else
-lives in the stage sub-packages (``data``, ``kpis``, ``goals``, ``forecast``,
+lives in the stage sub-packages (``data``, ``kpis``, ``goals``, ``forecasting``,
 ``plots``, ``report``, ``cli``). Imports are lazy so that ``import kpireport``
 stays fast inside report kernels.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from kpireport._lazy import lazy_exports
 from kpireport._version import __version__
 
 _EXPORTS = {
@@ -24,8 +22,8 @@ _EXPORTS = {
     "evaluate_goals": "kpireport.goals",
     "suggest_targets": "kpireport.goals",
     "goal_history": "kpireport.goals",
-    "forecast": "kpireport.forecast",
-    "backtest": "kpireport.forecast",
+    "forecast": "kpireport.forecasting",
+    "backtest": "kpireport.forecasting",
     "parse_period": "kpireport.periods",
     "Period": "kpireport.periods",
     "KpiReportError": "kpireport.errors",
@@ -43,13 +41,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kpireport' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

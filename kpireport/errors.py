@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
 
 
 class KpiReportError(Exception):
@@ -115,8 +117,193 @@ class ParamsError(KpiReportError):
     exit_code = 2
 
 
+class FailureKind(StrEnum):
+    """Why a report failed: the ``error.kind`` of its manifest and history row.
+
+    The value is the string written to manifests, ``history.sqlite`` and the
+    CLI, so outputs of earlier versions read the same. :attr:`transient` says
+    whether the fault is in the machinery (a rebuild may succeed: the
+    scheduler retries it) rather than in the notebook or the data.
+    """
+
+    EXCEPTION = "exception"  # a cell raised
+    EARLY_EXIT = "early_exit"  # sys.exit / SystemExit in a cell
+    INCOMPLETE = "incomplete"  # a code cell never ran
+    TIMEOUT = "timeout"  # a cell or the whole report exceeded its time limit
+    DEAD_KERNEL = "dead_kernel"  # the kernel died while executing
+    KERNEL_START = "kernel_start"  # the kernel did not start
+    EXECUTION = "execution"  # papermill failed otherwise
+    RENDER = "render"  # executed, but not rendered to HTML/PDF
+    SECRET = "secret"  # an output holds a secret's value
+    PUBLISH = "publish"  # swapping the files in failed
+    INTERNAL = "internal"  # the report process raised outside the notebook
+    CRASH = "crash"  # the report process died
+    WORKER_LOST = "worker_lost"  # the Dask worker died on every attempt
+    STOPPED = "stopped"  # the run was stopped
+
+    @property
+    def transient(self) -> bool:
+        """True when rebuilding the report may succeed (the scheduler retries it)."""
+        return self in _TRANSIENT
+
+    @classmethod
+    def parse(cls, value: Any) -> FailureKind | None:
+        """The kind named by ``value`` (a manifest's string), ``None`` when unknown or empty."""
+        try:
+            return cls(value) if value else None
+        except ValueError:
+            return None
+
+
+_TRANSIENT = frozenset({FailureKind.DEAD_KERNEL, FailureKind.KERNEL_START, FailureKind.INTERNAL})
+
+
 class ExecutionError(KpiReportError):
-    """A notebook failed while executing (exception, timeout, dead kernel, early exit)."""
+    """A report failed while executing, rendering or publishing.
+
+    Modelled on papermill's ``PapermillExecutionError``: it carries the
+    failing cell's index and the notebook exception's name and value, and its
+    class says why (:attr:`kind`, a :class:`FailureKind`). Each kind has one
+    subclass (:meth:`of_kind`); :meth:`to_dict` is the manifest's ``error``.
+
+    Parameters
+    ----------
+    message
+        One sentence that says what went wrong.
+    cell_index
+        Index of the failing cell in the notebook, when known.
+    cell_source
+        That cell's source (secrets redacted), for the failed copy and manifest.
+    ename, evalue
+        Name and value of the exception raised in the notebook, when one was.
+    exec_count
+        Execution count of the failing cell (papermill's).
+    attempts
+        Kernel starts tried (kernel-start failures).
+    """
+
+    kind: ClassVar[FailureKind] = FailureKind.EXECUTION
+    _by_kind: ClassVar[dict[FailureKind, type[ExecutionError]]] = {}
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cell_index: int | None = None,
+        ename: str | None = None,
+        evalue: str | None = None,
+        exec_count: int | None = None,
+        attempts: int | None = None,
+        cell_source: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.cell_index = cell_index
+        self.cell_source = cell_source
+        self.ename = ename
+        self.evalue = evalue
+        self.exec_count = exec_count
+        self.attempts = attempts
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # the first class declaring a kind owns it
+            ExecutionError._by_kind.setdefault(cls.kind, cls)
+
+    @property
+    def transient(self) -> bool:
+        """True when rebuilding the report may succeed."""
+        return self.kind.transient
+
+    @classmethod
+    def of_kind(cls, kind: FailureKind | str, message: str, **facts: Any) -> ExecutionError:
+        """An error of the subclass for ``kind`` (the base class for an unknown one)."""
+        k = FailureKind.parse(kind) or FailureKind.EXECUTION
+        return cls._by_kind.get(k, ExecutionError)(message, **facts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``error``: ``kind`` (the enum's value), ``message`` and the known facts."""
+        out: dict[str, Any] = {"kind": self.kind.value, "message": self.message}
+        for key in ("cell_index", "cell_source", "ename", "evalue", "exec_count", "attempts"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+ExecutionError._by_kind[FailureKind.EXECUTION] = ExecutionError
+
+
+class CellExecutionError(ExecutionError):
+    """A notebook cell raised (papermill's ``PapermillExecutionError``)."""
+
+    kind = FailureKind.EXCEPTION
+
+
+class EarlyExitError(ExecutionError):
+    """A cell called ``sys.exit`` or raised ``SystemExit``: the rest did not run."""
+
+    kind = FailureKind.EARLY_EXIT
+
+
+class IncompleteNotebookError(ExecutionError):
+    """A code cell never ran, though papermill reported success."""
+
+    kind = FailureKind.INCOMPLETE
+
+
+class ReportTimeoutError(ExecutionError):
+    """A cell exceeded ``cell_timeout`` or the report exceeded ``report_timeout``."""
+
+    kind = FailureKind.TIMEOUT
+
+
+class DeadKernelError(ExecutionError):
+    """The kernel died while executing the notebook (transient)."""
+
+    kind = FailureKind.DEAD_KERNEL
+
+
+class KernelStartError(ExecutionError):
+    """The kernel did not start (transient)."""
+
+    kind = FailureKind.KERNEL_START
+
+
+class SecretLeakError(ExecutionError):
+    """A report output holds the value of a secret environment variable."""
+
+    kind = FailureKind.SECRET
+
+
+class PublishError(ExecutionError):
+    """Swapping a report's files in failed; the previous set was restored."""
+
+    kind = FailureKind.PUBLISH
+
+
+class InternalReportError(ExecutionError):
+    """The report process raised outside the notebook (transient)."""
+
+    kind = FailureKind.INTERNAL
+
+
+class ReportCrashError(ExecutionError):
+    """The report process died without a result."""
+
+    kind = FailureKind.CRASH
+
+
+class WorkerLostError(ExecutionError):
+    """The Dask worker running the report died on every attempt."""
+
+    kind = FailureKind.WORKER_LOST
+
+
+class ReportStoppedError(ExecutionError):
+    """The run was stopped while the report was running."""
+
+    kind = FailureKind.STOPPED
 
 
 class OutputLockedError(ExecutionError):
@@ -135,8 +322,10 @@ class RunInterruptedError(ExecutionError):
         self.exit_code = 128 + int(signum)
 
 
-class RenderError(KpiReportError):
+class RenderError(ExecutionError):
     """A notebook executed but could not be rendered to HTML or PDF."""
+
+    kind = FailureKind.RENDER
 
 
 class ScheduleError(KpiReportError):

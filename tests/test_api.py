@@ -26,9 +26,13 @@ CLOCK_CALLS = {"now", "today", "utcnow"}
 def test_root_exports_are_the_functions_even_after_submodule_imports():
     import kpireport.data.load
     import kpireport.data.validate
-    import kpireport.forecast
+    import kpireport.forecasting
 
-    assert callable(kpireport.load) and kpireport.load.__name__ == "load"
+    assert callable(kpireport.load)
+    assert kpireport.forecast is kpireport.forecasting.forecast  # the function, never the package
+    from kpireport import forecast
+
+    assert forecast is kpireport.forecast and kpireport.load.__name__ == "load"
     assert callable(kpireport.validate) and kpireport.validate.__name__ == "validate"
     y = pd.Series(np.arange(24.0) + 10, index=pd.date_range("2024-01-01", periods=24, freq="MS"))
     fc = kpireport.forecast(y, 3)

@@ -17,15 +17,15 @@ ROOT = Path(kpireport.__file__).parent
 
 #: the stages from the bottom up; a module may import its own stage and the ones below
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "constants"},
-    {"secrets", "resources", "periods"},
+    {"_version", "_lazy", "errors", "constants"},
+    {"secrets", "resources", "periods", "problems"},
     {"i18n"},
     {"data"},
     # the demo CRM produces data: it uses the contract and CrmData, and nothing in data/ imports
     # it; the source name "demo" is handed to it by report, dashboard and cli (kpireport/demo)
     {"demo"},
     {"kpis"},
-    {"forecast"},
+    {"forecasting"},
     {"goals"},
     {"history"},
     {"plots"},

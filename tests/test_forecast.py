@@ -1,4 +1,4 @@
-"""Tests of kpireport.forecast on seeded synthetic series with known structure."""
+"""Tests of kpireport.forecasting on seeded synthetic series with known structure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kpireport.errors import ForecastError
-from kpireport.forecast import (
+from kpireport.forecasting import (
     attainment_summary,
     backtest,
     clear_cache,
@@ -20,7 +20,7 @@ from kpireport.forecast import (
     simulate,
     stage_win_rates,
 )
-from kpireport.forecast.models import Croston, SeasonalNaive
+from kpireport.forecasting.models import Croston, SeasonalNaive
 
 COLS = ["mean", "lo_80", "hi_80", "lo_95", "hi_95"]
 
@@ -98,7 +98,7 @@ def test_coverage_near_nominal_on_simulated_local_level_series():
 
 
 def test_candidate_set_is_small_and_multiplicative_only_when_useful():
-    from kpireport.forecast.models import ets_candidates
+    from kpireport.forecasting.models import ets_candidates
 
     flat = 100 + np.zeros(36)
     names = [c.name for c in ets_candidates(12, True, True, flat)]
@@ -118,7 +118,7 @@ def test_candidate_set_is_small_and_multiplicative_only_when_useful():
 
 
 def test_interval_calibration_widens_by_the_reported_factor():
-    from kpireport.forecast.select import AutoModel
+    from kpireport.forecasting.select import AutoModel
 
     # flat for 36 months, then growing 4 per month (noise sd 2): the calibration
     # origins inside the growth phase miss on the high side by several sd
@@ -239,7 +239,7 @@ def test_simulate_is_deterministic_and_matches_forecast():
 
 
 def test_fit_cache_reuses_model():
-    from kpireport.forecast import select
+    from kpireport.forecasting import select
 
     clear_cache()
     y = seasonal_series(seed=11)
@@ -345,7 +345,7 @@ def test_profile_blend_follows_the_pace_when_history_says_so():
 
 
 def test_profile_blends_are_averaged_not_the_single_best_of_70():
-    from kpireport.forecast.attainment import BLEND_POWER, BLENDS, choose_blend
+    from kpireport.forecasting.attainment import BLEND_POWER, BLENDS, choose_blend
 
     # five identical estimates: every blend has the same error, so averaging
     # gives equal weights 0.2 (selection would take the first blend, one-hot)
@@ -649,7 +649,7 @@ def test_exact_linear_trend_is_continued_exactly_by_every_member():
 
 
 def test_theta_member_chooses_theta_by_rolling_origin_error():
-    from kpireport.forecast.combine import ThetaMember
+    from kpireport.forecasting.combine import ThetaMember
 
     rng = np.random.default_rng(41)
     # a trend of 5 a month with noise sd 2: the whole drift (theta = inf) is best
@@ -734,7 +734,7 @@ class _Negative(_Exploding):
 
 
 def test_exploding_and_negative_members_are_dropped_and_named(monkeypatch):
-    from kpireport.forecast import combine
+    from kpireport.forecasting import combine
 
     monkeypatch.setitem(combine.MEMBERS, "boom", _Exploding)
     monkeypatch.setitem(combine.MEMBERS, "neg", _Negative)
@@ -747,7 +747,7 @@ def test_exploding_and_negative_members_are_dropped_and_named(monkeypatch):
 
 
 def test_combination_mean_is_the_mean_of_the_members():
-    from kpireport.forecast import combine
+    from kpireport.forecasting import combine
 
     y = np.asarray(seasonal_series(n=48, seed=28), float)
     c = combine.Combination(members=("ets", "theta", "arima")).fit(y, 12)
@@ -759,7 +759,7 @@ def test_combination_mean_is_the_mean_of_the_members():
 
 
 def test_conformal_quantile_uses_the_n_plus_one_positions():
-    from kpireport.forecast.combine import conformal_quantile
+    from kpireport.forecasting.combine import conformal_quantile
 
     zs = np.arange(1.0, 20.0)  # 19 sorted scores: the 0.8 quantile is the ceil(20*0.8)=16th
     assert conformal_quantile(zs, np.array([0.8]), half=True)[0] == pytest.approx(16.0)
@@ -814,7 +814,7 @@ def test_weekly_and_daily_grains_use_their_periods():
 
 
 def test_ratio_forecast_from_jointly_simulated_numerator_and_denominator():
-    from kpireport.forecast.ratio import ratio_forecast
+    from kpireport.forecasting.ratio import ratio_forecast
 
     rng = np.random.default_rng(31)
     closed = np.round(100 + 25 * np.sin(2 * np.pi * np.arange(48) / 12) + rng.normal(0, 4, 48))

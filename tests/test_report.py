@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from kpireport.data.model import CrmData
-from kpireport.errors import ParamsError, RenderError
+from kpireport.errors import EarlyExitError, ParamsError, RenderError
 from kpireport.report import execute, params, publish, render, slug
 from kpireport.report.manifest import is_current
 from kpireport.report.params import expand, load_plan
@@ -531,9 +531,11 @@ def test_check_complete_detects_early_exit_and_unexecuted_cells():
     ]
     pending = nbformat.v4.new_code_cell("print(1)")
     nb.cells = [ran, exit_cell, pending]
-    assert execute.check_complete(nb)["kind"] == "early_exit"
+    early = execute.check_complete(nb)
+    assert isinstance(early, EarlyExitError) and early.kind == "early_exit"
+    assert (early.cell_index, early.ename) == (1, "SystemExit")
     exit_cell.outputs = []
-    assert execute.check_complete(nb) == {
+    assert execute.check_complete(nb).to_dict() == {
         "kind": "incomplete",
         "message": "The notebook stopped before cell 2 ran.",
         "cell_index": 2,

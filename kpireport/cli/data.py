@@ -15,20 +15,19 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kpireport.cli import args as opts
 from kpireport.errors import DataContractError, SourceError
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
+
 
 
 def cli_default_as_of() -> dt.date:
     """Today's date: the CLI's default ``--as-of`` (the only clock read in kpireport)."""
     return dt.date.today()
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (expected YYYY-MM-DD)") from None
 
 
 def checked_as_of(text: str | None, option: str = "--as-of") -> str | None:
@@ -57,6 +56,18 @@ def checked_as_of(text: str | None, option: str = "--as-of") -> str | None:
     return day.isoformat()
 
 
+def load_source(args: argparse.Namespace) -> tuple[CrmData, str]:
+    """``(data, as_of)`` for a command's ``--source`` and ``--as-of`` (default: today).
+
+    A bad ``--as-of`` is one sentence (:func:`checked_as_of`)
+    before anything is loaded.
+    """
+    from kpireport.data.load import load
+
+    as_of = checked_as_of(args.as_of) or cli_default_as_of()
+    return load(args.source, as_of=as_of), as_of
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -78,13 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Exit code 0: valid; 1: invalid; 2: usage error."
         ),
     )
-    p.add_argument("source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
-    p.add_argument(
-        "--as-of",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="reference day for future-date and overdue-deal warnings (default: today)",
+    p.add_argument("source", metavar="SOURCE", help=opts.SOURCE_HELP)
+    opts.add_as_of(
+        p, "reference day for future-date and overdue-deal warnings (default: today)", as_date=True
     )
     p.add_argument(
         "--timezone",
@@ -124,13 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--format", choices=FORMATS, default="csv", dest="fmt", help="file format (default csv)"
     )
-    d.add_argument(
-        "--as-of",
-        type=_date,
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="last day of the data (default: today)",
-    )
+    opts.add_as_of(d, "last day of the data (default: today)", as_date=True)
     d.set_defaults(func=cmd_demo_data)
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kpireport.cli import args as opts
 from kpireport.errors import ParamsError
 
 PACK = "monthly_pack.yaml"
@@ -57,8 +58,6 @@ def params_dir() -> Path:
 
 def register(sub: Any) -> None:
     """Add the ``demo`` command."""
-    from kpireport.cli.data import _date
-
     p = sub.add_parser(
         "demo",
         help="write the demo CRM and build its monthly report pack",
@@ -67,8 +66,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
                    help="output folder (default: demo-output)")  # fmt: skip
-    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="last day of the demo data; the pack covers the month before (default: today)")  # fmt: skip
+    opts.add_as_of(p, "last day of the demo data; the pack covers the month before (default: today)",
+                   as_date=True)  # fmt: skip
     p.add_argument(
         "--jobs", type=int, default=None, help="reports built at once (default: CPU cores)"
     )

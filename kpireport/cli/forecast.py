@@ -34,7 +34,8 @@ from typing import TextIO
 
 import pandas as pd
 
-from kpireport.cli.data import checked_as_of, cli_default_as_of
+from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.cli.output import write_machine_readable
 from kpireport.constants import Grain, Scope
 from kpireport.errors import ForecastError
@@ -54,30 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(the period containing --as-of is the first forecast row)."
         ),
     )
-    p.add_argument(
-        "--source", required=True, metavar="SOURCE", help="folder, .xlsx, .yaml or database URL"
-    )
+    opts.add_source(p, required=True)
     p.add_argument(
         "--kpi", required=True, metavar="NAME", help="KPI name (see kpireport kpis --list)"
     )
-    p.add_argument(
-        "--by",
-        default=Scope.ORGANISATION.value,
-        choices=[s.value for s in Scope],
-        help="scope (default: organisation)",
-    )
+    opts.add_by(p)
     p.add_argument("--scope-id", dest="scope_id", metavar="ID", help="team, seller or company id")
     p.add_argument("--grain", default=Grain.MONTH.value, choices=GRAINS, help="default: month")
     p.add_argument("--horizon", required=True, type=int, metavar="N", help="periods to forecast")
-    p.add_argument(
-        "--as-of",
-        dest="as_of",
-        metavar="YYYY-MM-DD",
-        help="reference day: history ends with the last complete period (default: today)",
-    )
-    p.add_argument(
-        "--format", default="table", choices=FORMATS, help="output format (default: table)"
-    )
+    opts.add_as_of(p, "reference day: history ends with the last complete period (default: today)")
+    opts.add_format(p, FORMATS)
     p.set_defaults(func=run_forecast)
 
 
@@ -114,7 +101,7 @@ def forecast_frame(
     ForecastError
         When no complete period precedes ``as_of``, or for a bad horizon.
     """
-    from kpireport.forecast import forecast
+    from kpireport.forecasting import forecast
     from kpireport.kpis import get_kpi, kpi_series
     from kpireport.periods import label_for
 
@@ -150,10 +137,7 @@ def run_forecast(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.horizon < 1:
         raise ForecastError(f"--horizon must be at least 1, not {args.horizon}.")
-    from kpireport.data.load import load
-
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = load_source(args)
     frame = forecast_frame(data, args.kpi, args.by, args.scope_id, args.grain, args.horizon, as_of)
     write_forecast(frame, args.format, out)
     return 0

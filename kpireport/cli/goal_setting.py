@@ -25,20 +25,19 @@ from typing import TextIO
 
 import pandas as pd
 
-from kpireport.cli.data import checked_as_of, cli_default_as_of
+from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.constants import Scope
 from kpireport.errors import GoalError
 
 
 def _common(p: argparse.ArgumentParser, goals_flag: bool = True) -> None:
-    p.add_argument("--source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
+    opts.add_source(p)
     if goals_flag:
         p.add_argument(
             "--goals", metavar="FILE", help="YAML goals file (default: the source's goals)"
         )
-    p.add_argument(
-        "--as-of", dest="as_of", metavar="YYYY-MM-DD", help="reference day (default: today)"
-    )
+    opts.add_as_of(p, "reference day (default: today)")
 
 
 def register_subcommands(goals: argparse.ArgumentParser) -> None:
@@ -76,7 +75,7 @@ def register_subcommands(goals: argparse.ArgumentParser) -> None:
     )
     k.add_argument("file", nargs="?", metavar="FILE", help="YAML goals file")
     _common(k, goals_flag=False)
-    k.add_argument("--format", default="table", choices=("table", "json"), help="output format")
+    opts.add_format(k, ("table", "json"))
     k.set_defaults(func=run_check)
     s = sub.add_parser(
         "suggest",
@@ -97,7 +96,7 @@ def register_subcommands(goals: argparse.ArgumentParser) -> None:
         "--probability", type=float, default=0.6, help="chance of reaching it (default 0.6)"
     )
     s.add_argument("--write", metavar="FILE", help="append the suggestions as unagreed goals")
-    s.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    opts.add_format(s, ("table", "csv", "json"))
     s.set_defaults(func=run_suggest)
 
 
@@ -107,10 +106,7 @@ def _load(args: argparse.Namespace):
             f"kpireport goals {args.goals_command} needs --source.",
             hint="Example: kpireport goals check goals.yaml --source data/ --as-of 2026-11-20.",
         )
-    from kpireport.data.load import load
-
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    return load(args.source, as_of=as_of), as_of
+    return load_source(args)
 
 
 def run_cascade(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -150,7 +146,9 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         for _, r in checked.iterrows():
             who = (
-                "organisation" if r["scope"] == "organisation" else f"{r['scope']} {r['scope_id']}"
+                Scope.ORGANISATION.value
+                if r["scope"] == Scope.ORGANISATION
+                else f"{r['scope']} {r['scope_id']}"
             )
             marks = "  ".join(f"{x} {MARK[r[x]]}" for x in ("S", "M", "A", "R", "T"))
             out.write(f"{r['goal_id']}  {r['kpi']}  {who}  {r['period']}   {marks}\n")

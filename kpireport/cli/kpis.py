@@ -39,7 +39,8 @@ from typing import TextIO
 
 import pandas as pd
 
-from kpireport.cli.data import checked_as_of, cli_default_as_of
+from kpireport.cli import args as opts
+from kpireport.cli.data import load_source
 from kpireport.cli.output import fmt_value as _fmt
 from kpireport.cli.output import goal_records, write_machine_readable
 from kpireport.constants import KPI_COLUMNS, Scope
@@ -66,7 +67,7 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
             "Use --list to see every KPI with its definition."
         ),
     )
-    p.add_argument("--source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
+    opts.add_source(p)
     p.add_argument(
         "--period",
         metavar="PERIOD",
@@ -74,12 +75,7 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
         help="2026, 2026-Q4, 2026-10, 2026-W43, 2026-10-15, current-month, previous-month, ...;"
         " repeat for several periods (computed in one pass)",
     )
-    p.add_argument(
-        "--by",
-        default=Scope.ORGANISATION.value,
-        choices=[s.value for s in Scope],
-        help="scope of the rows (default: organisation)",
-    )
+    opts.add_by(p, "scope of the rows (default: organisation)")
     p.add_argument(
         "--kpi",
         action="append",
@@ -87,20 +83,15 @@ def _register_kpis(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="KPI name; repeat for several (default: all KPIs defined for the scope)",
     )
-    p.add_argument(
-        "--as-of",
-        dest="as_of",
-        metavar="YYYY-MM-DD",
-        help="reference day: resolves relative periods, cuts periods to date (default: today)",
+    opts.add_as_of(
+        p, "reference day: resolves relative periods, cuts periods to date (default: today)"
     )
     p.add_argument(
         "--breakdown",
         choices=list(BREAKDOWNS),
         help="break the lead KPIs (new_leads, sql, lead_conversion) down by lead source",
     )
-    p.add_argument(
-        "--format", default="table", choices=FORMATS, help="output format (default: table)"
-    )
+    opts.add_format(p, FORMATS)
     p.add_argument(
         "--list", action="store_true", help="list the KPIs with their definitions and exit"
     )
@@ -121,11 +112,9 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"kpireport kpis needs {' and '.join(missing)}.",
             hint="Example: kpireport kpis --source data/ --period 2026-10 (or --list).",
         )
-    from kpireport.data.load import load
     from kpireport.kpis import compute_kpis
 
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = load_source(args)
     df = compute_kpis(
         data,
         args.period,
@@ -214,11 +203,9 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
             "status and SMART lint. Goals come from --goals FILE or the source's goals table."
         ),
     )
-    p.add_argument("--source", metavar="SOURCE", help="folder, .xlsx, .yaml or database URL")
+    opts.add_source(p)
     p.add_argument("--goals", metavar="FILE", help="YAML goals file (default: the source's goals)")
-    p.add_argument(
-        "--as-of", dest="as_of", metavar="YYYY-MM-DD", help="follow-up day (default: today)"
-    )
+    opts.add_as_of(p, "follow-up day (default: today)")
     p.add_argument("--scope", choices=[s.value for s in Scope], help="only goals of this scope")
     p.add_argument(
         "--current", action="store_true", help="only goals whose period contains the as-of day"
@@ -229,9 +216,7 @@ def _register_goals(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip forecasts (faster; status from pace)",
     )
-    p.add_argument(
-        "--format", default="table", choices=FORMATS, help="output format (default: table)"
-    )
+    opts.add_format(p, FORMATS)
     p.set_defaults(func=run_goals)
     from kpireport.cli.goal_setting import register_subcommands
 
@@ -246,11 +231,9 @@ def run_goals(args: argparse.Namespace, out: TextIO | None = None) -> int:
             "kpireport goals needs --source.",
             hint="Example: kpireport goals --source data/ --as-of 2026-11-20.",
         )
-    from kpireport.data.load import load
     from kpireport.goals import evaluate_goals
 
-    as_of = checked_as_of(args.as_of) or cli_default_as_of()
-    data = load(args.source, as_of=as_of)
+    data, as_of = load_source(args)
     df = evaluate_goals(
         data,
         args.goals,

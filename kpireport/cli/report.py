@@ -16,6 +16,8 @@ import datetime as dt
 import sys
 from typing import Any
 
+from kpireport.cli import args as opts
+
 
 def register(sub: Any) -> None:
     """Add the ``run`` command to the CLI's sub-parsers."""
@@ -39,7 +41,7 @@ def register(sub: Any) -> None:
         "(default: the current folder)",
     )
     p.add_argument("--period", help="period label, absolute (2026-03) or relative (previous-month)")
-    p.add_argument("--as-of", dest="as_of", help="logical date YYYY-MM-DD (default: today)")
+    opts.add_as_of(p, "logical date (default: today)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument(
         "--only",

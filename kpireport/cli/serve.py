@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kpireport.cli import args as opts
+
 
 def register(sub: Any) -> None:
     """Add the ``serve`` command."""
-    from kpireport.cli.data import _date
-
     p = sub.add_parser(
         "serve",
         help="serve the live KPI dashboard (Panel)",
@@ -34,8 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("--address", default=None,
                    help="address to bind with --auth (default 0.0.0.0); without --auth always 127.0.0.1")  # fmt: skip
     p.add_argument("--auth", metavar="USERS.yaml", help="users file: require a login, grant scopes")
-    p.add_argument("--as-of", dest="as_of", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="the dashboard's today (default: the real date)")  # fmt: skip
+    opts.add_as_of(p, "the dashboard's today (default: the real date)", as_date=True)
     p.add_argument("--ttl", type=float, default=900,
                    help="seconds between re-reads of a database source (default 900)")  # fmt: skip
     p.add_argument("--allow-websocket-origin", action="append", dest="origins", metavar="HOST[:PORT]",

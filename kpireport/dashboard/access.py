@@ -40,11 +40,12 @@ from typing import Any
 
 import yaml
 
+from kpireport.constants import Scope
 from kpireport.errors import KpiReportError
 
 #: scrypt cost parameters (about 50 ms per check on a laptop core)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SCOPE_KINDS = ("organisation", "team", "seller")
+SCOPE_KINDS = (Scope.ORGANISATION.value, Scope.TEAM.value, Scope.SELLER.value)
 
 
 class AccessError(KpiReportError):
@@ -89,8 +90,8 @@ _DUMMY_HASH = hash_password("not a real password", salt=b"\0" * 16)
 def parse_scope(text: str) -> tuple[str, str | None]:
     """``"team:SMB"`` -> ``("team", "SMB")``, ``"organisation"`` -> ``("organisation", None)``."""
     text = str(text).strip()
-    if text == "organisation":
-        return "organisation", None
+    if text == Scope.ORGANISATION:
+        return Scope.ORGANISATION.value, None
     kind, sep, sid = text.partition(":")
     if not sep or kind not in ("team", "seller") or not sid.strip():
         raise AccessError(
@@ -118,7 +119,7 @@ class Grants:
         org, teams, sellers = False, set(), set()
         for s in scopes:
             kind, sid = parse_scope(s)
-            if kind == "organisation":
+            if kind == Scope.ORGANISATION:
                 org = True
             elif kind == "team":
                 teams.add(str(sid))

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpireport.constants import Scope
 from kpireport.dashboard import pages
 from kpireport.dashboard.access import Grants, User
 from kpireport.dashboard.pages import Selection, esc
@@ -174,7 +175,7 @@ def banner_html(store: DataStore, snap: Snapshot | None) -> str:
 
 
 def _scope_value(sel: Selection) -> str:
-    if sel.scope == "organisation":
+    if sel.scope == Scope.ORGANISATION:
         return "org"
     return f"{sel.scope}:{sel.scope_id}"
 
@@ -307,7 +308,7 @@ def _pdf_name(sel: Selection, as_of: Any) -> str:
     from kpireport.report.slug import slug as slugify
 
     period = _period_value(sel.period, as_of)
-    if sel.scope == "organisation":
+    if sel.scope == Scope.ORGANISATION:
         return f"management-pack-{period}.pdf"
     if sel.scope == "team":
         return f"team-report-{slugify(str(sel.scope_id))}-{period}.pdf"

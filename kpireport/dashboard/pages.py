@@ -33,14 +33,18 @@ import html
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
+from kpireport.constants import Scope
 from kpireport.dashboard.access import Grants
 from kpireport.dashboard.store import DataStore, Snapshot
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 #: page kinds, in the order of the page selector
 VIEWS = ("overview", "team", "seller", "goal")
@@ -65,7 +69,7 @@ class Selection:
     scope_id: str | None = None
     period: str = "current-month"
     kpi: str = DEFAULT_KPI
-    goal_scope: str = "organisation"
+    goal_scope: str = Scope.ORGANISATION.value
 
     def query(self) -> str:
         """The URL query that reproduces this selection (``team=SMB&period=2026-11``)."""
@@ -74,7 +78,7 @@ class Selection:
             q[self.view] = str(self.scope_id)
         elif self.view == "goal":
             q["view"] = "goal"
-            if self.goal_scope != "organisation":
+            if self.goal_scope != Scope.ORGANISATION:
                 q[self.goal_scope] = str(self.scope_id)
         q["period"] = self.period
         if self.kpi != DEFAULT_KPI or self.view == "goal":
@@ -86,7 +90,7 @@ class Selection:
         """The scope the page is about (organisation, team or seller)."""
         if self.view == "goal":
             return self.goal_scope
-        return "organisation" if self.view == "overview" else self.view
+        return Scope.ORGANISATION.value if self.view == "overview" else self.view
 
 
 @dataclass
@@ -123,7 +127,7 @@ def selection_from_args(args: dict[str, Any], default: Selection) -> Selection:
             return Selection("goal", seller, period, kpi, "seller")
         if team:
             return Selection("goal", team, period, kpi, "team")
-        return Selection("goal", None, period, kpi, "organisation")
+        return Selection("goal", None, period, kpi, Scope.ORGANISATION.value)
     if seller:
         return Selection("seller", seller, period, kpi)
     if team:
@@ -147,7 +151,7 @@ def default_selection(grants: Grants, snap: Snapshot | None) -> Selection:
 def permitted(sel: Selection, grants: Grants, snap: Snapshot) -> bool:
     """May the user see the scope of ``sel``? Unknown ids are "not permitted" unless org-wide."""
     scope = sel.scope
-    if scope == "organisation":
+    if scope == Scope.ORGANISATION:
         return grants.organisation
     sid = str(sel.scope_id)
     known = sid in snap.teams if scope == "team" else sid in snap.sellers
@@ -328,7 +332,7 @@ def _link(sel: Selection, text: str) -> str:
 
 
 def _scope_name(snap: Snapshot, scope: str, sid: str | None) -> str:
-    if scope == "organisation":
+    if scope == Scope.ORGANISATION:
         return snap.data.organisation
     if scope == "seller":
         return f"{snap.sellers.get(str(sid), sid)} ({sid})"
@@ -392,11 +396,11 @@ def overview_page(
 
     data = snap.data
     lang = "en"
-    org_goals = evaluated_goals(store, snap, "organisation", None, [p.label], as_of)
+    org_goals = evaluated_goals(store, snap, Scope.ORGANISATION.value, None, [p.label], as_of)
     team_goals = evaluated_goals(store, snap, "team", list(snap.teams), [p.label], as_of)
     day = _eval_day(p, as_of)
     cards, shown = kpi_card_block(
-        data, p, "organisation", None, ORG_CARD_KPIS, day, org_goals, lang
+        data, p, Scope.ORGANISATION.value, None, ORG_CARD_KPIS, day, org_goals, lang
     )
     blocks = [_section("Key figures", str(cards), cls="dash-cards")]
     frames = [shown]
@@ -436,7 +440,7 @@ def overview_page(
         blocks.append(
             _section(
                 "Development curve",
-                _curve(data, head_row, "organisation", None, day, lang),
+                _curve(data, head_row, Scope.ORGANISATION.value, None, day, lang),
             )
         )
     return Page(
@@ -467,8 +471,8 @@ def goals_board(
     tiles = []
     for _, r in g.iterrows():
         scope = str(r["scope"])
-        sid = None if scope == "organisation" else str(r["scope_id"])
-        who = "Organisation" if scope == "organisation" else sid
+        sid = None if scope == Scope.ORGANISATION else str(r["scope_id"])
+        who = "Organisation" if scope == Scope.ORGANISATION else sid
         if by_period:
             who = _period_name(str(r["period"]))
         actual, target = float(r["actual"]), float(r["target"])
@@ -644,7 +648,7 @@ def scope_page(
     )
 
 
-def _active_sellers(data: Any, p: Any) -> set[str]:
+def _active_sellers(data: CrmData, p: Any) -> set[str]:
     """Seller ids employed during any day of ``p`` (``active_from``/``active_to`` when present)."""
     s = data.tables["sellers"]
     keep = pd.Series(True, index=s.index)
@@ -663,7 +667,7 @@ def goal_page(store: DataStore, snap: Snapshot, p: Any, sel: Selection, as_of: A
 
     data, lang, cur = snap.data, "en", snap.data.currency
     scope = sel.goal_scope
-    sid = None if scope == "organisation" else str(sel.scope_id)
+    sid = None if scope == Scope.ORGANISATION else str(sel.scope_id)
     goals = evaluated_goals(store, snap, scope, None if sid is None else [sid], [p.label], as_of)
     m = goals[goals["kpi"] == sel.kpi] if len(goals) else goals
     name = _scope_name(snap, scope, sid)
@@ -733,7 +737,7 @@ def _headline(goals: pd.DataFrame, label: str, kpi: str, exact: bool = False) ->
     return None
 
 
-def _curve(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any, lang: str) -> str:
+def _curve(data: CrmData, row: pd.Series, scope: str, sid: str | None, day: Any, lang: str) -> str:
     from kpireport.report.views import development_curve_figure
 
     title = f"{_kpi_label(str(row['kpi']))} · {_period_name(str(row['period']))}"
@@ -743,15 +747,15 @@ def _curve(data: Any, row: pd.Series, scope: str, sid: str | None, day: Any, lan
 
 
 def _cone(
-    data: Any, kpi: str, p: Any, scope: str, sid: str | None, day: Any, cum: pd.Series
+    data: CrmData, kpi: str, p: Any, scope: str, sid: str | None, day: Any, cum: pd.Series
 ) -> Any:
     """The forecast cone (mean, 80 % and 95 %) from ``day`` to the period end, as the reports draw it.
 
     The same simulation as :func:`kpireport.report.views.development_curve_figure`
-    (:func:`kpireport.forecast.period_total_distribution`, 1000 paths, seed 0),
+    (:func:`kpireport.forecasting.period_total_distribution`, 1000 paths, seed 0),
     which needs no goal: the cone is a forecast of the period total.
     """
-    from kpireport.forecast import period_total_distribution
+    from kpireport.forecasting import period_total_distribution
     from kpireport.kpis import kpi_series
 
     day = pd.Timestamp(day)
@@ -809,7 +813,7 @@ def month_goal_pace(
 
 
 def _no_goal_curve(
-    data: Any, goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None, day: Any,
+    data: CrmData, goals: pd.DataFrame, kpi: str, p: Any, scope: str, sid: str | None, day: Any,
     lang: str,
 ) -> str:  # fmt: skip
     """A period without a goal of its own: cumulative actual, forecast cone, and the pace the
@@ -819,7 +823,7 @@ def _no_goal_curve(
 
     if not get_kpi(kpi).additive:
         return _p(f"{_kpi_label(kpi)} is a ratio: it has no cumulative curve.", "no-data")
-    sid = None if scope == "organisation" else sid
+    sid = None if scope == Scope.ORGANISATION else sid
     cut = min(pd.Timestamp(day), p.last_day)
     cum = cumulative_curve(data, kpi, p, scope=scope, scope_id=sid, as_of=cut)
     cone = _cone(data, kpi, p, scope, sid, cut, cum)
@@ -843,7 +847,7 @@ def _no_goal_curve(
 
 
 def attainment_history(
-    data: Any, goals: pd.DataFrame, row: pd.Series, scope: str, sid: str | None, day: Any,
+    data: CrmData, goals: pd.DataFrame, row: pd.Series, scope: str, sid: str | None, day: Any,
     n: int = 12,
 ) -> pd.DataFrame:  # fmt: skip
     """The same goal (KPI, scope, grain) over its last ``n`` periods up to ``row``'s period.

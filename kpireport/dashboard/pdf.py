@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpireport.constants import Scope
 from kpireport.dashboard.pages import Selection
 from kpireport.dashboard.store import DataStore, Snapshot
 
@@ -26,7 +27,7 @@ def report_view(snap: Snapshot, sel: Selection, period: str, as_of: str) -> Any:
     """The :class:`~kpireport.report.views.ReportView` matching a dashboard selection."""
     from kpireport.report import views
 
-    if sel.scope == "organisation":
+    if sel.scope == Scope.ORGANISATION:
         return views.management_pack_view(snap.data, period, as_of)
     if sel.scope == "team":
         return views.team_report_view(snap.data, str(sel.scope_id), period, as_of)
@@ -54,7 +55,7 @@ def _render(snap: Snapshot, sel: Selection, period: str, as_of: str) -> bytes:
     for section in view.sections:
         out = nbformat.v4.new_output("display_data", data={"text/html": section.to_html()})
         nb.cells.append(nbformat.v4.new_code_cell(source="", outputs=[out]))
-    if sel.scope == "organisation":
+    if sel.scope == Scope.ORGANISATION:
         scope = "Organisation"
     elif sel.scope == "team":
         scope = f"Team {sel.scope_id}"

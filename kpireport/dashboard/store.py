@@ -31,9 +31,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpireport.errors import KpiReportError
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 log = logging.getLogger("kpireport")
 
@@ -47,7 +50,7 @@ CACHE_SIZE = 512
 class Snapshot:
     """One loaded version of the data and the facts the page shows about it."""
 
-    data: Any
+    data: CrmData
     goals: Any
     version: int
     loaded_at: dt.datetime
@@ -100,7 +103,7 @@ def _watched(source: str, goals: str | None) -> list[Path]:
     return paths
 
 
-def _data_as_of(data: Any) -> str:
+def _data_as_of(data: CrmData) -> str:
     """The last day with any record (deals, activities, leads, revenue), ISO, or ''."""
     import pandas as pd
 

@@ -155,6 +155,32 @@ def expand_env(text: str, *, origin: str = "the source file") -> str:
     return _ENV_REF.sub(repl, text)
 
 
+def secret_env_names(source: Any) -> tuple[str, ...]:
+    """Environment variables a source names (``${VAR}`` references, ``password_env``), sorted.
+
+    ``source`` is what :func:`resolve` takes; for a source YAML the file is
+    read but not resolved (nothing needs to be set). Anything else (loaded
+    data, a frame) names none. Report processes remove these variables from
+    their environment and refuse outputs holding their values.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return ()
+    names = {m.group(1) for m in _ENV_REF.finditer(os.fspath(source))}
+    path = Path(source)
+    if path.suffix.lower() in _YAML_SUFFIXES and path.is_file():
+        import yaml
+
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            names.update(m.group(1) for m in _ENV_REF.finditer(text))
+            doc = yaml.load(text, Loader=_strict_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        except (OSError, yaml.YAMLError):
+            doc = None
+        if isinstance(doc, Mapping) and isinstance(doc.get("password_env"), str):
+            names.add(doc["password_env"])
+    return tuple(sorted(names))
+
+
 def mask_url(url: Any) -> str:
     """Render a database URL with its password replaced by ``***``."""
     from sqlalchemy.engine import make_url

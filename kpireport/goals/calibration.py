@@ -5,7 +5,7 @@ Design decisions
 * No second backtest engine: :func:`backtest_goals` only builds the scope's
   daily series of the KPI (:func:`kpireport.kpis.kpi_series` at day grain, up
   to ``as_of``) and hands it to
-  :func:`kpireport.forecast.backtest_attainment`, which replays past periods
+  :func:`kpireport.forecasting.backtest_attainment`, which replays past periods
   at several elapsed shares with manager-style targets and scores the
   probabilities of the method :func:`~kpireport.goals.evaluate_goals` uses
   (``profile``) against the run-rate baseline (``run_rate``: pace
@@ -64,11 +64,11 @@ def backtest_goals(
     as_of
         Last day of data to use (required).
     targets, n_paths, seed, min_history_periods, max_periods
-        Passed to :func:`kpireport.forecast.backtest_attainment`.
+        Passed to :func:`kpireport.forecasting.backtest_attainment`.
 
     Returns
     -------
-    kpireport.forecast.attainment.AttainmentBacktest
+    kpireport.forecasting.attainment.AttainmentBacktest
         ``brier`` (index ``method, elapsed``; columns ``brier, n``),
         ``reliability`` (predicted vs observed per probability bin and method)
         and ``detail`` (one row per replayed period, share, method and target).
@@ -78,7 +78,7 @@ def backtest_goals(
     GoalError
         Without ``as_of``, or for a non-additive KPI.
     """
-    from kpireport.forecast import backtest_attainment
+    from kpireport.forecasting import backtest_attainment
     from kpireport.kpis import get_kpi, kpi_series
 
     if as_of is None:

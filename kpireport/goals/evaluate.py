@@ -28,7 +28,7 @@ Design decisions
   KPIs (:data:`WORKDAY_KPIS`).
 * **Forecast** of an additive KPI: actual to date + the rest of the period
   from the forecast package's *profile* method
-  (:func:`kpireport.forecast.attainment.profile_distribution`: weekday-aware
+  (:func:`kpireport.forecasting.attainment.profile_distribution`: weekday-aware
   extrapolation of the recent level and the period's pace, errors resampled
   from the same method's own past errors), totals summed per path, never
   interval bounds added. Where the profile method has too little history the
@@ -378,7 +378,7 @@ class _History:
 
     def stage_rates(self) -> dict[str, float]:
         """Win rates per stage of the deals closed by the end of ``as_of`` (no later close)."""
-        from kpireport.forecast import stage_win_rates
+        from kpireport.forecasting import stage_win_rates
 
         if self.rates is None:
             d = self.data[Table.DEALS]
@@ -476,8 +476,8 @@ def _forecasts(
 
 
 def _forecast_additive(hist: _History, row, sid, p: Period, asof, n_paths, seed) -> dict:
-    from kpireport.forecast import attainment_summary, period_total_distribution
-    from kpireport.forecast.attainment import profile_distribution
+    from kpireport.forecasting import attainment_summary, period_total_distribution
+    from kpireport.forecasting.attainment import profile_distribution
 
     lo = max(hist.first, min(p.start, asof - pd.Timedelta(days=HISTORY_DAYS)))
     v = hist.daily(row["kpi"], row["scope"], sid)
@@ -520,7 +520,7 @@ def _forecast_ratio(
 ) -> dict:
     from scipy.stats import norm
 
-    from kpireport.forecast.models import ETS, ModelFitError, Naive
+    from kpireport.forecasting.models import ETS, ModelFitError, Naive
 
     grain = p.grain if p.grain in (Grain.MONTH, Grain.QUARTER) else Grain.MONTH
     wide = hist.ratio_history(row["kpi"], row["scope"], grain, p.start)
@@ -617,7 +617,7 @@ def _pipeline_view(
     unknown (:func:`open_deals_at`), and leaving it out would understate the
     pipeline as surely as its outcome would overstate it.
     """
-    from kpireport.forecast import deal_monte_carlo
+    from kpireport.forecasting import deal_monte_carlo
 
     rest = Period(max(p.start, asof + DAY), p.end, p.grain, p.label, True)
     deals = deals_in_scope(data, hist.open_deals(), row["scope"], sid)

@@ -67,7 +67,7 @@ def funnel_rates(
         for k, v in got.items():
             if k not in rates and v is not None and np.isfinite(v) and v > 0:
                 rates[k] = float(v)
-                rates[f"{k}_basis"] = "scope" if sc == Scope(scope) else "organisation"
+                rates[f"{k}_basis"] = "scope" if sc == Scope(scope) else Scope.ORGANISATION.value
     return rates
 
 

@@ -7,15 +7,14 @@ pay for papermill, nbconvert and WeasyPrint.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kpireport._lazy import lazy_exports
 
 _EXPORTS = {
     "run": "kpireport.report.runner",
     "RunResult": "kpireport.report.runner",
     "ReportResult": "kpireport.report.runner",
     "load_plan": "kpireport.report.params",
-    "expand": "kpireport.report.params",
+    "expand": "kpireport.report.plan",
     "record_kpis": "kpireport.report.record",
     "safe_csv": "kpireport.report.publish",
     "load_source": "kpireport.report.snapshot",
@@ -25,13 +24,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kpireport.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -63,6 +63,21 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from kpireport.errors import (
+    CellExecutionError,
+    DeadKernelError,
+    EarlyExitError,
+    ExecutionError,
+    FailureKind,
+    IncompleteNotebookError,
+    InternalReportError,
+    KernelStartError,
+    PublishError,
+    RenderError,
+    ReportStoppedError,
+    ReportTimeoutError,
+    SecretLeakError,
+)
 from kpireport.report.manifest import (
     MANIFEST_VERSION,
     output_entry,
@@ -72,7 +87,6 @@ from kpireport.report.manifest import (
 )
 from kpireport.report.params import ReportSpec, secret_env_values
 from kpireport.report.publish import (
-    PublishError,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -154,7 +168,7 @@ def kill_tree(pid: int, include_parent: bool = True, timeout: float = 5.0) -> in
 
 
 # ----------------------------------------------------------------- checks
-def check_complete(nb: Any) -> dict[str, Any] | None:
+def check_complete(nb: Any) -> ExecutionError | None:
     """Why an executed notebook is not complete, or ``None`` when it is.
 
     A notebook is complete when no cell holds an error output and every code
@@ -166,21 +180,20 @@ def check_complete(nb: Any) -> dict[str, Any] | None:
             continue
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
-                ename = o.get("ename", "Error")
-                kind = "early_exit" if ename == "SystemExit" else "exception"
-                msg = (
-                    f"The notebook stopped early (SystemExit) in cell {i}."
-                    if kind == "early_exit"
-                    else f"{ename}: {o.get('evalue', '')}"
+                ename, evalue = o.get("ename", "Error"), o.get("evalue", "")
+                if ename == "SystemExit":
+                    return EarlyExitError(
+                        f"The notebook stopped early (SystemExit) in cell {i}.",
+                        cell_index=i, ename=ename,
+                    )  # fmt: skip
+                return CellExecutionError(
+                    f"{ename}: {evalue}", cell_index=i, ename=ename, evalue=evalue
                 )
-                return {"kind": kind, "message": msg, "cell_index": i}
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None:
-            return {
-                "kind": "incomplete",
-                "message": f"The notebook stopped before cell {i} ran.",
-                "cell_index": i,
-            }
+            return IncompleteNotebookError(
+                f"The notebook stopped before cell {i} ran.", cell_index=i
+            )
     return None
 
 
@@ -211,26 +224,25 @@ def failing_cell(nb: Any) -> int | None:
     return None
 
 
-def _classify(exc: BaseException) -> dict[str, Any]:
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+def _classify(exc: BaseException) -> ExecutionError:
+    """The :class:`~kpireport.errors.ExecutionError` for what papermill or nbclient raised."""
+    from nbclient.exceptions import CellTimeoutError
+    from nbclient.exceptions import DeadKernelError as NbDeadKernel
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        return {
-            "kind": "exception",
-            "message": f"{exc.ename}: {exc.evalue}".strip(),
-            "exec_count": exc.exec_count,
-        }
+        return CellExecutionError(
+            f"{exc.ename}: {exc.evalue}".strip(),
+            ename=exc.ename, evalue=exc.evalue, exec_count=exc.exec_count,
+        )  # fmt: skip
     if isinstance(exc, CellTimeoutError):
-        return {
-            "kind": "timeout",
-            "message": f"A cell exceeded the cell timeout: {str(exc).splitlines()[0] if str(exc) else ''}",
-        }
-    if isinstance(exc, DeadKernelError):
-        return {"kind": "dead_kernel", "message": "The kernel died while executing the notebook."}
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return ReportTimeoutError(f"A cell exceeded the cell timeout: {first}")
+    if isinstance(exc, NbDeadKernel):
+        return DeadKernelError("The kernel died while executing the notebook.")
     if isinstance(exc, TimeoutError | RuntimeError) and "kernel" in str(exc).lower():
-        return {"kind": "kernel_start", "message": f"The kernel did not start: {exc}"}
-    return {"kind": "execution", "message": f"{type(exc).__name__}: {exc}"}
+        return KernelStartError(f"The kernel did not start: {exc}")
+    return ExecutionError(f"{type(exc).__name__}: {exc}")
 
 
 # --------------------------------------------------------------- publishing
@@ -289,7 +301,7 @@ def manifest_for(
 def publish_failed(
     task: Task,
     nb: Any | None,
-    error: dict[str, Any],
+    error: ExecutionError,
     timings: dict[str, float],
     started: float,
     secrets: dict[str, str] | None = None,
@@ -308,26 +320,28 @@ def publish_failed(
     secrets = secrets or {}
     if nb is None:
         nb = nbformat.read(str(task.spec.notebook), as_version=4)
-    idx = error.get("cell_index")
+    idx = error.cell_index
     if idx is None:
-        idx = failing_cell(nb)
-        error["cell_index"] = idx
+        idx = error.cell_index = failing_cell(nb)
     if idx is not None and idx < len(nb.cells):
-        error["cell_source"] = _scrub(nb.cells[idx].source, secrets)[:2000]
-    error["message"] = mask_secrets(_scrub(str(error.get("message", "")), secrets))[:4000]
+        error.cell_source = _scrub(nb.cells[idx].source, secrets)[:2000]
+    error.message = mask_secrets(_scrub(str(error.message), secrets))[:4000]
+    if error.evalue is not None:
+        error.evalue = mask_secrets(_scrub(str(error.evalue), secrets))[:4000]
     where = f" in cell {idx}" if idx is not None else ""
     body = (
-        f'<div class="kpireport-error"><strong>Report failed ({html.escape(str(error.get("kind")))}){where}:</strong> '
-        f"{html.escape(error['message'])}"
+        f'<div class="kpireport-error"><strong>Report failed ({html.escape(error.kind)}){where}:</strong> '
+        f"{html.escape(error.message)}"
     )
-    if error.get("cell_source"):
-        body += f"<pre>{html.escape(error['cell_source'])}</pre>"
+    if error.cell_source:
+        body += f"<pre>{html.escape(error.cell_source)}</pre>"
     body += "</div>"
     cell = nbformat.v4.new_markdown_cell(body)
     cell.metadata["tags"] = ["kpireport-error"]
     nb.cells.insert(0, cell)
+    record = error.to_dict()
     if idx is not None:
-        error["cell_index_in_failed_copy"] = idx + 1
+        record["cell_index_in_failed_copy"] = idx + 1
     files = paths(task.failed_base)
     if "ipynb" not in keep or not files["ipynb"].is_file():  # else: the attempt's own notebook
         atomic_write_text(files["ipynb"], _scrub(nbformat.writes(nb), secrets))
@@ -340,7 +354,7 @@ def publish_failed(
         else:  # left by an earlier attempt: not part of this one
             with contextlib.suppress(OSError):
                 f.unlink()
-    manifest = manifest_for(task, "failed", error, timings, started, time.time(), outputs)
+    manifest = manifest_for(task, "failed", record, timings, started, time.time(), outputs)
     atomic_write_json(files["manifest"], manifest)
     return files["ipynb"]
 
@@ -374,13 +388,13 @@ def produce_report(
     executed = scratch / "executed.ipynb"
     result: dict[str, Any] = {"report_id": spec.report_id, "timings": timings, "outputs": {}}
 
-    def fail(error: dict[str, Any], nb: Any | None) -> dict[str, Any]:
+    def fail(error: ExecutionError, nb: Any | None) -> dict[str, Any]:
         path = publish_failed(task, nb, error, timings, started, secrets)
-        result.update(status="failed", error=error, failed_path=str(path))
+        result.update(status="failed", error=error.to_dict(), failed_path=str(path))
         return result
 
     t0 = time.perf_counter()
-    error: dict[str, Any] | None = None
+    error: ExecutionError | None = None
     if km is not None and not _alive(km):  # it died while waiting: a fresh one
         km = None
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
@@ -405,11 +419,11 @@ def produce_report(
             error = _classify(exc)
         finally:
             kill_tree(os.getpid(), include_parent=False)
-        if error is None or error["kind"] != "kernel_start":
+        if not isinstance(error, KernelStartError):
             break
         # the kernel never started (no cell ran): a zmq port taken between
         # jupyter_client choosing it and the kernel binding it (papermill #511)
-        error["attempts"] = attempt
+        error.attempts = attempt
         log.warning("The kernel of %s did not start (attempt %d).", spec.report_id, attempt)
     timings["execute"] = time.perf_counter() - t0
     nb = None
@@ -417,7 +431,7 @@ def produce_report(
         with contextlib.suppress(Exception):
             nb = nbformat.read(str(executed), as_version=4)
     if error is None and nb is None:
-        error = {"kind": "execution", "message": "papermill wrote no executed notebook."}
+        error = ExecutionError("papermill wrote no executed notebook.")
     if error is None:
         error = check_complete(nb)
     if error is not None:
@@ -435,7 +449,8 @@ def produce_report(
             pdf = to_pdf(page, base_url=scratch)
             timings["pdf"] = time.perf_counter() - t0
     except Exception as exc:
-        out = fail({"kind": "render", "message": str(exc)}, nb)
+        err = exc if isinstance(exc, RenderError) else RenderError(str(exc))
+        out = fail(err, nb)
         shutil.rmtree(scratch, ignore_errors=True)
         return out
 
@@ -443,10 +458,10 @@ def produce_report(
     leaked = _find_secret([nb_text, page], secrets)
     if leaked:
         out = fail(
-            {
-                "kind": "secret",
-                "message": f"The report output contains the value of the secret environment variable {leaked}; nothing was published.",
-            },
+            SecretLeakError(
+                "The report output contains the value of the secret environment variable "
+                f"{leaked}; nothing was published."
+            ),
             nb,
         )
         shutil.rmtree(scratch, ignore_errors=True)
@@ -623,13 +638,15 @@ def _kept_failed(
     secrets: dict[str, str],
 ) -> dict[str, Any]:
     """The outcome of a failed publish; the attempt's files ``moved`` to ``failed/`` are listed."""
-    error = {"kind": "publish", "message": message}
+    error = PublishError(message)
     path = None
     try:
         path = publish_failed(task, nb, error, timings, started, secrets, keep=moved)
     except OSError as exc:  # the disk is still full
         log.error("Could not keep the failed report %s: %s", task.spec.report_id, exc)
-    return {"status": "failed", "error": error, "failed_path": str(path) if path else None}
+    return {
+        "status": "failed", "error": error.to_dict(), "failed_path": str(path) if path else None
+    }  # fmt: skip
 
 
 # ------------------------------------------------------- parent and signals
@@ -742,10 +759,7 @@ def _child(task: Task, conn: Any, parent_pid: int, go: Any = None) -> None:
             "status": "failed",
             "timings": {},
             "outputs": {},
-            "error": {
-                "kind": "internal",
-                "message": mask_secrets(f"{type(exc).__name__}: {exc}"),
-            },
+            "error": InternalReportError(mask_secrets(f"{type(exc).__name__}: {exc}")).to_dict(),
         }
     finally:
         kill_tree(os.getpid(), include_parent=False)
@@ -863,7 +877,7 @@ def run_tasks(
                     outcome = _parent_failure(
                         task,
                         started,
-                        "timeout",
+                        FailureKind.TIMEOUT,
                         f"The report exceeded its time limit of {task.spec.report_timeout:g} s and was stopped.",
                     )
                     finished = True
@@ -879,12 +893,15 @@ def run_tasks(
                     shutil.rmtree(task.work_root, ignore_errors=True)
                     outcome = {
                         "report_id": task.spec.report_id, "status": "failed", "outputs": {},
-                        "timings": {}, "error": {"kind": "stopped", "message": "The run was stopped."},
+                        "timings": {}, "error": ReportStoppedError("The run was stopped.").to_dict(),
                     }  # fmt: skip
                 if outcome is None:
                     code = proc.exitcode
                     outcome = _parent_failure(
-                        task, started, "crash", f"The report process died (exit code {code})."
+                        task,
+                        started,
+                        FailureKind.CRASH,
+                        f"The report process died (exit code {code}).",
                     )
                 conn.close()
                 del running[conn]
@@ -907,11 +924,11 @@ def run_tasks(
     return [outcomes[i] for i in range(len(tasks))]
 
 
-def _parent_failure(task: Task, started: float, kind: str, message: str) -> dict[str, Any]:
+def _parent_failure(task: Task, started: float, kind: FailureKind, message: str) -> dict[str, Any]:
     """Record a report the parent had to stop (timeout) or that crashed."""
     import nbformat
 
-    error = {"kind": kind, "message": message}
+    error = ExecutionError.of_kind(kind, message)
     nb = None
     # papermill saves the notebook as cells complete: keep what there is
     candidate = task.work_root / "executed.ipynb"
@@ -928,7 +945,7 @@ def _parent_failure(task: Task, started: float, kind: str, message: str) -> dict
     return {
         "report_id": task.spec.report_id,
         "status": "failed",
-        "error": error,
+        "error": error.to_dict(),
         "timings": timings,
         "outputs": {},
         "failed_path": str(path) if path else None,

@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from kpireport.errors import ParamsError
+from kpireport.errors import FailureKind, ParamsError
 from kpireport.report import execute
 
 log = logging.getLogger("kpireport")
@@ -209,12 +209,12 @@ class DaskExecutor:
                             continue
                         if isinstance(exc, KilledWorker):
                             kind, msg = (
-                                "worker_lost",
+                                FailureKind.WORKER_LOST,
                                 f"The Dask worker running the report died {attempt + 1} times "
                                 "(out of memory, killed or its machine lost); gave up.",
                             )
                         else:
-                            kind, msg = "internal", f"{type(exc).__name__}: {exc}"
+                            kind, msg = FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}"
                         outcome = execute._parent_failure(task, started, kind, msg)
                     on_done(task, outcome)
                 fill()

@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from kpireport.errors import ExecutionError
+from kpireport.errors import PublishError
 
 #: first characters that make a spreadsheet treat a cell as a formula
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -114,10 +114,6 @@ def current_umask() -> int:
 def public_mode() -> int:
     """Mode of a published file: ``0o666 & ~umask`` (what ``open()`` would create)."""
     return 0o666 & ~current_umask()
-
-
-class PublishError(ExecutionError):
-    """Swapping a report's files in failed; the previous set was restored."""
 
 
 def commit_report(

@@ -61,7 +61,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -69,10 +68,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpireport._version import __version__
-from kpireport.errors import OutputLockedError, ParamsError, RunInterruptedError
+from kpireport.constants import Scope
+from kpireport.errors import FailureKind, OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
 from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
 from kpireport.report.lock import exclusive_lock
@@ -87,15 +87,17 @@ from kpireport.report.pack import (
 )
 from kpireport.report.params import (
     DEMO_SOURCE,
-    ReportSpec,
     RunDef,
-    describe,
-    did_you_mean,
-    duplicate_paths,
-    expand,
     load_plan,
     missing_sources,
+)
+from kpireport.report.plan import (
+    ReportSpec,
+    describe,
+    expand,
+    finish,
     resolve_period,
+    select_only,
 )
 from kpireport.report.slug import slug
 from kpireport.report.snapshot import (
@@ -107,6 +109,9 @@ from kpireport.report.snapshot import (
     write_snapshot,
 )
 from kpireport.secrets import mask_secrets
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 log = logging.getLogger("kpireport")
 
@@ -137,7 +142,7 @@ class ReportResult:
     period: str
     status: str
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: FailureKind | None = None
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     failed_path: str | None = None
@@ -191,7 +196,7 @@ class RunResult:
 
 
 # ------------------------------------------------------------------ data
-def _load_data(source: Any, as_of: str | None) -> Any:
+def _load_data(source: Any, as_of: str | None) -> CrmData:
     from kpireport.data.model import CrmData
 
     if isinstance(source, CrmData):
@@ -205,24 +210,11 @@ def _load_data(source: Any, as_of: str | None) -> Any:
     return load(source, as_of=as_of) if as_of else load(source)
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
-
-
 def source_secret_names(source: Any) -> tuple[str, ...]:
-    """Environment variables a source file names (``password_env``, ``${VAR}``)."""
-    if not isinstance(source, (str, os.PathLike)):
-        return ()
-    path = Path(source)
-    names: set[str] = set()
-    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-        with contextlib.suppress(OSError):
-            text = path.read_text(encoding="utf-8-sig")
-            names.update(_ENV_REF.findall(text))
-            names.update(
-                re.findall(r"^\s*\w*_env\s*:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)", text, re.MULTILINE)
-            )
-    names.update(_ENV_REF.findall(str(source)))
-    return tuple(sorted(names))
+    """Environment variables a source names (:func:`kpireport.data.sources.secret_env_names`)."""
+    from kpireport.data.sources import secret_env_names
+
+    return secret_env_names(source)
 
 
 # ---------------------------------------------------------------- header
@@ -236,8 +228,8 @@ def header_meta(spec: ReportSpec, organisation: str, fingerprint: str) -> dict[s
         as_of_label = labels["as_of"].format(date=fmt_date(spec.as_of, spec.language))
     except Exception:  # i18n not available: labels as written
         period_label, as_of_label = spec.period, labels["as_of"].format(date=spec.as_of)
-    if spec.scope == "organisation":
-        scope = labels["organisation"]
+    if spec.scope == Scope.ORGANISATION:
+        scope = labels[Scope.ORGANISATION]
     elif spec.scope == "seller" and spec.scope_name != spec.scope_id:
         scope = f"{labels['seller']} {spec.scope_name} ({spec.scope_id})"
     else:
@@ -461,11 +453,8 @@ def _plan(
         secret_names = source_secret_names(src)
         for spec in specs:
             plans.append(_Plan(spec, data, fingerprint, snapshot, secret_names))
-    plans = _filter_only(plans, only)
-    specs = [p.spec for p in plans]
-    problems = duplicate_paths(specs)
-    if problems:
-        raise ParamsError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    plans = [plans[i] for i in select_only([p.spec for p in plans], only)]
+    finish([p.spec for p in plans])  # two reports on one path are refused
     return plans
 
 
@@ -550,7 +539,7 @@ class _Plan:
     """One planned report and the data it reads."""
 
     spec: ReportSpec
-    data: Any
+    data: CrmData
     fingerprint: str
     snapshot: Path | None
     secret_names: tuple[str, ...]
@@ -647,7 +636,7 @@ def existing_collisions(specs: Sequence[ReportSpec], out_dir: Path) -> list[str]
             scope = m.get("scope")
             who = (
                 "the organisation"
-                if scope == "organisation"
+                if scope == Scope.ORGANISATION
                 else f"{scope} '{m.get('scope_name')}'"
             )
             problems.append(
@@ -686,22 +675,6 @@ def _stop_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _filter_only(plans: list[_Plan], only: Sequence[str] | None) -> list[_Plan]:
-    """Keep the reports whose scope id or run name is in ``only``; refuse unmatched values."""
-    if not only:
-        return plans
-    names = {p.spec.run for p in plans} | {
-        p.spec.scope_id for p in plans if p.spec.scope_id is not None
-    }
-    unmatched = [o for o in only if o not in names]
-    if unmatched:
-        raise ParamsError(
-            "; ".join(f"--only '{o}' matches no report{did_you_mean(o, names)}" for o in unmatched)
-            + "."
-        )
-    return [p for p in plans if p.spec.run in only or p.spec.scope_id in only]
-
-
 def _group_by_source(runs: Sequence[RunDef], source: Any) -> list[tuple[Any, list[RunDef]]]:
     if source is not None:
         return [(source, list(runs))]
@@ -711,7 +684,7 @@ def _group_by_source(runs: Sequence[RunDef], source: Any) -> list[tuple[Any, lis
     return list(groups.items())
 
 
-def _organisation(runs: Sequence[RunDef], spec: ReportSpec, data: Any) -> str:
+def _organisation(runs: Sequence[RunDef], spec: ReportSpec, data: CrmData) -> str:
     for r in runs:
         if r.name == spec.run and r.organisation:
             return str(r.organisation)
@@ -730,7 +703,7 @@ def _result(spec: ReportSpec, outcome: dict[str, Any]) -> ReportResult:
         error=mask_secrets(error.get("message") if isinstance(error, dict) else error)
         if error
         else None,
-        error_kind=error.get("kind") if isinstance(error, dict) else None,
+        error_kind=FailureKind.parse(error.get("kind")) if isinstance(error, dict) else None,
         timings=dict(outcome.get("timings") or {}),
         outputs=dict(outcome.get("outputs") or {}),
         failed_path=outcome.get("failed_path"),

@@ -37,10 +37,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpireport.report.lock import release, try_lock
 from kpireport.secrets import mask_secrets
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 MARKER = "SNAPSHOT.json"
 #: snapshots kept in the cache after a run (the newest ones)
@@ -51,7 +54,7 @@ CACHE_ENV = "KPIREPORT_CACHE"
 _SETTINGS = ("gross_margin",)
 
 
-def write_snapshot(data: Any, folder: Path) -> Path:
+def write_snapshot(data: CrmData, folder: Path) -> Path:
     """Write ``data`` (a CrmData) into ``folder``; return the ``source.yaml`` path."""
     import yaml
 

@@ -30,7 +30,7 @@ Design decisions
 * **No data is a section, not a crash.** A scope or period without any
   activity gives an explicit "No data for this period" section.
 * **Forecast cone of the development curve.** The simulated distribution of
-  the period total (:func:`kpireport.forecast.period_total_distribution`) is
+  the period total (:func:`kpireport.forecasting.period_total_distribution`) is
   spread over the remaining days in proportion to elapsed days: the cone
   starts at the actual on ``as_of`` and opens to the simulated quantiles at
   period end.
@@ -645,7 +645,7 @@ def development_curve_figure(
     title: str | None = None,
 ) -> Any:  # fmt: skip
     """The development curve of one goal: cumulative actual vs linear and seasonal pace vs forecast cone."""
-    from kpireport.forecast import period_total_distribution
+    from kpireport.forecasting import period_total_distribution
     from kpireport.kpis import cumulative_curve, kpi_series
     from kpireport.plots import development_curve
 
@@ -1281,7 +1281,7 @@ def management_pack_view(
                 title=f"{kpi_label(str(qhead['kpi']), lang)} · {i18n.fmt_period(quarter.label, lang)}"))  # fmt: skip
     else:
         qsec.sentence(i18n.t("sentence.no_goals", lang))
-    from kpireport.forecast import forecast
+    from kpireport.forecasting import forecast
 
     end = _eval_day(p, as_of)
     series = kpi_series(data, "won_value", grain="month", start=(p.start - pd.DateOffset(months=35)).date(),

@@ -19,8 +19,7 @@ Names are imported lazily so that a report kernel importing
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kpireport._lazy import lazy_exports
 
 _EXPORTS = {
     "load_schedules": "kpireport.schedule.config",
@@ -36,13 +35,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kpireport.schedule' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public API, so ``dir()`` and Jupyter's Tab completion list the lazy exports."""
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -59,11 +59,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kpireport.constants import Scope
 from kpireport.errors import KpiReportError, ParamsError, ScheduleError
-from kpireport.report.params import did_you_mean, looks_secret, read_yaml
+from kpireport.problems import Problems, did_you_mean, read_yaml
+from kpireport.report.parameters import looks_secret
 
 SECURITY = ("starttls", "ssl", "none")
-SCOPES = ("organisation", "team", "seller")
+SCOPES = (Scope.ORGANISATION.value, Scope.TEAM.value, Scope.SELLER.value)
 TOP_KEYS = ("smtp", "defaults", "jobs")
 SMTP_KEYS = ("host", "port", "security", "user", "sender", "password_env", "timeout", "ca_file")
 DEFAULT_KEYS = ("max_attachment_mb", "retries", "backoff_seconds", "archive_url", "jobs")
@@ -165,14 +167,6 @@ class ScheduleConfig:
 
 
 # ------------------------------------------------------------------ helpers
-def _keys(
-    doc: Mapping[str, Any], allowed: tuple[str, ...], where: str, problems: list[str]
-) -> None:
-    for key in doc:
-        if key not in allowed:
-            problems.append(f"{where}: unknown key '{key}'{did_you_mean(str(key), allowed)}.")
-
-
 def _list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -183,7 +177,7 @@ def _list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _addresses(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+def _addresses(value: Any, where: str, problems: Problems) -> tuple[str, ...]:
     out = []
     for a in _list(value):
         a = a.strip()
@@ -192,20 +186,6 @@ def _addresses(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
         else:
             out.append(a)
     return tuple(out)
-
-
-def _number(value: Any, kind: type, where: str, problems: list[str], default: Any) -> Any:
-    if value is None or value == "":
-        return default
-    try:
-        v = kind(str(value))
-    except ValueError:
-        problems.append(f"{where}: '{value}' is not a {'whole ' if kind is int else ''}number.")
-        return default
-    if v < 0:
-        problems.append(f"{where}: '{value}' must not be negative.")
-        return default
-    return v
 
 
 def _path(base: Path, value: str) -> Path:
@@ -224,7 +204,7 @@ def _source(base: Path, value: Any) -> str | None:
     return str(value) if "://" in str(value) else str(_path(base, str(value)))
 
 
-def _check_source(jw: str, params_path: Path, problems: list[str]) -> None:
+def _check_source(jw: str, params_path: Path, problems: Problems) -> None:
     """A job without ``source`` needs every run of its params file to name one."""
     from kpireport.report.params import DEMO_SOURCE, load_plan, missing_sources
 
@@ -242,7 +222,7 @@ def _check_source(jw: str, params_path: Path, problems: list[str]) -> None:
         )
 
 
-def _secret_keys(doc: Any, where: str, problems: list[str]) -> None:
+def _secret_keys(doc: Any, where: str, problems: Problems) -> None:
     """Refuse credential-like keys that hold a value (``password: hunter2``)."""
     if isinstance(doc, Mapping):
         for k, v in doc.items():
@@ -258,11 +238,11 @@ def _secret_keys(doc: Any, where: str, problems: list[str]) -> None:
 
 
 # ------------------------------------------------------------------ parsing
-def _smtp(doc: Any, where: str, problems: list[str], base: Path) -> SmtpConfig:
+def _smtp(doc: Any, where: str, problems: Problems, base: Path) -> SmtpConfig:
     if not isinstance(doc, Mapping):
         problems.append(f"{where}: 'smtp' must be a mapping with at least 'host' and 'sender'.")
         return SmtpConfig(host="", port=0)
-    _keys(doc, SMTP_KEYS, f"{where} smtp", problems)
+    problems.unknown_keys(doc, SMTP_KEYS, f"{where} smtp")
     security = str(doc.get("security") or "starttls").lower()
     if security not in SECURITY:
         problems.append(f"{where} smtp: security '{security}' is not one of {', '.join(SECURITY)}.")
@@ -270,7 +250,9 @@ def _smtp(doc: Any, where: str, problems: list[str], base: Path) -> SmtpConfig:
     host = str(doc.get("host") or "")
     if not host:
         problems.append(f"{where} smtp: 'host' is required.")
-    port = _number(doc.get("port"), int, f"{where} smtp port", problems, _DEFAULT_PORTS[security])
+    port = problems.non_negative(
+        doc.get("port"), int, f"{where} smtp port", _DEFAULT_PORTS[security]
+    )
     sender = str(doc.get("sender") or "")
     if not sender:
         problems.append(f"{where} smtp: 'sender' is required (the From address).")
@@ -287,7 +269,7 @@ def _smtp(doc: Any, where: str, problems: list[str], base: Path) -> SmtpConfig:
         )
     if user and not password_env:
         problems.append(f"{where} smtp: 'user' is set but 'password_env' is not.")
-    timeout = _number(doc.get("timeout"), float, f"{where} smtp timeout", problems, 30.0)
+    timeout = problems.non_negative(doc.get("timeout"), float, f"{where} smtp timeout", 30.0)
     ca_file = _path(base, doc["ca_file"]) if doc.get("ca_file") else None
     return SmtpConfig(
         host=host,
@@ -301,7 +283,7 @@ def _smtp(doc: Any, where: str, problems: list[str], base: Path) -> SmtpConfig:
     )
 
 
-def _groups(doc: Any, where: str, problems: list[str]) -> tuple[RecipientGroup, ...]:
+def _groups(doc: Any, where: str, problems: Problems) -> tuple[RecipientGroup, ...]:
     if doc is None:
         return ()
     if not isinstance(doc, list):
@@ -313,7 +295,7 @@ def _groups(doc: Any, where: str, problems: list[str]) -> tuple[RecipientGroup, 
         if not isinstance(g, Mapping):
             problems.append(f"{gw}: a group is a mapping with 'name' and 'to' or 'per_team'.")
             continue
-        _keys(g, GROUP_KEYS, gw, problems)
+        problems.unknown_keys(g, GROUP_KEYS, gw)
         name = str(g.get("name") or "")
         if not _JOB_NAME.match(name):
             problems.append(f"{gw}: 'name' is required (letters, digits, '.', '_' or '-').")
@@ -321,7 +303,7 @@ def _groups(doc: Any, where: str, problems: list[str]) -> tuple[RecipientGroup, 
         scopes = tuple(s.lower() for s in _list(g.get("scopes"))) or SCOPES
         for s in scopes:
             if s not in SCOPES:
-                problems.append(f"{gw}: scope '{s}' is not one of {', '.join(SCOPES)}.")
+                problems.one_of(s, SCOPES, "scope", gw)
         runs = tuple(_list(g.get("runs")))
         if ("to" in g) == ("per_team" in g):
             problems.append(f"{gw} ('{name}'): give exactly one of 'to' or 'per_team'.")
@@ -336,7 +318,10 @@ def _groups(doc: Any, where: str, problems: list[str]) -> tuple[RecipientGroup, 
         if not isinstance(per_team, Mapping) or not per_team:
             problems.append(f"{gw} ('{name}'): 'per_team' maps team names to addresses.")
             continue
-        team_scopes = tuple(s for s in scopes if s != "organisation") or ("team", "seller")
+        team_scopes = tuple(s for s in scopes if s != Scope.ORGANISATION) or (
+            Scope.TEAM.value,
+            Scope.SELLER.value,
+        )
         for team, addrs in per_team.items():
             to = _addresses(addrs, f"{gw} team '{team}'", problems)
             groups.append(RecipientGroup(f"{name}/{team}", to, team_scopes, runs, team=str(team)))
@@ -347,7 +332,7 @@ def _groups(doc: Any, where: str, problems: list[str]) -> tuple[RecipientGroup, 
 
 
 def _job(
-    name: str, doc: Any, defaults: Mapping[str, Any], base: Path, where: str, problems: list[str]
+    name: str, doc: Any, defaults: Mapping[str, Any], base: Path, where: str, problems: Problems
 ) -> Job | None:
     from kpireport.schedule.cron import check_cron
 
@@ -357,7 +342,7 @@ def _job(
     if not isinstance(doc, Mapping):
         problems.append(f"{jw}: a job is a mapping with 'params', 'cron' and 'timezone'.")
         return None
-    _keys(doc, JOB_KEYS, jw, problems)
+    problems.unknown_keys(doc, JOB_KEYS, jw)
     merged = {**defaults, **doc}
     params = doc.get("params")
     params_path = _path(base, params) if params else base
@@ -399,7 +384,9 @@ def _job(
             parse_period(str(period), "2026-01-15")
         except Exception as exc:  # PeriodError
             problems.append(f"{jw}: {exc}")
-    mb = _number(merged.get("max_attachment_mb"), float, f"{jw} max_attachment_mb", problems, 15.0)
+    mb = problems.non_negative(
+        merged.get("max_attachment_mb"), float, f"{jw} max_attachment_mb", 15.0
+    )
     jobs = merged.get("jobs")
     return Job(
         name=name,
@@ -413,12 +400,12 @@ def _job(
         period=str(period) if period else None,
         description=str(doc.get("description") or ""),
         max_attachment_bytes=int(mb * 1024 * 1024),
-        retries=_number(merged.get("retries"), int, f"{jw} retries", problems, 3),
-        backoff_seconds=_number(
-            merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", problems, 30.0
+        retries=problems.non_negative(merged.get("retries"), int, f"{jw} retries", 3),
+        backoff_seconds=problems.non_negative(
+            merged.get("backoff_seconds"), float, f"{jw} backoff_seconds", 30.0
         ),
         archive_url=str(merged["archive_url"]) if merged.get("archive_url") else None,
-        jobs=_number(jobs, int, f"{jw} jobs", problems, None) if jobs else None,
+        jobs=problems.non_negative(jobs, int, f"{jw} jobs", None) if jobs else None,
     )
 
 
@@ -447,10 +434,10 @@ def load_schedules(path: Path | str) -> ScheduleConfig:
     except ParamsError as exc:
         raise ScheduleError(str(exc)) from None
     where = path.name
-    problems: list[str] = []
+    problems = Problems()
     if not isinstance(doc, Mapping):
         raise ScheduleError(f"{where}: expected a mapping with 'smtp' and 'jobs'.")
-    _keys(doc, TOP_KEYS, where, problems)
+    problems.unknown_keys(doc, TOP_KEYS, where)
     _secret_keys(doc, where, problems)
     base = path.parent
     smtp = _smtp(doc.get("smtp"), where, problems, base)
@@ -458,7 +445,7 @@ def load_schedules(path: Path | str) -> ScheduleConfig:
     if not isinstance(defaults, Mapping):
         problems.append(f"{where}: 'defaults' must be a mapping.")
         defaults = {}
-    _keys(defaults, DEFAULT_KEYS, f"{where} defaults", problems)
+    problems.unknown_keys(defaults, DEFAULT_KEYS, f"{where} defaults")
     jobs_doc = doc.get("jobs") or {}
     if not isinstance(jobs_doc, Mapping) or not jobs_doc:
         problems.append(f"{where}: 'jobs' must name at least one job.")
@@ -468,11 +455,5 @@ def load_schedules(path: Path | str) -> ScheduleConfig:
         job = _job(str(name), jdoc, defaults, base, where, problems)
         if job is not None:
             jobs[str(name)] = job
-    if problems:
-        if len(problems) == 1:
-            raise ScheduleError(problems[0])
-        raise ScheduleError(
-            f"The schedule file has {len(problems)} problems:\n"
-            + "\n".join("  - " + p for p in problems)
-        )
+    problems.raise_if_any(ScheduleError, "schedule file")
     return ScheduleConfig(path=path, smtp=smtp, jobs=jobs)

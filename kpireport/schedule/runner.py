@@ -24,8 +24,9 @@ Design decisions
   deliveries already ``sent`` for the identity are not repeated. A group
   whose reports are not all built is *held* (never sent half a pack) and goes
   out on the re-run that completes it.
-* **Transient vs deterministic.** A report that failed because its kernel
-  died or did not start (or the worker crashed) is rebuilt up to ``retries``
+* **Transient vs deterministic.** A report whose failure kind is transient
+  (:attr:`kpireport.errors.FailureKind.transient`: its kernel died or did not
+  start, or the report process raised outside the notebook) is rebuilt up to ``retries``
   times with exponential backoff; a notebook that raises (invalid data), a
   timeout or a data-contract error is not retried. SMTP faults follow
   :mod:`kpireport.schedule.mail`.
@@ -51,6 +52,7 @@ from typing import Any
 import pandas as pd
 
 from kpireport._version import __version__
+from kpireport.constants import Scope
 from kpireport.errors import KpiReportError, ScheduleError, ScheduleLockedError
 from kpireport.history.snapshots import read_kpi_table, snapshot_rows
 from kpireport.history.store import History
@@ -60,9 +62,6 @@ from kpireport.schedule import mail
 from kpireport.schedule.config import Job, RecipientGroup, ScheduleConfig
 
 log = logging.getLogger("kpireport")
-
-#: report error kinds worth rebuilding (the fault is in the machinery, not the data)
-TRANSIENT_REPORT_ERRORS = ("dead_kernel", "kernel_start", "internal")
 
 
 @dataclass
@@ -191,7 +190,7 @@ def _build(
         transient = [
             r
             for r in reports.values()
-            if r.status == "failed" and r.error_kind in TRANSIENT_REPORT_ERRORS
+            if r.status == "failed" and r.error_kind is not None and r.error_kind.transient
         ]
         if not transient:
             break
@@ -238,7 +237,7 @@ def _selected(group: RecipientGroup, reports: Sequence[Any], teams: dict[str, st
                 continue
             if r.scope == "seller" and teams.get(str(r.scope_id)) != group.team:
                 continue
-            if r.scope == "organisation":
+            if r.scope == Scope.ORGANISATION:
                 continue
         out.append(r)
     return out
@@ -276,7 +275,7 @@ def _filename(p: _Published) -> str:
     ext = p.file.suffix if p.file else ".pdf"
     parts = (
         [p.title]
-        + ([p.scope_name] if p.scope != "organisation" and p.scope_name else [])
+        + ([p.scope_name] if p.scope != Scope.ORGANISATION and p.scope_name else [])
         + [p.period]
     )
     return mail.safe_filename(" – ".join(parts)) + ext
@@ -321,11 +320,11 @@ def body_text(
         if t is None or "status" not in t:
             continue
         for rec in t[t["status"].isin(["at_risk", "off_track"])].to_dict("records"):
-            who = p.scope_name if p.scope != "organisation" else "organisation"
+            who = p.scope_name if p.scope != Scope.ORGANISATION else Scope.ORGANISATION.value
             risks.append(f"  - {rec['kpi']} ({who}): {str(rec['status']).replace('_', ' ')}")
     lines += ["", "Goals at risk:", *(risks or ["  - none"])]
     head = next(
-        (p for p in items if p.scope == "organisation" and p.kpis is not None), None
+        (p for p in items if p.scope == Scope.ORGANISATION and p.kpis is not None), None
     ) or next((p for p in items if p.kpis is not None), None)
     if head is not None:
         t = head.kpis
@@ -334,7 +333,7 @@ def body_text(
             "kpi"
         )
         if len(rows):
-            who = head.scope_name if head.scope != "organisation" else "organisation"
+            who = head.scope_name if head.scope != Scope.ORGANISATION else Scope.ORGANISATION.value
             lines += ["", f"Headline KPIs ({who}):"]
             lines += [
                 f"  - {_fmt(str(r['kpi']), float(r['value']))}"

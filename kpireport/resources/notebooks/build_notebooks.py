@@ -184,7 +184,7 @@ def explore_notebook() -> nbformat.NotebookNode:
         md("## 5. A monthly series and its forecast"),
         code(
             'series = kpireport.kpi_series(data, "won_value", grain="month", end=period, as_of=as_of)\n'
-            "from kpireport.forecast import forecast\n\n"
+            "from kpireport import forecast\n\n"
             "fc = forecast(series, horizon=6)\n"
             'print(fc.attrs.get("model"))\n'
             "fc.round(0)"

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpireport.forecast.models import (
+from kpireport.forecasting.models import (
     ETS,
     ForecastModel,
     ModelFitError,

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from kpireport.errors import ForecastError
-from kpireport.forecast.models import ETS, ForecastModel, ModelFitError, get_model
-from kpireport.forecast.prepare import prepare
+from kpireport.forecasting.models import ETS, ForecastModel, ModelFitError, get_model
+from kpireport.forecasting.prepare import prepare
 
 LEVELS = (80, 95)
 
@@ -156,7 +156,7 @@ def backtest(
     Parameters
     ----------
     y
-        The series (as for :func:`~kpireport.forecast.forecast`).
+        The series (as for :func:`~kpireport.forecasting.forecast`).
     horizon
         Steps scored after each origin.
     origins

@@ -67,8 +67,8 @@ import numpy as np
 import pandas as pd
 
 from kpireport.errors import ForecastError
-from kpireport.forecast.backtest import backtest_arrays
-from kpireport.forecast.models import (
+from kpireport.forecasting.backtest import backtest_arrays
+from kpireport.forecasting.models import (
     ETS,
     Croston,
     ForecastModel,
@@ -80,7 +80,7 @@ from kpireport.forecast.models import (
     level_columns,
     register,
 )
-from kpireport.forecast.prepare import (  # noqa: F401 - re-exported: the selector's helpers
+from kpireport.forecasting.prepare import (  # noqa: F401 - re-exported: the selector's helpers
     Prepared,
     future_index,
     prepare,
@@ -219,7 +219,7 @@ class AutoModel(ForecastModel):
         return self
 
     def _combination(self, y: np.ndarray, m: int) -> ForecastModel | None:
-        from kpireport.forecast.combine import Combination
+        from kpireport.forecasting.combine import Combination
 
         members = ("ets", "arima", "theta", "stl") if self.allow_slow else ("ets", "theta")
         try:

@@ -11,13 +11,14 @@ Public API::
 
 Sub-modules: :mod:`.models` (model protocol + registry), :mod:`.select` (the
 selector and the public functions), :mod:`.backtest`, :mod:`.attainment`.
+
+The package is ``kpireport.forecasting`` so that ``kpireport.forecast`` is
+only ever the function (``from kpireport import forecast``): a package and a
+function under one name made ``kpireport.forecast`` change meaning once the
+package was imported (docs/FORECASTING.md).
 """
 
-import sys
-import types
-from typing import Any
-
-from kpireport.forecast.attainment import (
+from kpireport.forecasting.attainment import (
     attainment_summary,
     backtest_attainment,
     deal_monte_carlo,
@@ -25,9 +26,9 @@ from kpireport.forecast.attainment import (
     run_rate_distribution,
     stage_win_rates,
 )
-from kpireport.forecast.backtest import backtest
-from kpireport.forecast.models import ForecastModel, get_model, list_models, register
-from kpireport.forecast.select import clear_cache, forecast, forecast_many, simulate
+from kpireport.forecasting.backtest import backtest
+from kpireport.forecasting.models import ForecastModel, get_model, list_models, register
+from kpireport.forecasting.select import clear_cache, forecast, forecast_many, simulate
 
 __all__ = [
     "ForecastModel",
@@ -46,19 +47,3 @@ __all__ = [
     "simulate",
     "stage_win_rates",
 ]
-
-
-class _ForecastPackage(types.ModuleType):
-    """This package, callable as :func:`forecast`.
-
-    The package root re-exports ``kpireport.forecast`` as the function (STYLE:
-    a small public API), but once this sub-package is imported Python binds
-    ``kpireport.forecast`` to the package itself. Making the package callable
-    keeps ``kpireport.forecast(y, 12)`` working either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return forecast(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _ForecastPackage

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kpireport.errors import ForecastError
-from kpireport.forecast.models import _level_tag
+from kpireport.forecasting.models import _level_tag
 
 #: paths behind a ratio forecast.
 RATIO_PATHS = 4000
@@ -63,8 +63,8 @@ def joint_paths(
         ``(numerator paths, denominator paths, rho, model name)``; paths are
         ``(n_paths, horizon)``, clipped at zero for counts.
     """
-    from kpireport.forecast.combine import Combination
-    from kpireport.forecast.select import fit
+    from kpireport.forecasting.combine import Combination
+    from kpireport.forecasting.select import fit
 
     mn, pn = fit(numerator)
     md, pd_ = fit(denominator)
@@ -128,7 +128,7 @@ def ratio_forecast(
         raise ForecastError(
             "The numerator and denominator of a ratio forecast need the same index."
         )
-    from kpireport.forecast.prepare import future_index
+    from kpireport.forecasting.prepare import future_index
 
     num, den, _, name = joint_paths(numerator, denominator, int(horizon), n_paths, seed)
     num_mean, den_mean = num.mean(axis=0), den.mean(axis=0)

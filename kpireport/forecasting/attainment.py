@@ -4,7 +4,7 @@ Design decisions
 ----------------
 * **Period total = actual to date + simulated rest** (``method="daily"``): the
   additive KPI's *daily* series over the last ``history_years`` is forecast by
-  the same selector as :func:`~kpireport.forecast.forecast` with a weekly season
+  the same selector as :func:`~kpireport.forecasting.forecast` with a weekly season
   (ETS with weekday seasonality, Croston for intermittent days, ...), and the
   simulated daily paths of the remaining days are **summed per path**; adding
   interval bounds would overstate the spread, because daily errors partly
@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from kpireport.errors import ForecastError
-from kpireport.forecast.select import simulate
+from kpireport.forecasting.select import simulate
 
 log = logging.getLogger("kpireport")
 

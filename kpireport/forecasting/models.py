@@ -111,7 +111,7 @@ class ForecastModel:
 
     name: str = "model"
     #: fitting cost class: "fast" models are always tried; "slow" ones are
-    #: skipped for short series and by :func:`~kpireport.forecast.forecast_many`.
+    #: skipped for short series and by :func:`~kpireport.forecasting.forecast_many`.
     cost: str = "fast"
 
     def fit(self, y: np.ndarray, season_length: int = 1) -> ForecastModel:  # pragma: no cover
