@@ -518,6 +518,11 @@ def _quiet_rest(v: np.ndarray, first: pd.Timestamp, p: Period, asof: pd.Timestam
 def _forecast_ratio(
     hist: _History, row, sid, p: Period, n_paths: int = 2000, seed: int = 0
 ) -> dict:
+    from kpireport.goals.attainment import ratio_goal
+
+    got = ratio_goal(hist, row, sid, p, hist.asof, n_paths, seed)  # a ratio of forecasts
+    if got is not None:
+        return got
     from scipy.stats import norm
 
     from kpireport.forecast.models import ETS, ModelFitError, Naive
