@@ -76,7 +76,7 @@ def joint_paths(
     """Jointly simulated paths of two additive series.
 
     ``allow_slow=False`` fits each with the combination's fast members only
-    (ETS and Theta; goal evaluation uses it to stay within its time budget).
+    (ETS and the classical Theta; goal evaluation uses it to stay within its time budget).
 
     Returns
     -------
@@ -235,7 +235,7 @@ def ratio_goal_forecast(
     after that scaling the ratio is capped at 1. ``None`` with fewer than ``MIN_RATIO_MONTHS`` months, or when
     most simulated denominators are zero (nothing closes: no ratio).
     ``allow_slow=False`` fits the numerator and denominator with the
-    combination's fast members (ETS and Theta; see :mod:`.select`).
+    combination's fast members (ETS and the classical Theta; see :mod:`.select`).
     ``num_in_den``: ``den_daily`` holds the denominator's *other* terms and
     the denominator is numerator + those (the hit rate: won / (won + lost)),
     so each path's numerator is part of its denominator and the ratio stays

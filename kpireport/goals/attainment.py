@@ -67,7 +67,7 @@ def ratio_goal(
     denominator fits go through the forecast package's fit cache, so a series
     shared by several goals (deals won: hit rate, sales cycle, deal value of
     one scope) is fitted once; they use the combination's fast members (ETS
-    and Theta) to keep a goal table within its time budget.
+    and the classical Theta) to keep a goal table within its time budget.
 
     Returns
     -------
