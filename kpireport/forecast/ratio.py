@@ -25,13 +25,16 @@ Design decisions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from kpireport.errors import ForecastError
 from kpireport.forecast.models import _level_tag
+
+log = logging.getLogger("kpireport")
 
 #: paths behind a ratio forecast.
 RATIO_PATHS = 4000
@@ -303,3 +306,67 @@ def ratio_goal_forecast(
         "model": name,
         "paths": ratio,
     }
+
+
+def ratio_goal(
+    daily: Callable[[str], np.ndarray],
+    kpi: str,
+    first: pd.Timestamp,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    as_of: pd.Timestamp,
+    target: float,
+    at_least: bool = True,
+    *,
+    n_paths: int = RATIO_PATHS,
+    seed: int = 0,
+) -> dict | None:
+    """A ratio goal's forecast as a ratio of forecasts (docs/FORECASTING.md, "Ratio KPIs").
+
+    The KPIs of :data:`RATIO_PARTS` (hit rate, mean deal value, mean sales
+    cycle, CAC) are split into their additive numerator and denominator, whose
+    daily values from ``first`` to ``as_of`` ``daily(kpi)`` returns (goal
+    evaluation passes its cached histories: one matrix per KPI and scope for
+    every id); their complete months are forecast jointly and the period
+    ratio is simulated (:func:`ratio_goal_forecast`). The fits go through the
+    fit cache, so a series shared by several goals (deals won: hit rate, sales
+    cycle, deal value of one scope) is fitted once, with the combination's
+    fast members (ETS and the classical Theta) to keep a goal table within
+    its time budget.
+
+    Returns
+    -------
+    dict or None
+        ``forecast, lo_80, hi_80, lo_95, hi_95, probability, model`` and
+        ``totals`` (the simulated period ratios); ``None`` when ``kpi`` is not
+        a ratio of additive KPIs, a part cannot be computed from the data, or
+        the history is too short (the caller then smooths the ratio itself).
+    """
+    from kpireport.errors import KpiReportError
+
+    parts = RATIO_PARTS.get(str(kpi))
+    if parts is None:
+        return None
+
+    def part(name: str) -> np.ndarray:
+        if name == WON_CYCLE_DAYS:  # days summed over won deals = mean days x deals won
+            return daily("sales_cycle_days") * daily("deals_won")
+        return daily(name)
+
+    inside = parts[0] in parts[1]  # hit rate: simulate won and lost, closed = won + lost
+    others = [k for k in parts[1] if k != parts[0]] if inside else list(parts[1])
+    try:
+        num = part(parts[0])
+        den = sum((part(k) for k in others), np.zeros(len(num)))
+    except KpiReportError as exc:  # a part the data cannot compute (e.g. no costs table)
+        log.debug("no ratio of forecasts for %s: %s", kpi, exc)
+        return None
+    idx = pd.date_range(first, as_of, freq="D")
+    got = ratio_goal_forecast(
+        pd.Series(num, idx), pd.Series(den, idx), start, end, as_of, float(target), at_least,
+        n_paths=n_paths, seed=seed, allow_slow=False, num_in_den=inside,
+    )  # fmt: skip
+    if got is None:
+        return None
+    got["totals"] = got.pop("paths")
+    return got

@@ -36,7 +36,7 @@ Design decisions
   days are weekdays that never had activity in the last year (a weekly
   meetings goal on a Friday): then the total is the actual. A ratio of
   additive KPIs (hit rate, mean deal value, mean sales cycle, CAC) is a
-  ratio of forecasts (:func:`kpireport.goals.attainment.ratio_goal`: its
+  ratio of forecasts (:func:`kpireport.forecast.ratio.ratio_goal`: its
   numerator and denominator so far plus their jointly simulated rest of the
   period). Any other non-additive KPI, or a ratio with under 12 months of
   history, is ``share × value to date + (1 − share) × forecast`` of the next
@@ -521,9 +521,13 @@ def _quiet_rest(v: np.ndarray, first: pd.Timestamp, p: Period, asof: pd.Timestam
 def _forecast_ratio(
     hist: _History, row, sid, p: Period, n_paths: int = 2000, seed: int = 0
 ) -> dict:
-    from kpireport.goals.attainment import ratio_goal
+    from kpireport.forecast.ratio import ratio_goal
 
-    got = ratio_goal(hist, row, sid, p, hist.asof, n_paths, seed)  # a ratio of forecasts
+    got = ratio_goal(  # a ratio of forecasts where the KPI is one of additive ones
+        lambda k: hist.daily(k, row["scope"], sid), row["kpi"], hist.first, p.start, p.end,
+        hist.asof, row["target"], row["direction"] == Direction.AT_LEAST, n_paths=n_paths,
+        seed=seed,
+    )  # fmt: skip
     if got is not None:
         return got
     from scipy.stats import norm
