@@ -832,3 +832,85 @@ def test_ratio_forecast_from_jointly_simulated_numerator_and_denominator():
     g = ratio_forecast(monthly(won), monthly(closed), 1, to_date=(27.0, 90.0), elapsed=0.9)
     assert g["mean"].iloc[0] == pytest.approx(0.3, abs=0.02)
     assert g["hi_80"].iloc[0] - g["lo_80"].iloc[0] < f["hi_80"].iloc[0] - f["lo_80"].iloc[0]
+
+
+def test_ratio_of_two_known_trends():
+    from kpireport.forecasting.ratio import ratio_forecast
+
+    # won value 40 + 2t and deals 100 + 2t (noise sd 1): months 36..38 have the
+    # ratios 112/172, 114/174, 116/176 = 0.651, 0.655, 0.659
+    rng = np.random.default_rng(32)
+    t = np.arange(36)
+    num = monthly(40 + 2 * t + rng.normal(0, 1, 36))
+    den = monthly(100 + 2 * t + rng.normal(0, 1, 36))
+    f = ratio_forecast(num, den, 3, n_paths=3000, seed=2)
+    expected = np.array([112 / 172, 114 / 174, 116 / 176])
+    assert f["mean"].to_numpy() == pytest.approx(expected, abs=0.01)
+    assert np.all(f["lo_80"].to_numpy() < expected) and np.all(expected < f["hi_80"].to_numpy())
+    assert np.all(f["lo_95"] <= f["lo_80"]) and np.all(f["hi_80"] <= f["hi_95"])
+
+
+def daily_from_monthly(totals: np.ndarray, start: str, until: str) -> pd.Series:
+    """Each month's total spread evenly over its days, up to ``until`` (inclusive)."""
+    days = pd.date_range(start, until, freq="D")
+    months = pd.date_range(start, periods=len(totals), freq="MS")
+    per_day = pd.Series(np.asarray(totals, float) / months.days_in_month, months)
+    return pd.Series(per_day.reindex(days.to_period("M").start_time).to_numpy(), days)
+
+
+def test_ratio_goal_of_two_known_trends_in_a_running_month():
+    from kpireport.forecasting.ratio import ratio_goal_forecast
+
+    # 36 complete months (Nov 2023 - Oct 2026) of two linear trends (noise sd 1),
+    # then November 2026 on the same lines (num 112, den 172) known to the 15th
+    rng = np.random.default_rng(33)
+    t = np.arange(37)
+    num_m = 40 + 2 * t + np.r_[rng.normal(0, 1, 36), 0.0]
+    den_m = 100 + 2 * t + np.r_[rng.normal(0, 1, 36), 0.0]
+    num = daily_from_monthly(num_m, "2023-11-01", "2026-11-15")
+    den = daily_from_monthly(den_m, "2023-11-01", "2026-11-15")
+    assert num["2026-11"].sum() == pytest.approx(56.0) and den["2026-11"].sum() == pytest.approx(86)
+    start, end, as_of = pd.Timestamp("2026-11-01"), pd.Timestamp("2026-12-01"), "2026-11-15"
+    got = ratio_goal_forecast(num, den, start, end, as_of, 0.6, n_paths=3000, seed=1)
+    expected = (56 + 0.5 * 112) / (86 + 0.5 * 172)  # 0.651
+    assert got["forecast"] == pytest.approx(expected, abs=0.006)
+    assert got["lo_80"] < expected < got["hi_80"]
+    assert got["lo_95"] <= got["lo_80"] and got["hi_80"] <= got["hi_95"]
+    assert got["probability"] > 0.95  # 0.6 is far below the band
+    assert "ratio of forecasts" in got["model"]
+    # numerator inside the denominator (a hit rate: won / (won + lost)): every
+    # path's ratio is a share, the band stays in [0, 1]
+    lost = daily_from_monthly(den_m - num_m, "2023-11-01", "2026-11-15")
+    hr = ratio_goal_forecast(num, lost, start, end, as_of, 0.6, num_in_den=True, seed=1)
+    assert hr["forecast"] == pytest.approx(expected, abs=0.006)
+    assert 0 <= hr["lo_95"] < expected < hr["hi_95"] <= 1
+    # too short a history: no ratio forecast (the caller smooths the ratio)
+    short = ratio_goal_forecast(num["2026-01":], den["2026-01":], start, end, as_of, 0.6)
+    assert short is None
+
+
+def test_pooled_scores_calibrate_series_too_short_alone():
+    from kpireport.forecasting import forecast_many
+
+    # 24 seasonal series of 28 months: one replay of 4 steps each (4 scores),
+    # too few alone; pooled: 96 scores. Next 6 months of each: 144 points;
+    # binomial sd of an 80 % rate on 144 points is 3.3 %.
+    season = 20 * np.sin(2 * np.pi * np.arange(34) / 12)
+    ys, futures = {}, {}
+    for i in range(24):
+        rng = np.random.default_rng(200 + i)
+        y = 100 + season + np.cumsum(rng.normal(0, 2, 34)) + rng.normal(0, 4, 34)
+        ys[i], futures[i] = monthly(y[:28]), y[28:]
+    alone = forecast(ys[0], 6)
+    assert "model-based" in alone.attrs["model"]
+    pooled = forecast_many(ys, 6, pool=True)
+    assert (
+        "conformal from 96 rolling-origin errors, pooled over 24 series" in pooled[0].attrs["model"]
+    )
+    assert forecast(ys[0], 6).attrs["model"] == alone.attrs["model"]  # the cached fit is intact
+    cover = {lv: np.mean([
+        np.mean((futures[i] >= f[f"lo_{lv}"].to_numpy()) & (futures[i] <= f[f"hi_{lv}"].to_numpy()))
+        for i, f in pooled.items()
+    ]) for lv in (80, 95)}  # fmt: skip
+    assert 0.70 <= cover[80] <= 0.90
+    assert 0.88 <= cover[95] <= 0.99

@@ -1263,3 +1263,52 @@ def test_track_record_in_scorecard_and_team_report(steady: CrmData) -> None:
     assert '<td class="num">1 of 1</td><td>the last one reached</td>' in team  # 22 + 55 ≥ 20
     none = track_record_section(data, "team", "Nobody", AS_OF, "en").to_html()
     assert "No finished goals yet." in none
+
+
+def deals_crm(end: str = AS_OF) -> CrmData:
+    """Seller D1 closes one deal every working day since 2024, created 20 days
+    earlier; each is won with probability 2/3 (seeded): a hit rate near 2/3
+    and a sales cycle of exactly 20 days in every month."""
+    closed = pd.bdate_range("2024-01-01", end)
+    n = len(closed)
+    won = np.random.default_rng(6).random(n) < 2 / 3
+    deals = pd.DataFrame(
+        {
+            "deal_id": [f"D{i}" for i in range(n)],
+            "seller_id": "D1",
+            "created_at": closed - pd.Timedelta(days=20),
+            "closed_at": closed,
+            "status": np.where(won, "won", "lost"),
+            "value": 1000.0,
+        }
+    )
+    sellers = pd.DataFrame({"seller_id": ["D1"], "name": ["Dag"], "team": "Deals"})
+    return canonical({"sellers": sellers, "deals": deals})
+
+
+def test_ratio_goals_are_forecast_as_ratios_of_forecasts() -> None:
+    from kpireport.kpis import kpi_series
+
+    data = deals_crm("2026-11-30")  # the whole month; the goals see it to 15 Nov
+    goals = [
+        goal("hit_rate", 0.6, scope_id="D1"),
+        goal("sales_cycle_days", 25, scope_id="D1", direction="at_most"),
+    ]
+    r = evaluate_goals(data, goals, as_of=AS_OF)
+    hit, cycle = r.iloc[0], r.iloc[1]
+    # to 15 Nov: 10 working days closed (2-6, 9-13 Nov), 8 of them won
+    assert hit["actual"] == pytest.approx(0.8)
+    month = kpi_series(data, "hit_rate", scope="seller", scope_id="D1", grain="month")
+    november = float(month.iloc[-1])  # 15 of 21: what the goal is judged on
+    assert november == pytest.approx(15 / 21)
+    for row in (hit, cycle):
+        assert str(row["model"]).startswith("ratio of forecasts: [")
+        assert row["lo_95"] <= row["lo_80"] <= row["forecast"] <= row["hi_80"] <= row["hi_95"]
+    # 8 of 10 so far + half a month of ~14.5 won of ~21.7 closed
+    assert hit["forecast"] == pytest.approx((8 + 0.5 * 14.5) / (10 + 0.5 * 21.7), abs=0.02)
+    assert hit["lo_80"] <= november <= hit["hi_80"]
+    assert hit["lo_95"] >= 0 and hit["hi_95"] <= 1
+    assert 0.8 < hit["probability"] < 1
+    # every won deal took 20 days: the mean cycle is 20 in every path, under 25
+    assert cycle["actual"] == 20 and cycle["forecast"] == pytest.approx(20.0, abs=0.3)
+    assert cycle["lo_80"] <= 20 <= cycle["hi_80"] and cycle["probability"] == 1.0

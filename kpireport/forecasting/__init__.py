@@ -5,7 +5,7 @@ Public API::
     forecast(y, horizon, levels=(80, 95))   -> DataFrame (mean, lo_80, hi_80, lo_95, hi_95)
     simulate(y, horizon, n_paths, seed)     -> ndarray (n_paths, horizon)
     backtest(y, horizon, origins, models)   -> DataFrame per model (MASE, sMAPE, coverage)
-    forecast_many(series, horizon, jobs)    -> dict key -> forecast frame
+    forecast_many(series, horizon, jobs, pool) -> dict key -> forecast frame
     period_total_distribution(...), attainment_summary(...), run_rate_distribution(...),
     backtest_attainment(...), deal_monte_carlo(...), stage_win_rates(...)
 

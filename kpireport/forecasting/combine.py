@@ -308,12 +308,14 @@ class ThetaMember(Member):
     """
 
     name = "Theta"
+    #: choose ``theta`` by rolling-origin error (else the classical ``theta = 2``).
+    choose = True
 
     def fit(self, y: np.ndarray, m: int, positive: bool) -> ThetaMember:
         self.y, self.m, self.positive = np.asarray(y, float), m, positive
         self.res = self._fit(self.y)
         self._at: dict[int, Any] = {}
-        self.theta = self._choose_theta()
+        self.theta = self._choose_theta() if self.choose else 2.0
         kind = self.res.model.method[:3] if self._seasonal(len(y)) else "ns"
         args = [] if kind == "ns" else [kind]
         if self.theta != 2.0:
@@ -351,8 +353,7 @@ class ThetaMember(Member):
             if t < max(10, n // 2):
                 break
             try:
-                res = self._fit_at(t)
-                f = np.vstack([np.asarray(res.forecast(h, theta=th), float) for th in THETA_GRID])
+                f = theta_forecasts(self._fit_at(t), h, THETA_GRID)
             except (ModelFitError, ValueError) as exc:
                 log.debug("Theta at origin %d failed: %s", t, exc)
                 continue
@@ -371,6 +372,24 @@ class ThetaMember(Member):
 
     def replay(self, t: int, h: int) -> np.ndarray:
         return np.asarray(self._fit_at(t).forecast(h, theta=self.theta), float)
+
+
+def theta_forecasts(res: Any, h: int, thetas: Sequence[float]) -> np.ndarray:
+    """``(len(thetas), h)`` forecasts of a fitted ``ThetaModel`` for several ``theta``.
+
+    The same numbers as ``res.forecast(h, theta=th)`` for each value (the
+    statsmodels formula: ``(1 - 1/theta) * trend + ses``, reseasonalised),
+    from one ``forecast_components`` call instead of one per value.
+    """
+    comp = _quiet_fit(lambda: res.forecast_components(steps=h), "Theta")
+    trend, ses = np.asarray(comp["trend"], float), np.asarray(comp["ses"], float)
+    thresh = 4.0 / np.finfo(np.double).eps
+    w = np.array([(th - 1) / th if th < thresh else 1.0 for th in thetas])
+    f = w[:, None] * trend[None, :] + ses[None, :]
+    if res.model.deseasonalize:
+        seasonal = np.asarray(comp["seasonal"], float)[None, :]
+        f = f * seasonal if res.model.method.startswith("mul") else f + seasonal
+    return f
 
 
 class STLMember(Member):
@@ -410,11 +429,19 @@ class STLMember(Member):
         return again.point(h)
 
 
+class ClassicalThetaMember(ThetaMember):
+    """The Theta member with the classical ``theta = 2`` (one fit, no rolling
+    choice): the fast combination of goal evaluation's ratio parts."""
+
+    choose = False
+
+
 MEMBERS: dict[str, type[Member]] = {
     "ets": ETSMember,
     "arima": ARIMAMember,
     "theta": ThetaMember,
     "stl": STLMember,
+    "theta2": ClassicalThetaMember,
 }
 
 
@@ -470,21 +497,36 @@ def conformal_quantile(zs: np.ndarray, u: np.ndarray, half: bool = False) -> np.
     return out
 
 
-def pool_scores(models: Sequence[ForecastModel]) -> None:
+def pool_scores(models: Sequence[ForecastModel]) -> int:
     """Give each :class:`Combination` in ``models`` the pooled scores of all.
 
     For the series of one scope (e.g. a team's KPIs, or every team's won
-    value) each of which has too few rolling-origin windows: the scores are
-    scale-free, so pooling them is sound when the series behave alike.
+    value), each of which has few rolling-origin windows: the scores are
+    scale-free (errors divided by each series' own spread), so pooling them
+    is sound when the series behave alike. A combination without scores of
+    its own (too short a history for a replay) gets the pool too. With the
+    pool, every step that has ``CAL_PER_STEP`` scores gets its own quantiles
+    (later steps miss by more than the spread model predicts).
+
+    Returns
+    -------
+    int
+        The number of series whose scores were pooled (0: nothing done,
+        fewer than two series with scores or fewer than ``CAL_MIN_SCORES``).
     """
-    combos = [m for m in models if isinstance(m, Combination) and m.scores is not None]
-    if len(combos) < 2:
-        return
-    z = np.concatenate([c.scores.z for c in combos])
-    s = np.concatenate([c.scores.step for c in combos])
+    combos = [m for m in models if isinstance(m, Combination)]
+    have = [c for c in combos if c.own_scores is not None and len(c.own_scores)]
+    if len(have) < 2:
+        return 0
+    z = np.concatenate([c.own_scores.z for c in have])  # type: ignore[union-attr]
+    s = np.concatenate([c.own_scores.step for c in have])  # type: ignore[union-attr]
+    if len(z) < CAL_MIN_SCORES:
+        return 0
+    pooled = Scores(z, s)
     for c in combos:
-        c.scores = Scores(z, s)
-        c.pooled = len(combos)
+        c.scores = pooled
+        c.pooled = len(have)
+    return len(have)
 
 
 # ------------------------------------------------------------- combination
@@ -514,6 +556,7 @@ class Combination(ForecastModel):
         self.members: list[Member] = []
         self.dropped: list[str] = []
         self.scores: Scores | None = None
+        self.own_scores: Scores | None = None  # every replayed score, for pooling
         self.pooled = 1
         self.name = "Combination"
 
@@ -546,7 +589,9 @@ class Combination(ForecastModel):
         self.shape = self._shape_model(y, m)
         self._sd_cache: dict[int, np.ndarray] = {}
         if self.calibrate:
-            self.scores = self._replay()
+            self.own_scores = self._replay()
+            enough = self.own_scores is not None and len(self.own_scores) >= CAL_MIN_SCORES
+            self.scores = self.own_scores if enough else None
         self.name = self._label()
         return self
 
@@ -581,6 +626,10 @@ class Combination(ForecastModel):
         n, m = self.n, self.m
         h = min(CAL_HORIZON if m <= 12 else m, max(1, n // 4))
         min_train = max(10, 2 * m if m > 1 else 10, n // 2)
+        if n - h < min_train:  # a short series: one shorter replay, scores for pooling
+            h = n - min_train
+            if h < 1:
+                return None
         sd = self.sd(h)
         zs, steps = [], []
         for i in range(CAL_ORIGINS):
@@ -598,8 +647,7 @@ class Combination(ForecastModel):
             steps.append(np.arange(1, k + 1))
         if not zs:
             return None
-        sc = Scores(np.concatenate(zs), np.concatenate(steps))
-        return sc if len(sc) >= CAL_MIN_SCORES else None
+        return Scores(np.concatenate(zs), np.concatenate(steps))
 
     def sd(self, h: int) -> np.ndarray:
         """Per-step spread of the shape model's predictive distribution (80 % band / 2 z)."""

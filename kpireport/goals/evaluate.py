@@ -34,11 +34,14 @@ Design decisions
   interval bounds added. Where the profile method has too little history the
   package's daily-model method is called instead — except when the remaining
   days are weekdays that never had activity in the last year (a weekly
-  meetings goal on a Friday): then the total is the actual. A
-  non-additive KPI's period value is ``share × value to date + (1 − share) ×
-  forecast`` of the next period of its monthly (quarterly) history by simple
-  exponential smoothing (``ETS(A,N,N)``: one fit, ~0.1 s, instead of the
-  full AICc search), with a normal band from the forecast interval.
+  meetings goal on a Friday): then the total is the actual. A ratio of
+  additive KPIs (hit rate, mean deal value, mean sales cycle, CAC) is a
+  ratio of forecasts (:func:`kpireport.forecasting.ratio.ratio_goal`: its
+  numerator and denominator so far plus their jointly simulated rest of the
+  period). Any other non-additive KPI, or a ratio with under 12 months of
+  history, is ``share × value to date + (1 − share) × forecast`` of the next
+  period of its monthly (quarterly) history by simple exponential smoothing
+  (``ETS(A,N,N)``), with a normal band from the forecast interval.
 * **Probability** of reaching the target (of staying at or under it for
   ``at_most``) is the share of simulated totals that do.
 * **Status** of a running goal from the probability: ``on_track`` ≥ 0.65 >
@@ -518,6 +521,15 @@ def _quiet_rest(v: np.ndarray, first: pd.Timestamp, p: Period, asof: pd.Timestam
 def _forecast_ratio(
     hist: _History, row, sid, p: Period, n_paths: int = 2000, seed: int = 0
 ) -> dict:
+    from kpireport.forecasting.ratio import ratio_goal
+
+    got = ratio_goal(  # a ratio of forecasts where the KPI is one of additive ones
+        lambda k: hist.daily(k, row["scope"], sid), row["kpi"], hist.first, p.start, p.end,
+        hist.asof, row["target"], row["direction"] == Direction.AT_LEAST, n_paths=n_paths,
+        seed=seed,
+    )  # fmt: skip
+    if got is not None:
+        return got
     from scipy.stats import norm
 
     from kpireport.forecasting.models import ETS, ModelFitError, Naive
