@@ -54,6 +54,7 @@ from typing import Any
 import yaml
 
 from kpireport.errors import KpiReportError, ParamsError
+from kpireport.history.store import db_path
 from kpireport.periods import parse_period
 from kpireport.report.slug import MAX_SLUG, resolve_inside, short_hash, slug, slug_path
 
@@ -96,7 +97,9 @@ PACK_KEYS = ("name", "title", "runs", "include", *PACK_OVERRIDES)
 #: the ``source`` value that asks for the built-in demo CRM (never a default)
 DEMO_SOURCE = "demo"
 #: parameters filled by the runner, never under ``parameters:``
-CONTEXT_PARAMS = ("period", "as_of", "language", "source", "team", "seller", "output_root")
+CONTEXT_PARAMS = (
+    "period", "as_of", "language", "source", "team", "seller", "output_root", "history",
+)  # fmt: skip
 #: placeholders allowed in an output pattern
 OUTPUT_FIELDS = (
     "period",
@@ -852,6 +855,8 @@ def expand(
             if source_param is not None:
                 context["source"] = source_param
             context["output_root"] = str(out)
+            history = db_path(out)  # the run history grades forecasts (management pack)
+            context["history"] = str(history) if history.is_file() else ""
             if sc.kind in ("team", "seller"):
                 context[sc.kind] = sc.id
             params: dict[str, Any] = {}
