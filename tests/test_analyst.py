@@ -254,7 +254,7 @@ def test_untrusted_notebooks_get_the_same_rules_inline() -> None:
     """JupyterLab strips <style> from untrusted outputs: the rules are also style="" attributes."""
     import re
 
-    from kpireport.plots.cards import Html, kpi_cards
+    from kpireport.plots.cards import Html, kpi_cards, status_badge
     from kpireport.report.views import Section
     from kpireport.resources.styles import inline
 
@@ -279,6 +279,12 @@ def test_untrusted_notebooks_get_the_same_rules_inline() -> None:
     # `table.goal-table td` (0,1,2) overrides `th, td` padding; the cell's own style wins last
     assert re.search(r'<td class="num" style="[^"]*padding:1mm 1.4mm[^"]*;color:red">1</td>', shown)
     assert "Bo &amp; Al" in shown
+    # what a style attribute cannot carry is in the markup: the arrows are text
+    assert '<span class="kpi-arrow">\u25b2\u00a0</span>+10.0%' in plain
+    assert '<span class="kpi-arrow">\u25bc\u00a0</span>-50.0%' in plain
+    # a badge's border in its own colour (Lab's sanitizer refuses currentColor)
+    badge = inline(str(status_badge("missed")))
+    assert "border:1px solid #b3261e" in badge and "currentColor" not in badge
     # only style attributes were added: removing them gives the markup back byte for byte
     assert re.sub(r' style="[^"]*"', "", inline(plain)) == re.sub(r' style="[^"]*"', "", plain)
     assert inline(plain).count("<td") == plain.count("<td")

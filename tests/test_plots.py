@@ -324,8 +324,12 @@ def test_kpi_cards_values_deltas_status_and_escaping() -> None:
     assert html.startswith('<div class="kpi-cards"><div class="kpi-card">')
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert f'<div class="kpi-value">€{NB}1.235</div>' in html
-    assert '<div class="kpi-delta up good">+12,3% ' in html
-    assert '<div class="kpi-delta down bad">-4,0% ' in html
+    assert (
+        '<div class="kpi-delta up good"><span class="kpi-arrow">\u25b2\u00a0</span>+12,3% ' in html
+    )
+    assert (
+        '<div class="kpi-delta down bad"><span class="kpi-arrow">\u25bc\u00a0</span>-4,0% ' in html
+    )
     assert "87% van doel" in html
     assert '<span class="kpi-status at_risk status status-at_risk">Risico</span>' in html
     assert '<div class="kpi-label">Hitrate</div>' in html

@@ -25,7 +25,7 @@ Design decisions
   template rules give it — cascaded by specificity and order, ``var(--x)``
   resolved — so cards stay a row of boxes there. These equal what the page's
   stylesheet computes, so the HTML and PDF do not change; what an attribute
-  cannot carry (``::before`` arrows, ``@media print``) stays with the
+  cannot carry (``@media print``, page rules) stays with the
   stylesheet. The markup itself is kept byte for byte: only ``style``
   attributes are added to start tags.
 """
@@ -210,6 +210,10 @@ def inline(markup: str) -> str:
             for name, value in body:
                 decls.pop(name, None)  # the later one wins, in its own position
                 decls[name] = _resolve(value, variables)
+        if "color" in decls:  # Lab's sanitizer refuses currentColor: use the element's colour
+            decls = {
+                k: re.sub(r"(?i)\bcurrentColor\b", decls["color"], v) for k, v in decls.items()
+            }
         style = ";".join(f"{k}:{v}" for k, v in decls.items() if not k.startswith("--"))
         own = el.etree_element.get("style")
         if own:
