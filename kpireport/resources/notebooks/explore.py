@@ -65,11 +65,8 @@ kpis = kpireport.compute_kpis(
 kpis.head(12)
 
 # %%
-from kpireport.report import record_kpis
-
-overview = views.explore_overview(data, period, as_of, language)
-record_kpis(overview.kpis)
-overview.show("overview")
+# a report section: displayed, and its numbers recorded for `kpireport run`
+views.show(views.explore.overview(data, period, as_of, language))
 
 # %% [markdown]
 # ## 4. Goals at the as-of date
