@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -288,8 +290,13 @@ def test_html_table_escapes_crm_text_and_aligns_numbers() -> None:
     assert f'<td class="num" style="text-align:right">{DASH}</td>' in html
     assert f"<td>{DASH}</td>" in html
     # in a notebook the same markup is shown inside the report's scoped styles (docs/REPORTS.md)
+    # (and its rules inline, for untrusted notebooks: only style attributes are added)
     shown = html._repr_html_()
-    assert shown.startswith('<div class="kpireport-scope">') and str(html) in shown
+    assert shown.startswith('<div class="kpireport-scope" style="')
+    assert "<script>" not in shown and "A &amp; B" in shown
+    own = re.sub(r'style="[^"]*;text-align:right"', 'style="text-align:right"', shown)
+    bare = re.sub(r' style="(?!text-align:right")[^"]*"', "", own)
+    assert str(html) in bare
 
 
 def test_html_table_formatter_output_is_escaped_and_defaults_follow_language() -> None:
