@@ -245,9 +245,49 @@ def test_notebook_outputs_carry_the_template_rules_scoped() -> None:
     assert all(rule.startswith(f".{SCOPE}") for rule in css.split("}") if rule.strip())
     cards = kpi_cards([{"label": "Won", "value": 1.0, "unit": "count"}])
     sec = Section("summary", "Summary").add(cards)
-    assert sec._repr_html_().startswith(f'<div class="{SCOPE}"><style>')
+    assert sec._repr_html_().startswith(f'<div class="{SCOPE}" style="font-family:')
     assert "<style>" not in sec.to_html()  # the HTML/PDF template has the stylesheet already
     assert cards._repr_html_().count("<style>") == 1
+
+
+def test_untrusted_notebooks_get_the_same_rules_inline() -> None:
+    """JupyterLab strips <style> from untrusted outputs: the rules are also style="" attributes."""
+    import re
+
+    from kpireport.plots.cards import Html, kpi_cards, status_badge
+    from kpireport.report.views import Section
+    from kpireport.resources.styles import inline
+
+    cards = kpi_cards([{"label": "Won", "value": 1200.0, "unit": "count", "delta_prev": 0.1},
+                       {"label": "Lost", "value": 3.0, "unit": "count", "delta_prev": -0.5,
+                        "better": "higher"}])  # fmt: skip
+    table = Html(
+        '<table class="report-table goal-table"><tbody><tr><td>Bo &amp; Al</td>'
+        '<td class="num" style="color:red">1</td></tr></tbody></table>'
+    )
+    sec = Section("summary", "Summary").add(cards).add(table)
+    plain, shown = sec.to_html(), sec._repr_html_()
+    assert plain.count(' style="') == 1  # the HTML/PDF markup: only the cell's own style
+    # the card row is a flex box with the template's values, CSS variables resolved
+    assert '<div class="kpi-cards" style="display:flex;flex-wrap:wrap;gap:3mm;' in shown
+    card = re.search(r'<div class="kpi-card" style="([^"]*)"', shown).group(1)
+    assert "background:#f4f6f8" in card and "border-left:3px solid #1f4e79" in card
+    assert "var(" not in re.sub(r"<style>.*?</style>", "", shown)
+    # cascade: `.kpi-delta.down` (0,2,0) after `.kpi-delta`: red; `.kpi-delta.up`: green
+    assert re.search(r'class="kpi-delta down[^"]*" style="[^"]*color:#b3261e', shown)
+    assert re.search(r'class="kpi-delta up[^"]*" style="[^"]*color:#1b7a3a', shown)
+    # `table.goal-table td` (0,1,2) overrides `th, td` padding; the cell's own style wins last
+    assert re.search(r'<td class="num" style="[^"]*padding:1mm 1.4mm[^"]*;color:red">1</td>', shown)
+    assert "Bo &amp; Al" in shown
+    # what a style attribute cannot carry is in the markup: the arrows are text
+    assert '<span class="kpi-arrow">\u25b2\u00a0</span>+10.0%' in plain
+    assert '<span class="kpi-arrow">\u25bc\u00a0</span>-50.0%' in plain
+    # a badge's border in its own colour (Lab's sanitizer refuses currentColor)
+    badge = inline(str(status_badge("missed")))
+    assert "border:1px solid #b3261e" in badge and "currentColor" not in badge
+    # only style attributes were added: removing them gives the markup back byte for byte
+    assert re.sub(r' style="[^"]*"', "", inline(plain)) == re.sub(r' style="[^"]*"', "", plain)
+    assert inline(plain).count("<td") == plain.count("<td")
 
 
 # ------------------------------------------------------------------ docs references (item 11)

@@ -49,7 +49,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {_module_name(p) for p in ROOT.rglob("*.py")}
+#: the report notebooks' jupytext sources are notebooks, not modules of the package
+NOTEBOOKS = ROOT / "resources" / "notebooks"
+MODULES = {_module_name(p) for p in ROOT.rglob("*.py") if NOTEBOOKS not in p.parents}
 
 
 def _resolve(name: str) -> str:
@@ -62,6 +64,8 @@ def _resolve(name: str) -> str:
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for path in ROOT.rglob("*.py"):
+        if NOTEBOOKS in path.parents:
+            continue
         mod = _module_name(path)
         pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
         tree = ast.parse(path.read_text(encoding="utf-8"))

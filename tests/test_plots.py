@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -288,8 +290,13 @@ def test_html_table_escapes_crm_text_and_aligns_numbers() -> None:
     assert f'<td class="num" style="text-align:right">{DASH}</td>' in html
     assert f"<td>{DASH}</td>" in html
     # in a notebook the same markup is shown inside the report's scoped styles (docs/REPORTS.md)
+    # (and its rules inline, for untrusted notebooks: only style attributes are added)
     shown = html._repr_html_()
-    assert shown.startswith('<div class="kpireport-scope">') and str(html) in shown
+    assert shown.startswith('<div class="kpireport-scope" style="')
+    assert "<script>" not in shown and "A &amp; B" in shown
+    own = re.sub(r'style="[^"]*;text-align:right"', 'style="text-align:right"', shown)
+    bare = re.sub(r' style="(?!text-align:right")[^"]*"', "", own)
+    assert str(html) in bare
 
 
 def test_html_table_formatter_output_is_escaped_and_defaults_follow_language() -> None:
@@ -324,8 +331,12 @@ def test_kpi_cards_values_deltas_status_and_escaping() -> None:
     assert html.startswith('<div class="kpi-cards"><div class="kpi-card">')
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert f'<div class="kpi-value">€{NB}1.235</div>' in html
-    assert '<div class="kpi-delta up good">+12,3% ' in html
-    assert '<div class="kpi-delta down bad">-4,0% ' in html
+    assert (
+        '<div class="kpi-delta up good"><span class="kpi-arrow">\u25b2\u00a0</span>+12,3% ' in html
+    )
+    assert (
+        '<div class="kpi-delta down bad"><span class="kpi-arrow">\u25bc\u00a0</span>-4,0% ' in html
+    )
     assert "87% van doel" in html
     assert '<span class="kpi-status at_risk status status-at_risk">Risico</span>' in html
     assert '<div class="kpi-label">Hitrate</div>' in html

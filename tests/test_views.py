@@ -70,3 +70,33 @@ def test_management_pack_without_history_has_no_grading(data, tmp_path):
         data, "2026-10", "2026-11-30", "en", history=str(tmp_path)
     ).to_html()
     assert "Last month we forecast" not in text
+
+
+def test_runner_passes_the_history_path_as_a_notebook_parameter(tmp_path):
+    """Issue 16 item 2: the history is a parameter (path or empty), not found by walking up."""
+    from kpireport.report.params import expand, load_plan
+    from kpireport.resources import resource_dir
+
+    runs = load_plan(resource_dir("params") / "management_monthly.yaml")
+    out = tmp_path / "out"
+    (spec,) = expand(runs, out=out, as_of="2026-11-30")
+    assert spec.parameters["history"] == ""  # no run history yet: no grading
+    History(out)  # a scheduled run creates <out>/history.sqlite
+    (spec,) = expand(runs, out=out, as_of="2026-11-30")
+    assert spec.parameters["history"] == str(out / "history.sqlite")
+    assert (out / "history.sqlite").is_file()
+
+
+def test_history_is_used_as_given_not_searched_above(data, tmp_path):
+    actual = compute_kpis(data, "2026-10", kpis=["won_value"], as_of="2026-11-30")["value"].iloc[0]
+    _store_forecast(tmp_path, actual * 0.9, actual * 0.8, actual * 1.1)
+    inside = tmp_path / "2026-10"
+    inside.mkdir()
+    db = str(tmp_path / "history.sqlite")
+    from kpireport.report.views import management
+
+    ctx = management.context(data, "2026-10", "2026-11-30", "en", history=db)
+    assert "Last month we forecast" in management.forecast(ctx).to_html()
+    # a folder without its own history.sqlite is no history (the old walk-up found the parent's)
+    ctx = management.context(data, "2026-10", "2026-11-30", "en", history=str(inside))
+    assert "Last month we forecast" not in management.forecast(ctx).to_html()

@@ -14,7 +14,7 @@ records ``kpi=hit_rate, period=2026-12, value=None, forecast=0.82,
 lo_80=0.73, hi_80=0.91``. The December pack then calls::
 
     from kpireport.history.snapshots import previous_forecast_vs_actual
-    fva = previous_forecast_vs_actual(output_root, period, actuals=kpis)
+    fva = previous_forecast_vs_actual(history, period, actuals=kpis)
 
 and shows "last month we predicted 82 % ± 9, reached 85 %".
 
@@ -25,10 +25,11 @@ Design decisions
   is auditable even if the data is later corrected.
 * **Latest wins.** A re-run of the same identity appends rows; readers take
   the most recent run's row per (kpi, scope, scope_id, period).
-* **Findable from a notebook.** The function accepts the output folder, the
-  database file, or any path inside the output folder, and walks up to
-  ``history.sqlite``. A report kernel passes its ``output_root`` parameter
-  (the data snapshot, and so ``source``, lives in the cache, not there).
+* **Handed to a notebook.** ``kpireport run`` passes the database's path
+  as the notebook parameter ``history`` (empty when there is none yet); the
+  report views use exactly that file. The function also accepts the output
+  folder or any path inside it, and walks up to ``history.sqlite`` (for an
+  analyst's own notebook).
 * Light: pandas and sqlite3 only, so it is cheap inside a kernel.
 """
 

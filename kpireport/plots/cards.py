@@ -15,8 +15,9 @@ Design decisions
   ``table.kpi-table`` with ``td.num``/``th.num`` for numbers. For the shared
   stylesheet we also emit its names: badges carry ``status status-<status>``,
   secondary lines ``kpi-sub``, empty sections ``no-data``, tables
-  ``report-table``; the up/down arrows come from the CSS (``::before``), so the
-  markup holds only the signed percentage. Numbers are
+  ``report-table``; the up/down arrow is a ``<span class="kpi-arrow">`` before
+  the signed percentage (text, not CSS ``::before``, so JupyterLab keeps it in
+  untrusted notebooks, which lose every stylesheet). Numbers are
   also right-aligned with an inline style so a table reads well without the
   stylesheet (e.g. in JupyterLab).
 * **Return :class:`Html`**, a ``str`` subclass with ``_repr_html_``: it is the
@@ -69,6 +70,13 @@ def status_badge(status: str | None, language: str = "en") -> Html:
     return Html(f'<span class="kpi-status {cls} status status-{cls}">{label}</span>')
 
 
+#: the arrow before a change on a KPI card (in the colour of the change)
+ARROWS = {
+    "up": '<span class="kpi-arrow">\u25b2\u00a0</span>',
+    "down": '<span class="kpi-arrow">\u25bc\u00a0</span>',
+}
+
+
 def _delta(
     value: object, text_key: str, language: str, better: str | None, points: bool = False
 ) -> str:
@@ -89,7 +97,9 @@ def _delta(
         pct = f"{sign}{pts}\u00a0pp"
     else:
         pct = fmt_percent(value, language, signed=True)
-    return f'<div class="{classes}">{_esc(pct)} <span class="kpi-delta-label">{_esc(t(text_key, language))}</span></div>'
+    # the arrow is text, not CSS generated content: JupyterLab keeps it in untrusted notebooks
+    arrow = ARROWS.get(direction, "")
+    return f'<div class="{classes}">{arrow}{_esc(pct)} <span class="kpi-delta-label">{_esc(t(text_key, language))}</span></div>'
 
 
 def kpi_cards(

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from kpireport.report.params import RunDef
 
 #: parameters filled by the runner, never under ``parameters:``
-CONTEXT_PARAMS = ("period", "as_of", "language", "source", "team", "seller", "output_root")
+CONTEXT_PARAMS = (
+    "period", "as_of", "language", "source", "team", "seller", "output_root", "history",
+)  # fmt: skip
 
 _TRUE = {"true", "yes", "on"}
 _FALSE = {"false", "no", "off"}

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpireport.constants import Scope
 from kpireport.errors import KpiReportError, ParamsError
+from kpireport.history.store import db_path
 from kpireport.periods import parse_period
 from kpireport.problems import Problems, did_you_mean
 from kpireport.report.parameters import coerce, secret_env_values
@@ -241,6 +242,8 @@ def expand(
             if source_param is not None:
                 context["source"] = source_param
             context["output_root"] = str(out)
+            history = db_path(out)  # the run history grades forecasts (management pack)
+            context["history"] = str(history) if history.is_file() else ""
             if sc.kind != Scope.ORGANISATION:
                 context[sc.kind.value] = sc.id
             params: dict[str, Any] = {}

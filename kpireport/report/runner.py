@@ -489,7 +489,9 @@ def _build(
             organisation = _organisation(runs, spec, data)
             meta = header_meta(spec, organisation, fingerprint)
             params_for_key = {
-                k: v for k, v in spec.parameters.items() if k not in ("source", "output_root")
+                k: v
+                for k, v in spec.parameters.items()
+                if k not in ("source", "output_root", "history")
             }
             key = cache_key(
                 {"notebook": sha, "parameters": params_for_key, "fingerprint": fingerprint,
