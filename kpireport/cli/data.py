@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from kpireport.data.model import CrmData
 
 
-
 def cli_default_as_of() -> dt.date:
     """Today's date: the CLI's default ``--as-of`` (the only clock read in kpireport)."""
     return dt.date.today()
