@@ -149,7 +149,7 @@ def test_kpi_not_defined_for_scope_is_refused_when_asked(crm: CrmData) -> None:
 # ------------------------------------------------------------- result shape
 def test_result_is_tidy_long_form(org: pd.DataFrame) -> None:
     assert tuple(org.columns[:5]) == KPI_COLUMNS
-    assert list(org.columns[5:]) == ["unit", "note", "name", "period_start"]
+    assert list(org.columns[5:]) == ["unit", "note", "name", "period_start", "complete"]
     assert org["scope"].unique().tolist() == ["organisation"]
     assert org["scope_id"].isna().all()
     assert org["period"].unique().tolist() == ["2026-03"]
@@ -418,10 +418,42 @@ def test_empty_probability_column_makes_weighted_pipeline_unavailable(crm: CrmDa
     assert value(df, "pipeline_value") == 17500
 
 
-def test_future_period_is_empty_to_date(crm: CrmData) -> None:
+def test_future_period_is_nan_with_a_note_not_zero(crm: CrmData) -> None:
     df = compute_kpis(crm, "2026-04", kpis=["deals_won", "hit_rate"], as_of="2026-03-31")
-    assert value(df, "deals_won") == 0  # D7 (1 April) is after as_of
+    assert math.isnan(value(df, "deals_won"))  # April starts after as_of: unknown, not 0
     assert math.isnan(value(df, "hit_rate"))
+    assert note(df, "deals_won") == "in the future: after as_of 2026-03-31"
+    assert not df["complete"].any()
+
+
+def test_period_after_the_data_is_nan_and_the_last_one_partial(crm: CrmData) -> None:
+    # the fixture's last dated record is 1 April 2026 (D7 closed, L4 created, A?, costs, revenue)
+    df = compute_kpis(crm, ["2026-03", "2026-04", "2026-05"], kpis=["deals_won", "new_leads"])
+    assert [value(df, "deals_won", period=p) for p in ("2026-03", "2026-04")] == [3, 1]
+    assert math.isnan(value(df, "deals_won", period="2026-05"))
+    assert note(df[df["period"] == "2026-05"], "new_leads") == (
+        "after the data: last record 2026-04-01"
+    )
+    complete = df.drop_duplicates("period").set_index("period")["complete"]
+    assert complete.to_dict() == {"2026-03": True, "2026-04": False, "2026-05": False}
+    assert df.attrs["partial"] == ["2026-04"]
+    # as_of after the data: the data's end still rules
+    late = compute_kpis(crm, "2026-05", kpis=["deals_won"], as_of="2026-06-15")
+    assert math.isnan(value(late, "deals_won"))
+    # as_of = the last day of a month: that month is complete
+    march = compute_kpis(crm, "2026-03", kpis=["deals_won"], as_of="2026-03-31")
+    assert march["complete"].all() and value(march, "deals_won") == 3
+
+
+def test_weekly_series_after_the_data_is_nan_and_partial_is_flagged(crm: CrmData) -> None:
+    s = kpi_series(crm, "deals_won", grain="week", start="2026-03-23", end="2026-04-20")
+    # W14 (30 March - 5 April) holds the last record (1 April): partial; later weeks unknown
+    assert s.iloc[:2].tolist() == [0, 2]
+    assert s.iloc[2:].isna().all()
+    assert s.attrs["partial"] == "2026-W14"
+    assert s.attrs["partial_start"] == pd.Timestamp("2026-03-30")
+    done = kpi_series(crm, "deals_won", grain="month", start="2026-01", end="2026-03")
+    assert done.attrs["partial"] is None and done.tolist() == [0, 1, 3]
 
 
 def test_relative_period_needs_as_of(crm: CrmData) -> None:
@@ -581,7 +613,15 @@ def _by_source(df: pd.DataFrame, kpi: str, scope_id: str | None = None) -> dict[
 
 def test_lead_kpis_by_source_for_the_organisation(crm: CrmData) -> None:
     df = compute_kpis(crm, "2026-03", breakdown="source", as_of="2026-04-30")
-    assert list(df.columns) == [*KPI_COLUMNS, "source", "unit", "note", "name", "period_start"]
+    assert list(df.columns) == [
+        *KPI_COLUMNS,
+        "source",
+        "unit",
+        "note",
+        "name",
+        "period_start",
+        "complete",
+    ]
     assert list(pd.unique(df["kpi"])) == ["new_leads", "sql", "lead_conversion"]
     # March leads: L2 event, L3 web (31 Mar 23:59), L5 referral, L7 web; L6 cold call is 2025
     assert _by_source(df, "new_leads") == {"cold call": 0, "event": 1, "referral": 1, "web": 2}
@@ -761,3 +801,57 @@ def test_docs_kpi_catalogue_is_the_registry():
     page = (Path(__file__).parent.parent / "docs" / "KPIS.md").read_text(encoding="utf-8")
     assert render_page(page) == page
     assert "`prospect_hit_rate`" in page and "| efficiency |" in page
+
+
+def test_forecast_warns_on_a_partial_last_period(crm: CrmData) -> None:
+    import warnings
+
+    from kpireport.forecast import forecast
+
+    s = kpi_series(crm, "revenue", grain="month", start="2025-01", end="2026-04")
+    assert s.attrs["partial"] == "2026-04"  # the data end on 1 April
+    with pytest.warns(UserWarning, match=r"last period of the series \(2026-04\) is partial"):
+        forecast(s, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forecast(s.iloc[:-1], 2)  # the complete months only: no warning
+
+
+def test_period_arguments_accept_pandas_periods_dates_and_int_years(crm: CrmData) -> None:
+    import datetime as dt
+
+    df = compute_kpis(
+        crm,
+        [pd.Period("2026-03", "M"), dt.date(2026, 3, 10), pd.Timestamp("2026-03-31 18:00"), 2025],
+        kpis=["deals_won"],
+    )
+    got = df.set_index("period")["value"].to_dict()
+    # March: D1 (10th), D5 (5th), D2 (31st); 10 March: D1; 31 March: D2; 2025: D9
+    assert got == {"2026-03": 3, "2026-03-10": 1, "2026-03-31": 1, "2025": 1}
+    s = kpi_series(crm, "revenue", start=pd.Period("2026-01", "M"), end=dt.date(2026, 3, 2))
+    assert s.tolist() == [700, 2000, 3200]  # I9; I3; I4 + I5 + I6 + I7 = 1500 - 300 + 800 + 1200
+    # an end that is a longer period ends with its last month; relative names use as_of
+    assert len(kpi_series(crm, "revenue", start=2025, end="2025-Q2")) == 6
+    rel = kpi_series(
+        crm, "revenue", start="previous-month", end="current-month", as_of="2026-03-31"
+    )
+    assert rel.tolist() == [2000, 3200]
+
+
+def test_growth_table_returns_every_period_given(crm: CrmData) -> None:
+    g = growth_table(crm, ["2026-02", pd.Period("2026-03", "M")]).set_index("period")
+    assert g["revenue"].to_dict() == {"2026-02": 2000, "2026-03": 3200}
+    assert g.loc["2026-02", "revenue_prev"] == 700  # I9, January
+    assert g.loc["2026-02", "growth_mom"] == pytest.approx(2000 / 700 - 1)
+    assert g.loc["2026-03", "growth_mom"] == pytest.approx(3200 / 2000 - 1)
+    later = growth_table(crm, "2026-05").iloc[0]  # after the data (1 April): unknown, not 0
+    assert math.isnan(later["revenue"]) and math.isnan(later["growth_mom"])
+
+
+def test_invalid_scope_and_grain_list_the_valid_ones(crm: CrmData) -> None:
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        compute_kpis(crm, "2026-03", by="teams")
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        growth_table(crm, "2026-03", by="teams")
+    with pytest.raises(PeriodError, match="Valid grains: day, week, month, quarter, year"):
+        kpi_series(crm, "revenue", grain="months", start="2026-01", end="2026-03")

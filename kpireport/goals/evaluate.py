@@ -135,7 +135,9 @@ def evaluate_goals(
         Goals (DataFrame, list of dicts or YAML path); default: the source's
         ``goals`` table.
     as_of
-        The day of the follow-up (inclusive). Required.
+        The day of the follow-up (inclusive). Required: a ``YYYY-MM-DD``
+        string, ``datetime.date``/``datetime.datetime``, ``pandas.Timestamp``
+        or a one-day ``pandas.Period``.
     forecast
         Forecast running goals; without it the status comes from pace and
         the forecast columns are NaN.
@@ -165,10 +167,24 @@ def evaluate_goals(
     """
     if as_of is None:
         raise GoalError("evaluate_goals needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
+    if isinstance(as_of, pd.Period):
+        if as_of.freqstr.upper() != "D":
+            raise GoalError(f"as_of must be a day; the pandas Period {as_of} is longer.")
+        as_of = as_of.start_time
     return _evaluate(
         data, goals, _day(as_of), forecast=forecast, scope=scope, scope_ids=scope_ids,
         current_only=current_only, upcoming=upcoming, n_paths=n_paths, seed=seed,
     )  # fmt: skip
+
+
+def _scope(scope: str | Scope) -> Scope:
+    try:
+        return Scope(str(scope).strip().lower())
+    except ValueError:
+        raise GoalError(
+            f"Unknown scope '{scope}'.",
+            hint="Valid scopes: " + ", ".join(s.value for s in Scope) + ".",
+        ) from None
 
 
 def _evaluate(
@@ -193,7 +209,7 @@ def _evaluate(
     # children vs parent over the whole goal list, before any filter
     g["commit_gap"] = commitment_gaps(g, data).to_numpy(float)
     if scope is not None:
-        g = g[g["scope"] == str(Scope(scope))]
+        g = g[g["scope"] == str(_scope(scope))]
     if scope_ids is not None:
         g = g[g["scope_id"].isin([str(s) for s in scope_ids]) | (g["scope"] == Scope.ORGANISATION)]
     periods = {p: parse_period(p) for p in pd.unique(g["period"])}

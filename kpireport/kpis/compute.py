@@ -12,9 +12,17 @@ Design decisions
   ``as_of``) are in ``df.attrs["intervals"]`` (label -> (start, end)).
 * **"To date".** With ``as_of``, every period is cut at the end of that day:
   a period that contains ``as_of`` is evaluated from its start to ``as_of``
-  inclusive; a period that starts after ``as_of`` is empty (counts 0, ratios
-  NaN); periods that ended before are unchanged. Relative labels
+  inclusive; periods that ended before are unchanged. Relative labels
   (``current-month`` …) need ``as_of``.
+* **The future is not zero** (docs/KPIS.md). The *known end* is the last day
+  of the data (the latest date in any dated column of deals, leads, revenue,
+  activities, costs), or ``as_of`` when that is earlier. A period that starts
+  after the known end has value NaN for every KPI, with the note ``in the
+  future: after as_of YYYY-MM-DD`` (``as_of`` is the earlier) or ``after the
+  data: last record YYYY-MM-DD``. A period that contains the known end but
+  goes beyond it is *partial*: evaluated to date, with ``complete`` False.
+  Every other period is complete. (A dataset without dates: every period
+  complete.)
 * **Which scope ids.** Organisation: one row. Team: every team of the
   ``sellers`` table, activity or not. Seller: every seller active on some day
   of the period (``active_from``/``active_to``; missing bounds are open) or
@@ -73,10 +81,12 @@ from kpireport.periods import Period, _day, parse_period
 log = logging.getLogger("kpireport")
 
 DateLike = dt.date | pd.Timestamp | str
-PeriodLike = str | Period
+#: what a period argument accepts (docs/PERIODS.md): a label or relative name,
+#: a Period, a pandas Period, a date/Timestamp (that day) or an int year
+PeriodLike = str | Period | pd.Period | dt.date | pd.Timestamp | int
 
 #: columns of the result after the five KPI_COLUMNS
-EXTRA_COLUMNS = ("unit", "note", "name", "period_start")
+EXTRA_COLUMNS = ("unit", "note", "name", "period_start", "complete")
 #: the breakdowns ``compute_kpis`` accepts
 BREAKDOWNS = ("source",)
 #: the KPIs that can be broken down by lead source (docs/KPIS.md)
@@ -96,8 +106,15 @@ _DATE_COLUMNS = (
 def resolve_periods(
     periods: PeriodLike | Iterable[PeriodLike], as_of: DateLike | None
 ) -> list[Period]:
-    """Parse one or several period labels (relative ones against ``as_of``), de-duplicated."""
-    if isinstance(periods, (str, Period)):
+    """Parse one or several periods (relative labels against ``as_of``), de-duplicated.
+
+    A single period is anything :func:`~kpireport.periods.parse_period`
+    accepts (a label, relative name, Period, pandas Period, date, Timestamp or
+    int year); anything else iterable is a list of them.
+    """
+    if isinstance(periods, (str, Period, pd.Period, dt.date, int, np.integer)) or not isinstance(
+        periods, Iterable
+    ):
         periods = [periods]
     out: list[Period] = []
     for p in periods:
@@ -154,6 +171,33 @@ def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
         return int(pd.Timestamp(last).normalize().value + NS_PER_DAY)
 
     return prep.memo(("data_end",), build)
+
+
+def period_status(
+    prep: Prepared, periods: Sequence[Period], as_of: DateLike | None
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``(future, partial, note)`` of each period against the known end (module docstring).
+
+    ``future``/``partial`` are bool arrays over ``periods``; ``note`` is the
+    note of the future periods (``None`` when nothing is known to end).
+    """
+    n = len(periods)
+    data_end = cutoff_of(prep, None)
+    cut, note = NAT, None
+    if data_end != NAT:
+        last = pd.Timestamp(data_end - NS_PER_DAY)
+        cut, note = data_end, f"after the data: last record {last.date()}"
+    if as_of is not None:
+        a = (_day(as_of) + pd.Timedelta(days=1)).value
+        if cut == NAT or a < cut:
+            cut, note = a, f"in the future: after as_of {_day(as_of).date()}"
+    if cut == NAT:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), None
+    starts = np.array([p.start.value for p in periods], dtype=np.int64)
+    ends = np.array([p.end.value for p in periods], dtype=np.int64)
+    future = starts >= cut
+    partial = ~future & (ends > cut)
+    return future, partial, note
 
 
 def unavailable_reason(prep: Prepared, kpi: KpiDef) -> str | None:
@@ -239,7 +283,9 @@ def compute_kpis(
     data
         The canonical dataset.
     periods
-        A period label (docs/PERIODS.md), a :class:`~kpireport.periods.Period`, or a list of them.
+        A period or a list of them: a label or relative name (docs/PERIODS.md),
+        a :class:`~kpireport.periods.Period`, a ``pandas.Period``, a
+        ``datetime.date``/``pandas.Timestamp`` (that day) or an int year.
     by
         ``organisation``, ``team``, ``seller`` or ``customer``.
     kpis
@@ -260,10 +306,14 @@ def compute_kpis(
     -------
     pandas.DataFrame
         Columns ``kpi, scope, scope_id, period, value, unit, note, name,
-        period_start``; one row per KPI × period × scope id (see the module
-        docstring for which ids). ``name`` is what a person reads for the id
-        (the seller's or company's name, the team, the organisation);
-        ``period_start`` is the first day of ``period`` as a datetime. With a
+        period_start, complete``; one row per KPI × period × scope id (see the
+        module docstring for which ids). ``name`` is what a person reads for
+        the id (the seller's or company's name, the team, the organisation);
+        ``period_start`` is the first day of ``period`` as a datetime;
+        ``complete`` is False for a partial period (it contains the last day
+        of the data, or ``as_of`` when earlier, and goes beyond it) and for a
+        period after that day, whose value is NaN with the note ``in the
+        future: …`` / ``after the data: …`` — never 0 (module docstring). With a
         breakdown, a ``source`` column after ``value`` and one row per KPI ×
         period × scope id × source.
 
@@ -294,6 +344,10 @@ def compute_kpis(
     for i, kdef in enumerate(defs):
         v, n = evaluate(data, kdef, scope, plist, starts, ends, as_of, split=split)
         values[i], notes[i] = v.reshape(shape[1:]), n.reshape(shape[1:])
+    future, partial, future_note = period_status(prep, plist, as_of)
+    if future.any():
+        values[:, future] = np.nan
+        notes[:, future] = future_note
         log.debug("computed %s by %s for %d periods", kdef.name, scope, len(plist))
     # which (period, scope id) cells get rows: judged over all categories at once
     flat = values.transpose(0, 3, 1, 2).reshape(len(defs) * k, len(plist), width)
@@ -324,6 +378,9 @@ def compute_kpis(
     }
     df.attrs["as_of"] = None if as_of is None else str(_day(as_of).date())
     _add_readable_columns(df, data, scope, plist)
+    incomplete = {p.label for p, f, q in zip(plist, future, partial, strict=True) if f or q}
+    df["complete"] = ~df["period"].isin(incomplete).to_numpy()
+    df.attrs["partial"] = [p.label for p, q in zip(plist, partial, strict=True) if q]
     if scope_id is not None:
         df = _filter_scope_ids(df, data, scope, scope_id, ids)
     return df

@@ -18,6 +18,8 @@ Design decisions
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -28,12 +30,14 @@ from kpireport.kpis.compute import (
     PeriodLike,
     cut_intervals,
     evaluate,
+    period_status,
     resolve_periods,
     resolve_scope,
 )
 from kpireport.kpis.definitions import comparison_bounds, growth
 from kpireport.kpis.engine import UNATTRIBUTED, prepared
 from kpireport.kpis.registry import get_kpi
+from kpireport.periods import Period
 
 #: columns of :func:`growth_table`, in order
 GROWTH_COLUMNS = (
@@ -55,7 +59,7 @@ GROWTH_COLUMNS = (
 
 def growth_table(
     data: CrmData,
-    period: PeriodLike,
+    period: PeriodLike | Iterable[PeriodLike],
     by: str | Scope = Scope.ORGANISATION,
     as_of: DateLike | None = None,
     *,
@@ -68,7 +72,10 @@ def growth_table(
     data
         The canonical dataset (needs the ``revenue`` table).
     period
-        One period label (docs/PERIODS.md) or Period (relative labels need ``as_of``).
+        A period or a list of them: a label or relative name (docs/PERIODS.md;
+        relative names need ``as_of``), a Period, a pandas Period, a date or
+        Timestamp (that day) or an int year. Several periods give their rows
+        one after the other, in the order given.
     by
         Scope of the rows.
     as_of
@@ -83,7 +90,18 @@ def growth_table(
         (0.05 = +5 %).
     """
     scope = resolve_scope(by)
-    p = resolve_periods(period, as_of)[0]
+    frames = [
+        _growth_one(data, p, scope, as_of, unattributed) for p in resolve_periods(period, as_of)
+    ]
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs["has_revenue"] = frames[0].attrs["has_revenue"]
+    return out
+
+
+def _growth_one(
+    data: CrmData, p: Period, scope: Scope, as_of: DateLike | None, unattributed: bool
+) -> pd.DataFrame:
+    """:func:`growth_table` of one period."""
     periods = [p]
     starts, ends = cut_intervals(periods, as_of)
     rev = get_kpi("revenue")
@@ -128,6 +146,10 @@ def growth_table(
         if scope == Scope.SELLER:
             keep[: width - 1] |= prep.seller_active(starts, ends)[0]
     keep[width - 1] = unattributed and scope != Scope.ORGANISATION
+    if period_status(prep, periods, as_of)[0][0]:  # after the data / as_of: unknown, not 0
+        df.loc[:, "revenue":"growth_ytd"] = np.nan
+        df["comparable"] = False
+        df["new"] = False
     out = df.loc[keep].reset_index(drop=True)
     out.attrs["has_revenue"] = prep.has(Table.REVENUE)
     return out
