@@ -389,10 +389,21 @@ def _empty_deals() -> pd.DataFrame:
 def test_clv_churn_lifetime_margin_and_cap() -> None:
     data = _clv_data(margin=0.5)
     org = compute_kpis(data, "2026-03", kpis=["clv"])
+    # the data's last record is 10 March 2026: March is partial, cut there (docs/KPIS.md), so
+    # its Feb->Mar pair cannot tell who churned and is dropped (clv docstring).
     # revenue 1200 + 1200 + 150 = 2550 over 12 + 6 + 3 = 21 customer-months;
-    # churn: only Sep->Oct 2025 (Y leaves, 1 of 2) -> mean of 11 monthly rates = 0.5 / 11
-    assert value(org, "clv") == pytest.approx(2550 / 21 * 0.5 * 22)
+    # churn: only Sep->Oct 2025 (Y leaves, 1 of 2) -> mean of 10 monthly rates = 0.5 / 10
+    assert value(org, "clv") == pytest.approx(2550 / 21 * 0.5 * 20)
     by = compute_kpis(data, "2026-03", by="seller", kpis=["clv"])
+    assert value(by, "clv", "S1") == pytest.approx(2400 / 18 * 0.5 * 20)
+    # a record on 31 March (a zero invoice changes no revenue) completes March: 11 pairs
+    rev = data.tables["revenue"]
+    last = rev.iloc[[-1]].assign(invoice_id="I-last", date=pd.Timestamp("2026-03-31"), amount=0.0)
+    full = data.replace(tables={"revenue": pd.concat([rev, last], ignore_index=True)})
+    assert value(compute_kpis(full, "2026-03", kpis=["clv"]), "clv") == pytest.approx(
+        2550 / 21 * 0.5 * 22
+    )
+    by = compute_kpis(full, "2026-03", by="seller", kpis=["clv"])
     assert value(by, "clv", "S1") == pytest.approx(2400 / 18 * 0.5 * 22)
     # S2: Z never churned in the window -> lifetime capped at 120 months
     assert value(by, "clv", "S2") == pytest.approx(50 * 0.5 * 120)
@@ -427,13 +438,15 @@ def test_future_period_is_nan_with_a_note_not_zero(crm: CrmData) -> None:
 
 
 def test_period_after_the_data_is_nan_and_the_last_one_partial(crm: CrmData) -> None:
-    # the fixture's last dated record is 1 April 2026 (D7 closed, L4 created, A?, costs, revenue)
+    # the fixture's last dated record is L7 qualified on 2 April 2026 (D7 closed, L4 created,
+    # A3, a cost row and I8 are on 1 April): qualified_at is an event date (sql counts it)
     df = compute_kpis(crm, ["2026-03", "2026-04", "2026-05"], kpis=["deals_won", "new_leads"])
     assert [value(df, "deals_won", period=p) for p in ("2026-03", "2026-04")] == [3, 1]
     assert math.isnan(value(df, "deals_won", period="2026-05"))
     assert note(df[df["period"] == "2026-05"], "new_leads") == (
-        "after the data: last record 2026-04-01"
+        "after the data: last record 2026-04-02"
     )
+    assert df.attrs["intervals"]["2026-04"][1] == pd.Timestamp("2026-04-03")  # cut there
     complete = df.drop_duplicates("period").set_index("period")["complete"]
     assert complete.to_dict() == {"2026-03": True, "2026-04": False, "2026-05": False}
     assert df.attrs["partial"] == ["2026-04"]
@@ -443,6 +456,50 @@ def test_period_after_the_data_is_nan_and_the_last_one_partial(crm: CrmData) -> 
     # as_of = the last day of a month: that month is complete
     march = compute_kpis(crm, "2026-03", kpis=["deals_won"], as_of="2026-03-31")
     assert march["complete"].all() and value(march, "deals_won") == 3
+
+
+def test_partial_period_counts_costs_only_up_to_the_data_end(crm: CrmData) -> None:
+    """Seller costs accrue pro rata by day: a period holding the data's end stops there too."""
+    # the data ends on 2 April (L7 qualified): April is cut at 3 April 00:00, two days of 30.
+    # costs: the 999 row of 1 April (no team) + 001 3000, 002 6200, 004 5000 per month for
+    # 2/30 of April (003 left on 15 March, 005 starts in June)
+    north, south = (3000 + 6200) * 2 / 30, 5000 * 2 / 30
+    april = compute_kpis(crm, ["2026-04", "2026-05", "2026-06"], kpis=["costs", "cac"])
+    assert value(april, "costs", period="2026-04") == pytest.approx(999 + north + south)
+    # C5's first won deal D7 closed on 1 April (004, South): one new customer
+    assert value(april, "cac", period="2026-04") == pytest.approx(999 + north + south)
+    assert april[april["period"] != "2026-04"]["value"].isna().all()
+    # the partial quarter (and year) equals the sum of its non-NaN months, by team too
+    q2 = compute_kpis(crm, ["2026-Q2", 2026], by="team", kpis=["costs"]).set_index(
+        ["period", "scope_id"]
+    )["value"]
+    assert q2["2026-Q2"].to_dict() == pytest.approx({"North": north, "South": south, "West": 0.0})
+    months = compute_kpis(crm, [f"2026-{m:02d}" for m in range(1, 13)], by="team", kpis=["costs"])
+    assert q2["2026"].to_dict() == pytest.approx(
+        months.groupby("scope_id")["value"].sum(min_count=1).to_dict()
+    )
+    s = kpi_series(crm, "costs", grain="month", start="2026-04", end="2026-06")
+    assert s.iloc[0] == pytest.approx(999 + north + south) and s.iloc[1:].isna().all()
+    # as_of later than the data changes nothing; as_of 1 April cuts after one day
+    late = compute_kpis(crm, "2026-Q2", kpis=["costs"], as_of="2026-06-30")
+    assert value(late, "costs") == pytest.approx(999 + north + south)
+    one_day = compute_kpis(crm, "2026-Q2", kpis=["costs"], as_of="2026-04-01")
+    assert value(one_day, "costs") == pytest.approx(999 + (north + south) / 2)
+    # the development curve of April stops on the data's last day, like the period
+    curve = cumulative_curve(crm, "costs", "2026-04")
+    assert curve.iloc[1] == pytest.approx(999 + north + south) and curve.iloc[2:].isna().all()
+
+
+def test_relative_names_work_in_every_period_argument(crm: CrmData) -> None:
+    # as_of 31 March 2026: previous-month is February, ytd is 1 January - 31 March
+    got = compute_kpis(crm, ["previous-month", "ytd"], kpis=["revenue"], as_of="2026-03-31")
+    assert got["period"].tolist() == ["2026-02", "2026-YTD-03-31"]
+    assert got["value"].tolist() == [2000, 700 + 2000 + 3200]
+    g = growth_table(crm, ["previous-month", "current-month"], as_of="2026-03-31")
+    assert g["period"].tolist() == ["2026-02", "2026-03"]
+    assert g["revenue"].tolist() == [2000, 3200]
+    s = kpi_series(crm, "revenue", start="ytd", end="current-month", as_of="2026-03-31")
+    assert s.tolist() == [700, 2000, 3200]
 
 
 def test_weekly_series_after_the_data_is_nan_and_partial_is_flagged(crm: CrmData) -> None:

@@ -5,10 +5,13 @@ Design decisions
 * One row per scope id (the same ids as :func:`~kpireport.kpis.compute_kpis`:
   every team; sellers active in P or with revenue in any compared span;
   customers with revenue in any compared span).
-* "To date": with ``as_of`` inside P, P is cut at ``as_of``; the previous
+* "To date": P is cut at the known end (the end of ``as_of`` or of the
+  data's last day, whichever is earlier;
+  :func:`~kpireport.kpis.compute.known_end`, docs/KPIS.md); the previous
   period is cut after the same number of days, last year's period and last
   year's YTD at the same calendar day one year earlier (weeks and days: after
-  the same number of days) — like for like.
+  the same number of days) — like for like. A P that starts after the known
+  end has NaN revenue and growth (unknown, not zero).
 * **New scopes.** Growth is only defined against a positive base. A zero base
   gives NaN growth (shown "–"), never +inf; a scope with no revenue in either
   prior-year span (same period last year and YTD last year) is flagged
@@ -103,7 +106,8 @@ def _growth_one(
 ) -> pd.DataFrame:
     """:func:`growth_table` of one period."""
     periods = [p]
-    starts, ends = cut_intervals(periods, as_of)
+    prep = prepared(data)
+    starts, ends = cut_intervals(periods, as_of, prep)
     rev = get_kpi("revenue")
 
     def rev_over(s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -116,7 +120,6 @@ def _growth_one(
     prev = rev_over(ps, pe) if not p.is_span else np.full_like(cur, np.nan)
     ly = rev_over(ls, le) if not p.is_span else np.full_like(cur, np.nan)
     ytd, ytd_ly = rev_over(ys, ye), rev_over(yls, yle)
-    prep = prepared(data)
     ids = np.append(prep.scope_ids(scope).to_numpy(dtype=object), UNATTRIBUTED)
     df = pd.DataFrame(
         {

@@ -12,8 +12,9 @@ Design decisions
   ``as_of`` the last period is cut "to date" and later periods are dropped.
 * The future is not zero (docs/KPIS.md, :func:`kpireport.kpis.compute.period_status`):
   periods starting after the last day of the data (or ``as_of`` when
-  earlier) are NaN, and a last period that contains that day but goes
-  beyond it is flagged in ``attrs["partial"]`` (its label) and
+  earlier; :func:`kpireport.kpis.compute.known_end`) are NaN, the period
+  that contains that day is evaluated up to it (every KPI, seller costs
+  included) and, when it goes beyond it, is flagged in ``attrs["partial"]`` (its label) and
   ``attrs["partial_start"]`` (its start); both are ``None`` otherwise.
   :func:`kpireport.forecast.forecast` warns when handed such a series.
 * A single scope id is evaluated by mapping every other id to
@@ -39,11 +40,12 @@ from kpireport.kpis.compute import (
     PeriodLike,
     cut_intervals,
     evaluate,
+    known_end,
     period_status,
     resolve_kpis,
     resolve_scope,
 )
-from kpireport.kpis.engine import UNATTRIBUTED, prepared
+from kpireport.kpis.engine import NAT, UNATTRIBUTED, prepared
 from kpireport.periods import (
     Period,
     _day,
@@ -129,7 +131,8 @@ def kpi_series(
         Defaults: the span of the KPI's data, ending with the period that
         contains ``as_of``.
     as_of
-        Cuts the last period "to date" and drops later periods.
+        Cuts the last period "to date" and drops later periods. Without it
+        the period holding the data's last day is cut there.
 
     Returns
     -------
@@ -168,9 +171,10 @@ def kpi_series(
         raise KpiError(f"The series would be empty: start {first} is after end {last}.")
     index = pd.date_range(first.start, last.start, freq=GRAIN_FREQ[grain])
     periods = [from_start(s, grain) for s in index]
-    starts, ends = cut_intervals(periods, as_of)
+    prep = prepared(data)
+    starts, ends = cut_intervals(periods, as_of, prep)
     values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of, select)
-    future, partial, _ = period_status(prepared(data), periods, as_of)
+    future, partial, _ = period_status(prep, periods, as_of)
     out = pd.Series(np.where(future, np.nan, values[:, 0]), index=index, name=kdef.name)
     out.index.name = "period_start"
     out.attrs["periods"] = [p.label for p in periods]
@@ -192,8 +196,9 @@ def cumulative_curve(
     """The KPI to date on every day of ``period`` (the development curve).
 
     Value on day d = the KPI over ``[period.start, d + 1 day)``: the running
-    total for additive KPIs, the ratio to date otherwise. Days after ``as_of``
-    are NaN.
+    total for additive KPIs, the ratio to date otherwise. Days after the
+    known end (``as_of``, or the data's last day when earlier;
+    :func:`~kpireport.kpis.compute.known_end`) are NaN.
 
     Returns
     -------
@@ -207,7 +212,8 @@ def cumulative_curve(
     days = p.days_index()
     out = pd.Series(np.nan, index=days, name=kdef.name)
     out.index.name = "date"
-    known = days if as_of is None else days[days <= _day(as_of)]
+    cut = known_end(prepared(data), as_of)[0]
+    known = days if cut == NAT else days[days.as_unit("ns").asi8 < cut]
     if len(known):
         ends = (known + pd.Timedelta(days=1)).as_unit("ns").asi8.astype(np.int64)
         starts = np.full(len(ends), p.start.value, dtype=np.int64)
