@@ -485,9 +485,11 @@ def test_partial_period_counts_costs_only_up_to_the_data_end(crm: CrmData) -> No
     assert value(late, "costs") == pytest.approx(999 + north + south)
     one_day = compute_kpis(crm, "2026-Q2", kpis=["costs"], as_of="2026-04-01")
     assert value(one_day, "costs") == pytest.approx(999 + (north + south) / 2)
-    # the development curve of April stops on the data's last day, like the period
-    curve = cumulative_curve(crm, "costs", "2026-04")
-    assert curve.iloc[1] == pytest.approx(999 + north + south) and curve.iloc[2:].isna().all()
+    # the development curve of April stops growing on the data's last day, like the period
+    curve = cumulative_curve(crm, "costs", "2026-04", as_of="2026-04-10")
+    assert curve.iloc[0] == pytest.approx(999 + (north + south) / 2)
+    assert curve.iloc[1:10].tolist() == pytest.approx([999 + north + south] * 9)
+    assert curve.iloc[10:].isna().all()  # after as_of
 
 
 def test_relative_names_work_in_every_period_argument(crm: CrmData) -> None:

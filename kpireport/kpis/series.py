@@ -196,9 +196,12 @@ def cumulative_curve(
     """The KPI to date on every day of ``period`` (the development curve).
 
     Value on day d = the KPI over ``[period.start, d + 1 day)``: the running
-    total for additive KPIs, the ratio to date otherwise. Days after the
-    known end (``as_of``, or the data's last day when earlier;
-    :func:`~kpireport.kpis.compute.known_end`) are NaN.
+    total for additive KPIs, the ratio to date otherwise. Days after ``as_of``
+    are NaN. Every day is evaluated up to the known end at most (the data's
+    last day when that is before ``as_of``;
+    :func:`~kpireport.kpis.compute.known_end`), so the days after the data's
+    end repeat its value (seller costs stop accruing there too) and the curve
+    ends on the value ``compute_kpis`` gives the period.
 
     Returns
     -------
@@ -212,10 +215,12 @@ def cumulative_curve(
     days = p.days_index()
     out = pd.Series(np.nan, index=days, name=kdef.name)
     out.index.name = "date"
-    cut = known_end(prepared(data), as_of)[0]
-    known = days if cut == NAT else days[days.as_unit("ns").asi8 < cut]
+    known = days if as_of is None else days[days <= _day(as_of)]
     if len(known):
         ends = (known + pd.Timedelta(days=1)).as_unit("ns").asi8.astype(np.int64)
+        cut = known_end(prepared(data), as_of)[0]
+        if cut != NAT:
+            ends = np.maximum(np.minimum(ends, cut), p.start.value)
         starts = np.full(len(ends), p.start.value, dtype=np.int64)
         values, _ = evaluate(data, kdef, scope, [p] * len(ends), starts, ends, as_of, select)
         out.iloc[: len(known)] = values[:, 0]
