@@ -137,13 +137,17 @@ def evaluate_goals(
     as_of
         The day of the follow-up (inclusive). Required: a ``YYYY-MM-DD``
         string, ``datetime.date``/``datetime.datetime``, ``pandas.Timestamp``
-        or a one-day ``pandas.Period``.
+        or a one-day ``pandas.Period``. The actuals are the KPIs to date as
+        :func:`~kpireport.kpis.compute_kpis` gives them: cut at the end of
+        ``as_of``, or of the data's last day when that is earlier
+        (docs/KPIS.md).
     forecast
         Forecast running goals; without it the status comes from pace and
         the forecast columns are NaN.
     scope, scope_ids
         Keep only goals of this scope (and these ids; organisation goals are
-        kept with ``scope_ids``).
+        kept with ``scope_ids``). An unknown scope is refused with the list
+        of valid ones.
     current_only
         Keep only goals whose period contains ``as_of``.
     upcoming
