@@ -211,6 +211,8 @@ class Period:
 # ---------------------------------------------------------------- helpers
 def parse_grain(grain: Grain | str) -> Grain:
     """``grain`` as a :class:`Grain`; an invalid one raises naming the valid grains."""
+    if isinstance(grain, Grain):
+        return grain
     try:
         return Grain(str(grain).strip().lower())
     except ValueError:
@@ -233,7 +235,7 @@ def _iso_weeks_in_year(year: int) -> int:
 
 def label_for(start: pd.Timestamp, grain: Grain | str) -> str:
     """Canonical label of the ``grain`` period starting at ``start``."""
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     if grain == Grain.YEAR:
         return f"{start.year}"
     if grain == Grain.QUARTER:
@@ -249,7 +251,7 @@ def label_for(start: pd.Timestamp, grain: Grain | str) -> str:
 def containing(ts: dt.date | pd.Timestamp | str, grain: Grain | str) -> Period:
     """The ``grain`` period that contains the day ``ts``."""
     t = _day(ts)
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     if grain == Grain.YEAR:
         start = pd.Timestamp(year=t.year, month=1, day=1)
     elif grain == Grain.QUARTER:
@@ -265,7 +267,7 @@ def containing(ts: dt.date | pd.Timestamp | str, grain: Grain | str) -> Period:
 
 def from_start(start: pd.Timestamp, grain: Grain | str) -> Period:
     """The ``grain`` period beginning at ``start`` (which must be a boundary)."""
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     start = pd.Timestamp(start).normalize()
     if grain == Grain.YEAR:
         end = start + pd.DateOffset(years=1)

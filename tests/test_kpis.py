@@ -903,7 +903,15 @@ def test_growth_table_returns_every_period_given(crm: CrmData) -> None:
     assert g.loc["2026-02", "revenue_prev"] == 700  # I9, January
     assert g.loc["2026-02", "growth_mom"] == pytest.approx(2000 / 700 - 1)
     assert g.loc["2026-03", "growth_mom"] == pytest.approx(3200 / 2000 - 1)
-    later = growth_table(crm, "2026-05").iloc[0]  # after the data (1 April): unknown, not 0
+    import datetime as dt
+
+    g = growth_table(crm, [2026, dt.date(2026, 3, 31), pd.Timestamp("2026-03-05 09:00")])
+    g = g.set_index("period")
+    # 2026 to the data's end (2 April): I9 700 + I3 2000 + March 3200 + I8 900; 2025 over the
+    # same days (1 January - 2 April): I10 400 + I1 1000 + I2 500
+    assert g.loc["2026", "revenue"] == 6800 and g.loc["2026", "revenue_prev"] == 1900
+    assert g.loc["2026-03-31", "revenue"] == 800 and g.loc["2026-03-05", "revenue"] == 1500
+    later = growth_table(crm, "2026-05").iloc[0]  # after the data (2 April): unknown, not 0
     assert math.isnan(later["revenue"]) and math.isnan(later["growth_mom"])
 
 

@@ -196,3 +196,6 @@ def test_weeks_of_a_year_follow_the_iso_thursday_rule():
 def test_invalid_grain_lists_the_valid_ones():
     with pytest.raises(PeriodError, match="Valid grains: day, week, month, quarter, year"):
         parse_period("2026").subperiods("months")
+    with pytest.raises(PeriodError, match="Unknown grain 'Months'"):
+        containing("2026-10-15", "Months")
+    assert containing("2026-10-15", " Month ").label == "2026-10"  # case and spaces forgiven
