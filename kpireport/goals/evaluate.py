@@ -304,8 +304,22 @@ def _frame(g: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp, reg)
 def _actuals(
     data: CrmData, out: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp
 ) -> np.ndarray:
-    """Actual to date of every goal: one batched :func:`_values` call per scope."""
+    """Actual to date of every goal: one batched :func:`_values` call per scope.
+
+    A started goal (its period starts on or before ``as_of``) whose period
+    starts after the data's last day (docs/KPIS.md) has no actual (NaN,
+    status ``no_data``): unknown, not 0. A goal not started yet has 0 so far
+    (the base its forecast adds the whole period to).
+    """
+    from kpireport.kpis.compute import period_status
+    from kpireport.kpis.engine import prepared
+
     values = np.full(len(out), np.nan)
+    labels = list(periods)
+    after_data = period_status(prepared(data), [periods[p] for p in labels], None)[0]
+    unknown = {
+        p: bool(a) and periods[p].start <= asof for p, a in zip(labels, after_data, strict=True)
+    }
     for scope, sub in out.groupby("scope", sort=False):
         plist = [periods[p] for p in pd.unique(sub["period"])]
         ids = list(pd.unique(sub["scope_id"].dropna()))
@@ -320,7 +334,9 @@ def _actuals(
         found = lookup.reindex(keys).to_numpy(float)
         # a scope id without a row (a seller inactive and without activity) has 0 of
         # every additive KPI
+        known = ~sub["period"].map(unknown).to_numpy(bool)
         found = np.where(np.isnan(found) & sub["_additive"].to_numpy(), 0.0, found)
+        found = np.where(known, found, np.nan)  # customers' lookup does not NaN these itself
         values[sub.index.to_numpy()] = found
     return values
 
