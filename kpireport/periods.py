@@ -23,6 +23,22 @@ Relative names (``current-month``, ``previous-month``, ``current-quarter``,
 ``previous-quarter``, ``current-year``, ``previous-year``, ``current-week``,
 ``previous-week``, ``today``, ``yesterday``, ``ytd``) resolve against an
 explicit ``as_of`` date; nothing here reads the clock.
+
+What is accepted as a period (:func:`parse_period`, and so everywhere a
+period is taken: ``compute_kpis``, ``kpi_series(start=, end=)``,
+``growth_table``): a label or relative name above, a :class:`Period`, a
+``pandas.Period`` (its start and frequency: ``Y``/``A`` year, ``Q`` quarter,
+``M`` month, ``W`` week, ``D`` day — a week must start on a Monday), a
+``datetime.date``/``datetime.datetime``/``pandas.Timestamp`` (that day) or an
+``int`` year (``2026``).
+
+Weeks inside a longer period (:meth:`Period.subperiods`) follow the ISO rule:
+a week belongs to the period that contains its Thursday. So the weeks of 2026
+are 2026-W01 (29 December 2025 – 4 January 2026) to 2026-W53 and cover
+1–4 January; 1–3 January 2027 are in 2026-W53, the last week of 2026, not a
+week of 2027. Every week belongs to exactly one year, quarter or month. A
+period shorter than a week whose days hold no Thursday gets the week that
+contains its first day.
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from kpireport.constants import Grain
@@ -162,10 +179,23 @@ class Period:
         return Period(start, self.end, Grain.DAY, f"{self.start.year}-YTD-{last:%m-%d}", True)
 
     def subperiods(self, grain: Grain | str) -> list[Period]:
-        """The periods of ``grain`` whose start lies in this period."""
-        grain = Grain(grain)
+        """The periods of ``grain`` whose start lies in this period.
+
+        Weeks: the ISO weeks whose Thursday lies in this period (module
+        docstring), so a year's weeks start with its W01 even when W01 starts
+        in December; a period without a Thursday gets the week of its first day.
+        """
+        grain = parse_grain(grain)
         out = []
-        p = from_start(self.start, grain) if grain != Grain.WEEK else containing(self.start, grain)
+        if grain == Grain.WEEK:
+            p = containing(self.start, grain)
+            if p.start + pd.Timedelta(days=3) < self.start:
+                p = p.next()
+            while p.start + pd.Timedelta(days=3) < self.end:
+                out.append(p)
+                p = p.next()
+            return out or [containing(self.start, grain)]
+        p = from_start(self.start, grain)
         if p.start < self.start:
             p = p.next()
         while p.start < self.end:
@@ -179,6 +209,19 @@ class Period:
 
 
 # ---------------------------------------------------------------- helpers
+def parse_grain(grain: Grain | str) -> Grain:
+    """``grain`` as a :class:`Grain`; an invalid one raises naming the valid grains."""
+    if isinstance(grain, Grain):
+        return grain
+    try:
+        return Grain(str(grain).strip().lower())
+    except ValueError:
+        raise PeriodError(
+            f"Unknown grain '{grain}'.",
+            hint="Valid grains: " + ", ".join(g.value for g in Grain) + ".",
+        ) from None
+
+
 def _day(value: dt.date | pd.Timestamp | str) -> pd.Timestamp:
     try:
         return pd.Timestamp(value).normalize().tz_localize(None)
@@ -192,7 +235,7 @@ def _iso_weeks_in_year(year: int) -> int:
 
 def label_for(start: pd.Timestamp, grain: Grain | str) -> str:
     """Canonical label of the ``grain`` period starting at ``start``."""
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     if grain == Grain.YEAR:
         return f"{start.year}"
     if grain == Grain.QUARTER:
@@ -208,7 +251,7 @@ def label_for(start: pd.Timestamp, grain: Grain | str) -> str:
 def containing(ts: dt.date | pd.Timestamp | str, grain: Grain | str) -> Period:
     """The ``grain`` period that contains the day ``ts``."""
     t = _day(ts)
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     if grain == Grain.YEAR:
         start = pd.Timestamp(year=t.year, month=1, day=1)
     elif grain == Grain.QUARTER:
@@ -224,7 +267,7 @@ def containing(ts: dt.date | pd.Timestamp | str, grain: Grain | str) -> Period:
 
 def from_start(start: pd.Timestamp, grain: Grain | str) -> Period:
     """The ``grain`` period beginning at ``start`` (which must be a boundary)."""
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     start = pd.Timestamp(start).normalize()
     if grain == Grain.YEAR:
         end = start + pd.DateOffset(years=1)
@@ -246,7 +289,7 @@ def span(start: pd.Timestamp, end: pd.Timestamp) -> Period:
     return Period(start, end, Grain.DAY, f"{start:%Y-%m-%d}..{last:%Y-%m-%d}", True)
 
 
-def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None = None) -> Period:
+def parse_period(label: object, as_of: dt.date | pd.Timestamp | str | None = None) -> Period:
     """Parse a period label or resolve a relative name against ``as_of``.
 
     Parameters
@@ -265,6 +308,20 @@ def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None
     """
     if isinstance(label, Period):
         return label
+    if isinstance(label, pd.Period):
+        return _from_pandas_period(label)
+    if isinstance(label, (dt.date, pd.Timestamp)):  # datetime and Timestamp are dates
+        return from_start(_day(label), Grain.DAY)
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        if not 1 <= int(label) <= 9999:
+            raise PeriodError(f"'{label}' is not a year (expected e.g. 2026).")
+        return from_start(pd.Timestamp(year=int(label), month=1, day=1), Grain.YEAR)
+    if not isinstance(label, str):
+        raise PeriodError(
+            f"{label!r} is not a period.",
+            hint="Pass a label (2026-10, 2026-Q4, 2026-W43, 2026, previous-month …), "
+            "a pandas Period, a date or an int year.",
+        )
     text = str(label).strip()
     low = text.lower()
     if low in RELATIVE_NAMES:
@@ -314,6 +371,25 @@ def parse_period(label: str | Period, as_of: dt.date | pd.Timestamp | str | None
             + "."
         ),
     )
+
+
+_PANDAS_GRAINS = {"Y": Grain.YEAR, "A": Grain.YEAR, "Q": Grain.QUARTER, "M": Grain.MONTH,
+                  "W": Grain.WEEK, "D": Grain.DAY}  # fmt: skip
+
+
+def _from_pandas_period(p: pd.Period) -> Period:
+    code = p.freqstr.split("-")[0].upper().rstrip("S").replace("E", "")
+    grain = _PANDAS_GRAINS.get(code)
+    start = pd.Timestamp(p.start_time).normalize()
+    if grain is None:
+        raise PeriodError(f"The pandas Period {p} has frequency {p.freqstr}: use Y, Q, M, W or D.")
+    if grain == Grain.QUARTER and start.month % 3 != 1:
+        raise PeriodError(f"The pandas Period {p} is a fiscal quarter: use calendar quarters (Q).")
+    if grain == Grain.YEAR and start.month != 1:
+        raise PeriodError(f"The pandas Period {p} is a fiscal year: use calendar years (Y).")
+    if grain == Grain.WEEK and start.weekday() != 0:
+        raise PeriodError(f"The pandas Period {p} is a week not starting on Monday: use W (W-SUN).")
+    return from_start(start, grain)
 
 
 def _relative(name: str, as_of: pd.Timestamp) -> Period:

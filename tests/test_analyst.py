@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -133,7 +134,7 @@ def demo() -> kpireport.CrmData:
 def test_tidy_results_carry_names_and_period_start(demo: kpireport.CrmData) -> None:
     df = kpireport.compute_kpis(demo, ["2026-10", "2026-11"], by="seller", kpis=["won_value"],
                                 as_of="2026-12-01")  # fmt: skip
-    assert list(df.columns[-2:]) == ["name", "period_start"]
+    assert list(df.columns[-3:]) == ["name", "period_start", "complete"]
     sellers = demo.sellers.set_index("seller_id")["name"]
     assert (df["name"] == df["scope_id"].map(sellers)).all()
     assert df.loc[df["scope_id"] == "S001", "name"].iloc[0] == "Björn Åkesson"
@@ -359,3 +360,36 @@ def test_section_api_example_of_docs_reports_runs(demo: kpireport.CrmData) -> No
     assert view.names == ["summary", "goals", "development", "funnel", "leaderboard", "pipeline",
                           "track_record", "per_seller"]  # fmt: skip
     assert "Order intake per seller" in ns["html"] and "sellers in SMB." in ns["html"]
+
+
+# ------------------------------------------------ periods everywhere (item 5), the future (item 6)
+def test_evaluate_goals_takes_any_day_and_lists_valid_scopes(demo: kpireport.CrmData) -> None:
+    import datetime as dt
+
+    from kpireport.errors import GoalError
+
+    goals = [{"kpi": "won_value", "scope": "organisation", "period": "2026-11", "target": 1e6}]
+    days = ["2026-11-30", dt.date(2026, 11, 30), pd.Timestamp("2026-11-30 17:00"),
+            pd.Period("2026-11-30", "D")]  # fmt: skip
+    actual = [
+        kpireport.evaluate_goals(demo, goals, as_of=d, forecast=False)["actual"].iloc[0]
+        for d in days
+    ]
+    # November's order intake of the demo (compute_kpis gives the same number)
+    won = kpireport.compute_kpis(demo, "2026-11", kpis=["won_value"])["value"].iloc[0]
+    assert actual == [won] * 4 and won == 2107270.0
+    with pytest.raises(GoalError, match="Valid scopes: organisation, team, seller, customer"):
+        kpireport.evaluate_goals(demo, goals, as_of="2026-11-30", scope="teams")
+    with pytest.raises(GoalError, match="as_of must be a day"):
+        kpireport.evaluate_goals(demo, goals, as_of=pd.Period("2026-11", "M"))
+
+
+def test_demo_after_its_end_is_nan_not_zero(demo: kpireport.CrmData) -> None:
+    df = kpireport.compute_kpis(demo, ["2026-12", "2027-01"], kpis=["won_value"])
+    jan = df[df["period"] == "2027-01"].iloc[0]
+    assert math.isnan(jan["value"]) and jan["note"] == "after the data: last record 2026-12-01"
+    assert df["complete"].tolist() == [False, False]  # December holds only its first day
+    leads = kpireport.kpi_series(demo, "new_leads", grain="week", start="2026-W49", end="2026-W53")
+    assert leads.attrs["partial"] == "2026-W49" and leads.iloc[1:].isna().all()
+    g = kpireport.growth_table(demo, ["2026-10", "2026-11"])
+    assert g["period"].tolist() == ["2026-10", "2026-11"]

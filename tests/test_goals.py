@@ -238,6 +238,19 @@ def test_no_data_for_a_ratio_without_closed_deals(crm: CrmData) -> None:
     assert math.isnan(r["actual"]) and r["status"] == GoalStatus.NO_DATA
 
 
+def test_a_started_goal_after_the_data_has_no_actual_not_zero(crm: CrmData) -> None:
+    # the fixture's last record is D9 closed on 20 November 2026; as of 5 December the
+    # December goal has started but nothing is known of December: no data, not 0
+    goals = [goal("won_value", 50_000, period="2026-12"), goal("won_value", 50_000, period="2027-01"),
+             goal("won_value", 60_000)]  # fmt: skip
+    r = evaluate_goals(crm, goals, as_of="2026-12-05", forecast=False)
+    assert math.isnan(r["actual"].iloc[0]) and r["status"].iloc[0] == GoalStatus.NO_DATA
+    # January has not started: 0 so far, as before
+    assert r["actual"].iloc[1] == 0 and r["status"].iloc[1] == GoalStatus.NOT_STARTED
+    # November holds the data's end: its actual is to date (D3 10 000 + D4 20 000, S1)
+    assert r["actual"].iloc[2] == 30_000 and r["status"].iloc[2] == GoalStatus.MISSED
+
+
 @pytest.mark.parametrize(
     ("p", "status"),
     [

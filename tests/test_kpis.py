@@ -149,7 +149,7 @@ def test_kpi_not_defined_for_scope_is_refused_when_asked(crm: CrmData) -> None:
 # ------------------------------------------------------------- result shape
 def test_result_is_tidy_long_form(org: pd.DataFrame) -> None:
     assert tuple(org.columns[:5]) == KPI_COLUMNS
-    assert list(org.columns[5:]) == ["unit", "note", "name", "period_start"]
+    assert list(org.columns[5:]) == ["unit", "note", "name", "period_start", "complete"]
     assert org["scope"].unique().tolist() == ["organisation"]
     assert org["scope_id"].isna().all()
     assert org["period"].unique().tolist() == ["2026-03"]
@@ -389,10 +389,21 @@ def _empty_deals() -> pd.DataFrame:
 def test_clv_churn_lifetime_margin_and_cap() -> None:
     data = _clv_data(margin=0.5)
     org = compute_kpis(data, "2026-03", kpis=["clv"])
+    # the data's last record is 10 March 2026: March is partial, cut there (docs/KPIS.md), so
+    # its Feb->Mar pair cannot tell who churned and is dropped (clv docstring).
     # revenue 1200 + 1200 + 150 = 2550 over 12 + 6 + 3 = 21 customer-months;
-    # churn: only Sep->Oct 2025 (Y leaves, 1 of 2) -> mean of 11 monthly rates = 0.5 / 11
-    assert value(org, "clv") == pytest.approx(2550 / 21 * 0.5 * 22)
+    # churn: only Sep->Oct 2025 (Y leaves, 1 of 2) -> mean of 10 monthly rates = 0.5 / 10
+    assert value(org, "clv") == pytest.approx(2550 / 21 * 0.5 * 20)
     by = compute_kpis(data, "2026-03", by="seller", kpis=["clv"])
+    assert value(by, "clv", "S1") == pytest.approx(2400 / 18 * 0.5 * 20)
+    # a record on 31 March (a zero invoice changes no revenue) completes March: 11 pairs
+    rev = data.tables["revenue"]
+    last = rev.iloc[[-1]].assign(invoice_id="I-last", date=pd.Timestamp("2026-03-31"), amount=0.0)
+    full = data.replace(tables={"revenue": pd.concat([rev, last], ignore_index=True)})
+    assert value(compute_kpis(full, "2026-03", kpis=["clv"]), "clv") == pytest.approx(
+        2550 / 21 * 0.5 * 22
+    )
+    by = compute_kpis(full, "2026-03", by="seller", kpis=["clv"])
     assert value(by, "clv", "S1") == pytest.approx(2400 / 18 * 0.5 * 22)
     # S2: Z never churned in the window -> lifetime capped at 120 months
     assert value(by, "clv", "S2") == pytest.approx(50 * 0.5 * 120)
@@ -418,10 +429,90 @@ def test_empty_probability_column_makes_weighted_pipeline_unavailable(crm: CrmDa
     assert value(df, "pipeline_value") == 17500
 
 
-def test_future_period_is_empty_to_date(crm: CrmData) -> None:
+def test_future_period_is_nan_with_a_note_not_zero(crm: CrmData) -> None:
     df = compute_kpis(crm, "2026-04", kpis=["deals_won", "hit_rate"], as_of="2026-03-31")
-    assert value(df, "deals_won") == 0  # D7 (1 April) is after as_of
+    assert math.isnan(value(df, "deals_won"))  # April starts after as_of: unknown, not 0
     assert math.isnan(value(df, "hit_rate"))
+    assert note(df, "deals_won") == "in the future: after as_of 2026-03-31"
+    assert not df["complete"].any()
+
+
+def test_period_after_the_data_is_nan_and_the_last_one_partial(crm: CrmData) -> None:
+    # the fixture's last dated record is L7 qualified on 2 April 2026 (D7 closed, L4 created,
+    # A3, a cost row and I8 are on 1 April): qualified_at is an event date (sql counts it)
+    df = compute_kpis(crm, ["2026-03", "2026-04", "2026-05"], kpis=["deals_won", "new_leads"])
+    assert [value(df, "deals_won", period=p) for p in ("2026-03", "2026-04")] == [3, 1]
+    assert math.isnan(value(df, "deals_won", period="2026-05"))
+    assert note(df[df["period"] == "2026-05"], "new_leads") == (
+        "after the data: last record 2026-04-02"
+    )
+    assert df.attrs["intervals"]["2026-04"][1] == pd.Timestamp("2026-04-03")  # cut there
+    complete = df.drop_duplicates("period").set_index("period")["complete"]
+    assert complete.to_dict() == {"2026-03": True, "2026-04": False, "2026-05": False}
+    assert df.attrs["partial"] == ["2026-04"]
+    # as_of after the data: the data's end still rules
+    late = compute_kpis(crm, "2026-05", kpis=["deals_won"], as_of="2026-06-15")
+    assert math.isnan(value(late, "deals_won"))
+    # as_of = the last day of a month: that month is complete
+    march = compute_kpis(crm, "2026-03", kpis=["deals_won"], as_of="2026-03-31")
+    assert march["complete"].all() and value(march, "deals_won") == 3
+
+
+def test_partial_period_counts_costs_only_up_to_the_data_end(crm: CrmData) -> None:
+    """Seller costs accrue pro rata by day: a period holding the data's end stops there too."""
+    # the data ends on 2 April (L7 qualified): April is cut at 3 April 00:00, two days of 30.
+    # costs: the 999 row of 1 April (no team) + 001 3000, 002 6200, 004 5000 per month for
+    # 2/30 of April (003 left on 15 March, 005 starts in June)
+    north, south = (3000 + 6200) * 2 / 30, 5000 * 2 / 30
+    april = compute_kpis(crm, ["2026-04", "2026-05", "2026-06"], kpis=["costs", "cac"])
+    assert value(april, "costs", period="2026-04") == pytest.approx(999 + north + south)
+    # C5's first won deal D7 closed on 1 April (004, South): one new customer
+    assert value(april, "cac", period="2026-04") == pytest.approx(999 + north + south)
+    assert april[april["period"] != "2026-04"]["value"].isna().all()
+    # the partial quarter (and year) equals the sum of its non-NaN months, by team too
+    q2 = compute_kpis(crm, ["2026-Q2", 2026], by="team", kpis=["costs"]).set_index(
+        ["period", "scope_id"]
+    )["value"]
+    assert q2["2026-Q2"].to_dict() == pytest.approx({"North": north, "South": south, "West": 0.0})
+    months = compute_kpis(crm, [f"2026-{m:02d}" for m in range(1, 13)], by="team", kpis=["costs"])
+    assert q2["2026"].to_dict() == pytest.approx(
+        months.groupby("scope_id")["value"].sum(min_count=1).to_dict()
+    )
+    s = kpi_series(crm, "costs", grain="month", start="2026-04", end="2026-06")
+    assert s.iloc[0] == pytest.approx(999 + north + south) and s.iloc[1:].isna().all()
+    # as_of later than the data changes nothing; as_of 1 April cuts after one day
+    late = compute_kpis(crm, "2026-Q2", kpis=["costs"], as_of="2026-06-30")
+    assert value(late, "costs") == pytest.approx(999 + north + south)
+    one_day = compute_kpis(crm, "2026-Q2", kpis=["costs"], as_of="2026-04-01")
+    assert value(one_day, "costs") == pytest.approx(999 + (north + south) / 2)
+    # the development curve of April stops growing on the data's last day, like the period
+    curve = cumulative_curve(crm, "costs", "2026-04", as_of="2026-04-10")
+    assert curve.iloc[0] == pytest.approx(999 + (north + south) / 2)
+    assert curve.iloc[1:10].tolist() == pytest.approx([999 + north + south] * 9)
+    assert curve.iloc[10:].isna().all()  # after as_of
+
+
+def test_relative_names_work_in_every_period_argument(crm: CrmData) -> None:
+    # as_of 31 March 2026: previous-month is February, ytd is 1 January - 31 March
+    got = compute_kpis(crm, ["previous-month", "ytd"], kpis=["revenue"], as_of="2026-03-31")
+    assert got["period"].tolist() == ["2026-02", "2026-YTD-03-31"]
+    assert got["value"].tolist() == [2000, 700 + 2000 + 3200]
+    g = growth_table(crm, ["previous-month", "current-month"], as_of="2026-03-31")
+    assert g["period"].tolist() == ["2026-02", "2026-03"]
+    assert g["revenue"].tolist() == [2000, 3200]
+    s = kpi_series(crm, "revenue", start="ytd", end="current-month", as_of="2026-03-31")
+    assert s.tolist() == [700, 2000, 3200]
+
+
+def test_weekly_series_after_the_data_is_nan_and_partial_is_flagged(crm: CrmData) -> None:
+    s = kpi_series(crm, "deals_won", grain="week", start="2026-03-23", end="2026-04-20")
+    # W14 (30 March - 5 April) holds the last record (1 April): partial; later weeks unknown
+    assert s.iloc[:2].tolist() == [0, 2]
+    assert s.iloc[2:].isna().all()
+    assert s.attrs["partial"] == "2026-W14"
+    assert s.attrs["partial_start"] == pd.Timestamp("2026-03-30")
+    done = kpi_series(crm, "deals_won", grain="month", start="2026-01", end="2026-03")
+    assert done.attrs["partial"] is None and done.tolist() == [0, 1, 3]
 
 
 def test_relative_period_needs_as_of(crm: CrmData) -> None:
@@ -581,7 +672,15 @@ def _by_source(df: pd.DataFrame, kpi: str, scope_id: str | None = None) -> dict[
 
 def test_lead_kpis_by_source_for_the_organisation(crm: CrmData) -> None:
     df = compute_kpis(crm, "2026-03", breakdown="source", as_of="2026-04-30")
-    assert list(df.columns) == [*KPI_COLUMNS, "source", "unit", "note", "name", "period_start"]
+    assert list(df.columns) == [
+        *KPI_COLUMNS,
+        "source",
+        "unit",
+        "note",
+        "name",
+        "period_start",
+        "complete",
+    ]
     assert list(pd.unique(df["kpi"])) == ["new_leads", "sql", "lead_conversion"]
     # March leads: L2 event, L3 web (31 Mar 23:59), L5 referral, L7 web; L6 cold call is 2025
     assert _by_source(df, "new_leads") == {"cold call": 0, "event": 1, "referral": 1, "web": 2}
@@ -761,3 +860,65 @@ def test_docs_kpi_catalogue_is_the_registry():
     page = (Path(__file__).parent.parent / "docs" / "KPIS.md").read_text(encoding="utf-8")
     assert render_page(page) == page
     assert "`prospect_hit_rate`" in page and "| efficiency |" in page
+
+
+def test_forecast_warns_on_a_partial_last_period(crm: CrmData) -> None:
+    import warnings
+
+    from kpireport.forecast import forecast
+
+    s = kpi_series(crm, "revenue", grain="month", start="2025-01", end="2026-04")
+    assert s.attrs["partial"] == "2026-04"  # the data end on 1 April
+    with pytest.warns(UserWarning, match=r"last period of the series \(2026-04\) is partial"):
+        forecast(s, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forecast(s.iloc[:-1], 2)  # the complete months only: no warning
+
+
+def test_period_arguments_accept_pandas_periods_dates_and_int_years(crm: CrmData) -> None:
+    import datetime as dt
+
+    df = compute_kpis(
+        crm,
+        [pd.Period("2026-03", "M"), dt.date(2026, 3, 10), pd.Timestamp("2026-03-31 18:00"), 2025],
+        kpis=["deals_won"],
+    )
+    got = df.set_index("period")["value"].to_dict()
+    # March: D1 (10th), D5 (5th), D2 (31st); 10 March: D1; 31 March: D2; 2025: D9
+    assert got == {"2026-03": 3, "2026-03-10": 1, "2026-03-31": 1, "2025": 1}
+    s = kpi_series(crm, "revenue", start=pd.Period("2026-01", "M"), end=dt.date(2026, 3, 2))
+    assert s.tolist() == [700, 2000, 3200]  # I9; I3; I4 + I5 + I6 + I7 = 1500 - 300 + 800 + 1200
+    # an end that is a longer period ends with its last month; relative names use as_of
+    assert len(kpi_series(crm, "revenue", start=2025, end="2025-Q2")) == 6
+    rel = kpi_series(
+        crm, "revenue", start="previous-month", end="current-month", as_of="2026-03-31"
+    )
+    assert rel.tolist() == [2000, 3200]
+
+
+def test_growth_table_returns_every_period_given(crm: CrmData) -> None:
+    g = growth_table(crm, ["2026-02", pd.Period("2026-03", "M")]).set_index("period")
+    assert g["revenue"].to_dict() == {"2026-02": 2000, "2026-03": 3200}
+    assert g.loc["2026-02", "revenue_prev"] == 700  # I9, January
+    assert g.loc["2026-02", "growth_mom"] == pytest.approx(2000 / 700 - 1)
+    assert g.loc["2026-03", "growth_mom"] == pytest.approx(3200 / 2000 - 1)
+    import datetime as dt
+
+    g = growth_table(crm, [2026, dt.date(2026, 3, 31), pd.Timestamp("2026-03-05 09:00")])
+    g = g.set_index("period")
+    # 2026 to the data's end (2 April): I9 700 + I3 2000 + March 3200 + I8 900; 2025 over the
+    # same days (1 January - 2 April): I10 400 + I1 1000 + I2 500
+    assert g.loc["2026", "revenue"] == 6800 and g.loc["2026", "revenue_prev"] == 1900
+    assert g.loc["2026-03-31", "revenue"] == 800 and g.loc["2026-03-05", "revenue"] == 1500
+    later = growth_table(crm, "2026-05").iloc[0]  # after the data (2 April): unknown, not 0
+    assert math.isnan(later["revenue"]) and math.isnan(later["growth_mom"])
+
+
+def test_invalid_scope_and_grain_list_the_valid_ones(crm: CrmData) -> None:
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        compute_kpis(crm, "2026-03", by="teams")
+    with pytest.raises(KpiError, match="Valid scopes: organisation, team, seller, customer"):
+        growth_table(crm, "2026-03", by="teams")
+    with pytest.raises(PeriodError, match="Valid grains: day, week, month, quarter, year"):
+        kpi_series(crm, "revenue", grain="months", start="2026-01", end="2026-03")

@@ -2,7 +2,8 @@
 
 * additive KPIs of all teams (+ unattributed) and of all sellers (+ unattributed)
   sum to the organisation's;
-* the months of a quarter sum to the quarter;
+* the months of a quarter sum to the quarter; a quarter or year holding the
+  cut (``as_of`` or the data's end) is the sum of its months that are known;
 * shuffling the rows of every table changes nothing;
 * the lead KPIs broken down by source add up: ``new_leads`` and ``sql`` of
   the sources sum to the un-broken-down value for every scope id, and so do
@@ -185,6 +186,31 @@ def test_months_of_a_quarter_sum_to_the_quarter(data: CrmData) -> None:
     np.testing.assert_allclose(summed[q.index].to_numpy(), q.to_numpy(), rtol=1e-9, atol=1e-9)
 
 
+@PROFILE
+@given(crm_data(), st.one_of(st.none(), days.map(lambda d: _ts(d).date())))
+def test_a_partial_period_is_the_sum_of_its_known_months(data: CrmData, as_of) -> None:
+    """Every KPI of a quarter or year holding the cut (``as_of`` or the data's end) is
+    evaluated up to that cut, like its months: additive ones equal the sum of the months
+    that are not NaN (found: seller costs kept accruing after the data's last day)."""
+    months = [f"{y}-{m:02d}" for y in (2025, 2026) for m in range(1, 13)]
+    per_month = compute_kpis(data, months, kpis=ADDITIVE, as_of=as_of)
+    longer = compute_kpis(data, ["2025", "2026", "2026-Q1", "2026-Q2", "2026-Q3"], kpis=ADDITIVE,
+                          as_of=as_of).set_index(["kpi", "period"])["value"]  # fmt: skip
+    per_month["parent"] = per_month["period"].str[:4]
+    q = (per_month["period"].str[5:].astype(int) - 1) // 3 + 1
+    quarters = per_month.assign(parent=per_month["parent"] + "-Q" + q.astype(str))
+    both = pd.concat([per_month, quarters[quarters["parent"] < "2026-Q4"]])
+    summed = both.groupby(["kpi", "parent"])["value"].sum(min_count=1)
+    summed.index.names = ["kpi", "period"]
+    np.testing.assert_allclose(
+        summed[longer.index].to_numpy(), longer.to_numpy(), rtol=1e-9, atol=1e-9
+    )
+    # a period is NaN exactly when it starts after the cut; complete only when it ends before
+    future = per_month.groupby("period")["value"].apply(lambda v: v.isna().all())
+    incomplete = ~per_month.groupby("period")["complete"].first()
+    assert (future <= incomplete).all()
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(crm_data(), st.randoms(use_true_random=False))
 def test_shuffling_rows_changes_nothing(data: CrmData, rnd: random.Random) -> None:
@@ -230,7 +256,7 @@ def test_lead_kpis_by_source_sum_to_the_total(data: CrmData) -> None:
         converted = (
             (idx.loc["lead_conversion"].fillna(0) * idx.loc["new_leads"])
             .groupby(level=["period", "scope_id"])
-            .sum()
+            .sum(min_count=1)  # a period after the data is NaN in every source and in total
         )
         expected = (t.loc["lead_conversion"].fillna(0) * t.loc["new_leads"]).sort_index()
         np.testing.assert_allclose(converted.sort_index(), expected, atol=1e-9)

@@ -913,8 +913,12 @@ def test_an_empty_period_in_non_empty_data_is_still_computed(tmp_path: Path) -> 
     from kpireport.kpis import compute_kpis
 
     data = load(_deals_folder(tmp_path, ["D1;S1;2026-01-05;won;100;1;2026-01-10"]))
-    kpis = compute_kpis(data, "2027-03", kpis=["deals_won", "won_value"])
+    kpis = compute_kpis(data, "2025-03", kpis=["deals_won", "won_value"])
     assert kpis.set_index("kpi")["value"].to_dict() == {"deals_won": 0.0, "won_value": 0.0}
+    # after the data's last day (10 January 2026) a period is unknown, not 0 (issue 13 item 6)
+    later = compute_kpis(data, "2027-03", kpis=["deals_won", "won_value"])
+    assert later["value"].isna().all()
+    assert set(later["note"]) == {"after the data: last record 2026-01-10"}
 
 
 def test_a_mapped_name_matching_two_source_columns_is_refused(tmp_path: Path) -> None:

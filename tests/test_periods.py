@@ -145,3 +145,57 @@ def test_date_spans() -> None:
         parse_period("2026-03-01..2026-02-01")
     with pytest.raises(_PeriodError):
         parse_period("2026-02-01..2026-02-30")
+
+
+# ------------------------------------------- every period argument accepts the same things
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (pd.Period("2026-10", "M"), "2026-10"),
+        (pd.Period("2026Q4", "Q"), "2026-Q4"),
+        (pd.Period("2026", "Y"), "2026"),
+        (pd.Period("2026-10-15", "D"), "2026-10-15"),
+        (pd.Period("2026-10-15", "W"), "2026-W42"),  # 12-18 October 2026
+        (pd.Timestamp("2026-10-15 13:45"), "2026-10-15"),
+        (dt.date(2026, 10, 15), "2026-10-15"),
+        (dt.datetime(2026, 10, 15, 8), "2026-10-15"),
+        (2026, "2026"),
+    ],
+)
+def test_parse_period_accepts_pandas_periods_dates_and_int_years(value, label):
+    assert parse_period(value).label == label
+
+
+def test_parse_period_refuses_what_is_not_a_period():
+    with pytest.raises(PeriodError, match="frequency h"):
+        parse_period(pd.Period("2026-10-15 10:00", "h"))
+    with pytest.raises(PeriodError, match="fiscal quarter"):
+        parse_period(pd.Period("2026Q1", "Q-JAN"))  # February-April
+    with pytest.raises(PeriodError, match="is not a period"):
+        parse_period(20.5)
+    with pytest.raises(PeriodError, match="is not a period"):
+        parse_period(True)
+
+
+def test_weeks_of_a_year_follow_the_iso_thursday_rule():
+    weeks = parse_period("2026").subperiods("week")
+    # 1 January 2026 is a Thursday: 2026-W01 runs 29 Dec 2025 - 4 Jan 2026 and is 2026's
+    assert weeks[0].label == "2026-W01" and weeks[0].start == T("2025-12-29")
+    assert weeks[-1].label == "2026-W53" and len(weeks) == 53  # 28 Dec 2026 - 3 Jan 2027
+    # 1-3 January 2027 (Fri-Sun) are in 2026-W53: 2027's weeks start on Monday 4 January
+    w27 = parse_period("2027").subperiods("week")
+    assert w27[0].label == "2027-W01" and w27[0].start == T("2027-01-04") and len(w27) == 52
+    # a month: the weeks whose Thursday is in it (October 2026: Thursdays 1, 8, 15, 22, 29)
+    assert [p.label for p in parse_period("2026-10").subperiods("week")] == [
+        "2026-W40", "2026-W41", "2026-W42", "2026-W43", "2026-W44",
+    ]  # fmt: skip
+    # a Saturday has no Thursday: the week that contains it
+    assert [p.label for p in parse_period("2026-10-17").subperiods("week")] == ["2026-W42"]
+
+
+def test_invalid_grain_lists_the_valid_ones():
+    with pytest.raises(PeriodError, match="Valid grains: day, week, month, quarter, year"):
+        parse_period("2026").subperiods("months")
+    with pytest.raises(PeriodError, match="Unknown grain 'Months'"):
+        containing("2026-10-15", "Months")
+    assert containing("2026-10-15", " Month ").label == "2026-10"  # case and spaces forgiven

@@ -124,7 +124,7 @@ def run_kpis(args: argparse.Namespace, out: TextIO | None = None) -> int:
         breakdown=getattr(args, "breakdown", None),
     )
     # the CLI's CSV/JSON contract: kpi, scope, scope_id, period, value (+ unit, note)
-    df = df.drop(columns=["name", "period_start"], errors="ignore")
+    df = df.drop(columns=["name", "period_start", "complete"], errors="ignore")
     write_result(df, args.format, out)
     return 0
 

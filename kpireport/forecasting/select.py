@@ -59,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -399,7 +400,10 @@ def forecast(
     y
         Regular series indexed by a ``DatetimeIndex`` (with a ``freq`` or an
         inferable one), a ``PeriodIndex`` or an integer/``RangeIndex``. NaNs
-        inside are interpolated (noted in the model name).
+        inside are interpolated (noted in the model name). When the last
+        period is partial (a :func:`~kpireport.kpis.kpi_series` whose
+        ``attrs["partial_start"]`` is the last index), a ``UserWarning`` says
+        so; the period is kept (drop it with ``y.iloc[:-1]``).
     horizon
         Number of periods ahead (>= 1).
     levels
@@ -431,6 +435,7 @@ def forecast(
         an index whose frequency cannot be inferred.
     """
     horizon = _check_horizon(horizon)
+    _warn_partial(y)
     model, prep = fit(y, count=count, method=method, season_length=season_length)
     return _frame(model, prep, horizon, levels)
 
@@ -452,6 +457,21 @@ def _frame(model: AutoModel, prep: Prepared, horizon: int, levels: Sequence[floa
     frame.attrs["season_length"] = prep.season_length
     log.debug("forecast: %s, n=%d, h=%d", name, len(prep.values), horizon)
     return frame
+
+
+def _warn_partial(y: pd.Series) -> None:
+    """Warn when the last period of ``y`` is partial (``kpi_series`` ``attrs["partial"]``)."""
+    start = getattr(y, "attrs", {}).get("partial_start")
+    if start is None or len(y) == 0 or not isinstance(y.index, pd.DatetimeIndex):
+        return
+    if pd.Timestamp(y.index[-1]) == pd.Timestamp(start):
+        warnings.warn(
+            f"The last period of the series ({y.attrs.get('partial')}) is partial: it is "
+            "forecast from a value to date. Drop it (y.iloc[:-1]) to forecast from complete "
+            "periods only.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def simulate(

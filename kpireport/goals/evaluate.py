@@ -138,13 +138,19 @@ def evaluate_goals(
         Goals (DataFrame, list of dicts or YAML path); default: the source's
         ``goals`` table.
     as_of
-        The day of the follow-up (inclusive). Required.
+        The day of the follow-up (inclusive). Required: a ``YYYY-MM-DD``
+        string, ``datetime.date``/``datetime.datetime``, ``pandas.Timestamp``
+        or a one-day ``pandas.Period``. The actuals are the KPIs to date as
+        :func:`~kpireport.kpis.compute_kpis` gives them: cut at the end of
+        ``as_of``, or of the data's last day when that is earlier
+        (docs/KPIS.md).
     forecast
         Forecast running goals; without it the status comes from pace and
         the forecast columns are NaN.
     scope, scope_ids
         Keep only goals of this scope (and these ids; organisation goals are
-        kept with ``scope_ids``).
+        kept with ``scope_ids``). An unknown scope is refused with the list
+        of valid ones.
     current_only
         Keep only goals whose period contains ``as_of``.
     upcoming
@@ -168,10 +174,24 @@ def evaluate_goals(
     """
     if as_of is None:
         raise GoalError("evaluate_goals needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
+    if isinstance(as_of, pd.Period):
+        if as_of.freqstr.upper() != "D":
+            raise GoalError(f"as_of must be a day; the pandas Period {as_of} is longer.")
+        as_of = as_of.start_time
     return _evaluate(
         data, goals, _day(as_of), forecast=forecast, scope=scope, scope_ids=scope_ids,
         current_only=current_only, upcoming=upcoming, n_paths=n_paths, seed=seed,
     )  # fmt: skip
+
+
+def _scope(scope: str | Scope) -> Scope:
+    try:
+        return Scope(str(scope).strip().lower())
+    except ValueError:
+        raise GoalError(
+            f"Unknown scope '{scope}'.",
+            hint="Valid scopes: " + ", ".join(s.value for s in Scope) + ".",
+        ) from None
 
 
 def _evaluate(
@@ -196,7 +216,7 @@ def _evaluate(
     # children vs parent over the whole goal list, before any filter
     g["commit_gap"] = commitment_gaps(g, data).to_numpy(float)
     if scope is not None:
-        g = g[g["scope"] == str(Scope(scope))]
+        g = g[g["scope"] == str(_scope(scope))]
     if scope_ids is not None:
         g = g[g["scope_id"].isin([str(s) for s in scope_ids]) | (g["scope"] == Scope.ORGANISATION)]
     periods = {p: parse_period(p) for p in pd.unique(g["period"])}
@@ -287,8 +307,22 @@ def _frame(g: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp, reg)
 def _actuals(
     data: CrmData, out: pd.DataFrame, periods: dict[str, Period], asof: pd.Timestamp
 ) -> np.ndarray:
-    """Actual to date of every goal: one batched :func:`_values` call per scope."""
+    """Actual to date of every goal: one batched :func:`_values` call per scope.
+
+    A started goal (its period starts on or before ``as_of``) whose period
+    starts after the data's last day (docs/KPIS.md) has no actual (NaN,
+    status ``no_data``): unknown, not 0. A goal not started yet has 0 so far
+    (the base its forecast adds the whole period to).
+    """
+    from kpireport.kpis.compute import period_status
+    from kpireport.kpis.engine import prepared
+
     values = np.full(len(out), np.nan)
+    labels = list(periods)
+    after_data = period_status(prepared(data), [periods[p] for p in labels], None)[0]
+    unknown = {
+        p: bool(a) and periods[p].start <= asof for p, a in zip(labels, after_data, strict=True)
+    }
     for scope, sub in out.groupby("scope", sort=False):
         plist = [periods[p] for p in pd.unique(sub["period"])]
         ids = list(pd.unique(sub["scope_id"].dropna()))
@@ -303,7 +337,9 @@ def _actuals(
         found = lookup.reindex(keys).to_numpy(float)
         # a scope id without a row (a seller inactive and without activity) has 0 of
         # every additive KPI
+        known = ~sub["period"].map(unknown).to_numpy(bool)
         found = np.where(np.isnan(found) & sub["_additive"].to_numpy(), 0.0, found)
+        found = np.where(known, found, np.nan)  # customers' lookup does not NaN these itself
         values[sub.index.to_numpy()] = found
     return values
 

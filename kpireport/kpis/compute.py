@@ -9,12 +9,27 @@ Design decisions
   ``period`` is the period label (docs/PERIODS.md) of the requested period; ``note`` explains a NaN
   or flags a value (``unavailable: …``, ``new: …``, ``immature cohort: …``,
   ``lifetime capped …``), else NaN. The evaluated intervals (after the cut at
-  ``as_of``) are in ``df.attrs["intervals"]`` (label -> (start, end)).
-* **"To date".** With ``as_of``, every period is cut at the end of that day:
-  a period that contains ``as_of`` is evaluated from its start to ``as_of``
-  inclusive; a period that starts after ``as_of`` is empty (counts 0, ratios
-  NaN); periods that ended before are unchanged. Relative labels
-  (``current-month`` …) need ``as_of``.
+  the known end, below) are in ``df.attrs["intervals"]`` (label -> (start, end)).
+* **"To date".** Every period is cut at the *known end*: the end of the
+  ``as_of`` day, or the end of the data's last day when that is earlier (no
+  cut without ``as_of`` and without dated records). A period that contains
+  the known end is evaluated from its start up to it, for every KPI — seller
+  costs (``monthly_cost`` pro rata) included, so a quarter holding the data's
+  end counts the same days as its months and the months sum to the quarter;
+  growth KPIs compare it with the same number of days before. Periods that
+  ended before are unchanged. Relative labels (``current-month`` …) need
+  ``as_of``.
+* **The future is not zero** (docs/KPIS.md). The *data's end* is the last day
+  holding a dated record: the latest ``created_at``/``closed_at`` of deals,
+  ``created_at``/``qualified_at`` of leads, ``date`` of revenue and costs,
+  ``occurred_at`` of activities (:func:`data_end`; plan dates such as
+  ``expected_close_at`` or a seller's ``active_to`` do not count). A period
+  that starts after the known end has value NaN for every KPI, with the note
+  ``in the future: after as_of YYYY-MM-DD`` (``as_of`` is the earlier) or
+  ``after the data: last record YYYY-MM-DD``. A period that contains the
+  known end but goes beyond it is *partial*: evaluated to date (above), with
+  ``complete`` False. Every other period is complete. (A dataset without
+  dates and without ``as_of``: every period complete, nothing cut.)
 * **Which scope ids.** Organisation: one row. Team: every team of the
   ``sellers`` table, activity or not. Seller: every seller active on some day
   of the period (``active_from``/``active_to``; missing bounds are open) or
@@ -73,10 +88,12 @@ from kpireport.periods import Period, _day, parse_period
 log = logging.getLogger("kpireport")
 
 DateLike = dt.date | pd.Timestamp | str
-PeriodLike = str | Period
+#: what a period argument accepts (docs/PERIODS.md): a label or relative name,
+#: a Period, a pandas Period, a date/Timestamp (that day) or an int year
+PeriodLike = str | Period | pd.Period | dt.date | pd.Timestamp | int
 
 #: columns of the result after the five KPI_COLUMNS
-EXTRA_COLUMNS = ("unit", "note", "name", "period_start")
+EXTRA_COLUMNS = ("unit", "note", "name", "period_start", "complete")
 #: the breakdowns ``compute_kpis`` accepts
 BREAKDOWNS = ("source",)
 #: the KPIs that can be broken down by lead source (docs/KPIS.md)
@@ -86,6 +103,7 @@ _DATE_COLUMNS = (
     (Table.DEALS, "created_at"),
     (Table.DEALS, "closed_at"),
     (Table.LEADS, "created_at"),
+    (Table.LEADS, "qualified_at"),
     (Table.REVENUE, "date"),
     (Table.ACTIVITIES, "occurred_at"),
     (Table.COSTS, "date"),
@@ -96,8 +114,15 @@ _DATE_COLUMNS = (
 def resolve_periods(
     periods: PeriodLike | Iterable[PeriodLike], as_of: DateLike | None
 ) -> list[Period]:
-    """Parse one or several period labels (relative ones against ``as_of``), de-duplicated."""
-    if isinstance(periods, (str, Period)):
+    """Parse one or several periods (relative labels against ``as_of``), de-duplicated.
+
+    A single period is anything :func:`~kpireport.periods.parse_period`
+    accepts (a label, relative name, Period, pandas Period, date, Timestamp or
+    int year); anything else iterable is a list of them.
+    """
+    if isinstance(periods, (str, Period, pd.Period, dt.date, int, np.integer)) or not isinstance(
+        periods, Iterable
+    ):
         periods = [periods]
     out: list[Period] = []
     for p in periods:
@@ -138,10 +163,14 @@ def resolve_scope(by: str | Scope) -> Scope:
         ) from None
 
 
-def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
-    """End of the data to consider: end of ``as_of``, else end of the last dated record."""
-    if as_of is not None:
-        return (_day(as_of) + pd.Timedelta(days=1)).value
+def data_end(prep: Prepared) -> int:
+    """End of the data: midnight after the last day holding a dated record (``NAT``: none).
+
+    The dated columns are the event dates of :data:`_DATE_COLUMNS` (deals
+    created/closed, leads created/qualified, revenue, activities, costs);
+    plan dates (``expected_close_at``, a seller's ``active_from``/``active_to``)
+    and goals do not count (docs/KPIS.md, "the future is not zero").
+    """
 
     def build() -> int:
         last = NAT
@@ -154,6 +183,48 @@ def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
         return int(pd.Timestamp(last).normalize().value + NS_PER_DAY)
 
     return prep.memo(("data_end",), build)
+
+
+def known_end(prep: Prepared, as_of: DateLike | None) -> tuple[int, str | None]:
+    """The cut of every period: ``(end, note)`` of what is known (module docstring).
+
+    ``end`` (``int64`` ns, exclusive) is the earlier of the end of ``as_of``
+    and :func:`data_end`; ``note`` is the note of the periods after it
+    (``in the future: after as_of …`` or ``after the data: last record …``).
+    ``(NAT, None)`` when there is neither ``as_of`` nor a dated record.
+    """
+    cut, note = data_end(prep), None
+    if cut != NAT:
+        note = f"after the data: last record {pd.Timestamp(cut - NS_PER_DAY).date()}"
+    if as_of is not None:
+        a = (_day(as_of) + pd.Timedelta(days=1)).value
+        if cut == NAT or a < cut:
+            cut, note = a, f"in the future: after as_of {_day(as_of).date()}"
+    return cut, note
+
+
+def cutoff_of(prep: Prepared, as_of: DateLike | None) -> int:
+    """The engine's cut-off (``Context.cutoff``): the known end, :func:`known_end`."""
+    return known_end(prep, as_of)[0]
+
+
+def period_status(
+    prep: Prepared, periods: Sequence[Period], as_of: DateLike | None
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``(future, partial, note)`` of each period against the known end (module docstring).
+
+    ``future``/``partial`` are bool arrays over ``periods``; ``note`` is the
+    note of the future periods (``None`` when nothing is known to end).
+    """
+    n = len(periods)
+    cut, note = known_end(prep, as_of)
+    if cut == NAT:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), None
+    starts = np.array([p.start.value for p in periods], dtype=np.int64)
+    ends = np.array([p.end.value for p in periods], dtype=np.int64)
+    future = starts >= cut
+    partial = ~future & (ends > cut)
+    return future, partial, note
 
 
 def unavailable_reason(prep: Prepared, kpi: KpiDef) -> str | None:
@@ -210,13 +281,23 @@ def evaluate(
 
 
 def cut_intervals(
-    periods: Sequence[Period], as_of: DateLike | None
+    periods: Sequence[Period], as_of: DateLike | None, prep: Prepared | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``int64`` ns bounds of the periods, cut at the end of ``as_of``."""
+    """``int64`` ns bounds of the periods, cut at the known end.
+
+    With ``prep`` the cut is :func:`known_end` (the end of ``as_of`` or of the
+    data, whichever is earlier), the one that makes later periods NaN, so a
+    partial period is evaluated over exactly the days before it and the
+    months of a quarter sum to the quarter. Without ``prep``: the end of
+    ``as_of`` only (no cut without it).
+    """
     starts = np.array([p.start.value for p in periods], dtype=np.int64)
     ends = np.array([p.end.value for p in periods], dtype=np.int64)
-    if as_of is not None:
-        cut = (_day(as_of) + pd.Timedelta(days=1)).value
+    if prep is not None:
+        cut = known_end(prep, as_of)[0]
+    else:
+        cut = NAT if as_of is None else (_day(as_of) + pd.Timedelta(days=1)).value
+    if cut != NAT:
         ends = np.maximum(np.minimum(ends, cut), starts)
     return starts, ends
 
@@ -239,7 +320,9 @@ def compute_kpis(
     data
         The canonical dataset.
     periods
-        A period label (docs/PERIODS.md), a :class:`~kpireport.periods.Period`, or a list of them.
+        A period or a list of them: a label or relative name (docs/PERIODS.md),
+        a :class:`~kpireport.periods.Period`, a ``pandas.Period``, a
+        ``datetime.date``/``pandas.Timestamp`` (that day) or an int year.
     by
         ``organisation``, ``team``, ``seller`` or ``customer``.
     kpis
@@ -260,10 +343,14 @@ def compute_kpis(
     -------
     pandas.DataFrame
         Columns ``kpi, scope, scope_id, period, value, unit, note, name,
-        period_start``; one row per KPI × period × scope id (see the module
-        docstring for which ids). ``name`` is what a person reads for the id
-        (the seller's or company's name, the team, the organisation);
-        ``period_start`` is the first day of ``period`` as a datetime. With a
+        period_start, complete``; one row per KPI × period × scope id (see the
+        module docstring for which ids). ``name`` is what a person reads for
+        the id (the seller's or company's name, the team, the organisation);
+        ``period_start`` is the first day of ``period`` as a datetime;
+        ``complete`` is False for a partial period (it contains the last day
+        of the data, or ``as_of`` when earlier, and goes beyond it) and for a
+        period after that day, whose value is NaN with the note ``in the
+        future: …`` / ``after the data: …`` — never 0 (module docstring). With a
         breakdown, a ``source`` column after ``value`` and one row per KPI ×
         period × scope id × source.
 
@@ -284,7 +371,7 @@ def compute_kpis(
     if split is not None:
         _check_breakdown_kpis(defs, split)
     prep = prepared(data)
-    starts, ends = cut_intervals(plist, as_of)
+    starts, ends = cut_intervals(plist, as_of, prep)
     ids = prep.scope_ids(scope)
     width = len(ids) + 1
     k = 1 if split is None else split.k
@@ -295,6 +382,10 @@ def compute_kpis(
         v, n = evaluate(data, kdef, scope, plist, starts, ends, as_of, split=split)
         values[i], notes[i] = v.reshape(shape[1:]), n.reshape(shape[1:])
         log.debug("computed %s by %s for %d periods", kdef.name, scope, len(plist))
+    future, partial, future_note = period_status(prep, plist, as_of)
+    if future.any():
+        values[:, future] = np.nan
+        notes[:, future] = future_note
     # which (period, scope id) cells get rows: judged over all categories at once
     flat = values.transpose(0, 3, 1, 2).reshape(len(defs) * k, len(plist), width)
     keep = _kept_cells(prep, scope, flat, starts, ends, unattributed)
@@ -324,6 +415,9 @@ def compute_kpis(
     }
     df.attrs["as_of"] = None if as_of is None else str(_day(as_of).date())
     _add_readable_columns(df, data, scope, plist)
+    incomplete = {p.label for p, f, q in zip(plist, future, partial, strict=True) if f or q}
+    df["complete"] = ~df["period"].isin(incomplete).to_numpy()
+    df.attrs["partial"] = [p.label for p, q in zip(plist, partial, strict=True) if q]
     if scope_id is not None:
         df = _filter_scope_ids(df, data, scope, scope_id, ids)
     return df

@@ -5,10 +5,13 @@ Design decisions
 * One row per scope id (the same ids as :func:`~kpireport.kpis.compute_kpis`:
   every team; sellers active in P or with revenue in any compared span;
   customers with revenue in any compared span).
-* "To date": with ``as_of`` inside P, P is cut at ``as_of``; the previous
+* "To date": P is cut at the known end (the end of ``as_of`` or of the
+  data's last day, whichever is earlier;
+  :func:`~kpireport.kpis.compute.known_end`, docs/KPIS.md); the previous
   period is cut after the same number of days, last year's period and last
   year's YTD at the same calendar day one year earlier (weeks and days: after
-  the same number of days) — like for like.
+  the same number of days) — like for like. A P that starts after the known
+  end has NaN revenue and growth (unknown, not zero).
 * **New scopes.** Growth is only defined against a positive base. A zero base
   gives NaN growth (shown "–"), never +inf; a scope with no revenue in either
   prior-year span (same period last year and YTD last year) is flagged
@@ -17,6 +20,8 @@ Design decisions
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -28,12 +33,14 @@ from kpireport.kpis.compute import (
     PeriodLike,
     cut_intervals,
     evaluate,
+    period_status,
     resolve_periods,
     resolve_scope,
 )
 from kpireport.kpis.definitions import comparison_bounds, growth
 from kpireport.kpis.engine import UNATTRIBUTED, prepared
 from kpireport.kpis.registry import get_kpi
+from kpireport.periods import Period
 
 #: columns of :func:`growth_table`, in order
 GROWTH_COLUMNS = (
@@ -55,7 +62,7 @@ GROWTH_COLUMNS = (
 
 def growth_table(
     data: CrmData,
-    period: PeriodLike,
+    period: PeriodLike | Iterable[PeriodLike],
     by: str | Scope = Scope.ORGANISATION,
     as_of: DateLike | None = None,
     *,
@@ -68,7 +75,10 @@ def growth_table(
     data
         The canonical dataset (needs the ``revenue`` table).
     period
-        One period label (docs/PERIODS.md) or Period (relative labels need ``as_of``).
+        A period or a list of them: a label or relative name (docs/PERIODS.md;
+        relative names need ``as_of``), a Period, a pandas Period, a date or
+        Timestamp (that day) or an int year. Several periods give their rows
+        one after the other, in the order given.
     by
         Scope of the rows.
     as_of
@@ -83,9 +93,21 @@ def growth_table(
         (0.05 = +5 %).
     """
     scope = resolve_scope(by)
-    p = resolve_periods(period, as_of)[0]
+    frames = [
+        _growth_one(data, p, scope, as_of, unattributed) for p in resolve_periods(period, as_of)
+    ]
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs["has_revenue"] = frames[0].attrs["has_revenue"]
+    return out
+
+
+def _growth_one(
+    data: CrmData, p: Period, scope: Scope, as_of: DateLike | None, unattributed: bool
+) -> pd.DataFrame:
+    """:func:`growth_table` of one period."""
     periods = [p]
-    starts, ends = cut_intervals(periods, as_of)
+    prep = prepared(data)
+    starts, ends = cut_intervals(periods, as_of, prep)
     rev = get_kpi("revenue")
 
     def rev_over(s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -98,7 +120,6 @@ def growth_table(
     prev = rev_over(ps, pe) if not p.is_span else np.full_like(cur, np.nan)
     ly = rev_over(ls, le) if not p.is_span else np.full_like(cur, np.nan)
     ytd, ytd_ly = rev_over(ys, ye), rev_over(yls, yle)
-    prep = prepared(data)
     ids = np.append(prep.scope_ids(scope).to_numpy(dtype=object), UNATTRIBUTED)
     df = pd.DataFrame(
         {
@@ -128,6 +149,10 @@ def growth_table(
         if scope == Scope.SELLER:
             keep[: width - 1] |= prep.seller_active(starts, ends)[0]
     keep[width - 1] = unattributed and scope != Scope.ORGANISATION
+    if period_status(prep, periods, as_of)[0][0]:  # after the data / as_of: unknown, not 0
+        df.loc[:, "revenue":"growth_ytd"] = np.nan
+        df["comparable"] = False
+        df["new"] = False
     out = df.loc[keep].reset_index(drop=True)
     out.attrs["has_revenue"] = prep.has(Table.REVENUE)
     return out

@@ -10,6 +10,13 @@ Design decisions
 * Default span: from the period containing the first dated record of the
   KPI's tables to the period containing ``as_of`` (or the last record). With
   ``as_of`` the last period is cut "to date" and later periods are dropped.
+* The future is not zero (docs/KPIS.md, :func:`kpireport.kpis.compute.period_status`):
+  periods starting after the last day of the data (or ``as_of`` when
+  earlier; :func:`kpireport.kpis.compute.known_end`) are NaN, the period
+  that contains that day is evaluated up to it (every KPI, seller costs
+  included) and, when it goes beyond it, is flagged in ``attrs["partial"]`` (its label) and
+  ``attrs["partial_start"]`` (its start); both are ``None`` otherwise.
+  :func:`kpireport.forecast.forecast` warns when handed such a series.
 * A single scope id is evaluated by mapping every other id to
   *unattributed*, so a series for one customer costs no more than one for
   the organisation.
@@ -33,11 +40,21 @@ from kpireport.kpis.compute import (
     PeriodLike,
     cut_intervals,
     evaluate,
+    known_end,
+    period_status,
     resolve_kpis,
     resolve_scope,
 )
-from kpireport.kpis.engine import UNATTRIBUTED, prepared
-from kpireport.periods import Period, _day, containing, from_start, parse_period
+from kpireport.kpis.engine import NAT, UNATTRIBUTED, prepared
+from kpireport.periods import (
+    Period,
+    _day,
+    containing,
+    from_start,
+    is_relative,
+    parse_grain,
+    parse_period,
+)
 
 
 def _select(data: CrmData, scope: Scope, scope_id: object) -> int | None:
@@ -53,15 +70,20 @@ def _select(data: CrmData, scope: Scope, scope_id: object) -> int | None:
     return int(code)
 
 
-def _bound(value: PeriodLike | DateLike, grain: Grain) -> Period:
-    if isinstance(value, Period):
-        return containing(value.start, grain)
-    if isinstance(value, str):
-        try:
-            return containing(parse_period(value).start, grain)
-        except PeriodError:
-            pass
-    return containing(_day(value), grain)
+def _bound(value: PeriodLike | DateLike, grain: Grain, *, last: bool = False) -> Period:
+    """The ``grain`` period containing the first (``last``: the last) day of ``value``.
+
+    ``value`` is anything :func:`~kpireport.periods.parse_period` accepts
+    (label, relative name with ``as_of``, Period, pandas Period, date, int
+    year) or a date string such as ``2026-10-15 12:00``.
+    """
+    try:
+        p = parse_period(value)
+    except PeriodError:
+        if not isinstance(value, str):
+            raise
+        return containing(_day(value), grain)
+    return containing(p.last_day if last else p.start, grain)
 
 
 def _data_span(data: CrmData, tables: tuple[str, ...]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -100,23 +122,36 @@ def kpi_series(
     grain
         ``day``, ``week``, ``month``, ``quarter`` or ``year``.
     start, end
-        First and last period (a label, a Period or a date inside it).
+        First and last period: anything a period argument accepts (a label,
+        a relative name resolved against ``as_of``, a Period, a pandas
+        Period, a date or Timestamp, an int year; docs/PERIODS.md). The
+        series starts with the ``grain`` period containing the first day of
+        ``start`` and ends with the one containing the last day of ``end``
+        (``end="2026"`` by month ends with 2026-12).
         Defaults: the span of the KPI's data, ending with the period that
         contains ``as_of``.
     as_of
-        Cuts the last period "to date" and drops later periods.
+        Cuts the last period "to date" and drops later periods. Without it
+        the period holding the data's last day is cut there.
 
     Returns
     -------
     pandas.Series
         Named ``kpi``, indexed by period start with frequency
-        ``GRAIN_FREQ[grain]``; ``attrs["periods"]`` holds the labels and
-        ``attrs["unit"]`` the unit.
+        ``GRAIN_FREQ[grain]``; ``attrs["periods"]`` holds the labels,
+        ``attrs["unit"]`` the unit, ``attrs["partial"]`` the label of the
+        partial period (``None`` when every period is complete) and
+        ``attrs["partial_start"]`` its start. Periods after the last day of
+        the data (or ``as_of``) are NaN, not 0 (module docstring).
     """
-    grain = Grain(grain)
+    grain = parse_grain(grain)
     scope = resolve_scope(scope)
     kdef = resolve_kpis(kpi, scope)[0]
     select = _select(data, scope, scope_id)
+    if isinstance(start, str) and is_relative(start):
+        start = parse_period(start, as_of)
+    if isinstance(end, str) and is_relative(end):
+        end = parse_period(end, as_of)
     span = _data_span(data, kdef.tables)
     if start is None:
         if span is None:
@@ -129,19 +164,24 @@ def kpi_series(
             end = span[1]
         else:
             raise KpiError(f"No dated data for '{kdef.name}': pass end explicitly.")
-    first, last = _bound(start, grain), _bound(end, grain)
+    first, last = _bound(start, grain), _bound(end, grain, last=True)
     if as_of is not None:
         last = min(last, containing(as_of, grain))
     if last.start < first.start:
         raise KpiError(f"The series would be empty: start {first} is after end {last}.")
     index = pd.date_range(first.start, last.start, freq=GRAIN_FREQ[grain])
     periods = [from_start(s, grain) for s in index]
-    starts, ends = cut_intervals(periods, as_of)
+    prep = prepared(data)
+    starts, ends = cut_intervals(periods, as_of, prep)
     values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of, select)
-    out = pd.Series(values[:, 0], index=index, name=kdef.name)
+    future, partial, _ = period_status(prep, periods, as_of)
+    out = pd.Series(np.where(future, np.nan, values[:, 0]), index=index, name=kdef.name)
     out.index.name = "period_start"
     out.attrs["periods"] = [p.label for p in periods]
     out.attrs["unit"] = str(kdef.unit)
+    last = int(np.flatnonzero(partial)[-1]) if partial.any() else None
+    out.attrs["partial"] = None if last is None else periods[last].label
+    out.attrs["partial_start"] = None if last is None else periods[last].start
     return out
 
 
@@ -157,7 +197,11 @@ def cumulative_curve(
 
     Value on day d = the KPI over ``[period.start, d + 1 day)``: the running
     total for additive KPIs, the ratio to date otherwise. Days after ``as_of``
-    are NaN.
+    are NaN. Every day is evaluated up to the known end at most (the data's
+    last day when that is before ``as_of``;
+    :func:`~kpireport.kpis.compute.known_end`), so the days after the data's
+    end repeat its value (seller costs stop accruing there too) and the curve
+    ends on the value ``compute_kpis`` gives the period.
 
     Returns
     -------
@@ -174,6 +218,9 @@ def cumulative_curve(
     known = days if as_of is None else days[days <= _day(as_of)]
     if len(known):
         ends = (known + pd.Timedelta(days=1)).as_unit("ns").asi8.astype(np.int64)
+        cut = known_end(prepared(data), as_of)[0]
+        if cut != NAT:
+            ends = np.maximum(np.minimum(ends, cut), p.start.value)
         starts = np.full(len(ends), p.start.value, dtype=np.int64)
         values, _ = evaluate(data, kdef, scope, [p] * len(ends), starts, ends, as_of, select)
         out.iloc[: len(known)] = values[:, 0]
