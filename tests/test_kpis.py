@@ -865,7 +865,7 @@ def test_docs_kpi_catalogue_is_the_registry():
 def test_forecast_warns_on_a_partial_last_period(crm: CrmData) -> None:
     import warnings
 
-    from kpireport.forecast import forecast
+    from kpireport import forecast
 
     s = kpi_series(crm, "revenue", grain="month", start="2025-01", end="2026-04")
     assert s.attrs["partial"] == "2026-04"  # the data end on 1 April

@@ -16,7 +16,7 @@ Design decisions
   that contains that day is evaluated up to it (every KPI, seller costs
   included) and, when it goes beyond it, is flagged in ``attrs["partial"]`` (its label) and
   ``attrs["partial_start"]`` (its start); both are ``None`` otherwise.
-  :func:`kpireport.forecast.forecast` warns when handed such a series.
+  :func:`kpireport.forecast` warns when handed such a series.
 * A single scope id is evaluated by mapping every other id to
   *unattributed*, so a series for one customer costs no more than one for
   the organisation.
