@@ -33,15 +33,19 @@ Design decisions
   names that differ only in case or spacing are an error listing each
   spelling and its sellers, never two teams nor a silent merge
   (docs/DATA.md "Team names").
-* Goal KPI names are checked against the KPI registry
-  (:data:`kpireport.kpis.registry.REGISTRY`), the one list of KPI names.
+* **Stages stay in order.** The data layer does not know the KPI names (the
+  KPI registry is a later stage): rules that need a later stage's knowledge
+  are passed in as ``rules`` (functions of the canonical tables returning
+  problems). :func:`kpireport.goals.check.validate` and ``kpireport
+  validate`` add the goal-table rule that checks goal KPI names against the
+  registry (:data:`kpireport.goals.check.GOAL_TABLE_RULES`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,11 +231,8 @@ class _Collector:
         (self.problems if p.severity == "error" else self.warnings).append(p)
 
 
-def known_kpis() -> set[str]:
-    """KPI names a goal may use: those of the KPI registry."""
-    from kpireport.kpis.registry import REGISTRY  # lazy: the KPI package imports the data layer
-
-    return set(REGISTRY)
+#: an extra rule from a later stage: canonical tables -> its problems (None: nothing found)
+Rule = Callable[[Mapping[str, pd.DataFrame]], Iterable["Problem | None"]]
 
 
 def _has(tables: Mapping[str, pd.DataFrame], table: str, *columns: str) -> bool:
@@ -534,10 +535,6 @@ def _check_goals(tables, out: _Collector) -> None:
                 "a goal needs a target (or a growth such as 0.14)",
             )
         )
-    if "kpi" in df.columns:
-        names = known_kpis()
-        bad = df["kpi"].notna().to_numpy() & ~str_isin(df["kpi"], sorted(names))
-        out.add(_finding(df, bad, "goals", "kpi", f"unknown KPI {examples(df.loc[bad, 'kpi'])}"))
     if "period" in df.columns:
         periods = df["period"]
         codes, labels = pd.factorize(periods)  # each distinct label is parsed once
@@ -768,6 +765,7 @@ def check_tables(
     currency: str | None = None,
     as_of: dt.date | pd.Timestamp | str | None = None,
     flagged: Mapping[tuple[str, str], pd.Index] | None = None,
+    rules: Sequence[Rule] = (),
 ) -> tuple[list[Problem], list[Problem]]:
     """Run every contract rule on canonical tables.
 
@@ -781,6 +779,9 @@ def check_tables(
         Reference day for the date warnings (skipped when None).
     flagged
         Cells the parser already reported, not to be reported again as empty.
+    rules
+        Extra rules of later stages (module docstring), run after the
+        contract's own.
 
     Returns
     -------
@@ -801,6 +802,9 @@ def check_tables(
     _check_plausible_dates(tables, ts, out)
     _check_sellers(tables, out)
     _check_team_spellings(tables, out)
+    for rule in rules:
+        for p in rule(tables):
+            out.add(p)
     return out.problems, out.warnings
 
 
@@ -811,8 +815,12 @@ def validate(
     timezone: str | None = None,
     currency: str | None = None,
     date_format: str | None = None,
+    rules: Sequence[Rule] = (),
 ) -> ValidationReport:
     """Check data against the contract and report every problem and warning at once.
+
+    Goal KPI names are a later stage's knowledge: :func:`kpireport.goals.check.validate`
+    (``kpireport.validate``) runs this with the goal-table rule added.
 
     Parameters
     ----------
@@ -829,6 +837,8 @@ def validate(
         the :class:`CrmData`'s, else UTC and the currency used in the data).
     date_format
         Declared format for day/month text dates.
+    rules
+        Extra rules of later stages (module docstring).
 
     Returns
     -------
@@ -843,7 +853,7 @@ def validate(
         tables, tz, cur, desc = dict(data), timezone or "UTC", currency, ""
     parsed = canonicalise(tables, timezone=tz, date_format=date_format)
     problems, warnings = check_tables(
-        parsed.tables, currency=cur, as_of=as_of, flagged=parsed.flagged
+        parsed.tables, currency=cur, as_of=as_of, flagged=parsed.flagged, rules=rules
     )
     unknown = sorted(set(tables) - set(SCHEMAS))
     for name in unknown:
