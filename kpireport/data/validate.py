@@ -231,6 +231,89 @@ class _Collector:
         (self.problems if p.severity == "error" else self.warnings).append(p)
 
 
+class _Sql:
+    """The canonical tables registered in an embedded DuckDB, for rules written as queries.
+
+    Each table is registered through Arrow (zero-copy for numbers, dates and
+    Arrow-backed text) with two extra columns: ``_pos``, the row's position
+    (the order "first rows" are listed in) and ``_row``, the row number the
+    user sees (:func:`~kpireport.data.coerce.row_numbers`). A rule is a
+    ``WHERE`` predicate (or a relation with ``_pos``/``_row``): one
+    ``COUNT(*)`` query, and only when it finds rows, one query for the first
+    :data:`MAX_ROWS` rows, their ids and the first offending values.
+    """
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        import duckdb
+
+        self.tables = tables
+        self.con = duckdb.connect(":memory:")
+        self._registered: set[str] = set()
+
+    def name(self, table: str) -> str:
+        """The registered (quoted) name of ``table``, registering it on first use."""
+        if table not in self._registered:
+            df = self.tables[table]
+            texts = {c.name for c in SCHEMAS[table].columns if c.kind in ("id", "str", "category")}
+            # text columns of any dtype (all-missing, mixed objects) become strings
+            fix = {
+                str(c): df[c].astype("str")
+                for c in df.columns
+                if (c in texts or df[c].dtype == object)
+                and not pd.api.types.is_string_dtype(df[c].dtype)
+            }
+            frame = df.assign(**fix) if fix else df
+            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            arrow = arrow.append_column("_pos", pa.array(np.arange(len(df), dtype=np.int64)))
+            arrow = arrow.append_column("_row", pa.array(row_numbers(df)))
+            self.con.register(f"v_{table}", arrow)
+            self._registered.add(table)
+        return f"v_{table}"
+
+    def fetch(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+    def finding(
+        self,
+        table: str,
+        where: str,
+        column: str | None,
+        reason: str | Callable[[str], str],
+        severity: str = "error",
+        *,
+        relation: str | None = None,
+        values: str | None = None,
+    ) -> Problem | None:
+        """One :class:`Problem` for the rows of ``table`` where ``where`` holds (None if none).
+
+        ``relation`` replaces the table (it must carry ``_pos`` and ``_row``);
+        a callable ``reason`` gets the first offending ``values`` (an SQL
+        expression, default ``column``) formatted by
+        :func:`~kpireport.data.coerce.examples`.
+        """
+        src = relation or self.name(table)
+        count = self.fetch(f"SELECT COUNT(*) FROM {src} t WHERE {where}")[0][0]
+        if not count:
+            return None
+        id_col = SCHEMAS[table].id_column if table in SCHEMAS else None
+        has_id = id_col is not None and id_col in self.tables[table].columns
+        ident = f"t.{id_col}" if has_id else "NULL"
+        rows = self.fetch(
+            f"SELECT t._row, {ident} FROM {src} t WHERE {where} ORDER BY t._pos LIMIT {MAX_ROWS}"
+        )
+        if callable(reason):
+            expr = values or f"t.{column}"
+            firsts = self.fetch(
+                f"SELECT v FROM (SELECT {expr} AS v, MIN(t._pos) AS p FROM {src} t "
+                f"WHERE {where} GROUP BY 1) ORDER BY p LIMIT {MAX_ROWS}"
+            )
+            reason = reason(examples(pd.Series([r[0] for r in firsts], dtype=object)))
+        ids = tuple(str(i) for _, i in rows if isinstance(i, str))
+        return Problem(
+            table, reason, column, tuple(int(r) for r, _ in rows), ids, int(count), severity
+        )
+
+
 #: an extra rule from a later stage: canonical tables -> its problems (None: nothing found)
 Rule = Callable[[Mapping[str, pd.DataFrame]], Iterable["Problem | None"]]
 
@@ -280,50 +363,62 @@ def _surely_unique(s: pd.Series) -> bool:
     return n < 2 or bool(pc.all(pc.greater(arr.slice(1), arr.slice(0, n - 1))).as_py())
 
 
-def _check_duplicates(tables, out: _Collector) -> None:
+def _check_duplicates(tables, out: _Collector, sql: _Sql) -> None:
     for name, df in tables.items():
         id_col = SCHEMAS[name].id_column
         if not id_col or id_col not in df.columns:
             continue
-        ids = df[id_col]
-        if not _surely_unique(ids):
-            dup = ids.notna() & ids.duplicated(keep=False)
-            out.add(_finding(df, dup, name, id_col, "duplicate id"))
-    if _has(tables, "companies", "org_number"):
-        df = tables["companies"]
-        org = df["org_number"]
-        dup = (
-            org.notna() & org.duplicated(keep=False)
-            if not _surely_unique(org)
-            else np.zeros(len(df), bool)
-        )
+        if not _surely_unique(df[id_col]):
+            out.add(_duplicates(sql, name, [id_col], id_col, "duplicate id"))
+    if _has(tables, "companies", "org_number") and not _surely_unique(
+        tables["companies"]["org_number"]
+    ):
         out.add(
-            _finding(
-                df,
-                dup,
+            _duplicates(
+                sql,
                 "companies",
+                ["org_number"],
                 "org_number",
                 "several companies share an org_number (they count as one organisation)",
                 "warning",
             )
         )
     if _has(tables, "goals", "kpi", "scope", "scope_id", "period"):
-        df = tables["goals"]
-        parts = [df[c] for c in ("kpi", "scope", "scope_id", "period")]
-        if "direction" in df.columns:
-            parts.append(df["direction"].fillna(Direction.AT_LEAST.value))
-        # integer codes per column (missing = -1) make a cheap composite key
-        key = pd.DataFrame({i: pd.factorize(s)[0] for i, s in enumerate(parts)})
-        dup = key.duplicated(keep=False).to_numpy()
+        # missing values group together (like equal values): a goal without a
+        # scope_id duplicates another without one
+        key = ["kpi", "scope", "scope_id", "period"]
+        if "direction" in tables["goals"].columns:
+            key.append(f"COALESCE(direction, '{Direction.AT_LEAST.value}')")
         out.add(
-            _finding(
-                df,
-                dup,
+            _duplicates(
+                sql,
                 "goals",
+                key,
                 None,
                 "duplicate goal: the same KPI, scope and period has several targets",
+                nulls=True,
             )
         )
+
+
+def _duplicates(
+    sql: _Sql,
+    table: str,
+    key: list[str],
+    column: str | None,
+    reason: str,
+    severity: str = "error",
+    nulls: bool = False,
+) -> Problem | None:
+    """The rows of ``table`` whose ``key`` (SQL expressions) another row shares."""
+    name = sql.name(table)
+    cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(key))
+    present = "" if nulls else " WHERE " + " AND ".join(f"{k} IS NOT NULL" for k in key)
+    # the duplicated keys (a hash aggregate), then the rows that carry one
+    dup = f"SELECT {cols} FROM {name}{present} GROUP BY ALL HAVING COUNT(*) > 1"
+    on = " AND ".join(f"d.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(len(key)))
+    relation = f"(SELECT r.* FROM (SELECT *, {cols} FROM {name}) r JOIN ({dup}) d ON {on})"
+    return sql.finding(table, "TRUE", column, reason, severity, relation=relation)
 
 
 def _check_choices(tables, out: _Collector) -> None:
@@ -385,73 +480,42 @@ def _check_deals(tables, out: _Collector, flagged=None) -> None:
         out.add(_finding(df, bad, "deals", "probability", reason))
 
 
-def _check_order(tables, out: _Collector) -> None:
+def _check_order(tables, out: _Collector, sql: _Sql) -> None:
     for table, first, then, severity in ORDERED_DATES:
         if not _has(tables, table, first, then):
             continue
-        df = tables[table]
-        a, b = df[first], df[then]
+        a, b = f"t.{first}", f"t.{then}"
         if table == "deals":  # compare calendar days: a same-day close is fine
-            bad = a.notna() & b.notna() & (b.dt.normalize() < a.dt.normalize())
-        else:
-            bad = a.notna() & b.notna() & (b < a)
-        out.add(_finding(df, bad, table, then, f"{then} is before {first}", severity))
+            a, b = f"DATE_TRUNC('day', {a})", f"DATE_TRUNC('day', {b})"
+        out.add(sql.finding(table, f"{b} < {a}", then, f"{then} is before {first}", severity))
 
 
-def _check_non_negative(tables, out: _Collector) -> None:
+def _check_non_negative(tables, out: _Collector, sql: _Sql) -> None:
     for table, col in NON_NEGATIVE:
         if _has(tables, table, col):
-            df = tables[table]
-            out.add(_finding(df, df[col] < 0, table, col, "negative amount"))
+            out.add(sql.finding(table, f"t.{col} < 0", col, "negative amount"))
     if _has(tables, "rates", "rate"):
-        df = tables["rates"]
-        out.add(_finding(df, df["rate"] <= 0, "rates", "rate", "exchange rate must be positive"))
+        out.add(sql.finding("rates", "t.rate <= 0", "rate", "exchange rate must be positive"))
 
 
-def _check_references(tables, out: _Collector) -> None:
-    """Every foreign key of :data:`REFERENCES` points at an existing row.
-
-    The columns that reference the same key (e.g. four tables pointing at
-    ``companies.company_id``) are probed in one pyarrow ``is_in`` call, so the
-    hash set of a large key column is built once.
-    """
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+def _check_references(tables, out: _Collector, sql: _Sql) -> None:
+    """Every foreign key of :data:`REFERENCES` points at an existing row (one anti-join each)."""
     for table, col, ref_table, ref_col in REFERENCES:
-        if _has(tables, table, col) and _has(tables, ref_table, ref_col):
-            groups.setdefault((ref_table, ref_col), []).append((table, col))
-    for (ref_table, ref_col), users in groups.items():
-        known = tables[ref_table][ref_col]
-        arrays = [arrow_strings(tables[t][c]) for t, c in users]
-        key = arrow_strings(known)
-        if key is not None and all(a is not None for a in arrays):
-            chunks = [
-                ch for a in arrays for ch in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])
-            ]
-            typed = [ch.cast(pa.large_string()) for ch in chunks]
-            hits = pc.is_in(
-                pa.chunked_array(typed, type=pa.large_string()),
-                value_set=key.cast(pa.large_string()).drop_null(),
-                skip_nulls=True,
-            )
-            flat = np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
-            bounds = np.cumsum([0, *(len(a) for a in arrays)])
-            found = [flat[bounds[i] : bounds[i + 1]] for i in range(len(users))]
-        else:
-            found = [str_isin(tables[t][c], known.dropna()) for t, c in users]
+        if not (_has(tables, table, col) and _has(tables, ref_table, ref_col)):
+            continue
         singular = ref_table.rstrip("s") if ref_table != "companies" else "company"
-        for (table, col), hit in zip(users, found, strict=True):
-            df = tables[table]
-            s = df[col]
-            bad = s.notna().to_numpy() & ~hit
-            out.add(
-                _finding(
-                    df,
-                    bad,
-                    table,
-                    col,
-                    f"unknown {singular} {examples(s[bad])} (not in table '{ref_table}')",
-                )
+        ref = sql.name(ref_table)
+        out.add(
+            sql.finding(
+                table,
+                # NOT IN over the non-null keys: a hash semi-join, faster in DuckDB
+                # than NOT EXISTS / ANTI JOIN on millions of keys
+                f"t.{col} IS NOT NULL AND t.{col} NOT IN "
+                f"(SELECT k.{ref_col} FROM {ref} k WHERE k.{ref_col} IS NOT NULL)",
+                col,
+                lambda ex, s=singular, r=ref_table: f"unknown {s} {ex} (not in table '{r}')",
             )
+        )
 
 
 def distinct(s: pd.Series) -> list[Any]:
@@ -602,17 +666,25 @@ def _check_goals(tables, out: _Collector) -> None:
         out.add(_finding(df, bad, "goals", "scope_id", f"unknown {label} {examples(sid[bad])}"))
 
 
-def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) -> None:
-    for name, df in tables.items():
+def _ts(value: pd.Timestamp) -> str:
+    """A ``TIMESTAMP`` literal."""
+    return f"TIMESTAMP '{pd.Timestamp(value).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _dates(tables, table: str, col: str) -> bool:
+    """True when ``table.col`` exists and holds dates (a comparison in SQL is valid)."""
+    return _has(tables, table, col) and pd.api.types.is_datetime64_dtype(tables[table][col].dtype)
+
+
+def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector, sql: _Sql) -> None:
+    for name in tables:
         for col in SCHEMAS[name].columns_of_kind("date"):
-            if col not in df.columns:
+            if not _dates(tables, name, col):
                 continue
-            s = df[col]
             out.add(
-                _finding(
-                    df,
-                    s.notna() & (s < PLAUSIBLE_FROM),
+                sql.finding(
                     name,
+                    f"t.{col} < {_ts(PLAUSIBLE_FROM)}",
                     col,
                     "date before 1970 (a placeholder such as 1900-01-01?)",
                     "warning",
@@ -622,29 +694,22 @@ def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector) 
         return
     horizon = as_of.normalize() + pd.Timedelta(days=1)
     for table, col in EVENT_DATES:
-        if _has(tables, table, col):
-            df = tables[table]
-            s = df[col]
+        if _dates(tables, table, col):
             out.add(
-                _finding(
-                    df,
-                    s.notna() & (s >= horizon),
+                sql.finding(
                     table,
+                    f"t.{col} >= {_ts(horizon)}",
                     col,
                     f"date after the as-of date {as_of.date()}",
                     "warning",
                 )
             )
-    if _has(tables, "deals", "status", "expected_close_at"):
-        df = tables["deals"]
-        late = (df["status"] == DealStatus.OPEN.value) & (
-            df["expected_close_at"] < as_of.normalize()
-        )
+    if _has(tables, "deals", "status") and _dates(tables, "deals", "expected_close_at"):
         out.add(
-            _finding(
-                df,
-                late,
+            sql.finding(
                 "deals",
+                f"t.status = '{DealStatus.OPEN.value}' "
+                f"AND t.expected_close_at < {_ts(as_of.normalize())}",
                 "expected_close_at",
                 f"open deal's expected close date is before {as_of.date()}",
                 "warning",
@@ -791,15 +856,16 @@ def check_tables(
     ts = pd.Timestamp(as_of) if as_of is not None else None
     tables = {k: v for k, v in tables.items() if k in SCHEMAS}
     _check_required(tables, flagged or {}, out)
-    _check_duplicates(tables, out)
+    sql = _Sql(tables)
+    _check_duplicates(tables, out, sql)
     _check_choices(tables, out)
     _check_deals(tables, out, flagged or {})
-    _check_order(tables, out)
-    _check_non_negative(tables, out)
-    _check_references(tables, out)
+    _check_order(tables, out, sql)
+    _check_non_negative(tables, out, sql)
+    _check_references(tables, out, sql)
     _check_currencies(tables, currency, out)
     _check_goals(tables, out)
-    _check_plausible_dates(tables, ts, out)
+    _check_plausible_dates(tables, ts, out, sql)
     _check_sellers(tables, out)
     _check_team_spellings(tables, out)
     for rule in rules:
