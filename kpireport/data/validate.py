@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpireport.constants import DealStatus, Direction, Scope
-from kpireport.data.coerce import arrow_strings, canonicalise, examples, row_numbers, str_isin
+from kpireport.data.coerce import arrow_strings, canonicalise, examples, row_numbers
 from kpireport.data.model import CrmData
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
 from kpireport.errors import DataContractError, PeriodError, Problem
@@ -273,6 +273,20 @@ class _Sql:
     def fetch(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
 
+    def register(self, name: str, df: pd.DataFrame) -> str:
+        """Register a small helper frame (no ``_pos``/``_row``) under ``name``."""
+        self.con.register(name, pa.Table.from_pandas(df, preserve_index=False))
+        return name
+
+    def not_flagged(self, table: str, column: str, flagged: Mapping) -> str:
+        """Predicate: the cell was not already reported by the parser (``flagged``)."""
+        done = flagged.get((table, column))
+        if done is None or not len(done):
+            return "TRUE"
+        pos = np.flatnonzero(self.tables[table].index.isin(done))
+        name = self.register(f"f_{table}_{column}", pd.DataFrame({"p": pos.astype(np.int64)}))
+        return f"t._pos NOT IN (SELECT p FROM {name})"
+
     def finding(
         self,
         table: str,
@@ -323,7 +337,7 @@ def _has(tables: Mapping[str, pd.DataFrame], table: str, *columns: str) -> bool:
 
 
 # -------------------------------------------------------------------- rules
-def _check_required(tables, flagged, out: _Collector) -> None:
+def _check_required(tables, flagged, out: _Collector, sql: _Sql) -> None:
     for name in REQUIRED_TABLES:
         if name not in tables:
             out.add(Problem(name, f"required table '{name}' is missing from the source"))
@@ -337,15 +351,11 @@ def _check_required(tables, flagged, out: _Collector) -> None:
                 )
             )
     for name, df in tables.items():
-        schema = SCHEMAS[name]
-        for col in schema.required_columns:
+        for col in SCHEMAS[name].required_columns:
             if col not in df.columns:
                 continue
-            empty = df[col].isna()
-            done = flagged.get((name, col))
-            if done is not None and len(done):
-                empty &= ~df.index.isin(done)
-            out.add(_finding(df, empty, name, col, "required value is empty"))
+            where = f"t.{col} IS NULL AND {sql.not_flagged(name, col, flagged)}"
+            out.add(sql.finding(name, where, col, "required value is empty"))
 
 
 def _surely_unique(s: pd.Series) -> bool:
@@ -421,63 +431,60 @@ def _duplicates(
     return sql.finding(table, "TRUE", column, reason, severity, relation=relation)
 
 
-def _check_choices(tables, out: _Collector) -> None:
+def _check_choices(tables, out: _Collector, sql: _Sql) -> None:
     for name, df in tables.items():
         for col in SCHEMAS[name].columns:
             if col.choices is None or col.name not in df.columns:
                 continue
-            s = df[col.name]
-            bad = s.notna() & ~s.isin(col.choices)
-            if bad.any():
-                what = {
-                    "status": "deal status",
-                    "scope": "goal scope",
-                    "direction": "goal direction",
-                }.get(col.name, col.name)
-                reason = (
-                    f"unknown {what} {examples(s[bad])} (expected one of: {', '.join(col.choices)})"
-                )
-                if name == "deals" and col.name == "status":
-                    reason += "; map CRM values under tables.deals.values.status in the source YAML"
-                out.add(_finding(df, bad, name, col.name, reason))
+            what = {
+                "status": "deal status",
+                "scope": "goal scope",
+                "direction": "goal direction",
+            }.get(col.name, col.name)
+            suffix = ""
+            if name == "deals" and col.name == "status":
+                suffix = "; map CRM values under tables.deals.values.status in the source YAML"
+
+            def reason(ex: str, what=what, col=col, suffix=suffix) -> str:
+                return f"unknown {what} {ex} (expected one of: {', '.join(col.choices)}){suffix}"
+
+            where = f"t.{col.name} IS NOT NULL AND t.{col.name} NOT IN ({_lit(col.choices)})"
+            out.add(sql.finding(name, where, col.name, reason))
 
 
-def _check_deals(tables, out: _Collector, flagged=None) -> None:
+def _check_deals(tables, out: _Collector, flagged, sql: _Sql) -> None:
     if not _has(tables, "deals", "status", "closed_at"):
         return
-    df = tables["deals"]
-    closed = df["status"].isin([DealStatus.WON.value, DealStatus.LOST.value])
-    missing = closed & df["closed_at"].isna()
-    done = (flagged or {}).get(("deals", "closed_at"))
-    if done is not None and len(done):  # unreadable closed_at: reported once, by the parser
-        missing &= ~df.index.isin(done)
+    closed = _lit([DealStatus.WON.value, DealStatus.LOST.value])
+    # unreadable closed_at: reported once, by the parser
+    done = sql.not_flagged("deals", "closed_at", flagged)
     out.add(
-        _finding(
-            df,
-            missing,
+        sql.finding(
             "deals",
+            f"t.status IN ({closed}) AND t.closed_at IS NULL AND {done}",
             "closed_at",
             "won or lost deal has no closed_at",
         )
     )
-    is_open = df["status"] == DealStatus.OPEN.value
     out.add(
-        _finding(
-            df,
-            is_open & df["closed_at"].notna(),
+        sql.finding(
             "deals",
+            f"t.status = '{DealStatus.OPEN.value}' AND t.closed_at IS NOT NULL",
             "closed_at",
             "open deal has a closed_at (ignored for open deals)",
             "warning",
         )
     )
-    if "probability" in df.columns:
-        p = df["probability"]
-        bad = p.notna() & ((p < 0) | (p > 1))
+    deals = tables["deals"]
+    if "probability" in deals.columns and pd.api.types.is_numeric_dtype(deals["probability"]):
+        bad = "t.probability < 0 OR t.probability > 1"
+        lo, hi = sql.fetch(
+            f"SELECT MIN(t.probability), MAX(t.probability) FROM {sql.name('deals')} t WHERE {bad}"
+        )[0]
         reason = "probability is outside 0..1"
-        if bad.any() and (p[bad] <= 100).all() and (p[bad] >= 0).all():
+        if lo is not None and lo >= 0 and hi <= 100:
             reason += " (it looks like a percentage: divide by 100)"
-        out.add(_finding(df, bad, "deals", "probability", reason))
+        out.add(sql.finding("deals", bad, "probability", reason))
 
 
 def _check_order(tables, out: _Collector, sql: _Sql) -> None:
@@ -526,12 +533,15 @@ def distinct(s: pd.Series) -> list[Any]:
     return list(s.dropna().unique())
 
 
-def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
+def _check_currencies(tables, currency: str | None, out: _Collector, sql: _Sql) -> None:
     """Amounts in several currencies need a rates table with a rate for each."""
     used: dict[str, set[str]] = {}
     for table, _ in MONEY:
         if _has(tables, table, "currency"):
-            for c in distinct(tables[table]["currency"]):
+            name = sql.name(table)
+            for (c,) in sql.fetch(
+                f"SELECT DISTINCT currency FROM {name} WHERE currency IS NOT NULL"
+            ):
                 used.setdefault(str(c), set()).add(table)
     if not used:
         return
@@ -556,19 +566,22 @@ def _check_currencies(tables, currency: str | None, out: _Collector) -> None:
     for table, _amount in MONEY:
         if not _has(tables, table, "currency"):
             continue
-        df = tables[table]
-        s = df["currency"]
-        bad = s.notna().to_numpy() & (s != currency).to_numpy() & ~str_isin(s, sorted(rated))
-        if not bad.any():
-            continue
         if "rates" not in tables:
-            reason = (
-                f"amounts in {examples(s[bad])} need a 'rates' table (currency, rate[, date]) "
-                f"to convert them into the reporting currency {currency}"
-            )
+
+            def reason(ex: str) -> str:
+                return (
+                    f"amounts in {ex} need a 'rates' table (currency, rate[, date]) "
+                    f"to convert them into the reporting currency {currency}"
+                )
         else:
-            reason = f"no exchange rate for {examples(s[bad])} in table 'rates'"
-        out.add(_finding(df, bad, table, "currency", reason))
+
+            def reason(ex: str) -> str:
+                return f"no exchange rate for {ex} in table 'rates'"
+
+        where = f"t.currency IS NOT NULL AND t.currency <> {_lit([currency])}"
+        if rated:
+            where += f" AND t.currency NOT IN ({_lit(sorted(rated))})"
+        out.add(sql.finding(table, where, "currency", reason))
 
 
 def _period_kind(label: Any) -> int:
@@ -584,86 +597,93 @@ def _period_kind(label: Any) -> int:
     return 0
 
 
-def _check_goals(tables, out: _Collector) -> None:
+def _check_goals(tables, out: _Collector, sql: _Sql) -> None:
     if "goals" not in tables:
         return
     df = tables["goals"]
     if "target" in df.columns:  # a target, or a growth against a baseline (docs/GOALS.md)
-        growth = df["growth"] if "growth" in df.columns else pd.Series(np.nan, index=df.index)
+        growth = " AND t.growth IS NULL" if "growth" in df.columns else ""
         out.add(
-            _finding(
-                df,
-                (df["target"].isna() & growth.isna()).to_numpy(),
+            sql.finding(
                 "goals",
+                f"t.target IS NULL{growth}",
                 "target",
                 "a goal needs a target (or a growth such as 0.14)",
             )
         )
     if "period" in df.columns:
-        periods = df["period"]
-        codes, labels = pd.factorize(periods)  # each distinct label is parsed once
-        kind = np.array([_period_kind(label) for label in labels], dtype=np.int8)
-        kind_per_row = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 0, 0)
-        bad_mask = kind_per_row == 1
-        relative = kind_per_row == 2
+        # each distinct label is parsed once
+        labels = [r[0] for r in sql.fetch(f"SELECT DISTINCT period FROM {sql.name('goals')}")]
+        kinds: dict[int, list[str]] = {1: [], 2: []}
+        for label in labels:
+            kind = _period_kind(label)
+            if kind:
+                kinds[kind].append(label)
         out.add(
-            _finding(
-                df,
-                bad_mask,
+            sql.finding(
                 "goals",
+                f"t.period IN ({_lit(kinds[1])})",
                 "period",
-                f"cannot read period {examples(periods[bad_mask])} (use 2026, 2026-Q4, 2026-10, 2026-W43 or 2026-10-15)",
+                lambda ex: (
+                    f"cannot read period {ex} (use 2026, 2026-Q4, 2026-10, 2026-W43 or 2026-10-15)"
+                ),
             )
         )
         out.add(
-            _finding(
-                df,
-                relative,
+            sql.finding(
                 "goals",
+                f"t.period IN ({_lit(kinds[2])})",
                 "period",
-                f"goal period {examples(periods[relative])} is relative; a goal needs a fixed period such as 2026-10",
+                lambda ex: (
+                    f"goal period {ex} is relative; a goal needs a fixed period such as 2026-10"
+                ),
             )
         )
     if not _has(tables, "goals", "scope", "scope_id"):
         return
-    scope, sid = df["scope"], df["scope_id"]
-    needs_id = scope.isin([Scope.TEAM.value, Scope.SELLER.value, Scope.CUSTOMER.value])
+    needs = _lit([Scope.TEAM.value, Scope.SELLER.value, Scope.CUSTOMER.value])
     out.add(
-        _finding(
-            df,
-            needs_id & sid.isna(),
+        sql.finding(
             "goals",
+            f"t.scope IN ({needs}) AND t.scope_id IS NULL",
             "scope_id",
             "a team, seller or customer goal needs a scope_id",
         )
     )
     out.add(
-        _finding(
-            df,
-            (scope == Scope.ORGANISATION.value) & sid.notna(),
+        sql.finding(
             "goals",
+            f"t.scope = '{Scope.ORGANISATION.value}' AND t.scope_id IS NOT NULL",
             "scope_id",
             "an organisation goal has a scope_id (ignored)",
             "warning",
         )
     )
-    known: dict[str, tuple[str, Iterable[Any]] | None] = {
-        Scope.SELLER.value: ("seller", tables["sellers"]["seller_id"])
-        if _has(tables, "sellers", "seller_id")
-        else None,
-        Scope.TEAM.value: ("team", tables["sellers"]["team"])
-        if _has(tables, "sellers", "team")
-        else None,
-        Scope.CUSTOMER.value: ("customer", tables["companies"]["company_id"])
-        if _has(tables, "companies", "company_id")
-        else None,
+    known = {
+        Scope.SELLER.value: ("seller", "sellers", "seller_id"),
+        Scope.TEAM.value: ("team", "sellers", "team"),
+        Scope.CUSTOMER.value: ("customer", "companies", "company_id"),
     }
-    for value, ref in known.items():
-        if ref is None:
+    for value, (label, table, column) in known.items():
+        if not _has(tables, table, column):
             continue
-        label, ids = ref
-        bad = ((scope == value) & sid.notna()).to_numpy() & ~str_isin(sid, pd.Series(ids).dropna())
-        out.add(_finding(df, bad, "goals", "scope_id", f"unknown {label} {examples(sid[bad])}"))
+        ref = sql.name(table)
+        out.add(
+            sql.finding(
+                "goals",
+                f"t.scope = '{value}' AND t.scope_id IS NOT NULL AND t.scope_id NOT IN "
+                f"(SELECT k.{column} FROM {ref} k WHERE k.{column} IS NOT NULL)",
+                "scope_id",
+                lambda ex, label=label: f"unknown {label} {ex}",
+                values="t.scope_id",
+            )
+        )
+
+
+def _lit(values: Iterable[Any]) -> str:
+    """A list of SQL string literals for ``IN`` (``NULL`` when empty: ``IN`` is then never true;
+    never use it with ``NOT IN``, which would be never true too)."""
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "NULL"
 
 
 def _ts(value: pd.Timestamp) -> str:
@@ -787,41 +807,50 @@ def _check_team_spellings(tables, out: _Collector) -> None:
             )
 
 
-def _check_sellers(tables, out: _Collector) -> None:
+def _check_sellers(tables, out: _Collector, sql: _Sql) -> None:
     if not _has(tables, "sellers", "seller_id") or not _has(tables, "deals", "seller_id"):
         return
-    sellers = tables["sellers"]
-    idle = sellers["seller_id"].notna().to_numpy() & ~str_isin(
-        sellers["seller_id"], tables["deals"]["seller_id"]
+    deals = sql.name("deals")
+    out.add(
+        sql.finding(
+            "sellers",
+            "t.seller_id IS NOT NULL AND t.seller_id NOT IN "
+            f"(SELECT d.seller_id FROM {deals} d WHERE d.seller_id IS NOT NULL)",
+            "seller_id",
+            "seller has no deals",
+            "warning",
+        )
     )
-    out.add(_finding(sellers, idle, "sellers", "seller_id", "seller has no deals", "warning"))
-    if _has(tables, "sellers", "active_from", "active_to") and _has(tables, "deals", "created_at"):
-        deals = tables["deals"]
-        span = (
-            sellers.dropna(subset=["seller_id"]).drop_duplicates("seller_id").set_index("seller_id")
+    if not (
+        _dates(tables, "sellers", "active_from")
+        and _dates(tables, "sellers", "active_to")
+        and _dates(tables, "deals", "created_at")
+    ):
+        return
+    # the first row of each seller id (the small dimension, in pandas), joined to the deals
+    span = (
+        tables["sellers"]
+        .dropna(subset=["seller_id"])
+        .drop_duplicates("seller_id")
+        .loc[:, ["seller_id", "active_from", "active_to"]]
+        .astype({"seller_id": "str"})
+    )
+    spans = sql.register("v_seller_spans", span)
+    day = "DATE_TRUNC('day', t.created_at)"
+    relation = (
+        f"(SELECT d.*, s.active_from AS _from, s.active_to AS _to FROM {deals} d "
+        f"LEFT JOIN {spans} s ON s.seller_id = d.seller_id)"
+    )
+    out.add(
+        sql.finding(
+            "deals",
+            f"({day} < DATE_TRUNC('day', t._from) OR {day} > DATE_TRUNC('day', t._to))",
+            "created_at",
+            "deal created while its seller was not active (outside active_from..active_to)",
+            "warning",
+            relation=relation,
         )
-        # look each distinct seller up once, then spread by code (-1, no seller -> NaT)
-        codes, uniq = pd.factorize(deals["seller_id"])
-        nat = np.array([np.datetime64("NaT")], dtype="datetime64[ns]")
-
-        def per_deal(col: str) -> np.ndarray:
-            per_seller = span[col].reindex(uniq).dt.normalize().to_numpy(dtype="datetime64[ns]")
-            return np.concatenate([per_seller, nat])[codes]
-
-        start, end = per_deal("active_from"), per_deal("active_to")
-        day = deals["created_at"].dt.normalize().to_numpy()
-        with np.errstate(invalid="ignore"):
-            outside = (~np.isnat(start) & (day < start)) | (~np.isnat(end) & (day > end))
-        out.add(
-            _finding(
-                deals,
-                outside,
-                "deals",
-                "created_at",
-                "deal created while its seller was not active (outside active_from..active_to)",
-                "warning",
-            )
-        )
+    )
 
 
 def check_tables(
@@ -855,18 +884,18 @@ def check_tables(
     out = _Collector()
     ts = pd.Timestamp(as_of) if as_of is not None else None
     tables = {k: v for k, v in tables.items() if k in SCHEMAS}
-    _check_required(tables, flagged or {}, out)
     sql = _Sql(tables)
+    _check_required(tables, flagged or {}, out, sql)
     _check_duplicates(tables, out, sql)
-    _check_choices(tables, out)
-    _check_deals(tables, out, flagged or {})
+    _check_choices(tables, out, sql)
+    _check_deals(tables, out, flagged or {}, sql)
     _check_order(tables, out, sql)
     _check_non_negative(tables, out, sql)
     _check_references(tables, out, sql)
-    _check_currencies(tables, currency, out)
-    _check_goals(tables, out)
+    _check_currencies(tables, currency, out, sql)
+    _check_goals(tables, out, sql)
     _check_plausible_dates(tables, ts, out, sql)
-    _check_sellers(tables, out)
+    _check_sellers(tables, out, sql)
     _check_team_spellings(tables, out)
     for rule in rules:
         for p in rule(tables):
