@@ -506,23 +506,43 @@ def _check_non_negative(tables, out: _Collector, sql: _Sql) -> None:
 
 
 def _check_references(tables, out: _Collector, sql: _Sql) -> None:
-    """Every foreign key of :data:`REFERENCES` points at an existing row (one anti-join each)."""
+    """Every foreign key of :data:`REFERENCES` points at an existing row.
+
+    The columns that reference the same key (four tables point at
+    ``companies.company_id``) are probed in one query (``UNION ALL`` of the
+    columns, ``NOT IN`` the keys: one hash table per key, faster in DuckDB
+    than ``NOT EXISTS`` or an anti-join on millions of keys) that counts the
+    misses per column; only a column with misses is queried again for its
+    first rows.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for table, col, ref_table, ref_col in REFERENCES:
-        if not (_has(tables, table, col) and _has(tables, ref_table, ref_col)):
-            continue
-        singular = ref_table.rstrip("s") if ref_table != "companies" else "company"
-        ref = sql.name(ref_table)
-        out.add(
-            sql.finding(
-                table,
-                # NOT IN over the non-null keys: a hash semi-join, faster in DuckDB
-                # than NOT EXISTS / ANTI JOIN on millions of keys
-                f"t.{col} IS NOT NULL AND t.{col} NOT IN "
-                f"(SELECT k.{ref_col} FROM {ref} k WHERE k.{ref_col} IS NOT NULL)",
-                col,
-                lambda ex, s=singular, r=ref_table: f"unknown {s} {ex} (not in table '{r}')",
+        if _has(tables, table, col) and _has(tables, ref_table, ref_col):
+            groups.setdefault((ref_table, ref_col), []).append((table, col))
+    for (ref_table, ref_col), users in groups.items():
+        keys = f"SELECT k.{ref_col} FROM {sql.name(ref_table)} k WHERE k.{ref_col} IS NOT NULL"
+        union = " UNION ALL ".join(
+            f"SELECT {i} AS src, {col} AS v FROM {sql.name(table)}"
+            for i, (table, col) in enumerate(users)
+        )
+        missed = dict(
+            sql.fetch(
+                f"SELECT u.src, COUNT(*) FROM ({union}) u "
+                f"WHERE u.v IS NOT NULL AND u.v NOT IN ({keys}) GROUP BY 1"
             )
         )
+        singular = ref_table.rstrip("s") if ref_table != "companies" else "company"
+        for i, (table, col) in enumerate(users):
+            if not missed.get(i):
+                continue
+            out.add(
+                sql.finding(
+                    table,
+                    f"t.{col} IS NOT NULL AND t.{col} NOT IN ({keys})",
+                    col,
+                    lambda ex, s=singular, r=ref_table: f"unknown {s} {ex} (not in table '{r}')",
+                )
+            )
 
 
 def distinct(s: pd.Series) -> list[Any]:
