@@ -46,6 +46,24 @@ what                                           kpireport        DuckDB process  
 (kpireport 0.1, numpy engine: 24.3 s / 3.0 GB for the first line, 15.1 s /
 2.8 GB for ``validate``.)
 
+Measured 2026-12-08 04:22-04:32 UTC (issue 10 stage 2: exact decimal sums,
+validation as DuckDB queries; loading still in pandas), load average 9.5-11:
+
+=============================================  ===============  ===============  =====  ====
+what                                           kpireport        DuckDB process   ratio  load
+=============================================  ===============  ===============  =====  ====
+``kpis --period 2026-10 --by team``            51.8 s, 2.87 GB  12.2 s, 0.96 GB  4.3x   9.5
+``kpis --by seller``, 36 months                153.2 s, 3.35 GB 30.1 s, 0.93 GB  5.1x   10.3
+``validate``                                   41.9 s, 2.82 GB  29.5 s, 0.45 GB  1.4x   10.1
+scale-1 demo ``kpis --period 2026-10 --by team``  4.5 s, 0.23 GB  —               —      10.9
+=============================================  ===============  ===============  =====  ====
+
+The DuckDB process for ``validate`` runs duplicate-id, reference, required,
+order and sign checks on the Parquet files (``VALIDATE_SQL``). Targets are
+still missed for the same reason: the loader reads every Parquet file into
+pandas (about half of each process) before DuckDB sees the rows; scanning
+clean Parquet folders in place is the next stage.
+
 Targets (≤ 2x DuckDB, ≤ 1 / 1.5 GB; validate ≤ 3 s) are missed: reading the
 Parquet files into pandas and validating there take most of each kpireport
 process (in-process, under the same load: read 23 s, canonicalise 6 s,
