@@ -68,15 +68,44 @@ def unknown_goal_kpis(tables: Mapping[str, pd.DataFrame]) -> Iterable[Problem | 
 GOAL_TABLE_RULES = (unknown_goal_kpis,)
 
 
-def validate(data: Any, **kwargs: Any) -> ValidationReport:
+def validate(
+    data: Any,
+    *,
+    as_of: Any = None,
+    timezone: str | None = None,
+    currency: str | None = None,
+    date_format: str | None = None,
+) -> ValidationReport:
     """The data contract and the goal-table rules, in one report (``kpireport.validate``).
 
-    Takes what :func:`kpireport.data.validate.validate` takes; adds
-    :data:`GOAL_TABLE_RULES` (a goal naming an unknown KPI).
+    Parameters
+    ----------
+    data
+        A :class:`~kpireport.data.model.CrmData` or a dict of DataFrames with
+        canonical table and column names (docs/DATA.md).
+    as_of
+        Reference day for the future-date and overdue-deal warnings (skipped
+        when None; never read from the clock).
+    timezone, currency, date_format
+        As :func:`kpireport.data.validate.validate`.
+
+    Returns
+    -------
+    ValidationReport
+        What :func:`kpireport.data.validate.validate` reports, plus
+        :data:`GOAL_TABLE_RULES` (a goal naming an unknown KPI). Never raises
+        on bad data.
     """
     from kpireport.data.validate import validate as validate_data
 
-    return validate_data(data, rules=(*kwargs.pop("rules", ()), *GOAL_TABLE_RULES), **kwargs)
+    return validate_data(
+        data,
+        as_of=as_of,
+        timezone=timezone,
+        currency=currency,
+        date_format=date_format,
+        rules=GOAL_TABLE_RULES,
+    )
 
 
 #: probability below which a target is unrealistic, above which it is unambitious
