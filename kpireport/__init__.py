@@ -13,7 +13,7 @@ from kpireport._version import __version__
 
 _EXPORTS = {
     "load": "kpireport.data.load",
-    "validate": "kpireport.data.validate",
+    "validate": "kpireport.goals.check",
     "CrmData": "kpireport.data.model",
     "compute_kpis": "kpireport.kpis",
     "kpi_series": "kpireport.kpis",

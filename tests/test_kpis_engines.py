@@ -277,3 +277,92 @@ def test_frames_with_object_columns_of_mixed_types_are_registered() -> None:
         b.loc[b["scope_id"] == "1", "value"].tolist()
         == a.loc[a["scope_id"] == "001", "value"].tolist()
     )
+
+
+# ------------------------------------------------------------ exact sums
+def _exact_data(seed: int) -> tuple[CrmData, dict[tuple[str, str], float]]:
+    """Revenue and won deals whose float sum depends on the order of the rows.
+
+    Amounts mix 1e15-scale values (1e15 + 0.1 is 1000000000000000.125 in
+    binary) with many 0.1, 0.01 and 1234.56 (none exact in binary). The
+    expected sums are computed with :class:`decimal.Decimal` on the amounts as
+    written (each has at most 6 decimals), rounded once to a double. Rows are
+    shuffled with ``seed``.
+    """
+    from decimal import Decimal
+
+    rng = np.random.default_rng(seed)
+    base = [1e15, -1e15, 2.5e14 + 0.5, -7e14, 1e15, 123456789.123456]
+    base += [0.1] * 3000 + [0.01] * 2000 + [1234.56] * 500 + [-0.3] * 700
+    sellers = ["S1", "S2", "S3"]  # S1, S2 in team A, S3 in team B
+    rows = []
+    for n, amount in enumerate(base):
+        day = 1 + n % 28
+        rows.append({"invoice_id": f"I{n}", "company_id": f"C{n % 7}", "amount": amount,
+                     "date": f"2026-03-{day:02d} 10:00", "seller_id": sellers[n % 3]})  # fmt: skip
+    order = rng.permutation(len(rows))
+    rows = [rows[k] for k in order]
+    expected: dict[tuple[str, str], Decimal] = {}
+    for r in rows:
+        team = "B" if r["seller_id"] == "S3" else "A"
+        for key in (("organisation", ""), ("team", team)):
+            expected[key] = expected.get(key, Decimal(0)) + Decimal(repr(r["amount"]))
+    revenue = _frame(Table.REVENUE, rows)
+    deals = _frame(
+        Table.DEALS,
+        [{"deal_id": f"D{n}", "company_id": r["company_id"], "seller_id": r["seller_id"],
+          "status": "won", "value": r["amount"], "created_at": "2026-01-05 09:00",
+          "closed_at": r["date"]} for n, r in enumerate(rows)],
+    )  # fmt: skip
+    sellers_df = _frame(Table.SELLERS, [{"seller_id": s, "name": s, "team": t}
+                                        for s, t in (("S1", "A"), ("S2", "A"), ("S3", "B"))])  # fmt: skip
+    data = CrmData({"sellers": sellers_df, "revenue": revenue, "deals": deals})
+    return data, {k: float(v) for k, v in expected.items()}
+
+
+def _sums(data: CrmData) -> dict[tuple[str, str, str], float]:
+    out = {}
+    for by in ("organisation", "team"):
+        res = compute_kpis(data, ["2026-03", "2026"], by=by, kpis=["revenue", "won_value"])
+        for r in res.itertuples():
+            out[(r.kpi, r.period, by, r.scope_id if isinstance(r.scope_id, str) else "")] = r.value
+    return out
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_money_sums_are_exact_whatever_the_row_order_and_threads(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Revenue and won value equal the correctly rounded decimal sum, bit for bit."""
+    runs = []
+    for seed, threads in ((0, 1), (1, 4), (2, 2)):
+        data, expected = _exact_data(seed)
+        # the test can fail: adding these doubles in row order is not exact
+        naive = sum(data.tables["revenue"]["amount"].tolist())
+        assert naive != expected[("organisation", "")]
+        if engine == "postgres":
+            data = on_postgres(request.getfixturevalue("postgres_url"), data)
+        else:
+            prepared(data).sql_engine().con.execute(f"SET threads = {threads}")
+        got = _sums(data)
+        for (kpi, period, by, scope_id), value in got.items():
+            assert value == expected[(by, scope_id)], (kpi, period, by, scope_id, engine)
+        runs.append(got)
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0]) == 2 * 2 * 3  # 2 KPIs x 2 periods x (organisation + 2 teams)
+
+
+def test_result_rows_of_one_cell_are_added_in_any_order_alike() -> None:
+    import math
+
+    from kpireport.kpis.relational import add_cells
+
+    values = np.array([1e16, 1.0, -1e16, 0.1, 0.2])
+    outs = set()
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 2, 4]):
+        target = np.zeros((2, 3))
+        add_cells(target, np.ones(5, dtype=np.int64), np.full(5, 2), values[order])
+        add_cells(target, np.array([0]), np.array([0]), np.array([7.0]))
+        outs.add(target.tobytes())
+        assert target[1, 2] == math.fsum(values) == 1.3 and target[0, 0] == 7.0
+    assert len(outs) == 1

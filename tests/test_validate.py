@@ -217,7 +217,19 @@ def test_company_references_skipped_without_companies_table() -> None:
 
 
 def test_unknown_goal_kpi_scope_scope_id_and_period() -> None:
-    report = validate(
+    from kpireport.goals.check import validate as validate_with_goal_rules
+
+    tables = _tables(
+        goals={
+            "kpi": ["won_value", "happiness", "revenue"],
+            "scope": ["organisation", "seller", "region"],
+            "scope_id": [None, "S9", "North"],
+            "period": ["2026-13", "2026-01", "current-month"],
+        }
+    )
+    # the data stage alone does not know the KPI names (a later stage's registry)
+    assert not [p for p in validate(tables).problems if p.column == "kpi"]
+    report = validate_with_goal_rules(
         _tables(
             goals={
                 "kpi": ["won_value", "happiness", "revenue"],
@@ -233,6 +245,24 @@ def test_unknown_goal_kpi_scope_scope_id_and_period() -> None:
     assert tuple(sid.rows) == (2,) and "unknown seller 'S9'" in sid.reason
     periods = [p for p in report.problems if p.column == "period"]
     assert {tuple(p.rows) for p in periods} == {(1,), (3,)}
+
+
+def test_cli_validate_runs_the_goal_table_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import kpireport
+
+    shutil.copytree(BASIC, tmp_path / "src")
+    goals = tmp_path / "src" / "goals.csv"
+    goals.write_text(goals.read_text().replace("deals_won,seller", "deals_wonn,seller", 1))
+    code = main(["validate", str(tmp_path / "src"), "--as-of", "2026-10-15"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out.startswith("invalid: 1 problem,")
+    assert "error: table 'goals', column 'kpi': unknown KPI 'deals_wonn' (1 row: 2" in err
+    report = kpireport.validate(kpireport.load(tmp_path / "src", validate=False))
+    assert [p.column for p in report.problems] == ["kpi"]
 
 
 def test_team_goal_without_scope_id_and_unknown_team() -> None:

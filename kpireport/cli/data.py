@@ -143,13 +143,21 @@ def _missing_path(source: str) -> bool:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run ``kpireport validate``; return the exit code."""
     from kpireport.data.load import load
+    from kpireport.goals.check import GOAL_TABLE_RULES
 
     if _missing_path(args.source):
         print(f"error: the source '{args.source}' does not exist.", file=sys.stderr)
         return 2
     as_of = args.as_of or cli_default_as_of()
     try:
-        data = load(args.source, timezone=args.timezone, date_format=args.date_format, as_of=as_of)
+        # both stages: the data contract and the goal table's KPI names
+        data = load(
+            args.source,
+            timezone=args.timezone,
+            date_format=args.date_format,
+            as_of=as_of,
+            rules=GOAL_TABLE_RULES,
+        )
     except DataContractError as exc:
         for p in exc.problems:
             print(f"error: {p.sentence()}", file=sys.stderr)

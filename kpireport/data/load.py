@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import os
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from kpireport.data import sources
 from kpireport.data.coerce import canonicalise, row_numbers
 from kpireport.data.model import CrmData
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
-from kpireport.data.validate import MONEY, check_tables, distinct
+from kpireport.data.validate import MONEY, Rule, check_tables, distinct
 from kpireport.errors import DataContractError, SourceError
 
 log = logging.getLogger("kpireport")
@@ -67,6 +67,7 @@ def load(
     date_format: str | None = None,
     as_of: dt.date | pd.Timestamp | str | None = None,
     currency: str | None = None,
+    rules: Sequence[Rule] = (),
 ) -> CrmData:
     """Load CRM data from a source, in canonical form, validated.
 
@@ -95,6 +96,9 @@ def load(
     currency
         Reporting currency (ISO 4217); overrides the source's ``currency``.
         Needed when amounts come in several currencies.
+    rules
+        Extra validation rules of later stages (``kpireport validate`` adds
+        the goal-table rule of :data:`kpireport.goals.check.GOAL_TABLE_RULES`).
 
     Returns
     -------
@@ -143,7 +147,7 @@ def load(
     declared_raw = currency or settings.get("currency")
     declared = str(declared_raw).strip().upper() if declared_raw else None
     problems, warnings = check_tables(
-        canon.tables, currency=declared, as_of=as_of, flagged=canon.flagged
+        canon.tables, currency=declared, as_of=as_of, flagged=canon.flagged, rules=rules
     )
     warnings = [p for p in canon.problems if p.severity != "error"] + warnings
     problems = [p for p in canon.problems if p.severity == "error"] + problems

@@ -19,6 +19,12 @@ Design decisions
   source's goals table). A probability under :data:`R_UNREALISTIC` is
   ``unrealistic``, over :data:`R_UNAMBITIOUS` ``unambitious``; no forecast
   (too little history, a ratio without closed deals) is ``unknown``.
+* **The goal-table rules of validation live here**, not in the data layer
+  (which must not know the KPI registry, a later stage): a goal whose ``kpi``
+  is not a registry KPI is an error of the source's ``goals`` table
+  (:data:`GOAL_TABLE_RULES`). :func:`validate` — ``kpireport.validate`` —
+  and ``kpireport validate`` run the data contract and these rules in one
+  report.
 * Verdicts are ``pass``, ``fail`` or ``unknown``; ``kpireport goals check``
   exits 1 when any goal fails S, M or T (A and R are advice: a goal may be
   checked before it is agreed, and realism is a judgement).
@@ -27,8 +33,9 @@ Design decisions
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +45,68 @@ from kpireport.data.model import CrmData
 from kpireport.errors import GoalError, PeriodError
 from kpireport.goals.definitions import goal_rows, goals_frame, validate_goals
 from kpireport.periods import Period, _day, parse_period
+
+if TYPE_CHECKING:
+    from kpireport.data.validate import ValidationReport
+    from kpireport.errors import Problem
+
+
+def unknown_goal_kpis(tables: Mapping[str, pd.DataFrame]) -> Iterable[Problem | None]:
+    """Rule: every ``goals.kpi`` is a KPI of the registry (the one list of KPI names)."""
+    from kpireport.data.coerce import examples, str_isin
+    from kpireport.data.validate import _finding
+    from kpireport.kpis.registry import REGISTRY
+
+    df = tables.get("goals")
+    if df is None or "kpi" not in df.columns:
+        return []
+    bad = df["kpi"].notna().to_numpy() & ~str_isin(df["kpi"], sorted(REGISTRY))
+    return [_finding(df, bad, "goals", "kpi", f"unknown KPI {examples(df.loc[bad, 'kpi'])}")]
+
+
+#: the validation rules of the source's goal table that need the goal/KPI stages
+GOAL_TABLE_RULES = (unknown_goal_kpis,)
+
+
+def validate(
+    data: Any,
+    *,
+    as_of: Any = None,
+    timezone: str | None = None,
+    currency: str | None = None,
+    date_format: str | None = None,
+) -> ValidationReport:
+    """The data contract and the goal-table rules, in one report (``kpireport.validate``).
+
+    Parameters
+    ----------
+    data
+        A :class:`~kpireport.data.model.CrmData` or a dict of DataFrames with
+        canonical table and column names (docs/DATA.md).
+    as_of
+        Reference day for the future-date and overdue-deal warnings (skipped
+        when None; never read from the clock).
+    timezone, currency, date_format
+        As :func:`kpireport.data.validate.validate`.
+
+    Returns
+    -------
+    ValidationReport
+        What :func:`kpireport.data.validate.validate` reports, plus
+        :data:`GOAL_TABLE_RULES` (a goal naming an unknown KPI). Never raises
+        on bad data.
+    """
+    from kpireport.data.validate import validate as validate_data
+
+    return validate_data(
+        data,
+        as_of=as_of,
+        timezone=timezone,
+        currency=currency,
+        date_format=date_format,
+        rules=GOAL_TABLE_RULES,
+    )
+
 
 #: probability below which a target is unrealistic, above which it is unambitious
 R_UNREALISTIC = 0.2

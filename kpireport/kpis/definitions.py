@@ -53,7 +53,8 @@ COUNT = "COUNT(*)"
 
 
 def _sum(column: str) -> str:
-    return f"SUM(COALESCE({column}, 0))"
+    """SQL: the exact sum of ``column`` (:func:`rel.exact_sum`, ``NULL`` counts as 0)."""
+    return rel.exact_sum(column)
 
 
 def _one(ctx: Context, table: str, time: str, measure: str = COUNT, **kw: object) -> np.ndarray:
@@ -83,17 +84,20 @@ def _closed(ctx: Context) -> dict[str, dict[str, np.ndarray]]:
 
     ``_closed(ctx)["won"]["n"]`` is the number of won deals per (interval,
     column), ``["v"]`` the sum of their ``value``, ``["d"]`` the sum of their
-    cycle days.
+    cycle days (summed exactly in seconds, then divided).
     """
-    return rel.aggregate(
+    res = rel.aggregate(
         ctx,
         Table.DEALS,
-        {"n": COUNT, "v": _sum("r.value"), "d": _sum(rel.cycle_days())},
+        {"n": COUNT, "v": _sum("r.value"), "d": _sum(rel.cycle_seconds())},
         time="closed_at",
         where=f"({WON} OR {LOST})",
         group="LOWER(TRIM(r.status))",
         groups=(DealStatus.WON, DealStatus.LOST),
     )
+    for part in res.values():
+        part["d"] = part["d"] / 86400.0
+    return res
 
 
 # ------------------------------------------------------------------- leads
@@ -516,7 +520,7 @@ def clv(ctx: Context) -> Result:
     )
     rows = rel.fetch(
         ctx,
-        f"WITH c AS ({cells}) SELECT c.k, c.mo, SUM(c.net), "
+        f"WITH c AS ({cells}) SELECT c.k, c.mo, {rel.as_double('SUM(c.net)')}, "
         "SUM(CASE WHEN c.net > 0 THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN c.net > 0 AND n.co IS NULL THEN 1 ELSE 0 END) "
         "FROM c LEFT JOIN c n ON n.k IS NOT DISTINCT FROM c.k AND n.co = c.co "
@@ -537,7 +541,9 @@ def clv(ctx: Context) -> Result:
 
     def grid(values: list) -> np.ndarray:
         w = np.array([0.0 if v is None else float(v) for v in values])
-        return np.bincount(cell, weights=w, minlength=width * n_m).reshape(width, n_m)
+        out = np.zeros((width * n_m, 1))
+        rel.add_cells(out, cell, np.zeros_like(cell), w)  # independent of the row order
+        return out.reshape(width, n_m)
 
     rev, act, churned = grid(rev_v), grid(act_v), grid(churn_v)
     rate = ratio(churned, act)  # (width, n_m), NaN where no active customer
@@ -646,7 +652,7 @@ def _per_column(ctx: Context, sql: str) -> list[np.ndarray]:
     i = cols[0].astype(np.int64)
     col = rel.result_columns(ctx, cols[1], [None] * len(cols[1]), select_id)
     for j in range(n_m):
-        np.add.at(out[j], (i, col), np.nan_to_num(cols[2 + j], nan=0.0))
+        rel.add_cells(out[j], i, col, np.nan_to_num(cols[2 + j], nan=0.0))
     return out
 
 
@@ -687,7 +693,8 @@ def customer_tenure_months(ctx: Context) -> Result:
     n, since = _per_column(
         ctx,
         f"{_active_customers(ctx, False)}, {first} SELECT x.i, x.k, COUNT(*), "
-        f"SUM(EXTRACT(EPOCH FROM (f.t0 - {rel.ts(0)}))) FROM x JOIN f ON f.co = x.co "
+        f"{rel.as_double(_sum(f'EXTRACT(EPOCH FROM (f.t0 - {rel.ts(0)}))'))} "
+        "FROM x JOIN f ON f.co = x.co "
         "GROUP BY 1, 2",
     )
     end = np.minimum(ctx.ends, ctx.cutoff) if ctx.cutoff != NAT else ctx.ends
