@@ -346,14 +346,22 @@ def publish_failed(
 
 
 def produce_report(
-    task: Task, km: Any | None = None, secrets: dict[str, str] | None = None
+    task: Task,
+    km: Any | None = None,
+    secrets: dict[str, str] | None = None,
+    warm_timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Execute, check, render and publish one report (runs in a child process).
 
     ``km`` is a kernel already started for this report (:func:`warm_kernel`);
     it is used once, for the first attempt, and killed with this process's
-    other children. ``secrets`` are the secret values read before the
-    environment was cleaned for it.
+    other children. Without one the report starts its own the same way, so
+    the timings split ``kernel`` (start until ready), ``imports`` (the report
+    modules) and ``execute`` (the notebook's cells); ``warm_timings`` are
+    those of a kernel started ahead of the report's turn (recorded as
+    ``kernel_ahead`` / ``imports_ahead``: off the report's critical path).
+    ``secrets`` are the secret values read before the environment was
+    cleaned for it.
 
     Returns
     -------
@@ -379,10 +387,14 @@ def produce_report(
         result.update(status="failed", error=error, failed_path=str(path))
         return result
 
-    t0 = time.perf_counter()
     error: dict[str, Any] | None = None
     if km is not None and not _alive(km):  # it died while waiting: a fresh one
         km = None
+    if km is not None:
+        timings.update({f"{k}_ahead": v for k, v in (warm_timings or {}).items()})
+    else:  # started here, timed apart from the cells; papermill starts one if this fails
+        km = warm_kernel(task, timings)
+    t0 = time.perf_counter()
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         error = None
         warm = {"km": km} if km is not None and attempt == 1 else {}
@@ -485,18 +497,21 @@ del _kpireport_importlib, _kpireport_module
 """
 
 
-def warm_kernel(task: Task) -> Any | None:
+def warm_kernel(task: Task, timings: dict[str, float] | None = None) -> Any | None:
     """Start this report's kernel now, in its scratch folder, with the report modules imported.
 
-    Called in the report process while it waits for its turn (``warm`` in
-    :func:`run_tasks`), after :func:`clean_environment`; the kernel is this
-    process's child, used by one report and killed with it. ``None`` when it
-    does not start (the report then starts its own).
+    Called in the report process after :func:`clean_environment`: while it
+    waits for its turn (``warm`` in :func:`run_tasks`) or when its turn has
+    come; the kernel is this process's child, used by one report and killed
+    with it. ``timings`` receives ``kernel`` (start until ready) and
+    ``imports`` seconds. ``None`` when it does not start (papermill then
+    starts one, with the retry of :data:`KERNEL_START_ATTEMPTS`).
     """
     from jupyter_client.manager import KernelManager
 
     km = None
     try:
+        t0 = time.perf_counter()
         task.work_root.mkdir(parents=True, exist_ok=True)
         km = KernelManager(kernel_name="python3")
         km.start_kernel(cwd=str(task.work_root))
@@ -504,6 +519,7 @@ def warm_kernel(task: Task) -> Any | None:
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=max(1, math.ceil(task.spec.start_timeout)))
+            t1 = time.perf_counter()
             kc.execute_interactive(
                 WARM_CODE,
                 silent=True,
@@ -511,11 +527,13 @@ def warm_kernel(task: Task) -> Any | None:
                 timeout=120,
                 output_hook=lambda _m: None,
             )
+            if timings is not None:
+                timings.update(kernel=t1 - t0, imports=time.perf_counter() - t1)
         finally:
             kc.stop_channels()
         return km
     except Exception as exc:
-        log.warning("Pre-warming the kernel of %s failed: %s", task.spec.report_id, exc)
+        log.warning("Starting the kernel of %s failed: %s", task.spec.report_id, exc)
         if km is not None:
             with contextlib.suppress(Exception):
                 km.shutdown_kernel(now=True)
@@ -731,11 +749,12 @@ def _child(task: Task, conn: Any, parent_pid: int, go: Any = None) -> None:
     _quiet_kernel_output(task)
     try:
         km = secrets = None
+        ahead: dict[str, float] = {}
         if go is not None:  # pre-warmed: start the kernel now, run when the parent says go
             secrets = clean_environment(task)
-            km = warm_kernel(task)
+            km = warm_kernel(task, ahead)
             go.recv()
-        outcome = produce_report(task, km=km, secrets=secrets)
+        outcome = produce_report(task, km=km, secrets=secrets, warm_timings=ahead)
     except BaseException as exc:  # report the crash instead of dying silently
         outcome = {
             "report_id": task.spec.report_id,
