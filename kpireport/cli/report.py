@@ -89,7 +89,8 @@ def register(sub: Any) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="local executor: start N reports' kernels ahead of their turn, report modules "
+        help="start N reports' kernels ahead of their turn (per Dask worker with --executor "
+        "dask), report modules "
         "imported (one kernel per report, never reused)",
     )
     p.set_defaults(func=cmd_run)

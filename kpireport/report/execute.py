@@ -786,6 +786,7 @@ def run_tasks(
     on_start: Callable[[Task, int], None] | None = None,
     stopped: Callable[[Task], bool] | None = None,
     warm: int = 0,
+    turn: Callable[[Task], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Produce every report, ``jobs`` at a time, each in its own process.
 
@@ -808,6 +809,10 @@ def run_tasks(
         kernel with the report modules imported (:func:`warm_kernel`) and
         waiting; a report's time limit counts from its turn. 0 (default):
         each report starts its kernel when its turn comes.
+    turn
+        With ``warm``: called (and may block) before a waiting report is let
+        go, e.g. until a report slot of its Dask worker is free
+        (:func:`kpireport.report.executors.produce_on_worker`).
 
     Returns
     -------
@@ -842,10 +847,15 @@ def run_tasks(
         i, task, proc, recv, go_send = entry
         waiting.remove(entry)
         if go_send is not None:
+            if turn is not None:
+                turn(task)
             try:
                 go_send.send(True)
                 go_send.close()
             except OSError:  # it died while waiting (its kernel with it): start it afresh
+                if stopped is not None and stopped(task):  # killed by a stop: not again
+                    running[recv] = (i, task, proc, time.time(), time.monotonic())
+                    return
                 kill_tree(proc.pid)
                 recv.close()
                 release(spawn(i, task, False))
