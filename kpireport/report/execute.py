@@ -506,16 +506,22 @@ def warm_kernel(task: Task, timings: dict[str, float] | None = None) -> Any | No
     with it. ``timings`` receives ``kernel`` (start until ready) and
     ``imports`` seconds. ``None`` when it does not start (papermill then
     starts one, with the retry of :data:`KERNEL_START_ATTEMPTS`).
+
+    An *async* kernel manager, as papermill's own: nbclient notices a kernel
+    that dies while a cell runs only through it (with a blocking
+    ``KernelManager`` the report waited for its time limit instead).
     """
-    from jupyter_client.manager import KernelManager
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
 
     km = None
     try:
         t0 = time.perf_counter()
         task.work_root.mkdir(parents=True, exist_ok=True)
-        km = KernelManager(kernel_name="python3")
-        km.start_kernel(cwd=str(task.work_root))
-        kc = km.client()
+        km = AsyncKernelManager(kernel_name="python3")
+        asyncio.run(km.start_kernel(cwd=str(task.work_root)))
+        kc = km.blocking_client()
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=max(1, math.ceil(task.spec.start_timeout)))
@@ -536,13 +542,17 @@ def warm_kernel(task: Task, timings: dict[str, float] | None = None) -> Any | No
         log.warning("Starting the kernel of %s failed: %s", task.spec.report_id, exc)
         if km is not None:
             with contextlib.suppress(Exception):
-                km.shutdown_kernel(now=True)
+                asyncio.run(km.shutdown_kernel(now=True))
         return None
 
 
 def _alive(km: Any) -> bool:
+    import asyncio
+    import inspect
+
     with contextlib.suppress(Exception):
-        return bool(km.is_alive())
+        alive = km.is_alive()
+        return bool(asyncio.run(alive) if inspect.isawaitable(alive) else alive)
     return False
 
 
