@@ -27,6 +27,10 @@ nanny with its worker, report process and kernel), and whether the KPI
 tables of the executors are identical.
 
     python benchmarks/report_pack.py --executors local,dask --skip-loop
+    python benchmarks/report_pack.py --executors local,warm,dask,dask-warm --warm-kernels 1
+
+(``warm``: local with ``--warm-kernels``; ``dask-warm``: Dask with
+``--warm-kernels`` per worker.)
 
 The real-pack mode runs the report notebooks (``kpireport/resources/notebooks/*.ipynb``) on the
 demo CRM (written as Parquet into a temporary folder unless ``--source`` is
@@ -202,8 +206,8 @@ def time_run(params: Path, args: argparse.Namespace, out: Path, executor: str):
     with RssSampler() as rss:
         result = run(
             params, source=args.source, as_of=args.as_of, out=out, jobs=args.jobs,
-            force=True, executor="local" if executor == "warm" else executor,
-            warm_kernels=args.warm_kernels if executor == "warm" else 0,
+            force=True, executor="dask" if executor.startswith("dask") else "local",
+            warm_kernels=args.warm_kernels if executor in ("warm", "dask-warm") else 0,
         )  # fmt: skip
     pack_s = time.perf_counter() - t0
     ok = [r for r in result.reports if r.status == "success"]
@@ -214,7 +218,7 @@ def time_run(params: Path, args: argparse.Namespace, out: Path, executor: str):
     )
     print(
         f"  peak RSS {rss.total / 2**20:.0f} MiB for the whole process tree; largest subtree "
-        f"{rss.subtree / 2**20:.0f} MiB ({'a Dask worker with its reports' if executor == 'dask' else 'a report process with its kernel'})"
+        f"{rss.subtree / 2**20:.0f} MiB ({'a Dask worker with its reports' if executor.startswith('dask') else 'a report process with its kernel'})"
     )
     cpu1 = os.times()
     cpu_s = sum(
@@ -239,7 +243,7 @@ def time_run(params: Path, args: argparse.Namespace, out: Path, executor: str):
             print(
                 f"  {stage:<13} mean {statistics.mean(vals):5.2f} s  median {statistics.median(vals):5.2f} s  max {max(vals):5.2f} s"
             )
-    if executor != "dask":  # Dask workers are not children the run waits for
+    if not executor.startswith("dask"):  # Dask workers are not children the run waits for
         print(
             f"  CPU      {cpu_s:.0f} s of {pack_s * (os.cpu_count() or 1):.0f} core-seconds ({cpu_s / pack_s:.2f} cores busy on average)"
         )
@@ -271,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--executors",
         default="local",
-        help="comma-separated executors to time side by side: local,dask,warm "
-        "(warm: local with --warm-kernels; default local)",
+        help="comma-separated executors to time side by side: local,warm,dask,dask-warm "
+        "(warm, dask-warm: with --warm-kernels; default local)",
     )
     ap.add_argument("--warm-kernels", type=int, default=2, help="kernels started ahead (warm)")
     args = ap.parse_args(argv)

@@ -143,22 +143,57 @@ class DaskExecutor:
         self.warm = max(0, warm)
         self.client: Any = None
         self.cluster: Any = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
-    def __enter__(self) -> DaskExecutor:
-        from distributed import Client
+    def start(self) -> None:
+        """Connect (or start the LocalCluster) in the background; :meth:`run` waits for it.
 
+        The runner calls this before it loads the data, so the cluster's
+        start-up and the workers' :func:`prewarm` overlap the load, the
+        checks and the snapshot. Idempotent.
+        """
+        if self._starting is not None:
+            return
         if not log.isEnabledFor(logging.INFO):  # Dask's own INFO chatter only with -v
             for name in ("distributed", "dask"):
                 logging.getLogger(name).setLevel(logging.WARNING)
 
-        if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
-        else:
-            self.cluster = local_cluster(self.jobs, self.warm)
-            self.client = Client(self.cluster)
+        def connect() -> None:
+            from distributed import Client
+
+            try:
+                if self.scheduler:
+                    self.client = Client(self.scheduler, timeout="30s")
+                else:
+                    self.cluster = local_cluster(self.jobs, self.warm)
+                    self.client = Client(self.cluster)
+                # the heavy modules loaded on every worker before the first report arrives
+                self.client.run(prewarm, True)
+            except BaseException as exc:  # raised in run()
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=connect, name="kpireport-dask-start", daemon=True)
+        self._starting.start()
+
+    def _ready(self) -> None:
+        self.start()
+        assert self._starting is not None
+        self._starting.join()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def __enter__(self) -> DaskExecutor:
+        self._ready()
         return self
 
+    def close(self) -> None:
+        """Close the client and the LocalCluster (after a start that is still under way too)."""
+        self.__exit__()
+
     def __exit__(self, *exc: Any) -> None:
+        if self._starting is not None:
+            self._starting.join()
         with contextlib.suppress(Exception):
             if self.client is not None:
                 self.client.close()
@@ -166,6 +201,7 @@ class DaskExecutor:
             if self.cluster is not None:
                 self.cluster.close()
         self.client = self.cluster = None
+        self._starting = self._start_error = None
 
     @property
     def worker_pids(self) -> list[int]:

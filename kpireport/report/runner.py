@@ -353,6 +353,9 @@ def run(
     backend = make_executor(executor, jobs=jobs, scheduler=scheduler, warm=warm_kernels)
     out_dir = check_output_folder(out or "reports")
     with _stop_signals(), contextlib.ExitStack() as held:
+        if isinstance(backend, DaskExecutor):  # the cluster starts while the data loads
+            held.callback(backend.close)
+            backend.start()
         everything = _plan(
             runs, source, as_of, out_dir, only, held, root, remote=remote_root(snapshots)
         )
