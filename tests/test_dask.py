@@ -250,3 +250,83 @@ runs:
     assert [p.name for p in out.rglob("*.html")] == ["index.html"]  # no report published
     assert not list(out.glob("failed/**/*.manifest.json"))  # and none kept as failed
     assert "2 reports: 0 published, 0 failed, 2 not built." in (out / "index.html").read_text()
+
+
+# ------------------------------------------------- warm kernels on the workers
+def test_warm_kernels_on_dask_workers_are_single_use_and_keep_the_time_limit(tmp_path, monkeypatch):
+    """Each worker keeps a report waiting with a warm kernel beside the one it runs.
+
+    The leak notebook checks that its kernel holds nothing of the warm-up or
+    an earlier report, no secret environment variable, runs in its own
+    scratch folder and has the report modules imported; a hanging report
+    still fails at its 8 s limit (counted from its turn); while it hangs, more
+    kernels are alive on the workers than there are report slots (the warm
+    ones waiting); afterwards no kernel, scratch folder or turn marker is left.
+    """
+    import threading
+
+    from distributed import Client
+    from test_scaling import LEAK_CELLS, team_notebook
+
+    from kpireport.report.executors import local_cluster
+
+    monkeypatch.setenv("KPIREPORT_TEST_DB_PASSWORD", "dask-warm-s3cr3t")  # workers inherit it
+    team_notebook(tmp_path / "leak.ipynb", LEAK_CELLS)
+    pack = write(
+        tmp_path / "warm.yaml",
+        f"""
+period: 2024-01
+as_of: 2024-02-15
+formats: [html]
+runs:
+  - {{name: hangs, notebook: {NB / "sleeps.ipynb"}, cell_timeout: 100, report_timeout: 8}}
+  - {{name: leak, notebook: {tmp_path / "leak.ipynb"}, fanout: team, output: "{{period}}/leak-{{team}}"}}
+  - {{name: good, notebook: {NB / "ok.ipynb"}}}
+""",
+    )
+    out = tmp_path / "out"
+    cluster = local_cluster(2, warm=1)
+    client = Client(cluster)
+    try:
+        workers = worker_pids(client)
+        assert {w["nthreads"] for w in client.scheduler_info()["workers"].values()} == {2}
+        most = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                most[0] = max(most[0], len(kernels_under(workers)))
+                stop.wait(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            result = run(
+                pack, source=tiny_data(), out=out, executor="dask",
+                scheduler=cluster.scheduler_address, warm_kernels=1,
+            )  # fmt: skip
+        finally:
+            stop.set()
+            sampler.join()
+        by_run = {r.run: r for r in result.reports}
+        hangs = by_run["hangs"]
+        assert hangs.status == "failed" and hangs.error_kind == "timeout", result.summary()
+        assert "8 s" in hangs.error and hangs.timings["execute"] < 30
+        leaks = [r for r in result.reports if r.run == "leak"]
+        assert len(leaks) == 4 and all(r.status == "success" for r in leaks), result.summary()
+        assert by_run["good"].status == "success"
+        tables = {k: v.replace('"', "") for k, v in kpis_of(out).items()}
+        for team in ("north", "south", "east", "west"):
+            table = tables[f"2024-01/leak-{team}.kpis.csv"]
+            assert "warmed,team," in table and table.rstrip().endswith(",1.0")  # imports done
+        assert "value,team,North,2024-01,3002.0" in tables["2024-01/good.kpis.csv"]
+        # every report's kernel was started before its turn
+        assert all("kernel_ahead" in r.timings for r in leaks)
+        assert most[0] >= 3  # 2 report slots, and at least one warm kernel waiting
+        time.sleep(1)
+        assert kernels_under(workers) == []
+        assert kernels_in(out) == []
+        assert not list((out / ".work").glob("jobs/*"))
+    finally:
+        client.close()
+        cluster.close()

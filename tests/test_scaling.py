@@ -446,3 +446,44 @@ def test_a_warm_kernel_that_dies_while_waiting_is_replaced(tmp_path):
     assert "killed,team,North,2024-01,2.0" in tables["2024-01/killer.kpis.csv"]
     assert "value,team,North,2024-01,3002.0" in tables["2024-01/ok-north.kpis.csv"]
     assert "value,team,South,2024-01,3001.0" in tables["2024-01/ok-south.kpis.csv"]
+
+
+# ------------------------------------------------- snapshots at an fsspec URL
+def test_snapshot_at_an_fsspec_url_is_uploaded_and_fetched_by_kernels(tmp_path, monkeypatch):
+    """``--snapshots local:///…`` goes through fsspec like ``s3://`` would (docs/SCALING.md).
+
+    The run uploads the snapshot to ``<url>/<fingerprint[:16]>/``, the kernel
+    gets that URL as its ``source`` and reads the right numbers; on a machine
+    with an empty cache, :func:`load_source` downloads it once and reads the
+    same data; an unknown scheme is one clear sentence.
+    """
+    pytest.importorskip("fsspec")
+    from kpireport.report.snapshot import load_source
+
+    monkeypatch.setenv("KPIREPORT_CACHE", str(tmp_path / "cache"))
+    bucket = tmp_path / "bucket"
+    url = f"local://{bucket}/kpi"
+    pack = tmp_path / "one.yaml"
+    pack.write_text(
+        f"notebook: {NB / 'ok.ipynb'}\nperiod: 2024-01\nas_of: 2024-02-15\nformats: [html]\n",
+        encoding="utf-8",
+    )
+    data = tiny_data()
+    res = run(pack, source=data, out=tmp_path / "out", jobs=1, snapshots=url)
+    assert res.ok, res.summary()
+    (table,) = kpis_of(tmp_path / "out").values()
+    assert "value,team,North,2024-01,3002.0" in table.replace('"', "")  # 3 * 1000 + 2 sellers
+    fp = data.fingerprint()[:16]
+    (manifest,) = (tmp_path / "out").rglob("*.manifest.json")
+    source = json.loads(manifest.read_text())["parameters"]["source"]
+    assert source == f"{url}/{fp}/source.yaml"
+    uploaded = sorted(p.name for p in (bucket / "kpi" / fp).iterdir())
+    assert uploaded == ["SNAPSHOT.json", "sellers.parquet", "source.yaml"]
+    # another machine: an empty cache, the snapshot comes from the URL
+    monkeypatch.setenv("KPIREPORT_CACHE", str(tmp_path / "elsewhere"))
+    fetched = load_source(source)
+    pd.testing.assert_frame_equal(fetched.tables["sellers"], data.tables["sellers"])
+    assert (tmp_path / "elsewhere" / "snapshots" / fp / "SNAPSHOT.json").is_file()
+    with pytest.raises(ParamsError, match="not a URL fsspec can open"):
+        run(pack, source=data, out=tmp_path / "out2", jobs=1, snapshots="nosuch://bucket/kpi")
+    assert not (tmp_path / "out2").exists()

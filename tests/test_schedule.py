@@ -395,6 +395,10 @@ def test_message_body_summarises_goals_at_risk_and_headline_kpis(pack):
         .replace("\r\n", "\n")
     )
     assert "KPI reports for 2026-11 (job pack, data as of 2026-12-01)." in body
+    # the pack's index (written by the run) is the first link of the message
+    index = pack["out"] / "index.html"
+    assert index.is_file()
+    assert body.splitlines()[1] == f"Pack index (every report, its status and links): {index}"
     assert "Attached (3):" in body
     assert "Goals at risk:\n  - hit_rate (organisation): at risk" in body
     # the notebook records hit rate 0.70 + 11/100 and 2 sellers for the organisation
@@ -956,3 +960,25 @@ def test_job_without_a_source_is_refused(tmp_path):
         load_schedules(write(tmp_path / "d.yaml", schedules_yaml(25, demo))).job("org").source
         == "demo"
     )
+
+
+def test_body_links_the_pack_index_under_the_archive_url(tmp_path):
+    """With ``archive_url`` the index is named by its URL; without an index, no line."""
+    import datetime as dt
+
+    from kpireport.schedule.config import Job
+    from kpireport.schedule.runner import body_text
+
+    job = Job(
+        name="pack", params=tmp_path / "p.yaml", cron="0 6 1 * *", timezone="UTC",
+        out=tmp_path / "reports", owners=("ops@example.com",), groups=(),
+        archive_url="https://reports.example.com/kpi/",
+    )  # fmt: skip
+    job.out.mkdir()
+    assert "Pack index" not in body_text(job, "2026-11", dt.date(2026, 12, 1), [], True)
+    (job.out / "index.html").write_text("<html></html>", encoding="utf-8")
+    lines = body_text(job, "2026-11", dt.date(2026, 12, 1), [], True).splitlines()
+    assert lines[:2] == [
+        "KPI reports for 2026-11 (job pack, data as of 2026-12-01).",
+        "Pack index (every report, its status and links): https://reports.example.com/kpi/index.html",
+    ]

@@ -83,16 +83,16 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--snapshots",
         metavar="PATH_OR_URL",
-        help="folder or file:// URL for the data snapshot, reachable by every worker "
-        "(default: the cache folder)",
+        help="folder, file:// URL or fsspec URL (s3://bucket/kpi, needs fsspec and s3fs) for "
+        "the data snapshot, reachable by every worker (default: the cache folder)",
     )
     p.add_argument(
         "--warm-kernels",
         type=int,
         default=0,
         metavar="N",
-        help="local executor: start N reports' kernels ahead of their turn, report modules "
-        "imported (one kernel per report, never reused)",
+        help="start N reports' kernels ahead of their turn (per Dask worker with --executor "
+        "dask), report modules imported (one kernel per report, never reused)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -360,14 +360,22 @@ def publish_failed(
 
 
 def produce_report(
-    task: Task, km: Any | None = None, secrets: dict[str, str] | None = None
+    task: Task,
+    km: Any | None = None,
+    secrets: dict[str, str] | None = None,
+    warm_timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Execute, check, render and publish one report (runs in a child process).
 
     ``km`` is a kernel already started for this report (:func:`warm_kernel`);
     it is used once, for the first attempt, and killed with this process's
-    other children. ``secrets`` are the secret values read before the
-    environment was cleaned for it.
+    other children. Without one the report starts its own the same way, so
+    the timings split ``kernel`` (start until ready), ``imports`` (the report
+    modules) and ``execute`` (the notebook's cells); ``warm_timings`` are
+    those of a kernel started ahead of the report's turn (recorded as
+    ``kernel_ahead`` / ``imports_ahead``: off the report's critical path).
+    ``secrets`` are the secret values read before the environment was
+    cleaned for it.
 
     Returns
     -------
@@ -393,10 +401,14 @@ def produce_report(
         result.update(status="failed", error=error.to_dict(), failed_path=str(path))
         return result
 
-    t0 = time.perf_counter()
     error: ExecutionError | None = None
     if km is not None and not _alive(km):  # it died while waiting: a fresh one
         km = None
+    if km is not None:
+        timings.update({f"{k}_ahead": v for k, v in (warm_timings or {}).items()})
+    else:  # started here, timed apart from the cells; papermill starts one if this fails
+        km = warm_kernel(task, timings)
+    t0 = time.perf_counter()
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         error = None
         warm = {"km": km} if km is not None and attempt == 1 else {}
@@ -500,25 +512,35 @@ del _kpireport_importlib, _kpireport_module
 """
 
 
-def warm_kernel(task: Task) -> Any | None:
+def warm_kernel(task: Task, timings: dict[str, float] | None = None) -> Any | None:
     """Start this report's kernel now, in its scratch folder, with the report modules imported.
 
-    Called in the report process while it waits for its turn (``warm`` in
-    :func:`run_tasks`), after :func:`clean_environment`; the kernel is this
-    process's child, used by one report and killed with it. ``None`` when it
-    does not start (the report then starts its own).
+    Called in the report process after :func:`clean_environment`: while it
+    waits for its turn (``warm`` in :func:`run_tasks`) or when its turn has
+    come; the kernel is this process's child, used by one report and killed
+    with it. ``timings`` receives ``kernel`` (start until ready) and
+    ``imports`` seconds. ``None`` when it does not start (papermill then
+    starts one, with the retry of :data:`KERNEL_START_ATTEMPTS`).
+
+    An *async* kernel manager, as papermill's own: nbclient notices a kernel
+    that dies while a cell runs only through it (with a blocking
+    ``KernelManager`` the report waited for its time limit instead).
     """
-    from jupyter_client.manager import KernelManager
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
 
     km = None
     try:
+        t0 = time.perf_counter()
         task.work_root.mkdir(parents=True, exist_ok=True)
-        km = KernelManager(kernel_name="python3")
-        km.start_kernel(cwd=str(task.work_root))
-        kc = km.client()
+        km = AsyncKernelManager(kernel_name="python3")
+        asyncio.run(km.start_kernel(cwd=str(task.work_root)))
+        kc = km.blocking_client()
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=max(1, math.ceil(task.spec.start_timeout)))
+            t1 = time.perf_counter()
             kc.execute_interactive(
                 WARM_CODE,
                 silent=True,
@@ -526,20 +548,26 @@ def warm_kernel(task: Task) -> Any | None:
                 timeout=120,
                 output_hook=lambda _m: None,
             )
+            if timings is not None:
+                timings.update(kernel=t1 - t0, imports=time.perf_counter() - t1)
         finally:
             kc.stop_channels()
         return km
     except Exception as exc:
-        log.warning("Pre-warming the kernel of %s failed: %s", task.spec.report_id, exc)
+        log.warning("Starting the kernel of %s failed: %s", task.spec.report_id, exc)
         if km is not None:
             with contextlib.suppress(Exception):
-                km.shutdown_kernel(now=True)
+                asyncio.run(km.shutdown_kernel(now=True))
         return None
 
 
 def _alive(km: Any) -> bool:
+    import asyncio
+    import inspect
+
     with contextlib.suppress(Exception):
-        return bool(km.is_alive())
+        alive = km.is_alive()
+        return bool(asyncio.run(alive) if inspect.isawaitable(alive) else alive)
     return False
 
 
@@ -748,11 +776,12 @@ def _child(task: Task, conn: Any, parent_pid: int, go: Any = None) -> None:
     _quiet_kernel_output(task)
     try:
         km = secrets = None
+        ahead: dict[str, float] = {}
         if go is not None:  # pre-warmed: start the kernel now, run when the parent says go
             secrets = clean_environment(task)
-            km = warm_kernel(task)
+            km = warm_kernel(task, ahead)
             go.recv()
-        outcome = produce_report(task, km=km, secrets=secrets)
+        outcome = produce_report(task, km=km, secrets=secrets, warm_timings=ahead)
     except BaseException as exc:  # report the crash instead of dying silently
         outcome = {
             "report_id": task.spec.report_id,
@@ -781,6 +810,7 @@ def run_tasks(
     on_start: Callable[[Task, int], None] | None = None,
     stopped: Callable[[Task], bool] | None = None,
     warm: int = 0,
+    turn: Callable[[Task], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Produce every report, ``jobs`` at a time, each in its own process.
 
@@ -803,6 +833,10 @@ def run_tasks(
         kernel with the report modules imported (:func:`warm_kernel`) and
         waiting; a report's time limit counts from its turn. 0 (default):
         each report starts its kernel when its turn comes.
+    turn
+        With ``warm``: called (and may block) before a waiting report is let
+        go, e.g. until a report slot of its Dask worker is free
+        (:func:`kpireport.report.executors.produce_on_worker`).
 
     Returns
     -------
@@ -837,10 +871,15 @@ def run_tasks(
         i, task, proc, recv, go_send = entry
         waiting.remove(entry)
         if go_send is not None:
+            if turn is not None:
+                turn(task)
             try:
                 go_send.send(True)
                 go_send.close()
             except OSError:  # it died while waiting (its kernel with it): start it afresh
+                if stopped is not None and stopped(task):  # killed by a stop: not again
+                    running[recv] = (i, task, proc, time.time(), time.monotonic())
+                    return
                 kill_tree(proc.pid)
                 recv.close()
                 release(spawn(i, task, False))

@@ -29,6 +29,16 @@ Design decisions
   worker loads the heavy modules once and forks its report processes from
   there. Workers must reach the output folder and the snapshot under the same
   paths as the run (a shared mount; see :func:`kpireport.report.snapshot.snapshot_root`).
+* **Warm kernels on Dask** (``--warm-kernels N``): each worker keeps N
+  reports waiting with their kernel started and the report modules imported,
+  besides its report slots. The run keeps ``slots + N`` reports in flight per
+  worker (the ``LocalCluster``'s workers get ``1 + N`` threads); a task on
+  the worker starts its report process at once, which warms its kernel, and
+  lets it go only when a report slot of the worker is free (a semaphore of
+  the worker's ``kpireport`` resource), so its time limit counts from there.
+  Kernels stay single use. A report whose worker dies while it waited for
+  its turn had not started: it is submitted again without using its retry
+  (the worker marks ``<scratch>.turn`` when a report's turn comes).
 * **A lost worker costs one retry.** When a worker process dies under a
   report (out of memory, killed, its machine gone), Dask raises
   ``KilledWorker``; the report is submitted once more and, if its worker dies
@@ -52,8 +62,10 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from kpireport.errors import FailureKind, ParamsError
@@ -109,8 +121,15 @@ class DaskExecutor:
 
     name = "dask"
 
+    #: submissions of a report whose worker died before its turn came (warm kernels)
+    not_started_retries = 3
+
     def __init__(
-        self, scheduler: str | None = None, jobs: int | None = None, retries: int = 1
+        self,
+        scheduler: str | None = None,
+        jobs: int | None = None,
+        retries: int = 1,
+        warm: int = 0,
     ) -> None:
         try:
             import distributed  # noqa: F401
@@ -121,24 +140,60 @@ class DaskExecutor:
         self.scheduler = scheduler
         self.jobs = jobs or os.cpu_count() or 1
         self.retries = retries
+        self.warm = max(0, warm)
         self.client: Any = None
         self.cluster: Any = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
-    def __enter__(self) -> DaskExecutor:
-        from distributed import Client
+    def start(self) -> None:
+        """Connect (or start the LocalCluster) in the background; :meth:`run` waits for it.
 
+        The runner calls this before it loads the data, so the cluster's
+        start-up and the workers' :func:`prewarm` overlap the load, the
+        checks and the snapshot. Idempotent.
+        """
+        if self._starting is not None:
+            return
         if not log.isEnabledFor(logging.INFO):  # Dask's own INFO chatter only with -v
             for name in ("distributed", "dask"):
                 logging.getLogger(name).setLevel(logging.WARNING)
 
-        if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
-        else:
-            self.cluster = local_cluster(self.jobs)
-            self.client = Client(self.cluster)
+        def connect() -> None:
+            from distributed import Client
+
+            try:
+                if self.scheduler:
+                    self.client = Client(self.scheduler, timeout="30s")
+                else:
+                    self.cluster = local_cluster(self.jobs, self.warm)
+                    self.client = Client(self.cluster)
+                # the heavy modules loaded on every worker before the first report arrives
+                self.client.run(prewarm, True)
+            except BaseException as exc:  # raised in run()
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=connect, name="kpireport-dask-start", daemon=True)
+        self._starting.start()
+
+    def _ready(self) -> None:
+        self.start()
+        assert self._starting is not None
+        self._starting.join()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def __enter__(self) -> DaskExecutor:
+        self._ready()
         return self
 
+    def close(self) -> None:
+        """Close the client and the LocalCluster (after a start that is still under way too)."""
+        self.__exit__()
+
     def __exit__(self, *exc: Any) -> None:
+        if self._starting is not None:
+            self._starting.join()
         with contextlib.suppress(Exception):
             if self.client is not None:
                 self.client.close()
@@ -146,6 +201,7 @@ class DaskExecutor:
             if self.cluster is not None:
                 self.cluster.close()
         self.client = self.cluster = None
+        self._starting = self._start_error = None
 
     @property
     def worker_pids(self) -> list[int]:
@@ -162,22 +218,24 @@ class DaskExecutor:
         pdf = any("pdf" in t.spec.formats for t in tasks)
         pending: dict[Any, tuple[execute.Task, int, float]] = {}
         queue: list[tuple[execute.Task, int]] = [(t, 0) for t in tasks]
+        early_deaths: dict[str, int] = {}  # report id → worker deaths before its turn
+        warm = self.warm
 
         def capacity() -> int:
-            """Report slots of the cluster now: declared ``kpireport`` resources, else threads."""
+            """Reports in flight: each worker's slots (``kpireport`` resource, else threads),
+            plus up to ``warm`` waiting with a warm kernel where the worker has the threads."""
             workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
-            return max(
-                1,
-                sum(
-                    int((w.get("resources") or {}).get(RESOURCE, w.get("nthreads", 1)))
-                    for w in workers
-                ),
-            )
+            total = 0
+            for w in workers:
+                threads = int(w.get("nthreads", 1))
+                slots = int((w.get("resources") or {}).get(RESOURCE, max(1, threads - warm)))
+                total += slots + max(0, min(warm, threads - slots))
+            return max(1, total)
 
         def submit(task: execute.Task, attempt: int) -> None:
             fut = self.client.submit(
-                produce_on_worker, task, pdf,
-                key=f"kpireport-{attempt}-{task.spec.report_id}",
+                produce_on_worker, task, pdf, warm > 0,
+                key=f"kpireport-{attempt}-{early_deaths.get(task.spec.report_id, 0)}-{task.spec.report_id}",
                 pure=False, retries=0,
             )  # fmt: skip
             pending[fut] = (task, attempt, time.time())
@@ -196,10 +254,27 @@ class DaskExecutor:
                 for fut in done:
                     task, attempt, started = pending.pop(fut)
                     outcome: dict[str, Any] | None = None
+                    marker = turn_marker(task)
+                    turned = marker.exists()
+                    marker.unlink(missing_ok=True)
                     if fut.status == "finished":
                         outcome = fut.result()
                     else:
                         exc = fut.exception()
+                        rid = task.spec.report_id
+                        if (
+                            isinstance(exc, KilledWorker)
+                            and warm
+                            and not turned
+                            and early_deaths.get(rid, 0) < self.not_started_retries
+                        ):  # it was waiting with a warm kernel: it never started
+                            early_deaths[rid] = early_deaths.get(rid, 0) + 1
+                            log.warning(
+                                "The worker of %s died before its turn; submitting it again.", rid
+                            )
+                            queue.insert(0, (task, attempt))
+                            fill()
+                            continue
                         if isinstance(exc, KilledWorker) and attempt < self.retries:
                             log.warning(
                                 "The worker of %s died; submitting it again.", task.spec.report_id
@@ -221,14 +296,20 @@ class DaskExecutor:
         finally:  # stopped or failed: no report keeps running for this run
             if pending:
                 roots = [str(t.work_root) for t, _, _ in pending.values()]
+                for t, _, _ in pending.values():
+                    with contextlib.suppress(OSError):
+                        turn_marker(t).unlink(missing_ok=True)
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(pending), force=True)
                 with contextlib.suppress(Exception):
                     self.client.run(stop_reports, roots)
 
 
-def local_cluster(workers: int) -> Any:
-    """A ``LocalCluster`` of ``workers`` processes with one thread each, set up for reports.
+def local_cluster(workers: int, warm: int = 0) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes with one report slot each, set up for reports.
+
+    Each worker has ``1 + warm`` threads: one report slot (resource
+    ``kpireport=1``) and ``warm`` reports waiting with a warm kernel.
 
     Worker processes may start report processes (not daemonic); a worker
     that dies under a report fails that attempt at once (``allowed-failures:
@@ -249,7 +330,7 @@ def local_cluster(workers: int) -> Any:
     ):
         return LocalCluster(
             n_workers=workers,
-            threads_per_worker=1,
+            threads_per_worker=1 + max(0, warm),
             processes=True,
             dashboard_address=":0",  # a free port, never a fixed 8787
             host="127.0.0.1",
@@ -276,13 +357,20 @@ def make_executor(
         if scheduler:
             raise ParamsError("--scheduler needs --executor dask.")
         return LocalExecutor(jobs, warm)
-    if warm:
-        raise ParamsError("--warm-kernels works with --executor local only.")
-    return DaskExecutor(scheduler, jobs)
+    return DaskExecutor(scheduler, jobs, warm=warm)
+
+
+def turn_marker(task: execute.Task) -> Path:
+    """``<scratch>.turn``: written on the worker when a report's turn comes (warm kernels)."""
+    return Path(str(task.work_root) + ".turn")
 
 
 # ------------------------------------------------------------ on the worker
 _WARM: dict[str, bool] = {}
+#: one prewarm, one daemon-flag change and one slot semaphore at a time (worker threads)
+_LOCK = threading.Lock()
+_CHILDREN = {"allowed": 0, "was": None}
+_SLOTS: dict[str, threading.Semaphore] = {}
 
 
 def prewarm(pdf: bool = True) -> None:
@@ -292,27 +380,37 @@ def prewarm(pdf: bool = True) -> None:
     prepared (:func:`kpireport.report.render.prewarm`), instead of in every child.
     """
     key = f"pdf={pdf}"
-    if _WARM.get(key):
-        return
-    import papermill  # noqa: F401
+    with _LOCK:
+        if _WARM.get(key):
+            return
+        import papermill  # noqa: F401
 
-    from kpireport.report import render
+        from kpireport.report import render
 
-    render.prewarm(pdf)
-    _WARM[key] = True
+        render.prewarm(pdf)
+        _WARM[key] = True
 
 
 @contextlib.contextmanager
 def _allow_children() -> Iterator[None]:
-    """Let a daemonic worker process start a report process (see the module notes)."""
+    """Let a daemonic worker process start report processes (see the module notes).
+
+    Counted: with warm kernels several worker threads are inside at once, and
+    the flag comes back only when the last one leaves.
+    """
     config = mp.current_process()._config  # type: ignore[attr-defined]
-    was = config.get("daemon")
-    config["daemon"] = False
+    with _LOCK:
+        if _CHILDREN["allowed"] == 0:
+            _CHILDREN["was"] = config.get("daemon")
+            config["daemon"] = False
+        _CHILDREN["allowed"] += 1
     try:
         yield
     finally:
-        if was is not None:
-            config["daemon"] = was
+        with _LOCK:
+            _CHILDREN["allowed"] -= 1
+            if _CHILDREN["allowed"] == 0 and _CHILDREN["was"] is not None:
+                config["daemon"] = _CHILDREN["was"]
 
 
 #: report processes running on this worker, by scratch folder
@@ -321,12 +419,42 @@ _RUNNING: dict[str, int] = {}
 _STOPPED: set[str] = set()
 
 
-def produce_on_worker(task: execute.Task, pdf: bool = True) -> dict[str, Any]:
-    """Run on a Dask worker: produce one report in its own supervised process."""
+def worker_slots() -> threading.Semaphore:
+    """This worker's report slots: its ``kpireport`` resource (else 1), as a semaphore."""
+    with _LOCK:
+        if "slots" not in _SLOTS:
+            n = 1
+            with contextlib.suppress(Exception):
+                from distributed import get_worker
+
+                w = get_worker()
+                resources = getattr(getattr(w, "state", None), "total_resources", None)
+                n = int((resources or {}).get(RESOURCE, 1))
+            _SLOTS["slots"] = threading.Semaphore(max(1, n))
+        return _SLOTS["slots"]
+
+
+def produce_on_worker(task: execute.Task, pdf: bool = True, warm: bool = False) -> dict[str, Any]:
+    """Run on a Dask worker: produce one report in its own supervised process.
+
+    With ``warm`` the report process starts at once and warms its kernel,
+    and is let go when one of the worker's report slots is free
+    (:func:`worker_slots`); its time limit counts from then.
+    """
     import warnings
 
     prewarm(pdf)
     key = str(task.work_root)
+    slots = worker_slots() if warm else None
+    held: list[bool] = []
+
+    def turn(_t: execute.Task) -> None:
+        assert slots is not None
+        slots.acquire()
+        held.append(True)
+        with contextlib.suppress(OSError):
+            turn_marker(task).touch()
+
     try:
         with _allow_children(), warnings.catch_warnings():
             # the worker has threads; the report process only runs produce_report
@@ -335,8 +463,12 @@ def produce_on_worker(task: execute.Task, pdf: bool = True) -> dict[str, Any]:
                 [task], 1,
                 on_start=lambda _t, pid: _RUNNING.__setitem__(key, pid),
                 stopped=lambda _t: key in _STOPPED,
+                warm=1 if warm else 0,
+                turn=turn if warm else None,
             )[0]  # fmt: skip
     finally:
+        if held and slots is not None:
+            slots.release()
         _RUNNING.pop(key, None)
         _STOPPED.discard(key)
 

@@ -102,7 +102,10 @@ from kpireport.report.plan import (
 from kpireport.report.slug import slug
 from kpireport.report.snapshot import (
     SnapshotUse,
+    is_remote,
     prune_snapshots,
+    publish_snapshot,
+    remote_root,
     remove_legacy_snapshots,
     snapshot_folder,
     snapshot_root,
@@ -342,7 +345,12 @@ def run(
     backend = make_executor(executor, jobs=jobs, scheduler=scheduler, warm=warm_kernels)
     out_dir = check_output_folder(out or "reports")
     with _stop_signals(), contextlib.ExitStack() as held:
-        everything = _plan(runs, source, as_of, out_dir, only, held, root)
+        if isinstance(backend, DaskExecutor):  # the cluster starts while the data loads
+            held.callback(backend.close)
+            backend.start()
+        everything = _plan(
+            runs, source, as_of, out_dir, only, held, root, remote=remote_root(snapshots)
+        )
         plans = everything
         if shard is not None:
             plans = [p for p in everything if shard_of(p.spec.report_id, shard[1]) == shard[0]]
@@ -433,6 +441,7 @@ def _plan(
     held: contextlib.ExitStack,
     snapshots: Path | None = None,
     use: bool = True,
+    remote: str | None = None,
 ) -> list[_Plan]:
     """Load the data, expand every report and check the output paths (no kernel yet).
 
@@ -448,7 +457,11 @@ def _plan(
             held.callback(SnapshotUse(snapshot).close)
         specs = expand(
             group, out=out_dir, data=data, as_of=as_of,
-            source_param=str(snapshot / "source.yaml") if snapshot else None,
+            source_param=(
+                (f"{remote}/{snapshot.name}/source.yaml" if remote else str(snapshot / "source.yaml"))
+                if snapshot
+                else None
+            ),
         )  # fmt: skip
         secret_names = source_secret_names(src)
         for spec in specs:
@@ -484,6 +497,9 @@ def _build(
             if snapshot is not None and snapshot not in written:
                 write_snapshot(data, snapshot)
                 written.add(snapshot)
+                source = str(spec.parameters.get("source", ""))
+                if is_remote(source):  # --snapshots URL: kernels fetch it from there
+                    publish_snapshot(snapshot, source[: -len(f"/{snapshot.name}/source.yaml")])
                 prune_snapshots(root=snapshot.parent)  # the latest few; never one in use
             sha = nb_hash.setdefault(spec.notebook, _sha256(spec.notebook))
             organisation = _organisation(runs, spec, data)

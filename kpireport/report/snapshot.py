@@ -28,6 +28,15 @@ Design decisions
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written
   (the source description in the marker is masked).
+* **Any fsspec URL for remote workers** (``--snapshots s3://bucket/kpi``,
+  ``gs://``, ``simplecache::file://…``; docs/SCALING.md): the run writes the
+  snapshot in its own cache as always, then uploads it to
+  ``<url>/<fingerprint[:16]>/`` (:func:`publish_snapshot`, the marker last,
+  so a complete marker means a complete snapshot), and kernels get the URL of
+  its ``source.yaml``. :func:`load_source` downloads it once per machine into
+  the local cache (:func:`fetch_snapshot`, atomically) and reads it from
+  there. fsspec picks the file system by the URL; credentials come from the
+  file system's own configuration (``AWS_*``, ``~/.aws``), never from kpireport.
 """
 
 from __future__ import annotations
@@ -140,7 +149,13 @@ def is_snapshot(source: Any) -> bool:
 
 
 def load_source(source: Any) -> Any:
-    """Load a report's ``source`` parameter: a snapshot fast, anything else via :func:`kpireport.load`."""
+    """Load a report's ``source`` parameter: a snapshot fast, anything else via :func:`kpireport.load`.
+
+    A snapshot at an fsspec URL (``s3://…/source.yaml``) is fetched into the
+    local cache first (:func:`fetch_snapshot`).
+    """
+    if isinstance(source, str) and is_remote(source) and source.endswith("/source.yaml"):
+        source = fetch_snapshot(source)
     if is_snapshot(source):
         return read_snapshot(source)
     from kpireport.data.load import load
@@ -169,33 +184,132 @@ def snapshot_folder(fingerprint: str, root: Path | None = None) -> Path:
     return (root or snapshots_dir()) / fingerprint[:16]
 
 
+def is_remote(location: str | os.PathLike[str] | None) -> bool:
+    """True for an fsspec URL other than a plain ``file://`` one (``s3://…``, ``simplecache::…``)."""
+    if location is None:
+        return False
+    text = os.fspath(location)
+    if "::" in text:
+        return True
+    if "://" not in text:
+        return False
+    from urllib.parse import urlparse
+
+    url = urlparse(text)
+    return not (url.scheme == "file" and url.netloc in ("", "localhost"))
+
+
+def remote_root(location: str | os.PathLike[str] | None) -> str | None:
+    """The fsspec URL snapshots are uploaded to, or ``None`` for a local folder.
+
+    Raises
+    ------
+    ParamsError
+        When fsspec, or the package of the URL's file system (``s3fs`` for
+        ``s3://``), is not installed, or the URL is not one fsspec knows.
+    """
+    if not is_remote(location):
+        return None
+    from kpireport.errors import ParamsError
+
+    text = os.fspath(location).rstrip("/")  # type: ignore[arg-type]
+    try:
+        import fsspec.core
+    except ImportError:
+        raise ParamsError(
+            f"--snapshots '{text}': an object-store URL needs fsspec: pip install "
+            "'kpireport[remote]' (and the file system's package, e.g. s3fs for s3://)."
+        ) from None
+    try:
+        fsspec.core.url_to_fs(text)
+    except ImportError as exc:
+        raise ParamsError(f"--snapshots '{text}': {exc}") from None
+    except (ValueError, KeyError) as exc:
+        raise ParamsError(f"--snapshots '{text}' is not a URL fsspec can open: {exc}") from None
+    return text
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    import fsspec.core
+
+    return fsspec.core.url_to_fs(url)
+
+
+def publish_snapshot(folder: Path, root_url: str) -> str:
+    """Upload the snapshot ``folder`` to ``<root_url>/<folder name>/``; return its ``source.yaml`` URL.
+
+    Skipped when a complete copy is there (its marker); the marker is
+    uploaded last, so a reader never takes a half-uploaded snapshot.
+    """
+    url = f"{root_url.rstrip('/')}/{folder.name}"
+    fs, path = _fs(url)
+    if not fs.exists(f"{path}/{MARKER}"):
+        fs.makedirs(path, exist_ok=True)
+        files = sorted(f for f in folder.iterdir() if f.is_file() and f.name != MARKER)
+        for f in [*files, folder / MARKER]:
+            fs.put_file(str(f), f"{path}/{f.name}")
+    return f"{url}/source.yaml"
+
+
+def fetch_snapshot(source_url: str) -> Path:
+    """The local ``source.yaml`` of the snapshot at ``source_url``, downloaded once into the cache.
+
+    Raises
+    ------
+    kpireport.errors.SourceError
+        When the URL holds no complete snapshot.
+    """
+    from kpireport.errors import SourceError
+
+    url = source_url[: -len("/source.yaml")]
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    folder = snapshots_dir() / name
+    if (folder / MARKER).is_file():  # this machine has it (wrote or fetched it)
+        return folder / "source.yaml"
+    try:
+        fs, path = _fs(url)
+        marker = json.loads(fs.cat_file(f"{path}/{MARKER}"))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder.parent))
+        try:
+            for table in marker["tables"]:
+                fs.get_file(f"{path}/{table}.parquet", str(tmp / f"{table}.parquet"))
+            fs.get_file(f"{path}/source.yaml", str(tmp / "source.yaml"))
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another kernel fetched it first
+                if not (folder / MARKER).exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SourceError(
+            f"No complete kpireport data snapshot at '{mask_secrets(url)}': {exc}"
+        ) from None
+    return folder / "source.yaml"
+
+
 def snapshot_root(location: str | os.PathLike[str] | None) -> Path | None:
     """The folder a run writes its snapshots to: a path or a ``file://`` URL (docs/SCALING.md).
 
     Remote workers read the snapshot from there, so it must be a folder every
     worker reaches under the same path (a shared mount). ``None`` keeps the
-    cache folder.
+    cache folder, and so does an fsspec URL (:func:`remote_root`): the run
+    writes there, then uploads.
 
     Raises
     ------
     ParamsError
-        For a URL scheme other than ``file``.
+        For an fsspec URL that cannot be used (:func:`remote_root`).
     """
-    if location is None:
+    if location is None or remote_root(location) is not None:
         return None
     text = os.fspath(location)
     if "://" in text:
         from urllib.parse import unquote, urlparse
 
-        url = urlparse(text)
-        if url.scheme != "file" or url.netloc not in ("", "localhost"):
-            from kpireport.errors import ParamsError
-
-            raise ParamsError(
-                f"--snapshots '{text}': only a folder path or a file:// URL is supported "
-                "(mount the shared storage and pass its path)."
-            )
-        text = unquote(url.path)
+        text = unquote(urlparse(text).path)
     return Path(text).expanduser().resolve()
 
 

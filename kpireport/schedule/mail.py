@@ -21,6 +21,9 @@ Design decisions
 * **Size limit.** When the attachments of one message exceed the job's
   maximum, the message lists the files' archive paths (or URLs under
   ``archive_url``) instead of attaching them.
+* **One way to send.** Report messages and failure alerts both go through
+  :func:`deliver` (build, then send with the job's retries); the body of a
+  report message names the pack's ``index.html`` first (docs/SCHEDULING.md).
 """
 
 from __future__ import annotations
@@ -307,3 +310,33 @@ def send(
             log.error("%s", error)
             return SendOutcome(False, attempt, message_id, error, transient=transient)
         return SendOutcome(True, attempt, message_id, None, refused=refused)
+
+
+def deliver(
+    config: SmtpConfig,
+    *,
+    to: Sequence[str],
+    subject: str,
+    body: str,
+    attachments: Sequence[Attachment] = (),
+    attach: bool = True,
+    retries: int = 3,
+    backoff_seconds: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    env: dict[str, str] | None = None,
+) -> SendOutcome:
+    """Build one message from ``config.sender`` and send it with bounded retries.
+
+    The one send path of the scheduler (report messages and failure alerts):
+    :func:`build_message` then :func:`send`; see them for the parameters.
+
+    Returns
+    -------
+    SendOutcome
+        Never raises for SMTP failures.
+    """
+    msg = build_message(
+        sender=config.sender, to=to, subject=subject, body=body,
+        attachments=attachments, attach=attach,
+    )  # fmt: skip
+    return send(config, msg, retries=retries, backoff_seconds=backoff_seconds, sleep=sleep, env=env)

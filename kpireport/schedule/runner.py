@@ -305,9 +305,17 @@ def _fmt(kpi: str, value: float) -> str:
 def body_text(
     job: Job, period: str, logical: dt.date, items: Sequence[_Published], attach: bool
 ) -> str:
-    """The plain-text body: what is in the message, goals at risk, headline KPIs."""
-    lines = [
-        f"KPI reports for {period} (job {job.name}, data as of {logical.isoformat()}).",
+    """The plain-text body: the pack's index, what is in the message, goals at risk, headline KPIs.
+
+    The pack index (``<out>/index.html``, written by every run; a URL under
+    ``archive_url``) comes first: every report of the pack with its status
+    and links, including those not in this message.
+    """
+    lines = [f"KPI reports for {period} (job {job.name}, data as of {logical.isoformat()})."]
+    index = job.out / "index.html"
+    if index.is_file():
+        lines.append(f"Pack index (every report, its status and links): {_link(job, index)}")
+    lines += [
         "",
         ("Attached" if attach else "Too large to attach; in the archive") + f" ({len(items)}):",
     ]
@@ -391,18 +399,12 @@ def _deliver(
             title = job.description or job.name
             who = group.key.replace("/", " – ")
             d.subject = f"{title}: {period} – {who}"
-            msg = mail.build_message(
-                sender=config.smtp.sender, to=group.to, subject=d.subject,
-                body=body_text(job, period, logical, items, attach), attachments=attachments, attach=attach,
+            res = mail.deliver(
+                config.smtp, to=group.to, subject=d.subject,
+                body=body_text(job, period, logical, items, attach), attachments=attachments,
+                attach=attach, retries=job.retries, backoff_seconds=job.backoff_seconds,
+                sleep=sleep, env=env,
             )  # fmt: skip
-            res = mail.send(
-                config.smtp,
-                msg,
-                retries=job.retries,
-                backoff_seconds=job.backoff_seconds,
-                sleep=sleep,
-                env=env,
-            )
             d.attempts, d.error = res.attempts, res.error
             d.status = "sent" if res.ok else "failed"
             if res.ok and res.refused:
@@ -451,17 +453,10 @@ def _alert(
         f"  kpireport schedule run {job.name} --logical-date {result.logical_date}",
         f"History: kpireport history --job {job.name}  ({history.path})",
     ]
-    msg = mail.build_message(
-        sender=config.smtp.sender, to=job.owners, subject=subject, body="\n".join(lines)
-    )
-    res = mail.send(
-        config.smtp,
-        msg,
-        retries=job.retries,
-        backoff_seconds=job.backoff_seconds,
-        sleep=sleep,
-        env=env,
-    )
+    res = mail.deliver(
+        config.smtp, to=job.owners, subject=subject, body="\n".join(lines),
+        retries=job.retries, backoff_seconds=job.backoff_seconds, sleep=sleep, env=env,
+    )  # fmt: skip
     d = Delivery(
         "alert",
         job.owners,
