@@ -1,0 +1,215 @@
+"""The runner's batched pass that fills a run's KPI cube (:mod:`kpireport.kpis.cube`).
+
+After the snapshot is written, and only for the reports that will execute,
+:func:`build_cubes` computes every query the reports will ask and writes the
+results into ``<snapshot>/cube/``; the kernels then read their numbers from
+there (docs/ARCHITECTURE.md, "The KPI cube").
+
+Design decisions
+----------------
+* **The reports' own code decides what is computed.** The queries a report
+  issues depend on its view (periods, comparison periods, goals of its scope,
+  development curves, series); restating that in a second place would drift.
+  So the pass evaluates, in the runner and on the data it already holds, the
+  one ``view = views.<name>_view(...)`` statement of the report's notebook
+  with the report's parameters (found by parsing the notebook; nothing else
+  of the notebook runs, and only notebooks with such a statement take part) —
+  for **one representative report per group** (same notebook, same
+  parameters but the fan-out id). The engine caches per SQL statement, and
+  nearly every statement covers all scope ids at once (``GROUP BY`` the scope
+  key), so one evaluation answers the group.
+* **Per-scope statements are replayed, not re-evaluated.** The few statements
+  that select one scope id (single-series requests: development curves,
+  seller trends) are re-issued for every other id of the group by replacing
+  the selected id in the statement, then run in one more pass. A report whose
+  view asks something its representative did not (another headline KPI) gets
+  a miss, counted and answered from the raw data in its kernel.
+* **Merged with the snapshot's previous cube.** Entries are keyed by the SQL
+  text on immutable data, so an entry of an earlier run stays true; the new
+  cube is the union, written to a temporary folder and renamed into place.
+* ``KPIREPORT_CUBE=0`` turns the cube off (kernels then load the snapshot
+  whole, as before): a switch for comparisons, not a setting to need.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+log = logging.getLogger("kpireport")
+
+#: environment switch: ``0`` disables the cube (kernels load the snapshot whole)
+CUBE_ENV = "KPIREPORT_CUBE"
+
+
+def enabled() -> bool:
+    """False when ``KPIREPORT_CUBE=0``."""
+    return os.environ.get(CUBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def view_call(notebook: Path) -> tuple[dict[str, Any], ast.expr] | None:
+    """The notebook's parameter defaults and its ``views.<name>_view(...)`` call, if it has one."""
+    try:
+        nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    defaults: dict[str, Any] = {}
+    call = None
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(src) if isinstance(src, list) else src)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
+                continue
+            target, value = stmt.targets[0], stmt.value
+            if not isinstance(target, ast.Name):
+                continue
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                with contextlib.suppress(ValueError):
+                    defaults[target.id] = ast.literal_eval(value)
+            elif (
+                call is None
+                and isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Attribute)
+                and isinstance(value.func.value, ast.Name)
+                and value.func.value.id == "views"
+                and value.func.attr.endswith("_view")
+            ):
+                call = value
+    return (defaults, call) if call is not None else None
+
+
+def _evaluate_view(data: Any, spec: Any) -> None:
+    """Evaluate the report's view statement on ``data`` (module docstring); figures are closed."""
+    found = view_call(spec.notebook)
+    if found is None:
+        return
+    defaults, call = found
+    from kpireport.report import views
+
+    names = {**defaults, **spec.parameters, "data": data, "views": views}
+    code = compile(ast.Expression(call), str(spec.notebook), "eval")
+    try:
+        eval(code, {"__builtins__": {}}, names)  # noqa: S307 - a parsed views.*_view call only
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+
+
+def _group_key(spec: Any) -> tuple:
+    params = {
+        k: v
+        for k, v in spec.parameters.items()
+        if k not in ("source", "output_root", spec.scope) and not isinstance(v, dict | list)
+    }
+    return (str(spec.notebook), spec.scope, tuple(sorted((k, repr(v)) for k, v in params.items())))
+
+
+def fill(data: Any, specs: Sequence[Any]) -> dict[str, float]:
+    """Compute, on ``data``, every query ``specs`` will ask (module docstring); return counts."""
+    from kpireport.kpis import relational
+    from kpireport.kpis.engine import prepared
+
+    prep = prepared(data)
+    groups: dict[tuple, list[Any]] = {}
+    for spec in specs:
+        groups.setdefault(_group_key(spec), []).append(spec)
+    evaluated = replayed = 0
+    for group in groups.values():
+        rep = group[0]
+        before = set(prep._cache)
+        try:
+            _evaluate_view(data, rep)
+        except Exception as exc:  # the kernel reports it; the cube just lacks its queries
+            log.info("KPI cube: %s could not be evaluated ahead (%s)", rep.report_id, exc)
+            continue
+        evaluated += 1
+        prep = prepared(data)
+        if rep.scope_id is None or len(group) == 1:
+            continue
+        marker = f"= {relational.quote(rep.scope_id)} THEN"
+        new = [k for k in prep._cache if k not in before and k[0] in ("sql", "sqlc")]
+        selective = [k for k in new if marker in k[1]]
+        ctx = SimpleNamespace(prep=prep)
+        for spec in group[1:]:
+            other = f"= {relational.quote(spec.scope_id)} THEN"
+            for kind, sql in selective:
+                text = sql.replace(marker, other)
+                (relational.fetch_columns if kind == "sqlc" else relational.fetch)(ctx, text)
+                replayed += 1
+    return {"groups": len(groups), "evaluated": evaluated, "replayed": replayed}
+
+
+def build_cubes(plans: Sequence[Any], tasks: Sequence[Any]) -> None:
+    """Write the KPI cube of every snapshot the ``tasks`` read (the runner's setup step).
+
+    ``plans`` are the runner's planned reports (``.spec``, ``.data``,
+    ``.snapshot``); only those with a task (not current) are computed.
+    """
+    if not enabled() or not tasks:
+        return
+    todo = {t.spec.report_id for t in tasks}
+    by_snapshot: dict[Path, tuple[Any, list[Any]]] = {}
+    for p in plans:
+        if p.snapshot is not None and p.data is not None and p.spec.report_id in todo:
+            by_snapshot.setdefault(p.snapshot, (p.data, []))[1].append(p.spec)
+    for snapshot, (data, specs) in by_snapshot.items():
+        write_cube(data, specs, snapshot)
+
+
+def write_cube(data: Any, specs: Sequence[Any], snapshot: Path) -> Path:
+    """Fill the cube of ``specs`` on ``data`` and write it to ``<snapshot>/cube`` (atomically)."""
+    from kpireport.kpis.cube import CUBE_DIR, CUBE_MARKER, read_entries, stub_frame, write_entries
+    from kpireport.kpis.engine import prepared
+
+    t0 = time.perf_counter()
+    folder = Path(snapshot) / CUBE_DIR
+    stats = fill(data, specs)
+    entries = dict(prepared(data)._cache)
+    if (folder / CUBE_MARKER).exists():  # an earlier run's entries stay true on the same data
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            entries = {**read_entries(folder), **entries}
+    tmp = Path(tempfile.mkdtemp(prefix=".cube-", dir=snapshot))
+    try:
+        n = write_entries(entries, tmp)
+        (tmp / "stubs").mkdir()
+        for name, df in data.tables.items():
+            stub_frame(df).to_parquet(tmp / "stubs" / f"{name}.parquet", index=False)
+        marker = json.loads((Path(snapshot) / "SNAPSHOT.json").read_text(encoding="utf-8"))
+        meta = {
+            "fingerprint": marker["fingerprint"],
+            "tables": sorted(data.tables),
+            "entries": n,
+            **stats,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        (tmp / CUBE_MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        old = Path(tempfile.mkdtemp(prefix=".cube-old-", dir=snapshot))
+        old.rmdir()
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info(
+        "KPI cube: %d entries for %d reports in %.1f s (%s)",
+        n, len(specs), time.perf_counter() - t0, stats,
+    )  # fmt: skip
+    return folder
