@@ -16,9 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpireport.kpis.cube import CubeData, LazyTables, misses, read_entries, write_entries
+from kpireport.kpis.cube import (
+    CUBE_ENV,
+    CubeData,
+    LazyTables,
+    misses,
+    read_entries,
+    write_entries,
+)
 from kpireport.report import views
-from kpireport.report.cube import CUBE_ENV, view_call, write_cube
+from kpireport.report.cube import view_call, write_cube
 from kpireport.report.runner import plan_reports
 from kpireport.report.snapshot import read_snapshot, write_snapshot
 

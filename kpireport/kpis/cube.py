@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,15 @@ CUBE_DIR = "cube"
 CUBE_MARKER = "CUBE.json"
 #: memo kinds of :class:`~kpireport.kpis.engine.Prepared` the cube persists
 PERSISTED = frozenset({"sql", "sqlc", "range", "data_end", "lead_sources"})
+#: environment switch: ``0`` turns the cube off (kernels load the snapshot whole)
+CUBE_ENV = "KPIREPORT_CUBE"
 #: tables every report lists, always read whole (small: one row per seller / goal)
 SMALL_TABLES = frozenset({"sellers", "goals"})
+
+
+def enabled() -> bool:
+    """False when ``KPIREPORT_CUBE=0`` (a switch for comparisons)."""
+    return os.environ.get(CUBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 # ----------------------------------------------------------------- encoding

@@ -46,15 +46,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from kpireport.kpis.cube import enabled
+
 log = logging.getLogger("kpireport")
-
-#: environment switch: ``0`` disables the cube (kernels load the snapshot whole)
-CUBE_ENV = "KPIREPORT_CUBE"
-
-
-def enabled() -> bool:
-    """False when ``KPIREPORT_CUBE=0``."""
-    return os.environ.get(CUBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def view_call(notebook: Path) -> tuple[dict[str, Any], ast.expr] | None:

@@ -133,8 +133,7 @@ def read_snapshot(source_yaml: Path | str) -> Any:
 
 def _open_cube(folder: Path) -> Any:
     """The snapshot's KPI cube when the run wrote one for this data (else ``None``)."""
-    from kpireport.kpis.cube import CUBE_DIR, CUBE_MARKER, Cube
-    from kpireport.report.cube import enabled
+    from kpireport.kpis.cube import CUBE_DIR, CUBE_MARKER, Cube, enabled
 
     if not enabled() or not (folder / CUBE_DIR / CUBE_MARKER).is_file():
         return None
