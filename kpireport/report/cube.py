@@ -196,9 +196,12 @@ def write_cube(data: Any, specs: Sequence[Any], snapshot: Path) -> Path:
         (tmp / CUBE_MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         old = Path(tempfile.mkdtemp(prefix=".cube-old-", dir=snapshot))
         old.rmdir()
-        if folder.exists():
+        with contextlib.suppress(FileNotFoundError):  # another run (a shard) may move it first
             os.rename(folder, old)
-        os.rename(tmp, folder)
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another run's cube landed first: its entries are as true, ours miss
+            log.info("KPI cube: another run wrote %s first; kept it", folder)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
