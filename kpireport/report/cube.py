@@ -18,6 +18,12 @@ Design decisions
   parameters but the fan-out id). The engine caches per SQL statement, and
   nearly every statement covers all scope ids at once (``GROUP BY`` the scope
   key), so one evaluation answers the group.
+* **Only groups of two or more.** A report alone in its group (the
+  management pack, the finance report) would be evaluated twice — in the
+  runner, serially, and again in its kernel for everything the cube does not
+  hold (goal lists, forecasts) — to save nothing: its kernel reads the cube's
+  stubs and runs its queries on DuckDB over the snapshot's Parquet instead,
+  without loading the tables into pandas.
 * **Per-scope statements are replayed, not re-evaluated.** The few statements
   that select one scope id (single-series requests: development curves,
   seller trends) are re-issued for every other id of the group by replacing
@@ -126,6 +132,8 @@ def fill(data: Any, specs: Sequence[Any]) -> dict[str, float]:
         groups.setdefault(_group_key(spec), []).append(spec)
     evaluated = replayed = 0
     for group in groups.values():
+        if len(group) < 2:  # nothing to share: its kernel computes it once anyway (docstring)
+            continue
         rep = group[0]
         before = set(prep._cache)
         try:
