@@ -152,3 +152,20 @@ def test_cube_switched_off_reads_the_snapshot_whole(cube_snapshot, monkeypatch):
     folder, _ = cube_snapshot
     data = _plain(folder, monkeypatch)
     assert isinstance(data.tables, dict) and len(data.tables["activities"]) > 1000
+
+
+def test_a_changed_dataset_no_longer_reads_the_cube(cube_snapshot):
+    from kpireport.kpis import compute_kpis
+
+    folder, _ = cube_snapshot
+    data = read_snapshot(folder / "source.yaml")
+    relabelled = data.replace(organisation="Other name")
+    assert isinstance(relabelled, CubeData) and relabelled.cube is data.cube
+    deals = data.tables["deals"]
+    half = data.replace(tables={"deals": deals[deals["value"] < deals["value"].median()]})
+    assert type(half) is not CubeData and not hasattr(half, "cube")
+    won = [
+        compute_kpis(d, ["2026-10"], by="organisation", kpis=["won_value"], as_of=AS_OF)["value"][0]
+        for d in (data, half)
+    ]
+    assert 0 < won[1] < won[0]  # the smaller deals only: not the cube's answer

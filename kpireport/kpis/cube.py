@@ -41,6 +41,7 @@ Design decisions
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -392,6 +393,21 @@ class CubeData(CrmData):
 
     def __post_init__(self) -> None:  # tables are frozen as they are read
         pass
+
+    def replace(self, tables: Mapping[str, pd.DataFrame] | None = None, **changes: Any) -> CrmData:
+        """A new dataset, as :meth:`CrmData.replace`; it no longer reads the cube.
+
+        The cube's results belong to this content: other tables or settings
+        (time zone, currency, gross margin) give a plain :class:`CrmData`,
+        every table read from the snapshot. Only the labels (organisation,
+        source, warnings) keep the cube.
+        """
+        if tables is None and set(changes) <= {"organisation", "source", "warnings"}:
+            return dataclasses.replace(self, **changes)
+        merged = dict(self.tables)
+        merged.update(tables or {})
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(CrmData)}
+        return CrmData(**{**plain, **changes, "tables": merged})
 
     def cache_token(self) -> tuple[object, ...]:
         tables = self.tables
