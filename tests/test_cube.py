@@ -169,3 +169,31 @@ def test_a_changed_dataset_no_longer_reads_the_cube(cube_snapshot):
         for d in (data, half)
     ]
     assert 0 < won[1] < won[0]  # the smaller deals only: not the cube's answer
+
+
+def test_widened_replay_gives_each_scorecard_what_its_own_statement_gives(cube_snapshot):
+    """The scorecards' per-seller trend statements come from one widened query (report/cube.py)."""
+    folder, _ = cube_snapshot
+    entries = read_entries(folder / "cube")
+    engine = read_snapshot(folder / "source.yaml").cube.engine()
+    checked = 0
+    for seller in ("S003", "S014"):
+        for key in [k for k in entries if k[0] == "sqlc" and f"= '{seller}' THEN" in k[1]]:
+            got, want = entries[key], engine.columns(key[1])
+
+            def cells(cols, own, seller=seller):
+                sums: dict[tuple, np.ndarray] = {}
+                for r in range(len(cols[0])):
+                    if (cols[1][r] == seller) == own:
+                        cell = (cols[0][r], cols[3][r])
+                        row = np.array([c[r] for c in cols[4:]], float)
+                        sums[cell] = sums.get(cell, 0) + row
+                return sums
+
+            for own in (True, False):  # the seller's column, then the unattributed one
+                a, b = cells(got, own), cells(want, own)
+                assert {k for k in a if a[k].any()} == {k for k in b if b[k].any()}
+                for cell in b:
+                    np.testing.assert_allclose(a.get(cell, 0 * b[cell]), b[cell], rtol=1e-9)
+            checked += 1
+    assert checked >= 2

@@ -26,8 +26,10 @@ Design decisions
   without loading the tables into pandas.
 * **Per-scope statements are replayed, not re-evaluated.** The few statements
   that select one scope id (single-series requests: development curves,
-  seller trends) are re-issued for every other id of the group by replacing
-  the selected id in the statement, then run in one more pass. A report whose
+  seller trends) are answered for every other id of the group: an additive
+  one (counts, sums) by one query with the selection widened to all the ids,
+  split per id (:func:`_replay_additive`); any other by re-issuing it with
+  the id replaced. A report whose
   view asks something its representative did not (another headline KPI) gets
   a miss, counted and answered from the raw data in its kernel.
 * **Merged with the snapshot's previous cube.** Entries are keyed by the SQL
@@ -44,6 +46,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -149,13 +152,76 @@ def fill(data: Any, specs: Sequence[Any]) -> dict[str, float]:
         new = [k for k in prep._cache if k not in before and k[0] in ("sql", "sqlc")]
         selective = [k for k in new if marker in k[1]]
         ctx = SimpleNamespace(prep=prep)
-        for spec in group[1:]:
-            other = f"= {relational.quote(spec.scope_id)} THEN"
-            for kind, sql in selective:
-                text = sql.replace(marker, other)
+        others = [str(spec.scope_id) for spec in group[1:]]
+        for kind, sql in selective:
+            if kind == "sqlc" and _replay_additive(prep, sql, str(rep.scope_id), others):
+                replayed += len(others)
+                continue
+            for sid in others:
+                text = sql.replace(marker, f"= {relational.quote(sid)} THEN")
                 (relational.fetch_columns if kind == "sqlc" else relational.fetch)(ctx, text)
                 replayed += 1
     return {"groups": len(groups), "evaluated": evaluated, "replayed": replayed}
+
+
+#: the outer SELECT of an additive, day-aggregated statement (kpis.relational.aggregate)
+_ADDITIVE_TAIL = re.compile(
+    r"\) SELECT iv\.i, d\.k, d\.c, d\.g, SUM\(d\.m\d+\)(?:, SUM\(d\.m\d+\))* FROM d JOIN iv "
+    r"ON d\.t >= iv\.s AND d\.t < iv\.e GROUP BY 1, 2, 3, 4$"
+)
+
+
+def _replay_additive(prep: Any, sql: str, rep: str, others: list[str]) -> bool:
+    """Answer a single-scope statement for every id in ``others`` with one query.
+
+    Only for additive statements (counts and sums per day, then per
+    interval): the statement is run once with the selection widened to every
+    id, and each id's result is its own rows (exactly the rows its own
+    statement returns) plus the rest per ``(interval, category, group)`` as
+    the unattributed rows (the totals minus its rows: a single-series request
+    reads only its own column, the unattributed one may differ in the last
+    bit). Returns False (nothing done) for any other statement.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from kpireport.kpis.relational import quote
+
+    if not _ADDITIVE_TAIL.search(sql):
+        return False
+    m = re.search(r"CASE WHEN (\S+) = " + re.escape(quote(rep)) + r" THEN \1 END", sql)
+    if m is None or sql.count(m.group(0)) != 1:
+        return False
+    key = m.group(1)
+    ids = [rep, *others]
+    wide = sql.replace(
+        m.group(0), f"CASE WHEN {key} IN ({', '.join(quote(i) for i in ids)}) THEN {key} END"
+    )
+    cols = prep.sql_engine().columns(wide)
+    names = ["i", "k", "c", "g"] + [f"m{j}" for j in range(len(cols) - 4)]
+    df = pd.DataFrame(dict(zip(names, cols, strict=True)))
+    measures = names[4:]
+    dims = ["i", "c", "g"]
+    total = df.groupby(dims, dropna=False, sort=False)[measures].sum()
+    own = {k: g for k, g in df.groupby("k", sort=False)}
+
+    def objects(values: Any) -> np.ndarray:
+        return np.array([None if v is None or v != v else v for v in values], dtype=object)
+
+    for sid in others:
+        mine = own.get(sid, df.iloc[:0])
+        rest = total.sub(mine.groupby(dims, dropna=False)[measures].sum(), fill_value=0.0)
+        rest = rest.reset_index()
+        out = [
+            np.concatenate([mine["i"].to_numpy(float), rest["i"].to_numpy(float)]),
+            objects([*mine["k"], *([None] * len(rest))]),
+            objects([*mine["c"], *rest["c"]]),
+            objects([*mine["g"], *rest["g"]]),
+            *(np.concatenate([mine[c].to_numpy(float), rest[c].to_numpy(float)]) for c in measures),
+        ]
+        text = sql.replace(m.group(0), f"CASE WHEN {key} = {quote(sid)} THEN {key} END")
+        prep.memo(("sqlc", text), lambda out=out: out)
+    return True
 
 
 def build_cubes(plans: Sequence[Any], tasks: Sequence[Any]) -> None:
