@@ -535,9 +535,8 @@ def _build(
                 on_report(res, done[0], total)
 
         if tasks:
-            build_cubes(
-                plans, tasks
-            )  # the KPIs the reports will show, computed once (report/cube.py)
+            # the KPIs the reports will show, computed once (report/cube.py)
+            build_cubes(plans, tasks)
             with backend or LocalExecutor() as ex:
                 ex.run(tasks, finished)
     finally:  # stopped or not: no scratch folder stays behind

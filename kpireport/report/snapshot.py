@@ -25,6 +25,12 @@ Design decisions
   :class:`~kpireport.data.model.CrmData` without re-parsing or re-validating
   (it was validated once, in the runner) and checks the fingerprint, falling
   back to :func:`kpireport.load` for any other source.
+* **The KPI cube beside the tables.** ``<snapshot>/cube/`` holds the query
+  results the run's reports need, computed once by the runner
+  (:mod:`kpireport.report.cube`, :mod:`kpireport.kpis.cube`). When it is
+  there (and ``KPIREPORT_CUBE`` is not ``0``) :func:`read_snapshot` returns a
+  :class:`~kpireport.kpis.cube.CubeData` whose tables are read only when
+  indexed, without re-hashing them for the fingerprint (the cube records it).
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written
   (the source description in the marker is masked).
