@@ -55,6 +55,7 @@ import pyarrow.compute as pc
 
 from kpireport.constants import Scope, Table
 from kpireport.data.model import CrmData
+from kpireport.kpis.cube import PERSISTED
 from kpireport.kpis.relational import UNKNOWN, DuckDBEngine, SqlEngine
 from kpireport.periods import Period
 
@@ -117,6 +118,11 @@ class Prepared:
         self.seller_team = np.asarray(self.team_ids.get_indexer(team), dtype=np.int64)
         self._cache: dict[tuple, object] = {}
         self._sql_engine = getattr(data, "engine", None)
+        # a report kernel's snapshot dataset: its query results come from the
+        # run's KPI cube, a look-up it lacks is a counted miss (kpireport.kpis.cube)
+        self.cube = getattr(data, "cube", None)
+        if self.cube is not None:
+            self._cache.update(self.cube.entries)
 
     def sql_engine(self) -> SqlEngine:
         """The engine the relational KPI queries run on (:mod:`kpireport.kpis.relational`).
@@ -126,6 +132,8 @@ class Prepared:
         """
         if self._sql_engine is not None:
             return self._sql_engine
+        if self.cube is not None:  # a cube miss: DuckDB over the snapshot's Parquet files
+            return self.memo(("duckdb",), self.cube.engine)
         return self.memo(("duckdb",), lambda: DuckDBEngine.from_frames(self.tables))
 
     # ------------------------------------------------------------ look-ups
@@ -133,11 +141,20 @@ class Prepared:
         return table in self.tables
 
     def frame(self, table: str) -> pd.DataFrame:
-        return self.tables[table]
+        """``table`` for questions about its shape (columns, rows, any value in a column).
+
+        On a cube dataset a raw table not read yet is its one-row stub
+        (:meth:`kpireport.kpis.cube.LazyTables.peek`); values are read
+        through ``self.tables`` (:meth:`floats`, :meth:`_company_encoding`).
+        """
+        peek = getattr(self.tables, "peek", None)
+        return peek(table) if peek is not None else self.tables[table]
 
     def memo(self, key: tuple, fn: Callable[[], T]) -> T:
         """Compute ``fn()`` once per key."""
         if key not in self._cache:
+            if self.cube is not None and key[0] in PERSISTED:
+                self.cube.missed(key)
             self._cache[key] = fn()
         return self._cache[key]
 
@@ -161,7 +178,7 @@ class Prepared:
         """``float64`` values of ``table.column`` (NaN kept)."""
         return self.memo(
             ("f", table, column),
-            lambda: pd.to_numeric(self.frame(table)[column]).to_numpy(
+            lambda: pd.to_numeric(self.tables[table][column]).to_numpy(
                 dtype="float64", na_value=np.nan
             ),
         )
@@ -189,7 +206,7 @@ class Prepared:
             for table in tables:
                 if self.has(table) and "company_id" in self.frame(table):
                     names.append(table)
-                    arrays.append(arrow_strings(self.frame(table)["company_id"]))
+                    arrays.append(arrow_strings(self.tables[table]["company_id"]))
             if not arrays:
                 return pd.Index([], dtype="str", name="company_id"), {}
             if len({a.type for a in arrays}) > 1:
@@ -256,7 +273,7 @@ class Prepared:
         """Active ``[from, to + 1 day)`` of each seller as ns (open bounds = +-inf)."""
 
         def build() -> tuple[np.ndarray, np.ndarray]:
-            s = self.frame(Table.SELLERS)
+            s = self.tables[Table.SELLERS]
             n = len(s)
             lo = to_ns(s["active_from"]) if "active_from" in s else np.full(n, NAT)
             hi = to_ns(s["active_to"]) if "active_to" in s else np.full(n, NAT)

@@ -74,6 +74,7 @@ from kpireport._version import __version__
 from kpireport.constants import Scope
 from kpireport.errors import FailureKind, OutputLockedError, ParamsError, RunInterruptedError
 from kpireport.report import execute
+from kpireport.report.cube import build_cubes
 from kpireport.report.executors import DaskExecutor, LocalExecutor, make_executor, prewarm
 from kpireport.report.lock import exclusive_lock
 from kpireport.report.manifest import cache_key, code_hash, is_current, read_manifest
@@ -541,6 +542,8 @@ def _build(
                 on_report(res, done[0], total)
 
         if tasks:
+            # the KPIs the reports will show, computed once (report/cube.py)
+            build_cubes(plans, tasks)
             with backend or LocalExecutor() as ex:
                 ex.run(tasks, finished)
     finally:  # stopped or not: no scratch folder stays behind

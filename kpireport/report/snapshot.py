@@ -25,6 +25,12 @@ Design decisions
   :class:`~kpireport.data.model.CrmData` without re-parsing or re-validating
   (it was validated once, in the runner) and checks the fingerprint, falling
   back to :func:`kpireport.load` for any other source.
+* **The KPI cube beside the tables.** ``<snapshot>/cube/`` holds the query
+  results the run's reports need, computed once by the runner
+  (:mod:`kpireport.report.cube`, :mod:`kpireport.kpis.cube`). When it is
+  there (and ``KPIREPORT_CUBE`` is not ``0``) :func:`read_snapshot` returns a
+  :class:`~kpireport.kpis.cube.CubeData` whose tables are read only when
+  indexed, without re-hashing them for the fingerprint (the cube records it).
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written
   (the source description in the marker is masked).
@@ -118,9 +124,12 @@ def read_snapshot(source_yaml: Path | str) -> Any:
     from kpireport.errors import SourceError
 
     folder = Path(source_yaml).parent
+    cube = _open_cube(folder)
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
         settings = yaml.safe_load((folder / "source.yaml").read_text(encoding="utf-8"))
+        if cube is not None:
+            return _cube_data(folder, marker, settings, cube)
         tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in marker["tables"]}
     except (OSError, ValueError, KeyError) as exc:
         raise SourceError(f"'{folder}' is not a complete kpireport data snapshot: {exc}") from None
@@ -138,6 +147,41 @@ def read_snapshot(source_yaml: Path | str) -> Any:
             f"The data snapshot '{folder}' does not match its fingerprint; re-run the report."
         )
     return data
+
+
+def _open_cube(folder: Path) -> Any:
+    """The snapshot's KPI cube when the run wrote one for this data (else ``None``)."""
+    from kpireport.kpis.cube import CUBE_DIR, CUBE_MARKER, Cube, enabled
+
+    if not enabled() or not (folder / CUBE_DIR / CUBE_MARKER).is_file():
+        return None
+    try:
+        cube = Cube(folder / CUBE_DIR, folder)
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return None
+    return cube if cube.meta.get("fingerprint") == marker.get("fingerprint") else None
+
+
+def _cube_data(folder: Path, marker: dict, settings: dict, cube: Any) -> Any:
+    """A dataset reading its KPIs from the cube and a raw table only when asked (a miss).
+
+    The fingerprint was checked when the snapshot was written; hashing every
+    table again here would read them all (:mod:`kpireport.kpis.cube`).
+    """
+    from kpireport.kpis.cube import CubeData, LazyTables
+
+    extra = {k: settings[k] for k in _SETTINGS if k in settings}
+    return CubeData(
+        LazyTables(list(marker["tables"]), folder, cube),
+        timezone=settings.get("timezone", "UTC"),
+        currency=settings.get("currency", "EUR"),
+        organisation=settings.get("organisation", "Organisation"),
+        settings=extra,
+        source=marker.get("source", ""),
+        cube=cube,
+        snapshot_fingerprint=marker["fingerprint"],
+    )
 
 
 def is_snapshot(source: Any) -> bool:
