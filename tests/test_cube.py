@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import kpireport
 from kpireport.kpis.cube import (
     CUBE_ENV,
     CubeData,
@@ -29,7 +31,7 @@ from kpireport.report.cube import evaluate_notebook, notebook_calls, write_cube
 from kpireport.report.runner import plan_reports
 from kpireport.report.snapshot import read_snapshot, write_snapshot
 
-PARAMS = views.Path(views.__file__).parents[1] / "resources" / "params"
+PARAMS = Path(kpireport.__file__).parent / "resources" / "params"
 AS_OF = "2026-11-30"
 #: raw tables the team report and scorecard still index directly (not through the
 #: engine): ``deals`` in views._funnel_counts and goals.evaluate.open_deals_at /
