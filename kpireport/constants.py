@@ -98,6 +98,12 @@ class Table(StrEnum):
     RATES = "rates"
 
 
+#: the languages reports can be written in, with the Babel locale of each
+#: (kpireport.i18n formats with these locales; its catalogue holds exactly these languages)
+LANGUAGE_LOCALES: dict[str, str] = {"en": "en_GB", "nl": "nl_NL"}
+#: the language codes alone, for argument choices (no Babel import at CLI start)
+LANGUAGES: tuple[str, ...] = tuple(LANGUAGE_LOCALES)
+
 ACTIVITY_TYPES = ("call", "meeting", "quote", "email")
 COST_CATEGORIES = ("marketing", "sales", "events")
 

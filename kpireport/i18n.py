@@ -45,12 +45,14 @@ from babel.numbers import (
     get_currency_symbol,
 )
 
+from kpireport.constants import LANGUAGE_LOCALES
 from kpireport.errors import ParamsError
 
 log = logging.getLogger("kpireport")
 
 #: the languages reports can be written in, with the Babel locale of each
-LANGUAGES: dict[str, str] = {"en": "en_GB", "nl": "nl_NL"}
+#: (declared once in :data:`kpireport.constants.LANGUAGE_LOCALES`)
+LANGUAGES: dict[str, str] = LANGUAGE_LOCALES
 DEFAULT_LANGUAGE = "en"
 #: what a missing or undefined value is shown as
 MISSING = "\u2013"

@@ -133,3 +133,22 @@ def test_modules_form_no_import_cycle():
         if node not in state:
             visit(node, [node])
     assert [" -> ".join(c) for c in cycles] == []
+
+
+def test_the_architecture_page_draws_every_stage_in_the_declared_order():
+    """docs/ARCHITECTURE.md's package tree names each stage of ``LAYERS``, bottom-up."""
+    doc = (ROOT.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    tree = doc[doc.index("kpireport/ ") : doc.index("```", doc.index("kpireport/ "))]
+    named: list[str] = []  # "  _version.py, _lazy.py, errors.py   ..." -> _version, _lazy, errors
+    for line in tree.splitlines()[1:]:
+        if line.startswith("  ") and not line.startswith("   "):
+            head = line.strip().split("  ")[0]
+            named += [w.strip().rstrip("/").removesuffix(".py") for w in head.split(",")]
+    stages = {s if s != "<root>" else "__init__" for s in RANK}
+    assert stages <= set(named), sorted(stages - set(named))
+    order = [s for s in dict.fromkeys(named) if s in stages]
+    ranks = [RANK["<root>" if s == "__init__" else s] for s in order]
+    assert ranks == sorted(ranks), order
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    modules = {p.stem for p in ROOT.glob("*.py")}
+    assert packages | modules <= stages, sorted((packages | modules) - stages)

@@ -46,6 +46,24 @@ def test_every_message_has_every_language_and_the_same_placeholders() -> None:
         assert fields[0] == fields[1], key
 
 
+def test_the_catalogue_holds_exactly_the_declared_languages() -> None:
+    """constants.LANGUAGES (what the CLI offers without importing Babel) is the i18n list."""
+    import argparse
+
+    from kpireport import constants
+    from kpireport.cli import demo
+
+    assert constants.LANGUAGES == ("en", "nl")
+    assert i18n.LANGUAGES is constants.LANGUAGE_LOCALES
+    assert i18n.LANGUAGES == {"en": "en_GB", "nl": "nl_NL"}
+    assert {lang for entry in MESSAGES.values() for lang in entry} == set(constants.LANGUAGES)
+    sub = argparse.ArgumentParser().add_subparsers()
+    demo.register(sub)
+    (parser,) = sub.choices.values()
+    (action,) = [a for a in parser._actions if a.dest == "language"]
+    assert tuple(action.choices) == constants.LANGUAGES
+
+
 @pytest.mark.parametrize(
     "kpi",
     [

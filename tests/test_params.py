@@ -35,7 +35,7 @@ def test_the_key_lists_and_defaults_come_from_the_declaration():
         if key.name in fields and fields[key.name] is not dataclasses.MISSING:
             assert fields[key.name] == key.default, key.name
     assert (fields["cell_timeout"], fields["report_timeout"]) == (600.0, 1800.0)
-    assert params.LANGUAGES == ("en", "nl")  # from kpireport.i18n.LANGUAGES
+    assert params.LANGUAGES == ("en", "nl")  # from kpireport.constants.LANGUAGES
 
 
 def _write(path: Path, text: str) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kpireport.cli import args as opts
+from kpireport.constants import LANGUAGES
 from kpireport.errors import ParamsError
 
 PACK = "monthly_pack.yaml"
@@ -72,7 +73,7 @@ def register(sub: Any) -> None:
         "--jobs", type=int, default=None, help="reports built at once (default: CPU cores)"
     )
     p.add_argument(
-        "--language", choices=("en", "nl"), default=None, help="report language (default en)"
+        "--language", choices=LANGUAGES, default=None, help="report language (default en)"
     )
     p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--force", action="store_true", help="rebuild reports that are up to date")

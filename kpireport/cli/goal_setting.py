@@ -54,7 +54,12 @@ def register_subcommands(goals: argparse.ArgumentParser) -> None:
     )
     _common(c)
     c.add_argument("--goal", required=True, metavar="GOAL_ID", help="the goal to split")
-    c.add_argument("--to", required=True, choices=["team", "seller"], help="the child scope")
+    c.add_argument(
+        "--to",
+        required=True,
+        choices=[Scope.TEAM.value, Scope.SELLER.value],
+        help="the child scope",
+    )
     c.add_argument(
         "--by",
         default="share",

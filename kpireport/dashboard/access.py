@@ -93,7 +93,7 @@ def parse_scope(text: str) -> tuple[str, str | None]:
     if text == Scope.ORGANISATION:
         return Scope.ORGANISATION.value, None
     kind, sep, sid = text.partition(":")
-    if not sep or kind not in ("team", "seller") or not sid.strip():
+    if not sep or kind not in (Scope.TEAM, Scope.SELLER) or not sid.strip():
         raise AccessError(
             f"'{text}' is not a scope.", hint="Use organisation, team:<team> or seller:<seller id>."
         )
@@ -121,7 +121,7 @@ class Grants:
             kind, sid = parse_scope(s)
             if kind == Scope.ORGANISATION:
                 org = True
-            elif kind == "team":
+            elif kind == Scope.TEAM:
                 teams.add(str(sid))
             else:
                 sellers.add(str(sid))
@@ -131,9 +131,9 @@ class Grants:
         """May this user see ``scope``/``scope_id``? ``team_of`` maps seller id -> team."""
         if self.organisation:
             return True
-        if scope == "team":
+        if scope == Scope.TEAM:
             return str(scope_id) in self.teams
-        if scope == "seller":
+        if scope == Scope.SELLER:
             sid = str(scope_id)
             return sid in self.sellers or team_of.get(sid) in self.teams
         return False

@@ -310,6 +310,6 @@ def _pdf_name(sel: Selection, as_of: Any) -> str:
     period = _period_value(sel.period, as_of)
     if sel.scope == Scope.ORGANISATION:
         return f"management-pack-{period}.pdf"
-    if sel.scope == "team":
+    if sel.scope == Scope.TEAM:
         return f"team-report-{slugify(str(sel.scope_id))}-{period}.pdf"
     return f"seller-scorecard-{slugify(str(sel.scope_id))}-{period}.pdf"

@@ -154,7 +154,7 @@ def permitted(sel: Selection, grants: Grants, snap: Snapshot) -> bool:
     if scope == Scope.ORGANISATION:
         return grants.organisation
     sid = str(sel.scope_id)
-    known = sid in snap.teams if scope == "team" else sid in snap.sellers
+    known = sid in snap.teams if scope == Scope.TEAM else sid in snap.sellers
     if not known and not grants.organisation:
         return False
     return grants.allows(scope, sid, snap.team_of)
@@ -166,10 +166,10 @@ def scope_options(grants: Grants, snap: Snapshot) -> dict[str, str]:
     if grants.organisation:
         out["Organisation"] = "org"
     for t in snap.teams:
-        if grants.allows("team", t, snap.team_of):
+        if grants.allows(Scope.TEAM, t, snap.team_of):
             out[f"Team · {t}"] = f"team:{t}"
     for sid, name in sorted(snap.sellers.items(), key=lambda kv: (kv[1], kv[0])):
-        if grants.allows("seller", sid, snap.team_of):
+        if grants.allows(Scope.SELLER, sid, snap.team_of):
             out[f"Seller · {name} ({sid})"] = f"seller:{sid}"
     return out
 
@@ -334,7 +334,7 @@ def _link(sel: Selection, text: str) -> str:
 def _scope_name(snap: Snapshot, scope: str, sid: str | None) -> str:
     if scope == Scope.ORGANISATION:
         return snap.data.organisation
-    if scope == "seller":
+    if scope == Scope.SELLER:
         return f"{snap.sellers.get(str(sid), sid)} ({sid})"
     return str(sid)
 
@@ -397,7 +397,7 @@ def overview_page(
     data = snap.data
     lang = "en"
     org_goals = evaluated_goals(store, snap, Scope.ORGANISATION.value, None, [p.label], as_of)
-    team_goals = evaluated_goals(store, snap, "team", list(snap.teams), [p.label], as_of)
+    team_goals = evaluated_goals(store, snap, Scope.TEAM, list(snap.teams), [p.label], as_of)
     day = _eval_day(p, as_of)
     cards, shown = kpi_card_block(
         data, p, Scope.ORGANISATION.value, None, ORG_CARD_KPIS, day, org_goals, lang
@@ -412,7 +412,7 @@ def overview_page(
     )
     blocks.append(_section("Goals board", goals_board(board, snap, sel, p, data.currency)))
 
-    tk = compute_kpis(data, [p], by="team", kpis=list(TEAM_COLUMNS), as_of=day)
+    tk = compute_kpis(data, [p], by=Scope.TEAM, kpis=list(TEAM_COLUMNS), as_of=day)
     tk = tk[tk["scope_id"].isin(snap.teams)]
     frames.append(tk[["kpi", "scope", "scope_id", "period", "value"]])
     rows = []
@@ -425,7 +425,7 @@ def overview_page(
         )
         name = (
             _link(Selection("team", team, sel.period, sel.kpi), team)
-            if grants.allows("team", team, snap.team_of)
+            if grants.allows(Scope.TEAM, team, snap.team_of)
             else esc(team)
         )
         rows.append(f'<tr data-team="{esc(team)}"><td>{name}</td>{cells}</tr>')
@@ -515,7 +515,7 @@ def scope_page(
     running = [containing(day, g) for g in ("month", "week", "quarter")]
     labels = list(dict.fromkeys([p.label, *(r.label for r in running)]))
     goals = evaluated_goals(store, snap, scope, [sid], labels, as_of)
-    card_kpis = TEAM_CARD_KPIS if scope == "team" else SELLER_CARD_KPIS
+    card_kpis = TEAM_CARD_KPIS if scope == Scope.TEAM else SELLER_CARD_KPIS
     own = goals[goals["period"] == p.label] if len(goals) else goals
     cards, shown = kpi_card_block(data, p, scope, sid, card_kpis, day, own, lang)
     blocks = [_section("Key figures", str(cards), cls="dash-cards")]
@@ -609,15 +609,15 @@ def scope_page(
         )
     )
 
-    if scope == "team":
+    if scope == Scope.TEAM:
         active = _active_sellers(data, p)
         members = [
             s
             for s, t in snap.team_of.items()
-            if t == sid and s in active and grants.allows("seller", s, snap.team_of)
+            if t == sid and s in active and grants.allows(Scope.SELLER, s, snap.team_of)
         ]
         if members:
-            lb = compute_kpis(data, [p], by="seller", kpis=["won_value", "deals_won"], as_of=day)
+            lb = compute_kpis(data, [p], by=Scope.SELLER, kpis=["won_value", "deals_won"], as_of=day)
             lb = lb[lb["scope_id"].isin(members)]
             wide = lb.pivot_table(index="scope_id", columns="kpi", values="value", aggfunc="first")
             wide = wide.reindex(members).sort_values(
@@ -640,7 +640,7 @@ def scope_page(
                 )
             )
             frames.append(lb[["kpi", "scope", "scope_id", "period", "value"]])
-    kind = "Team" if scope == "team" else "Seller"
+    kind = "Team" if scope == Scope.TEAM else "Seller"
     return Page(
         f"{kind} {name} · {_period_name(p.label)}",
         blocks,

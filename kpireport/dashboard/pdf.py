@@ -29,7 +29,7 @@ def report_view(snap: Snapshot, sel: Selection, period: str, as_of: str) -> Any:
 
     if sel.scope == Scope.ORGANISATION:
         return views.management_pack_view(snap.data, period, as_of)
-    if sel.scope == "team":
+    if sel.scope == Scope.TEAM:
         return views.team_report_view(snap.data, str(sel.scope_id), period, as_of)
     return views.seller_scorecard_view(snap.data, str(sel.scope_id), period, as_of)
 
@@ -57,7 +57,7 @@ def _render(snap: Snapshot, sel: Selection, period: str, as_of: str) -> bytes:
         nb.cells.append(nbformat.v4.new_code_cell(source="", outputs=[out]))
     if sel.scope == Scope.ORGANISATION:
         scope = "Organisation"
-    elif sel.scope == "team":
+    elif sel.scope == Scope.TEAM:
         scope = f"Team {sel.scope_id}"
     else:
         scope = f"Seller {snap.sellers.get(str(sel.scope_id), sel.scope_id)} ({sel.scope_id})"

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kpireport.constants import Scope
 from kpireport.demo import columns as col
 from kpireport.demo import seasonality as cal
 from kpireport.demo.company import CEO, SALES_DIRECTOR, TEAMS
@@ -45,37 +46,37 @@ if TYPE_CHECKING:
 
 #: goals the demo sets: (scope, grain, kpi)
 GOAL_PLAN: tuple[tuple[str, str, str], ...] = (
-    ("organisation", "month", "revenue"),
-    ("organisation", "month", "won_value"),
-    ("organisation", "month", "deals_won"),
-    ("organisation", "month", "new_leads"),
-    ("organisation", "month", "hit_rate"),
-    ("organisation", "month", "cac"),
-    ("organisation", "month", "sales_cycle_days"),
-    ("organisation", "quarter", "revenue"),
-    ("organisation", "quarter", "won_value"),
-    ("organisation", "quarter", "new_leads"),
-    ("organisation", "quarter", "cac"),
-    ("organisation", "week", "new_leads"),
-    ("organisation", "week", "meetings_booked"),
-    ("team", "month", "won_value"),
-    ("team", "month", "deals_won"),
-    ("team", "month", "meetings_booked"),
-    ("team", "month", "hit_rate"),
-    ("team", "month", "sales_cycle_days"),
-    ("team", "quarter", "revenue"),
-    ("team", "quarter", "won_value"),
-    ("team", "week", "meetings_booked"),
-    ("seller", "month", "won_value"),
-    ("seller", "month", "deals_won"),
-    ("seller", "month", "meetings_booked"),
-    ("seller", "quarter", "won_value"),
-    ("seller", "quarter", "hit_rate"),
-    ("seller", "week", "meetings_booked"),
-    ("seller", "week", "quotes_sent"),
-    ("customer", "month", "revenue"),
-    ("customer", "quarter", "revenue"),
-    ("customer", "week", "meetings_booked"),
+    (Scope.ORGANISATION, "month", "revenue"),
+    (Scope.ORGANISATION, "month", "won_value"),
+    (Scope.ORGANISATION, "month", "deals_won"),
+    (Scope.ORGANISATION, "month", "new_leads"),
+    (Scope.ORGANISATION, "month", "hit_rate"),
+    (Scope.ORGANISATION, "month", "cac"),
+    (Scope.ORGANISATION, "month", "sales_cycle_days"),
+    (Scope.ORGANISATION, "quarter", "revenue"),
+    (Scope.ORGANISATION, "quarter", "won_value"),
+    (Scope.ORGANISATION, "quarter", "new_leads"),
+    (Scope.ORGANISATION, "quarter", "cac"),
+    (Scope.ORGANISATION, "week", "new_leads"),
+    (Scope.ORGANISATION, "week", "meetings_booked"),
+    (Scope.TEAM, "month", "won_value"),
+    (Scope.TEAM, "month", "deals_won"),
+    (Scope.TEAM, "month", "meetings_booked"),
+    (Scope.TEAM, "month", "hit_rate"),
+    (Scope.TEAM, "month", "sales_cycle_days"),
+    (Scope.TEAM, "quarter", "revenue"),
+    (Scope.TEAM, "quarter", "won_value"),
+    (Scope.TEAM, "week", "meetings_booked"),
+    (Scope.SELLER, "month", "won_value"),
+    (Scope.SELLER, "month", "deals_won"),
+    (Scope.SELLER, "month", "meetings_booked"),
+    (Scope.SELLER, "quarter", "won_value"),
+    (Scope.SELLER, "quarter", "hit_rate"),
+    (Scope.SELLER, "week", "meetings_booked"),
+    (Scope.SELLER, "week", "quotes_sent"),
+    (Scope.CUSTOMER, "month", "revenue"),
+    (Scope.CUSTOMER, "quarter", "revenue"),
+    (Scope.CUSTOMER, "week", "meetings_booked"),
 )
 #: KPIs whose goals are ceilings (direction ``at_most``)
 AT_MOST_KPIS = ("cac", "sales_cycle_days")
@@ -176,11 +177,11 @@ class GoalSetter:
     ) -> tuple[np.ndarray, int]:
         """Row of each record in the scope matrix (-1: not in any scope) and the row count."""
         g = self.g
-        if scope == "organisation":
+        if scope == Scope.ORGANISATION:
             return np.zeros(seller.shape[0], dtype=np.int64), 1
-        if scope == "team":
+        if scope == Scope.TEAM:
             return g.s_team[seller], len(TEAMS)
-        if scope == "seller":
+        if scope == Scope.SELLER:
             return seller, g.s_team.shape[0]
         return self.cust_pos[company], len(self.key_customers)
 
@@ -252,8 +253,8 @@ class GoalSetter:
         key = goals["key"].to_numpy()
         owner = np.empty(n, dtype=object)
         agreed = np.empty(n, dtype=object)
-        is_org, is_team = scope == "organisation", scope == "team"
-        is_seller, is_cust = scope == "seller", scope == "customer"
+        is_org, is_team = scope == Scope.ORGANISATION, scope == Scope.TEAM
+        is_seller, is_cust = scope == Scope.SELLER, scope == Scope.CUSTOMER
         owner[is_org], agreed[is_org] = SALES_DIRECTOR, CEO
         owner[is_team] = managers[key[is_team]]
         agreed[is_team] = SALES_DIRECTOR
@@ -338,9 +339,9 @@ class GoalSetter:
                 num, den = self._cac_parts()
         else:
             x = self._sum(kpi, scope, "month")
-            org = self._sum(kpi, "organisation", "month")[0]
+            org = self._sum(kpi, Scope.ORGANISATION, "month")[0]
         active = None
-        if scope == "seller":
+        if scope == Scope.SELLER:
             k0 = self._month_grid()[0]
             pos = np.searchsorted(g.month_keys, k0 + np.arange(n_m))
             pos = np.clip(pos, 0, g.month_keys.shape[0] - 1)
@@ -358,7 +359,7 @@ class GoalSetter:
                 else:
                     plan[:, j] = base * (0.94 + 0.08 * u[:, j])
                 continue
-            season = self._season(org, e) if scope != "customer" else np.ones(12)
+            season = self._season(org, e) if scope != Scope.CUSTOMER else np.ones(12)
             months = np.arange(e - LEVEL_MONTHS, e)
             deseason = x[:, months] / season[months % 12][None, :]
             if active is not None:  # sellers: their own ramped months, else the team median
@@ -372,7 +373,7 @@ class GoalSetter:
             else:
                 level = deseason.mean(axis=1)
             stretch = STRETCH[0] + (STRETCH[1] - STRETCH[0]) * u[:, j]
-            if scope == "customer":  # an account's subscriptions: flat, plus or minus a little
+            if scope == Scope.CUSTOMER:  # an account's subscriptions: flat, plus or minus a little
                 plan[:, j] = level * (0.96 + 0.08 * u[:, j])
                 continue
             plan[:, j] = level * season[j % 12] * self._trend(org, j, e) * stretch
@@ -452,7 +453,7 @@ class GoalSetter:
         n_s = per.shape[0]
         sk = np.repeat(np.arange(n_s), len(periods))
         pi = np.tile(np.arange(len(periods)), n_s)
-        if scope == "seller":  # goals only for sellers in place (and ramped) at the period start
+        if scope == Scope.SELLER:  # goals only for sellers in place (and ramped) at the period start
             ok = (g.s_from[sk] + 28 <= start[pi]) & (g.s_end[sk] >= start[pi]) & (start[pi] <= g.d1)
             sk, pi = sk[ok], pi[ok]
         target = per[sk, pi]
@@ -471,8 +472,8 @@ class GoalSetter:
         return pd.DataFrame(
             {
                 "kpi": kpi,
-                "scope": scope,
-                "key": (self.key_customers[sk] if scope == "customer" else sk)[keep],
+                "scope": str(scope),
+                "key": (self.key_customers[sk] if scope == Scope.CUSTOMER else sk)[keep],
                 "period": label[pi[keep]],
                 "start": start[pi[keep]],
                 "end": end[pi[keep]],

@@ -69,7 +69,7 @@ GOAL_TABLE_RULES = (unknown_goal_kpis,)
 
 
 def validate(
-    data: Any,
+    data: CrmData | Mapping[str, pd.DataFrame],
     *,
     as_of: Any = None,
     timezone: str | None = None,

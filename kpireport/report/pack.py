@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kpireport.constants import Scope
 from kpireport.errors import ParamsError
 from kpireport.report.manifest import read_manifest
 from kpireport.report.params import ReportSpec
@@ -235,7 +236,7 @@ def render_index(states: dict[str, list[ReportState]], title: str = "Report pack
         )
         for s in group:
             p = s.planned
-            scope = {"organisation": "Organisation"}.get(
+            scope = {Scope.ORGANISATION: "Organisation"}.get(
                 p.scope, f"{p.scope.title()} {p.scope_name}"
             )
             links = {}

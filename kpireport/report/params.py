@@ -31,9 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kpireport.constants import Scope
+from kpireport.constants import LANGUAGES, Scope
 from kpireport.errors import KpiReportError, ParamsError
-from kpireport.i18n import LANGUAGES as _LOCALES
 from kpireport.problems import Problems, as_list, did_you_mean, null, read_yaml
 from kpireport.report.parameters import (
     CONTEXT_PARAMS,
@@ -58,8 +57,6 @@ from kpireport.report.plan import (
 
 #: formats a run can publish (the executed notebook, KPI table and manifest always are)
 FORMATS = ("html", "pdf")
-#: languages a report can be written in (:data:`kpireport.i18n.LANGUAGES`)
-LANGUAGES = tuple(_LOCALES)
 FANOUTS = ("none", Scope.TEAM.value, Scope.SELLER.value)
 #: the ``source`` value that asks for the built-in demo CRM (never a default)
 DEMO_SOURCE = "demo"

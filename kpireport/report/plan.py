@@ -159,7 +159,7 @@ def fanout_scopes(
     sellers = data.tables.get("sellers") if data is not None else None
     known: dict[str, str] = {}
     if sellers is not None:
-        if run.fanout == "team":
+        if run.fanout == Scope.TEAM:
             for team in sorted({str(t) for t in sellers["team"].dropna()}):
                 known[team] = team
         else:
@@ -171,7 +171,7 @@ def fanout_scopes(
         if sellers is None:
             problems.append(f"{where}: fanout '{run.fanout}' needs a data source (pass --source).")
             return []
-        active = _active_sellers(sellers, period) if run.fanout == "seller" and period else None
+        active = _active_sellers(sellers, period) if run.fanout == Scope.SELLER and period else None
         return [
             Target(Scope(run.fanout), i, n)
             for i, n in known.items()

@@ -121,15 +121,15 @@ log = logging.getLogger("kpireport")
 
 _LABELS = {
     "en": {
-        "team": "Team",
-        "seller": "Seller",
-        "organisation": "Whole organisation",
+        Scope.TEAM: "Team",
+        Scope.SELLER: "Seller",
+        Scope.ORGANISATION: "Whole organisation",
         "as_of": "Data as of {date}",
     },
     "nl": {
-        "team": "Team",
-        "seller": "Verkoper",
-        "organisation": "Hele organisatie",
+        Scope.TEAM: "Team",
+        Scope.SELLER: "Verkoper",
+        Scope.ORGANISATION: "Hele organisatie",
         "as_of": "Gegevens tot en met {date}",
     },
 }
@@ -234,8 +234,8 @@ def header_meta(spec: ReportSpec, organisation: str, fingerprint: str) -> dict[s
         period_label, as_of_label = spec.period, labels["as_of"].format(date=spec.as_of)
     if spec.scope == Scope.ORGANISATION:
         scope = labels[Scope.ORGANISATION]
-    elif spec.scope == "seller" and spec.scope_name != spec.scope_id:
-        scope = f"{labels['seller']} {spec.scope_name} ({spec.scope_id})"
+    elif spec.scope == Scope.SELLER and spec.scope_name != spec.scope_id:
+        scope = f"{labels[Scope.SELLER]} {spec.scope_name} ({spec.scope_id})"
     else:
         scope = f"{labels[spec.scope]} {spec.scope_name}"
     return {

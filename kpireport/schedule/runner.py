@@ -233,9 +233,9 @@ def _selected(group: RecipientGroup, reports: Sequence[Any], teams: dict[str, st
         if r.scope not in group.scopes or (group.runs and r.run not in group.runs):
             continue
         if group.team is not None:
-            if r.scope == "team" and r.scope_id != group.team:
+            if r.scope == Scope.TEAM and r.scope_id != group.team:
                 continue
-            if r.scope == "seller" and teams.get(str(r.scope_id)) != group.team:
+            if r.scope == Scope.SELLER and teams.get(str(r.scope_id)) != group.team:
                 continue
             if r.scope == Scope.ORGANISATION:
                 continue
@@ -373,7 +373,7 @@ def _deliver(
             out.append(d)
             continue
         if not chosen:
-            known = sorted({r.scope_id for r in reports if r.scope == "team"} | set(teams.values()))
+            known = sorted({r.scope_id for r in reports if r.scope == Scope.TEAM} | set(teams.values()))
             d.status, d.error = (
                 "empty",
                 (

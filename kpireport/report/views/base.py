@@ -37,11 +37,14 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from kpireport import i18n
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 #: resolution of the PNG charts embedded in reports (prints sharp on A4)
 CHART_DPI = 150
@@ -275,7 +278,7 @@ class ReportContext:
     :class:`Section` (or ``None`` when it has nothing to show).
     """
 
-    data: Any
+    data: CrmData
     period: Any  # kpireport.periods.Period
     as_of: Any
     language: str

@@ -25,7 +25,7 @@ Design decisions
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from kpireport.constants import Scope
 from kpireport.i18n import fmt_percent, fmt_value, kpi_label
 from kpireport.periods import Period, _day, containing, parse_period
 from kpireport.report.views.base import Section, _esc, _Prose, no_data, vt
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 #: KPIs compared side by side per team in the management pack (and the explore overview)
 TEAM_COLUMNS = (
@@ -75,7 +78,7 @@ def _comparison_periods(p: Period, as_of: Any) -> tuple[Period, Period]:
 
 
 def _scope_kpis(
-    data: Any,
+    data: CrmData,
     periods: Sequence[Period],
     scope: str,
     scope_id: str | None,
@@ -114,7 +117,7 @@ def _kdef(kpi: str) -> Any:
 
 
 def _goals_for(
-    data: Any, scope: str, scope_ids: Iterable[str] | None, labels: Iterable[str]
+    data: CrmData, scope: str, scope_ids: Iterable[str] | None, labels: Iterable[str]
 ) -> pd.DataFrame:
     """The goal rows of a scope for the given period labels (possibly empty)."""
     goals = data.tables.get("goals")
@@ -127,7 +130,7 @@ def _goals_for(
 
 
 def _evaluate(
-    data: Any, goals: pd.DataFrame, p: Period, quarter: Period | None, as_of: Any
+    data: CrmData, goals: pd.DataFrame, p: Period, quarter: Period | None, as_of: Any
 ) -> pd.DataFrame:
     """Evaluate report-period goals at the period's end (or as_of) and quarter goals at as_of."""
     from kpireport.goals import evaluate_goals
@@ -190,7 +193,7 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ building blocks
 def kpi_card_block(
-    data: Any, p: Period, scope: str, scope_id: str | None, kpis: Sequence[str], as_of: Any,
+    data: CrmData, p: Period, scope: str, scope_id: str | None, kpis: Sequence[str], as_of: Any,
     goals: pd.DataFrame, language: str,
 ) -> tuple[str, pd.DataFrame]:  # fmt: skip
     """KPI cards (value, vs previous period, vs last year, vs goal) and the tidy numbers shown."""
@@ -421,7 +424,7 @@ def goal_sentence(row: pd.Series, scope_name: str, language: str, currency: str)
 
 
 def development_curve_figure(
-    data: Any, row: pd.Series, scope: str, scope_id: str | None, as_of: Any, language: str,
+    data: CrmData, row: pd.Series, scope: str, scope_id: str | None, as_of: Any, language: str,
     title: str | None = None,
 ) -> Any:  # fmt: skip
     """The development curve of one goal: cumulative actual vs linear and seasonal pace vs forecast cone."""
@@ -472,13 +475,13 @@ def development_curve_figure(
     )  # fmt: skip
 
 
-def _team_sellers(data: Any, team: str) -> pd.DataFrame:
+def _team_sellers(data: CrmData, team: str) -> pd.DataFrame:
     s = data.tables["sellers"]
     return s[s["team"].astype("str") == str(team)]
 
 
 def _funnel_counts(
-    data: Any, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame
+    data: CrmData, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame
 ) -> pd.Series:
     """Leads → SQL → deals created → won in ``p`` for the scope."""
     from kpireport.goals.evaluate import deals_in_scope
@@ -498,7 +501,7 @@ def _funnel_counts(
 
 
 def _open_pipeline(
-    data: Any, scope: str, scope_id: str | None, as_of: Any, language: str = "en"
+    data: CrmData, scope: str, scope_id: str | None, as_of: Any, language: str = "en"
 ) -> pd.DataFrame:
     """Deals open on ``as_of`` (``stage``, ``value``, ``probability``, ``closed_later``).
 
@@ -523,7 +526,7 @@ def _open_pipeline(
 
 
 def _activity_need(
-    data: Any, row: pd.Series, scope: str, scope_id: str | None, scope_name: str, as_of: Any, language: str,
+    data: CrmData, row: pd.Series, scope: str, scope_id: str | None, scope_name: str, as_of: Any, language: str,
 ) -> tuple[list[Any], pd.DataFrame]:  # fmt: skip
     """Reverse funnel of the headline goal: what is still needed next to what was done."""
     from kpireport.goals import reverse_funnel
@@ -577,12 +580,12 @@ def _activity_need(
     return [_Prose(sentence), html_table(table, fmt0, language)], tidy
 
 
-def _seller_names(data: Any) -> dict[str, str]:
+def _seller_names(data: CrmData) -> dict[str, str]:
     s = data.tables["sellers"]
     return dict(zip(s["seller_id"].astype("str"), s["name"].astype("str"), strict=True))
 
 
-def _refuse_unknown(data: Any, scope: str, scope_id: str) -> None:
+def _refuse_unknown(data: CrmData, scope: str, scope_id: str) -> None:
     """Raise for a team/seller the data does not have (a typo), with the nearest valid ones.
 
     A team that exists but has no sellers keeps its "No data" report.
@@ -626,7 +629,7 @@ def _streak_text(streak: int, language: str) -> str:
 
 
 def track_record_section(
-    data: Any, scope: str, scope_id: str, as_of: Any, language: str
+    data: CrmData, scope: str, scope_id: str, as_of: Any, language: str
 ) -> Section:
     """The last 12 finished goals of each (KPI, grain) series of a seller or team.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -13,8 +13,11 @@ from kpireport.periods import parse_period
 from kpireport.report.views.base import ReportView, Section, no_data, vt
 from kpireport.report.views.blocks import TEAM_COLUMNS, _fmt, _tidy
 
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
-def overview(data: Any, period: str, as_of: str, language: str = "en") -> Section:
+
+def overview(data: CrmData, period: str, as_of: str, language: str = "en") -> Section:
     """A table of :data:`~kpireport.report.views.blocks.TEAM_COLUMNS` for the organisation and every team."""
     from kpireport.kpis import compute_kpis, pivot_kpis
     from kpireport.plots import html_table
@@ -44,7 +47,7 @@ def overview(data: Any, period: str, as_of: str, language: str = "en") -> Sectio
     return s
 
 
-def explore_overview(data: Any, period: str, as_of: str, language: str = "en") -> ReportView:
+def explore_overview(data: CrmData, period: str, as_of: str, language: str = "en") -> ReportView:
     """A small overview for the exploration notebook: KPIs of the organisation and every team."""
     lang = check_language(language)
     view = ReportView(i18n.t("report.explore", lang), lang, [overview(data, period, as_of, lang)])

@@ -16,7 +16,7 @@ lifetime value), ``teams``, ``customers`` (the top ``top_n``) and ``seasonal``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,6 +26,9 @@ from kpireport.i18n import check_language, fmt_percent, kpi_label
 from kpireport.periods import parse_period
 from kpireport.report.views.base import ReportContext, ReportView, Section, no_data, vt
 from kpireport.report.views.blocks import _eval_day, _money, _pct, kpi_card_block
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 #: the finance report's customer-value cards: CLV beside its drivers
 CLV_CARD_KPIS = ("clv", "products_per_customer", "customer_tenure_months")
@@ -51,7 +54,7 @@ class FinanceContext(ReportContext):
 
 
 def context(
-    data: Any, period: str, as_of: str, language: str = "en", top_n: int = 10
+    data: CrmData, period: str, as_of: str, language: str = "en", top_n: int = 10
 ) -> FinanceContext:
     """Everything the report's sections share."""
     lang = check_language(language)
@@ -223,7 +226,7 @@ def view(ctx: FinanceContext) -> ReportView:
 
 
 def finance_growth_view(
-    data: Any, period: str, as_of: str, language: str = "en", top_n: int = 10
+    data: CrmData, period: str, as_of: str, language: str = "en", top_n: int = 10
 ) -> ReportView:
     """Revenue MoM, YoY and like-for-like YTD, by team and for the top customers, and the seasonal view."""
     return view(context(data, period, as_of, language, top_n=top_n))

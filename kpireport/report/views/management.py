@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from kpireport.report.views.blocks import (
     goal_table,
     kpi_card_block,
 )
+
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
 
 log = logging.getLogger("kpireport")
 
@@ -83,7 +86,7 @@ class ManagementContext(ReportContext):
 
 
 def context(
-    data: Any, period: str, as_of: str, language: str = "en", history: str | None = None
+    data: CrmData, period: str, as_of: str, language: str = "en", history: str | None = None
 ) -> ManagementContext:
     """Everything the pack's sections share, computed once.
 
@@ -309,7 +312,7 @@ def view(ctx: ManagementContext) -> ReportView:
 
 
 def management_pack_view(
-    data: Any, period: str, as_of: str, language: str = "en", history: str | None = None
+    data: CrmData, period: str, as_of: str, language: str = "en", history: str | None = None
 ) -> ReportView:
     """The organisation and every team: attainment overview, teams side by side, risks, quarter forecast.
 
@@ -328,7 +331,7 @@ QUALITY_SCOPES = (Scope.ORGANISATION, Scope.TEAM)
 QUALITY_HORIZON_DAYS = 62
 
 
-def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
+def _quality_goals(data: CrmData, as_of: Any) -> pd.DataFrame:
     """Organisation and team goals of a month, quarter or span that run at ``as_of`` or
     start within :data:`QUALITY_HORIZON_DAYS` (the goals still worth discussing)."""
     goals = data.tables.get("goals")
@@ -351,7 +354,7 @@ def _quality_goals(data: Any, as_of: Any) -> pd.DataFrame:
     return g[np.array(keep, dtype=bool)].reset_index(drop=True)
 
 
-def goal_quality_section(data: Any, as_of: Any, language: str, currency: str) -> Section:
+def goal_quality_section(data: CrmData, as_of: Any, language: str, currency: str) -> Section:
     """The SMART check of the running and coming organisation and team goals.
 
     One row per goal flagged unrealistic or unambitious (R), not agreed (A),

@@ -14,7 +14,7 @@ context once and shows one section per cell::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -37,6 +37,9 @@ from kpireport.report.views.blocks import (
     track_record_section,
 )
 
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
+
 SELLER_CARD_KPIS = (
     "won_value", "deals_won", "hit_rate", "sales_cycle_days",
     "meetings_booked", "quotes_sent", "new_leads", "pipeline_value",
@@ -55,7 +58,9 @@ class SellerContext(ReportContext):
     goals: pd.DataFrame | None = None
 
 
-def context(data: Any, seller: str, period: str, as_of: str, language: str = "en") -> SellerContext:
+def context(
+    data: CrmData, seller: str, period: str, as_of: str, language: str = "en"
+) -> SellerContext:
     """Everything the scorecard's sections share, computed once.
 
     Raises
@@ -73,7 +78,7 @@ def context(data: Any, seller: str, period: str, as_of: str, language: str = "en
     return SellerContext(data, p, as_of, lang, seller=seller, name=name, goals=goals)
 
 
-def _mask_inactive(data: Any, seller: str, series: pd.Series) -> pd.Series:
+def _mask_inactive(data: CrmData, seller: str, series: pd.Series) -> pd.Series:
     """Blank out the months before a seller joined and after they left.
 
     A seller who joined in June should not show a flat line of €0 for the
@@ -170,7 +175,7 @@ def view(ctx: SellerContext) -> ReportView:
 
 
 def seller_scorecard_view(
-    data: Any, seller: str, period: str, as_of: str, language: str = "en"
+    data: CrmData, seller: str, period: str, as_of: str, language: str = "en"
 ) -> ReportView:
     """One seller: KPI cards with goals, activity vs goals, won value and hit-rate trend, track record."""
     return view(context(data, seller, period, as_of, language))

@@ -17,7 +17,7 @@ Replacing a section is replacing one cell: any function taking the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -47,6 +47,9 @@ from kpireport.report.views.blocks import (
     track_record_section,
 )
 
+if TYPE_CHECKING:
+    from kpireport.data.model import CrmData
+
 #: KPIs on the team report's cards, in order
 TEAM_CARD_KPIS = (
     "won_value", "deals_won", "hit_rate", "avg_deal_value",
@@ -73,7 +76,7 @@ class TeamContext(ReportContext):
     qhead: pd.Series | None = None
 
 
-def context(data: Any, team: str, period: str, as_of: str, language: str = "en") -> TeamContext:
+def context(data: CrmData, team: str, period: str, as_of: str, language: str = "en") -> TeamContext:
     """Everything the team report's sections share, computed once.
 
     Raises
@@ -233,7 +236,7 @@ def view(ctx: TeamContext) -> ReportView:
 
 
 def team_report_view(
-    data: Any, team: str, period: str, as_of: str, language: str = "en"
+    data: CrmData, team: str, period: str, as_of: str, language: str = "en"
 ) -> ReportView:
     """Everything the team report shows for one team and one period.
 
