@@ -617,7 +617,9 @@ def scope_page(
             if t == sid and s in active and grants.allows(Scope.SELLER, s, snap.team_of)
         ]
         if members:
-            lb = compute_kpis(data, [p], by=Scope.SELLER, kpis=["won_value", "deals_won"], as_of=day)
+            lb = compute_kpis(
+                data, [p], by=Scope.SELLER, kpis=["won_value", "deals_won"], as_of=day
+            )
             lb = lb[lb["scope_id"].isin(members)]
             wide = lb.pivot_table(index="scope_id", columns="kpi", values="value", aggfunc="first")
             wide = wide.reindex(members).sort_values(

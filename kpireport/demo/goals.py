@@ -453,7 +453,9 @@ class GoalSetter:
         n_s = per.shape[0]
         sk = np.repeat(np.arange(n_s), len(periods))
         pi = np.tile(np.arange(len(periods)), n_s)
-        if scope == Scope.SELLER:  # goals only for sellers in place (and ramped) at the period start
+        if (
+            scope == Scope.SELLER
+        ):  # goals only for sellers in place (and ramped) at the period start
             ok = (g.s_from[sk] + 28 <= start[pi]) & (g.s_end[sk] >= start[pi]) & (start[pi] <= g.d1)
             sk, pi = sk[ok], pi[ok]
         target = per[sk, pi]

@@ -253,6 +253,8 @@ def daily_matrix(
     values, _ = evaluate(data, kdef, scope, periods, starts, ends, as_of)
     ids = prepared(data).scope_ids(scope)
     if scope == Scope.ORGANISATION:
-        return pd.DataFrame({Scope.ORGANISATION.value: values[:, 0]}, index=days).rename_axis("date")
+        return pd.DataFrame({Scope.ORGANISATION.value: values[:, 0]}, index=days).rename_axis(
+            "date"
+        )
     cols = [*map(str, ids), UNATTRIBUTED]
     return pd.DataFrame(values, index=days, columns=cols).rename_axis("date")

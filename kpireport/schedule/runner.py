@@ -373,7 +373,9 @@ def _deliver(
             out.append(d)
             continue
         if not chosen:
-            known = sorted({r.scope_id for r in reports if r.scope == Scope.TEAM} | set(teams.values()))
+            known = sorted(
+                {r.scope_id for r in reports if r.scope == Scope.TEAM} | set(teams.values())
+            )
             d.status, d.error = (
                 "empty",
                 (
