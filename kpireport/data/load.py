@@ -202,6 +202,7 @@ class _ScanPlan:
     rows: dict[str, int]
     firsts: dict[str, dict[str, Any]]  # a non-missing value per column (for the stubs)
     currency: str
+    unique: set[tuple[str, str]]  # text columns whose values are strictly increasing
 
 
 def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | None:
@@ -229,6 +230,7 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
     rows: dict[str, int] = {}
     firsts: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
+    unique: set[tuple[str, str]] = set()
     money = {t for t, _ in MONEY}
     for name, path in paths.items():
         try:
@@ -248,7 +250,9 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
         for i, col in enumerate(have):
             t, kind = schema.field(col).type, kinds[col]
             if kind == "date":
-                ok = pa.types.is_timestamp(t) and t.tz is None and t.unit == "ns"
+                ok = pa.types.is_timestamp(t) and t.tz is None and t.unit in ("ns", "us")
+                if ok and t.unit == "us" and not _in_ns_range(pf, i):
+                    return None  # the parser reports dates outside 1677-2262
             elif kind == "float":
                 ok = pa.types.is_float64(t)
             else:
@@ -282,10 +286,19 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
                     used |= set(pc.unique(arr).to_pylist())
             valid = arr.drop_null()
             firsts[name][col] = valid[0].as_py() if len(valid) else None
+            if col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid):
+                unique.add((name, col))  # the duplicate-id rule need not look (validate)
     if len(used) > 1 or (declared and used - {declared}):
         return None  # conversion (or the several-currencies problem): the pandas path
     reporting = declared or (used.pop() if used else DEFAULT_CURRENCY)
-    return _ScanPlan(dict(paths), columns, rows, firsts, reporting)
+    return _ScanPlan(dict(paths), columns, rows, firsts, reporting, unique)
+
+
+def _increasing(arr: Any) -> bool:
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    return n < 2 or bool(pc.all(pc.greater(arr.slice(1), arr.slice(0, n - 1))).as_py())
 
 
 _UNKNOWN = object()
@@ -311,6 +324,23 @@ def _first_from_stats(pf: Any, i: int) -> Any:
     )
 
 
+def _in_ns_range(pf: Any, i: int) -> bool:
+    """True when the statistics prove every value of column ``i`` fits ``datetime64[ns]``."""
+    import datetime as _dt
+
+    lo, hi = _dt.datetime(1677, 9, 22), _dt.datetime(2262, 4, 10)
+    md = pf.metadata
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None:
+            return False
+        if st.has_min_max and not (lo <= st.min and st.max <= hi):
+            return False
+        if not st.has_min_max and st.null_count != md.row_group(g).num_rows:
+            return False
+    return True
+
+
 def _all_equal(a: Any, b: Any) -> bool:
     import pyarrow.compute as pc
 
@@ -329,7 +359,9 @@ def scan_select(plan: _ScanPlan, name: str, *, positions: bool = False) -> str:
     have = set(plan.columns[name])
     cols = []
     for c in SCHEMAS[name].columns:
-        if c.name in have:
+        if c.name in have and c.kind == "date":  # microsecond files read as the frames' ns
+            cols.append(f'CAST("{c.name}" AS TIMESTAMP_NS) AS "{c.name}"')
+        elif c.name in have:
             cols.append(f'"{c.name}"')
         else:
             cols.append(f'CAST(NULL AS {_SQL_TYPES.get(c.kind, "VARCHAR")}) AS "{c.name}"')
@@ -386,7 +418,9 @@ def _load_scan(
         return pq.read_table(plan.paths[name], columns=[col]).column(0)
 
     names = list(plan.paths)
-    tables = ScanTables(names, read, {n: stub(n) for n in names}, plan.rows, column)
+    tables = ScanTables(
+        names, read, {n: stub(n) for n in names}, plan.rows, column, unique=plan.unique
+    )
     views = {n: scan_select(plan, n, positions=True) for n in names}
     problems, warnings = check_tables(
         tables, currency=declared, as_of=as_of, rules=rules, views=views

@@ -176,6 +176,8 @@ class ScanTables(MutableMapping):
         ``name -> row count``.
     columns
         ``(name, column) -> pyarrow ChunkedArray`` of one canonical column.
+    unique
+        ``(name, column)`` pairs known to hold no duplicate (:meth:`surely_unique`).
     """
 
     def __init__(
@@ -185,8 +187,10 @@ class ScanTables(MutableMapping):
         stubs: Mapping[str, pd.DataFrame],
         rows: Mapping[str, int],
         columns: Callable[[str, str], Any],
+        unique: set[tuple[str, str]] | frozenset = frozenset(),
     ) -> None:
         self._names = list(names)
+        self._unique = set(unique)
         self._read = read
         self._stubs = dict(stubs)
         self._rows = dict(rows)
@@ -233,6 +237,10 @@ class ScanTables(MutableMapping):
             out = arr() if arr is not None else pa.array(s.to_numpy(), from_pandas=True)
             return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
         return self._columns(str(name), column)
+
+    def surely_unique(self, name: str, column: str) -> bool:
+        """True when the file's ``column`` was seen strictly increasing (so free of duplicates)."""
+        return (str(name), column) in self._unique and str(name) not in self._frames
 
     def changed(self) -> bool:
         """True when a table was replaced or a materialised frame got a new column array."""

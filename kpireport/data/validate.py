@@ -395,6 +395,14 @@ def _check_required(tables, flagged, out: _Collector, sql: _Sql) -> None:
             out.add(sql.finding(name, where, col, "required value is empty"))
 
 
+def _known_unique(tables: Mapping[str, pd.DataFrame], table: str, column: str) -> bool:
+    """True when ``table.column`` is certainly free of duplicates (without reading it again)."""
+    known = getattr(tables, "surely_unique", None)
+    if known is not None and known(table, column):
+        return True
+    return _surely_unique(_column(tables, table, column))
+
+
 def _surely_unique(arr: pa.Array | pa.ChunkedArray | None) -> bool:
     """True when the non-missing values of ``s`` are certainly distinct (cheap tests only).
 
@@ -414,10 +422,10 @@ def _check_duplicates(tables, out: _Collector, sql: _Sql) -> None:
         id_col = SCHEMAS[name].id_column
         if not id_col or id_col not in _shape(tables, name).columns:
             continue
-        if not _surely_unique(_column(tables, name, id_col)):
+        if not _known_unique(tables, name, id_col):
             out.add(_duplicates(sql, name, [id_col], id_col, "duplicate id"))
-    if _has(tables, "companies", "org_number") and not _surely_unique(
-        _column(tables, "companies", "org_number")
+    if _has(tables, "companies", "org_number") and not _known_unique(
+        tables, "companies", "org_number"
     ):
         out.add(
             _duplicates(
