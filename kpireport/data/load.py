@@ -270,7 +270,15 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
                         first = valid[0].as_py() if len(valid) else None
                 firsts[name][col] = first
                 continue
-            arr = pf.read(columns=[col]).column(0)
+            arr = _text_column(pf, path, i, col)
+            plain = not pa.types.is_dictionary(arr.type)
+            if not plain:  # a few distinct values: judge those
+                if arr.null_count == len(arr):
+                    arr = pa.chunked_array([], pa.large_string())
+                else:
+                    arr = pa.chunked_array(
+                        [ch.dictionary for ch in arr.chunks if len(ch)], arr.type.value_type
+                    )
             if not all(_chunk_is_clean(ch) for ch in arr.chunks):
                 return None
             if (kind == "category" or (name, col) in LOWER_COLUMNS) and not _all_equal(
@@ -286,7 +294,7 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
                     used |= set(pc.unique(arr).to_pylist())
             valid = arr.drop_null()
             firsts[name][col] = valid[0].as_py() if len(valid) else None
-            if col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid):
+            if plain and col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid):
                 unique.add((name, col))  # the duplicate-id rule need not look (validate)
     if len(used) > 1 or (declared and used - {declared}):
         return None  # conversion (or the several-currencies problem): the pandas path
@@ -322,6 +330,22 @@ def _first_from_stats(pf: Any, i: int) -> Any:
         or all(md.row_group(g).column(i).statistics is not None for g in range(md.num_row_groups))
         else _UNKNOWN
     )
+
+
+def _text_column(pf: Any, path: Path, i: int, col: str) -> Any:
+    """Text column ``i``; a low-cardinality one (few bytes a value) as a dictionary array.
+
+    Decoding a dictionary-encoded column to strings costs as much as an id
+    column; its dictionary holds every distinct value, so the cleaning
+    checks need only that.
+    """
+    import pyarrow.parquet as pq
+
+    md = pf.metadata
+    size = sum(md.row_group(g).column(i).total_uncompressed_size for g in range(md.num_row_groups))
+    if md.num_rows and size / md.num_rows < 4:
+        return pq.read_table(path, columns=[col], read_dictionary=[col]).column(0)
+    return pf.read(columns=[col]).column(0)
 
 
 def _in_ns_range(pf: Any, i: int) -> bool:
