@@ -27,6 +27,19 @@ Design decisions
   After conversion the ``currency`` column holds the reporting currency. When
   the source declares no ``currency`` and the data uses exactly one, that one
   is the reporting currency; with none at all it is EUR.
+* **Parquet folders are read in place** (issue 10, item 2). A folder that
+  :func:`~kpireport.data.sources.parquet_scan` accepts (all Parquet, no
+  mapping or format settings) and whose files :func:`_scan_plan` finds clean
+  (canonical names and Arrow types; text the parser would not change, checked
+  per column with the parser's own test, low-cardinality columns through
+  their Parquet dictionary; one currency, none missing) is not read into
+  pandas: the contract rules run over ``read_parquet`` views with
+  ``file_row_number`` as the row position (same sentences, same row
+  numbers), and the result is a :class:`~kpireport.data.model.ScanData`
+  whose tables materialise on demand through :func:`canonicalise_table`
+  (the same frame as the pandas path) and whose KPI queries run on DuckDB
+  views over the files. Anything else keeps the pandas path: correctness
+  first, the scan is only an optimisation.
 * **Secrets.** The resolved password stays inside :mod:`kpireport.data.sources`;
   ``CrmData.source`` is a description with the password masked.
 """
