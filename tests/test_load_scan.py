@@ -143,3 +143,22 @@ def test_a_folder_that_needs_cleaning_keeps_the_pandas_path(tmp_path: Path) -> N
     assert list(data.deals["status"]) == ["won", "open"]
     won = compute_kpis(data, "2026-10", kpis="won_value", by="seller", as_of="2026-10-31")
     assert dict(zip(won["scope_id"], won["value"], strict=True)) == {"S1": 100.0, "S2": 0.0}
+
+
+def test_a_missing_currency_keeps_the_pandas_path(tmp_path: Path) -> None:
+    """A missing currency is filled with the reporting one by the pandas path (not in place)."""
+    folder = tmp_path / "cur"
+    _small(folder)
+    pd.DataFrame(
+        {
+            "deal_id": [f"D{i:03d}" for i in range(300)],
+            "seller_id": ["S1"] * 300,
+            "created_at": pd.to_datetime(["2026-10-01"] * 300),
+            "status": ["open"] * 300,
+            "value": [1.0] * 300,
+            "currency": ["EUR"] * 299 + [None],  # dictionary-encoded: one missing value
+        }
+    ).to_parquet(folder / "deals.parquet", index=False)
+    data = load(folder)
+    assert not isinstance(data, ScanData)
+    assert (data.deals["currency"] == "EUR").all()

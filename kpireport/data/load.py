@@ -51,6 +51,7 @@ import logging
 import os
 import zoneinfo
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,7 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
     firsts: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
     unique: set[tuple[str, str]] = set()
+    tasks: list[tuple[str, Path, int, str, str]] = []
     money = {t for t, _ in MONEY}
     for name, path in paths.items():
         try:
@@ -283,36 +285,53 @@ def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | N
                         first = valid[0].as_py() if len(valid) else None
                 firsts[name][col] = first
                 continue
-            arr = _text_column(pf, path, i, col)
-            plain = not pa.types.is_dictionary(arr.type)
-            if not plain:  # a few distinct values: judge those
-                if arr.null_count == len(arr):
-                    arr = pa.chunked_array([], pa.large_string())
-                else:
-                    arr = pa.chunked_array(
-                        [ch.dictionary for ch in arr.chunks if len(ch)], arr.type.value_type
-                    )
-            if not all(_chunk_is_clean(ch) for ch in arr.chunks):
-                return None
-            if (kind == "category" or (name, col) in LOWER_COLUMNS) and not _all_equal(
-                arr, pc.utf8_lower(arr)
-            ):
-                return None
-            if col == "currency":
-                if not _all_equal(arr, pc.utf8_upper(arr)):
-                    return None
-                if name in money:
-                    if arr.null_count:
-                        return None
-                    used |= set(pc.unique(arr).to_pylist())
-            valid = arr.drop_null()
-            firsts[name][col] = valid[0].as_py() if len(valid) else None
-            if plain and col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid):
-                unique.add((name, col))  # the duplicate-id rule need not look (validate)
+            tasks.append((name, path, i, col, kind))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # pyarrow reads without the GIL
+        judged = list(pool.map(lambda task: _judge_text(*task), tasks))
+    for (name, _path, _i, col, _kind), verdict in zip(tasks, judged, strict=True):
+        if verdict is None:
+            return None
+        first, values, increasing = verdict
+        firsts[name][col] = first
+        if col == "currency" and name in money:
+            used |= values
+        if increasing:
+            unique.add((name, col))  # the duplicate-id rule need not look (validate)
     if len(used) > 1 or (declared and used - {declared}):
         return None  # conversion (or the several-currencies problem): the pandas path
     reporting = declared or (used.pop() if used else DEFAULT_CURRENCY)
     return _ScanPlan(dict(paths), columns, rows, firsts, reporting, unique)
+
+
+def _judge_text(
+    name: str, path: Path, i: int, col: str, kind: str
+) -> tuple[Any, set[str], bool] | None:
+    """One text column: None when it needs cleaning, else (a value, its currencies, unique)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    arr = _text_column(pq.ParquetFile(path), path, i, col)
+    nulls = arr.null_count  # of the column (a dictionary's own nulls say nothing)
+    plain = not pa.types.is_dictionary(arr.type)
+    if not plain:  # a few distinct values: judge those
+        dicts = [ch.dictionary for ch in arr.chunks if len(ch)]
+        arr = pa.chunked_array(dicts if nulls < len(arr) else [], arr.type.value_type)
+    if not all(_chunk_is_clean(ch) for ch in arr.chunks):
+        return None
+    if (kind == "category" or (name, col) in LOWER_COLUMNS) and not _all_equal(
+        arr, pc.utf8_lower(arr)
+    ):
+        return None
+    values: set[str] = set()
+    if col == "currency":
+        if not _all_equal(arr, pc.utf8_upper(arr)) or nulls:
+            return None  # a missing currency is filled by the pandas path
+        values = set(pc.unique(arr).to_pylist())
+    valid = arr.drop_null()
+    first = valid[0].as_py() if len(valid) else None
+    increasing = plain and col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid)
+    return first, values, increasing
 
 
 def _increasing(arr: Any) -> bool:
