@@ -171,7 +171,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     for w in data.warnings:
         print(f"warning: {w.sentence()}", file=sys.stderr)
-    sizes = ", ".join(f"{name} {len(df):,}" for name, df in data.tables.items())
+    sizes = ", ".join(f"{name} {n:,}" for name, n in data.row_counts().items())
     print(f"valid: {data.source} ({sizes}); {len(data.warnings)} warning(s).")
     return 0
 

@@ -27,6 +27,19 @@ Design decisions
   After conversion the ``currency`` column holds the reporting currency. When
   the source declares no ``currency`` and the data uses exactly one, that one
   is the reporting currency; with none at all it is EUR.
+* **Parquet folders are read in place** (issue 10, item 2). A folder that
+  :func:`~kpireport.data.sources.parquet_scan` accepts (all Parquet, no
+  mapping or format settings) and whose files :func:`_scan_plan` finds clean
+  (canonical names and Arrow types; text the parser would not change, checked
+  per column with the parser's own test, low-cardinality columns through
+  their Parquet dictionary; one currency, none missing) is not read into
+  pandas: the contract rules run over ``read_parquet`` views with
+  ``file_row_number`` as the row position (same sentences, same row
+  numbers), and the result is a :class:`~kpireport.data.model.ScanData`
+  whose tables materialise on demand through :func:`canonicalise_table`
+  (the same frame as the pandas path) and whose KPI queries run on DuckDB
+  views over the files. Anything else keeps the pandas path: correctness
+  first, the scan is only an optimisation.
 * **Secrets.** The resolved password stays inside :mod:`kpireport.data.sources`;
   ``CrmData.source`` is a description with the password masked.
 """
@@ -38,14 +51,23 @@ import logging
 import os
 import zoneinfo
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kpireport.data import sources
-from kpireport.data.coerce import canonicalise, row_numbers
-from kpireport.data.model import CrmData
+from kpireport.data.coerce import (
+    LOWER_COLUMNS,
+    _chunk_is_clean,
+    canonicalise,
+    canonicalise_table,
+    row_numbers,
+)
+from kpireport.data.model import CrmData, ScanData, ScanTables
 from kpireport.data.schema import REQUIRED_TABLES, SCHEMAS
 from kpireport.data.validate import MONEY, Rule, check_tables, distinct
 from kpireport.errors import DataContractError, SourceError
@@ -121,6 +143,14 @@ def load(
         raw = {str(k): _renumber(v) for k, v in source.items()}
     else:
         spec = sources.resolve(source)
+        settings = dict(spec.settings)
+        tz = _timezone(timezone or settings.get("timezone") or DEFAULT_TIMEZONE)
+        scan = None if date_format else sources.parquet_scan(spec)
+        declared_raw = currency or settings.get("currency")
+        declared = str(declared_raw).strip().upper() if declared_raw else None
+        plan = _scan_plan(scan[0], declared) if scan is not None else None
+        if plan is not None:
+            return _load_scan(plan, spec, scan[1], tz, declared, timezone, as_of, rules, validate)
         raw = sources.read_raw(spec)
     settings = dict(spec.settings)
     tz = _timezone(timezone or settings.get("timezone") or DEFAULT_TIMEZONE)
@@ -174,6 +204,312 @@ def load(
         source=spec.description,
         warnings=list(warnings),
     )
+
+
+# ------------------------------------------------------------ Parquet scan
+@dataclass
+class _ScanPlan:
+    """What :func:`_scan_plan` learnt about a Parquet folder that needs no cleaning."""
+
+    paths: dict[str, Path]
+    columns: dict[str, list[str]]  # the canonical columns each file has
+    rows: dict[str, int]
+    firsts: dict[str, dict[str, Any]]  # a non-missing value per column (for the stubs)
+    currency: str
+    unique: set[tuple[str, str]]  # text columns whose values are strictly increasing
+
+
+def _scan_plan(paths: Mapping[str, Path], declared: str | None) -> _ScanPlan | None:
+    """The plan to read ``paths`` in place, or None when some column needs cleaning.
+
+    A file qualifies when its columns are exactly canonical names (each once,
+    every required one present) of the canonical Arrow types (text as
+    ``string``, dates as naive ``timestamp[ns]``, numbers as ``double``) and
+    its values are what :func:`~kpireport.data.coerce.canonicalise` would
+    leave unchanged: text without leading/trailing whitespace or empty
+    strings (the parser's own test, :func:`~kpireport.data.coerce._chunk_is_clean`),
+    vocabularies already lower case, currency codes upper case, no infinite
+    numbers, and amounts in one currency with none missing (so there is
+    nothing to convert or fill). Text columns are read one at a time; dates
+    and numbers only through the file's metadata (their first value from the
+    row-group statistics).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not all(t in paths for t in REQUIRED_TABLES):
+        return None
+    columns: dict[str, list[str]] = {}
+    rows: dict[str, int] = {}
+    firsts: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    unique: set[tuple[str, str]] = set()
+    tasks: list[tuple[str, Path, int, str, str]] = []
+    money = {t for t, _ in MONEY}
+    for name, path in paths.items():
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception:  # the pandas path says why it cannot be read
+            return None
+        schema = pf.schema_arrow
+        kinds = {c.name: c.kind for c in SCHEMAS[name].columns}
+        have = list(schema.names)
+        if len(set(have)) != len(have) or not set(have) <= set(kinds):
+            return None
+        if any(c.required and c.name not in have for c in SCHEMAS[name].columns):
+            return None
+        rows[name] = pf.metadata.num_rows
+        columns[name] = have
+        firsts[name] = {}
+        for i, col in enumerate(have):
+            t, kind = schema.field(col).type, kinds[col]
+            if kind == "date":
+                ok = pa.types.is_timestamp(t) and t.tz is None and t.unit in ("ns", "us")
+                if ok and t.unit == "us" and not _in_ns_range(pf, i):
+                    return None  # the parser reports dates outside 1677-2262
+            elif kind == "float":
+                ok = pa.types.is_float64(t)
+            else:
+                ok = pa.types.is_string(t) or pa.types.is_large_string(t)
+            if not ok:
+                return None
+            if kind in ("date", "float"):
+                first = _first_from_stats(pf, i)
+                if first is _UNKNOWN or kind == "float":
+                    arr = pf.read(columns=[col]).column(0)
+                    if kind == "float" and pc.any(pc.is_inf(arr)).as_py():
+                        return None
+                    if first is _UNKNOWN:
+                        valid = arr.drop_null()
+                        first = valid[0].as_py() if len(valid) else None
+                firsts[name][col] = first
+                continue
+            tasks.append((name, path, i, col, kind))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # pyarrow reads without the GIL
+        judged = list(pool.map(lambda task: _judge_text(*task), tasks))
+    for (name, _path, _i, col, _kind), verdict in zip(tasks, judged, strict=True):
+        if verdict is None:
+            return None
+        first, values, increasing = verdict
+        firsts[name][col] = first
+        if col == "currency" and name in money:
+            used |= values
+        if increasing:
+            unique.add((name, col))  # the duplicate-id rule need not look (validate)
+    if len(used) > 1 or (declared and used - {declared}):
+        return None  # conversion (or the several-currencies problem): the pandas path
+    reporting = declared or (used.pop() if used else DEFAULT_CURRENCY)
+    return _ScanPlan(dict(paths), columns, rows, firsts, reporting, unique)
+
+
+def _judge_text(
+    name: str, path: Path, i: int, col: str, kind: str
+) -> tuple[Any, set[str], bool] | None:
+    """One text column: None when it needs cleaning, else (a value, its currencies, unique)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    arr = _text_column(pq.ParquetFile(path), path, i, col)
+    nulls = arr.null_count  # of the column (a dictionary's own nulls say nothing)
+    plain = not pa.types.is_dictionary(arr.type)
+    if not plain:  # a few distinct values: judge those
+        dicts = [ch.dictionary for ch in arr.chunks if len(ch)]
+        arr = pa.chunked_array(dicts if nulls < len(arr) else [], arr.type.value_type)
+    if not all(_chunk_is_clean(ch) for ch in arr.chunks):
+        return None
+    if (kind == "category" or (name, col) in LOWER_COLUMNS) and not _all_equal(
+        arr, pc.utf8_lower(arr)
+    ):
+        return None
+    values: set[str] = set()
+    if col == "currency":
+        if not _all_equal(arr, pc.utf8_upper(arr)) or nulls:
+            return None  # a missing currency is filled by the pandas path
+        values = set(pc.unique(arr).to_pylist())
+    valid = arr.drop_null()
+    first = valid[0].as_py() if len(valid) else None
+    increasing = plain and col in (SCHEMAS[name].id_column, "org_number") and _increasing(valid)
+    return first, values, increasing
+
+
+def _increasing(arr: Any) -> bool:
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    return n < 2 or bool(pc.all(pc.greater(arr.slice(1), arr.slice(0, n - 1))).as_py())
+
+
+_UNKNOWN = object()
+
+
+def _first_from_stats(pf: Any, i: int) -> Any:
+    """A non-missing value of column ``i`` from the row-group statistics (``_UNKNOWN``: none kept)."""
+    md = pf.metadata
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max:
+            if md.row_group(g).num_rows and (
+                st is None or st.null_count != md.row_group(g).num_rows
+            ):
+                return _UNKNOWN
+            continue
+        return st.min
+    return (
+        None
+        if md.num_rows == 0
+        or all(md.row_group(g).column(i).statistics is not None for g in range(md.num_row_groups))
+        else _UNKNOWN
+    )
+
+
+def _text_column(pf: Any, path: Path, i: int, col: str) -> Any:
+    """Text column ``i``; a low-cardinality one (few bytes a value) as a dictionary array.
+
+    Decoding a dictionary-encoded column to strings costs as much as an id
+    column; its dictionary holds every distinct value, so the cleaning
+    checks need only that.
+    """
+    import pyarrow.parquet as pq
+
+    md = pf.metadata
+    size = sum(md.row_group(g).column(i).total_uncompressed_size for g in range(md.num_row_groups))
+    if md.num_rows and size / md.num_rows < 4:
+        return pq.read_table(path, columns=[col], read_dictionary=[col]).column(0)
+    return pf.read(columns=[col]).column(0)
+
+
+def _in_ns_range(pf: Any, i: int) -> bool:
+    """True when the statistics prove every value of column ``i`` fits ``datetime64[ns]``."""
+    import datetime as _dt
+
+    lo, hi = _dt.datetime(1677, 9, 22), _dt.datetime(2262, 4, 10)
+    md = pf.metadata
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None:
+            return False
+        if st.has_min_max and not (lo <= st.min and st.max <= hi):
+            return False
+        if not st.has_min_max and st.null_count != md.row_group(g).num_rows:
+            return False
+    return True
+
+
+def _all_equal(a: Any, b: Any) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.all(pc.equal(a, b)).as_py() is not False)
+
+
+_SQL_TYPES = {"date": "TIMESTAMP_NS", "float": "DOUBLE"}
+
+
+def scan_select(plan: _ScanPlan, name: str, *, positions: bool = False) -> str:
+    """The DuckDB ``SELECT`` reading table ``name`` from its file with the canonical columns.
+
+    Missing optional columns are typed ``NULL``; ``positions`` adds ``_pos``
+    (0-based row position) and ``_row`` (the 1-based row number the user sees).
+    """
+    have = set(plan.columns[name])
+    cols = []
+    for c in SCHEMAS[name].columns:
+        if c.name in have and c.kind == "date":  # microsecond files read as the frames' ns
+            cols.append(f'CAST("{c.name}" AS TIMESTAMP_NS) AS "{c.name}"')
+        elif c.name in have:
+            cols.append(f'"{c.name}"')
+        else:
+            cols.append(f'CAST(NULL AS {_SQL_TYPES.get(c.kind, "VARCHAR")}) AS "{c.name}"')
+    path = str(plan.paths[name]).replace("'", "''")
+    if positions:
+        cols += ["file_row_number AS _pos", "file_row_number + 1 AS _row"]
+        return f"SELECT {', '.join(cols)} FROM read_parquet('{path}', file_row_number = true)"
+    return f"SELECT {', '.join(cols)} FROM read_parquet('{path}')"
+
+
+def _load_scan(
+    plan: _ScanPlan,
+    spec: sources.SourceSpec,
+    description: str,
+    tz: str,
+    declared: str | None,
+    timezone: str | None,
+    as_of: Any,
+    rules: Sequence[Rule],
+    validate: bool,
+) -> CrmData:
+    """:func:`load` for a Parquet folder read in place (module docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = dict(spec.settings)
+    currency = plan.currency
+
+    def read(name: str) -> pd.DataFrame:
+        raw = sources._read_parquet(plan.paths[name])
+        frame = canonicalise_table(name, raw, timezone=tz)[0]
+        if name in {t for t, _ in MONEY}:
+            frame = convert_currency({name: frame}, currency)[name]
+        return frame
+
+    def stub(name: str) -> pd.DataFrame:
+        n = 1 if plan.rows[name] else 0
+        raw = {}
+        for c in plan.columns[name]:
+            v = plan.firsts[name].get(c)
+            raw[c] = pd.Series(
+                [v] * n,
+                dtype=_STUB_DTYPES.get(_kind(name, c), "str"),
+                index=pd.RangeIndex(1, n + 1),
+            )
+        frame = pd.DataFrame(raw, index=pd.RangeIndex(1, n + 1))
+        return canonicalise_table(name, frame, timezone=tz)[0]
+
+    def column(name: str, col: str) -> pa.ChunkedArray:
+        if col not in plan.columns[name]:
+            kind = _kind(name, col)
+            typ = {"date": pa.timestamp("ns"), "float": pa.float64()}.get(kind, pa.large_string())
+            return pa.chunked_array([pa.nulls(plan.rows[name], typ)])
+        return pq.read_table(plan.paths[name], columns=[col]).column(0)
+
+    names = list(plan.paths)
+    tables = ScanTables(
+        names, read, {n: stub(n) for n in names}, plan.rows, column, unique=plan.unique
+    )
+    views = {n: scan_select(plan, n, positions=True) for n in names}
+    problems, warnings = check_tables(
+        tables, currency=declared, as_of=as_of, rules=rules, views=views
+    )
+    if problems:
+        if validate:
+            raise DataContractError(problems, warnings=warnings)
+        for p in problems:
+            log.warning("data problem (validation disabled): %s", p.sentence())
+    extra = {k: v for k, v in settings.items() if k not in {"timezone", "currency", "organisation"}}
+    extra.setdefault("gross_margin", 1.0)
+    for p in warnings:
+        log.info("data warning: %s", p.sentence())
+    said = _defaults_used(description, timezone or settings.get("timezone"), settings)
+    if said:
+        log.warning("%s", said)
+    return ScanData(
+        tables=tables,
+        timezone=tz,
+        currency=currency,
+        organisation=str(settings.get("organisation") or DEFAULT_ORGANISATION),
+        settings=extra,
+        source=description,
+        warnings=list(warnings),
+        views={n: scan_select(plan, n) for n in names},
+    )
+
+
+_STUB_DTYPES = {"date": "datetime64[ns]", "float": "float64"}
+
+
+def _kind(table: str, column: str) -> str:
+    return next(c.kind for c in SCHEMAS[table].columns if c.name == column)
 
 
 # ------------------------------------------------------------------ helpers

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,10 @@ class CrmData:
             out += _freeze(df)
         return tuple(out)
 
+    def row_counts(self) -> dict[str, int]:
+        """Table name -> number of rows (without materialising a lazily read table)."""
+        return {name: len(df) for name, df in self.tables.items()}
+
     def has(self, table: str) -> bool:
         """True when the source provides ``table`` (even if it is empty)."""
         return table in self.tables
@@ -147,3 +151,192 @@ def _freeze(df: pd.DataFrame) -> list[object]:
         if arrow is not None:
             out.append(arrow)
     return out
+
+
+class ScanTables(MutableMapping):
+    """Table name -> canonical DataFrame, each materialised from its file on first use.
+
+    The tables of a :class:`ScanData` (a Parquet folder that needs no
+    cleaning, docs/DATA.md "Large data"). ``tables["deals"]`` reads, types
+    and freezes the whole table once (the frame an analyst expects, equal to
+    the one the pandas path builds); the questions the engine and the
+    validation rules ask without the rows go to :meth:`peek` (a one-row
+    stub with the canonical columns and dtypes), :meth:`rows` (the file's
+    row count) and :meth:`column` (one column as Arrow, nothing else read).
+
+    Parameters
+    ----------
+    names
+        The tables, in source order.
+    read
+        ``name -> frame``: materialises one canonical table.
+    stubs
+        ``name -> one-row (or empty) canonical frame``.
+    rows
+        ``name -> row count``.
+    columns
+        ``(name, column) -> pyarrow ChunkedArray`` of one canonical column.
+    unique
+        ``(name, column)`` pairs known to hold no duplicate (:meth:`surely_unique`).
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        read: Callable[[str], pd.DataFrame],
+        stubs: Mapping[str, pd.DataFrame],
+        rows: Mapping[str, int],
+        columns: Callable[[str, str], Any],
+        unique: set[tuple[str, str]] | frozenset = frozenset(),
+    ) -> None:
+        self._names = list(names)
+        self._unique = set(unique)
+        self._read = read
+        self._stubs = dict(stubs)
+        self._rows = dict(rows)
+        self._columns = columns
+        self._frames: dict[str, pd.DataFrame] = {}
+        #: the backing arrays of each frame as it was read (a replaced column is seen)
+        self._tokens: dict[str, list[object]] = {}
+        #: True once a table was assigned or removed: the files no longer describe the data
+        self.replaced = False
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        name = str(name)
+        df = self._frames.get(name)
+        if df is None:
+            if name not in self._names:
+                raise KeyError(name)
+            df = self._read(name)
+            self._tokens[name] = _freeze(df)
+            self._frames[name] = df
+        return df
+
+    def peek(self, name: str) -> pd.DataFrame:
+        """The table when it is materialised, else its one-row stub (same columns and dtypes)."""
+        name = str(name)
+        if name in self._frames:
+            return self._frames[name]
+        if name not in self._names:
+            raise KeyError(name)
+        return self._stubs[name]
+
+    def rows(self, name: str) -> int:
+        """Number of rows of ``name`` (from the file's metadata)."""
+        name = str(name)
+        return len(self._frames[name]) if name in self._frames else self._rows[name]
+
+    def column(self, name: str, column: str) -> Any:
+        """One canonical column as a pyarrow ChunkedArray (the materialised frame's, if read)."""
+        import pyarrow as pa
+
+        df = self._frames.get(str(name))
+        if df is not None:
+            s = df[column]
+            arr = getattr(s.array, "__arrow_array__", None)
+            out = arr() if arr is not None else pa.array(s.to_numpy(), from_pandas=True)
+            return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+        return self._columns(str(name), column)
+
+    def surely_unique(self, name: str, column: str) -> bool:
+        """True when the file's ``column`` was seen strictly increasing (so free of duplicates)."""
+        return (str(name), column) in self._unique and str(name) not in self._frames
+
+    def changed(self) -> bool:
+        """True when a table was replaced or a materialised frame got a new column array."""
+        if self.replaced:
+            return True
+        for name, df in self._frames.items():
+            now = _freeze(df)
+            old = self._tokens[name]
+            if len(now) != len(old) or any(a is not b for a, b in zip(now, old, strict=True)):
+                return True
+        return False
+
+    def loaded(self) -> dict[str, pd.DataFrame]:
+        """The tables materialised so far."""
+        return dict(self._frames)
+
+    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        _freeze(df)
+        self._frames[str(name)] = df
+        self._tokens[str(name)] = []
+        self.replaced = True
+        if str(name) not in self._names:
+            self._names.append(str(name))
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(str(name))
+        self._frames.pop(str(name), None)
+        self.replaced = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return str(name) in self._names
+
+    def __repr__(self) -> str:
+        return f"ScanTables({self._names}, materialised={sorted(self._frames)})"
+
+
+@dataclass
+class ScanData(CrmData):
+    """A dataset whose big tables stay in their files until someone asks for rows.
+
+    Built by :func:`kpireport.data.load.load` for a Parquet folder that needs
+    no cleaning (docs/DATA.md "Large data"): ``tables`` is a
+    :class:`ScanTables`; ``views`` maps each table to the SQL ``SELECT``
+    that reads its file with the canonical columns, which the KPI engine
+    runs on an embedded DuckDB (:meth:`scan_views`), so no KPI query goes
+    through pandas. Replacing a table, or a column of a materialised frame,
+    is seen (:meth:`ScanTables.changed`): the KPIs are then computed from
+    the frames, like any :class:`CrmData`'s.
+    """
+
+    views: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # frames are frozen as they are read
+        pass
+
+    def scan_views(self) -> dict[str, str] | None:
+        """Table -> ``SELECT`` over its file, or None when the frames no longer match the files."""
+        tables = self.tables
+        if not isinstance(tables, ScanTables) or tables.changed() or not self.views:
+            return None
+        return dict(self.views)
+
+    def replace(self, tables: Mapping[str, pd.DataFrame] | None = None, **changes: Any) -> CrmData:
+        """A new dataset, as :meth:`CrmData.replace`.
+
+        Only the labels (organisation, source, warnings) keep the file scan;
+        other tables or settings give a plain :class:`CrmData` over the
+        materialised frames.
+        """
+        if tables is None and set(changes) <= {"organisation", "source", "warnings"}:
+            return dataclasses.replace(self, **changes)
+        merged = dict(self.tables)
+        merged.update(tables or {})
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(CrmData)}
+        return CrmData(**{**plain, **changes, "tables": merged})
+
+    def cache_token(self) -> tuple[object, ...]:
+        """The files' token while they hold the content, else :meth:`CrmData.cache_token`."""
+        if self.scan_views() is None:
+            return super().cache_token()
+        return (self.timezone, self.currency, self.tables, tuple(self.tables))
+
+    def row_counts(self) -> dict[str, int]:
+        tables = self.tables
+        if isinstance(tables, ScanTables):
+            return {name: tables.rows(name) for name in tables}
+        return super().row_counts()
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v:,}" for k, v in self.row_counts().items())
+        return (
+            f"CrmData({self.organisation!r}, {sizes}, tz={self.timezone}, currency={self.currency})"
+        )

@@ -973,3 +973,49 @@ def _read_sql(spec: SourceSpec) -> dict[str, pd.DataFrame]:
     finally:
         engine.dispose()
     return out
+
+
+#: source settings that change no value of a table (anything else means cleaning)
+_SCAN_SETTINGS = frozenset({"timezone", "currency", "organisation", "gross_margin"})
+
+
+def parquet_scan(spec: SourceSpec) -> tuple[dict[str, Path], str] | None:
+    """The Parquet file of each table when ``spec`` can be scanned in place, else None.
+
+    A folder qualifies when every table is a Parquet file named after the
+    canonical table and the source declares nothing that rewrites values
+    (no column or value mapping, derived columns, scale factors, date or
+    number formats, goals YAML): the files' columns are then read as they
+    are. Returns the files and the source's description. Whether their types and values are canonical is checked per column
+    by :func:`kpireport.data.load.load`, which falls back to the pandas path
+    when they are not.
+    """
+    if spec.kind != "folder" or spec.goals_file is not None:
+        return None
+    if set(spec.settings) - _SCAN_SETTINGS:
+        return None
+    folder: Path = spec.location
+    files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    out: dict[str, Path] = {}
+    for canonical, mapping in spec.tables.items():
+        if (
+            str(mapping.name) != str(canonical)
+            or mapping.columns
+            or mapping.values
+            or mapping.date_format
+            or mapping.derive
+            or mapping.scale
+        ):
+            return None
+        found = [files[str(canonical) + s] for s in _FOLDER_SUFFIXES if str(canonical) + s in files]
+        if len(found) > 1 or (found and _FOLDER_SUFFIXES[found[0].suffix.lower()] != "parquet"):
+            return None
+        if found:
+            out[str(canonical)] = found[0]
+    description = spec.description
+    if description.startswith("folder "):  # as _read_folder says it
+        kinds = {_FOLDER_SUFFIXES.get(Path(p).suffix.lower()) for p in files}
+        kinds.discard(None)
+        if kinds:
+            description = f"{'/'.join(sorted(k.upper() for k in kinds))} " + description
+    return out, description

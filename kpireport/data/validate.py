@@ -249,15 +249,26 @@ class _Sql:
     :data:`MAX_ROWS` rows, their ids and the first offending values.
     """
 
-    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+    def __init__(
+        self, tables: Mapping[str, pd.DataFrame], views: Mapping[str, str] | None = None
+    ) -> None:
         import duckdb
 
         self.tables = tables
+        self.views = dict(views or {})
         self.con = duckdb.connect(":memory:")
         self._registered: set[str] = set()
 
     def name(self, table: str) -> str:
-        """The registered (quoted) name of ``table``, registering it on first use."""
+        """The registered (quoted) name of ``table``, registering it on first use.
+
+        A table with a ``SELECT`` in ``views`` (a file read in place, with
+        ``_pos`` and ``_row``) becomes a view over it; any other is
+        registered through Arrow.
+        """
+        if table not in self._registered and table in self.views:
+            self.con.execute(f"CREATE VIEW v_{table} AS {self.views[table]}")
+            self._registered.add(table)
         if table not in self._registered:
             df = self.tables[table]
             texts = {c.name for c in SCHEMAS[table].columns if c.kind in ("id", "str", "category")}
@@ -316,7 +327,7 @@ class _Sql:
         if not count:
             return None
         id_col = SCHEMAS[table].id_column if table in SCHEMAS else None
-        has_id = id_col is not None and id_col in self.tables[table].columns
+        has_id = id_col is not None and id_col in _shape(self.tables, table).columns
         ident = f"t.{id_col}" if has_id else "NULL"
         rows = self.fetch(
             f"SELECT t._row, {ident} FROM {src} t WHERE {where} ORDER BY t._pos LIMIT {MAX_ROWS}"
@@ -338,8 +349,27 @@ class _Sql:
 Rule = Callable[[Mapping[str, pd.DataFrame]], Iterable["Problem | None"]]
 
 
+def _shape(tables: Mapping[str, pd.DataFrame], table: str) -> pd.DataFrame:
+    """``table`` for questions about its columns and dtypes (a stub for a file read in place)."""
+    peek = getattr(tables, "peek", None)
+    return peek(table) if peek is not None else tables[table]
+
+
+def _nrows(tables: Mapping[str, pd.DataFrame], table: str) -> int:
+    rows = getattr(tables, "rows", None)
+    return rows(table) if rows is not None else len(tables[table])
+
+
+def _column(tables: Mapping[str, pd.DataFrame], table: str, column: str) -> pa.ChunkedArray | None:
+    """One text column as Arrow (read alone from its file when the table is read in place)."""
+    col = getattr(tables, "column", None)
+    if col is not None:
+        return col(table, column)
+    return arrow_strings(tables[table][column])
+
+
 def _has(tables: Mapping[str, pd.DataFrame], table: str, *columns: str) -> bool:
-    return table in tables and all(c in tables[table].columns for c in columns)
+    return table in tables and all(c in _shape(tables, table).columns for c in columns)
 
 
 # -------------------------------------------------------------------- rules
@@ -347,7 +377,7 @@ def _check_required(tables, flagged, out: _Collector, sql: _Sql) -> None:
     for name in REQUIRED_TABLES:
         if name not in tables:
             out.add(Problem(name, f"required table '{name}' is missing from the source"))
-        elif not len(tables[name]):
+        elif not _nrows(tables, name):
             out.add(
                 Problem(
                     name,
@@ -356,7 +386,8 @@ def _check_required(tables, flagged, out: _Collector, sql: _Sql) -> None:
                     "Check the export",
                 )
             )
-    for name, df in tables.items():
+    for name in tables:
+        df = _shape(tables, name)
         for col in SCHEMAS[name].required_columns:
             if col not in df.columns:
                 continue
@@ -364,15 +395,22 @@ def _check_required(tables, flagged, out: _Collector, sql: _Sql) -> None:
             out.add(sql.finding(name, where, col, "required value is empty"))
 
 
-def _surely_unique(s: pd.Series) -> bool:
+def _known_unique(tables: Mapping[str, pd.DataFrame], table: str, column: str) -> bool:
+    """True when ``table.column`` is certainly free of duplicates (without reading it again)."""
+    known = getattr(tables, "surely_unique", None)
+    if known is not None and known(table, column):
+        return True
+    return _surely_unique(_column(tables, table, column))
+
+
+def _surely_unique(arr: pa.Array | pa.ChunkedArray | None) -> bool:
     """True when the non-missing values of ``s`` are certainly distinct (cheap tests only).
 
     Ids exported in order (the common case) are strictly increasing, which one
     vectorised comparison proves without hashing. False means "maybe not": the
     caller then looks for the duplicates (one hash pass).
     """
-    arr = arrow_strings(s)
-    if arr is None:
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return False
     arr = arr.drop_null()
     n = len(arr)
@@ -380,14 +418,14 @@ def _surely_unique(s: pd.Series) -> bool:
 
 
 def _check_duplicates(tables, out: _Collector, sql: _Sql) -> None:
-    for name, df in tables.items():
+    for name in tables:
         id_col = SCHEMAS[name].id_column
-        if not id_col or id_col not in df.columns:
+        if not id_col or id_col not in _shape(tables, name).columns:
             continue
-        if not _surely_unique(df[id_col]):
+        if not _known_unique(tables, name, id_col):
             out.add(_duplicates(sql, name, [id_col], id_col, "duplicate id"))
-    if _has(tables, "companies", "org_number") and not _surely_unique(
-        tables["companies"]["org_number"]
+    if _has(tables, "companies", "org_number") and not _known_unique(
+        tables, "companies", "org_number"
     ):
         out.add(
             _duplicates(
@@ -403,7 +441,7 @@ def _check_duplicates(tables, out: _Collector, sql: _Sql) -> None:
         # missing values group together (like equal values): a goal without a
         # scope_id duplicates another without one
         key = ["kpi", "scope", "scope_id", "period"]
-        if "direction" in tables["goals"].columns:
+        if "direction" in _shape(tables, "goals").columns:
             key.append(f"COALESCE(direction, '{Direction.AT_LEAST.value}')")
         out.add(
             _duplicates(
@@ -438,7 +476,8 @@ def _duplicates(
 
 
 def _check_choices(tables, out: _Collector, sql: _Sql) -> None:
-    for name, df in tables.items():
+    for name in tables:
+        df = _shape(tables, name)
         for col in SCHEMAS[name].columns:
             if col.choices is None or col.name not in df.columns:
                 continue
@@ -481,7 +520,7 @@ def _check_deals(tables, out: _Collector, flagged, sql: _Sql) -> None:
             "warning",
         )
     )
-    deals = tables["deals"]
+    deals = _shape(tables, "deals")
     if "probability" in deals.columns and pd.api.types.is_numeric_dtype(deals["probability"]):
         bad = "t.probability < 0 OR t.probability > 1"
         lo, hi = sql.fetch(
@@ -626,7 +665,7 @@ def _period_kind(label: Any) -> int:
 def _check_goals(tables, out: _Collector, sql: _Sql) -> None:
     if "goals" not in tables:
         return
-    df = tables["goals"]
+    df = _shape(tables, "goals")
     if "target" in df.columns:  # a target, or a growth against a baseline (docs/GOALS.md)
         growth = " AND t.growth IS NULL" if "growth" in df.columns else ""
         out.add(
@@ -719,7 +758,9 @@ def _ts(value: pd.Timestamp) -> str:
 
 def _dates(tables, table: str, col: str) -> bool:
     """True when ``table.col`` exists and holds dates (a comparison in SQL is valid)."""
-    return _has(tables, table, col) and pd.api.types.is_datetime64_dtype(tables[table][col].dtype)
+    return _has(tables, table, col) and pd.api.types.is_datetime64_dtype(
+        _shape(tables, table)[col].dtype
+    )
 
 
 def _check_plausible_dates(tables, as_of: pd.Timestamp | None, out: _Collector, sql: _Sql) -> None:
@@ -886,6 +927,7 @@ def check_tables(
     as_of: dt.date | pd.Timestamp | str | None = None,
     flagged: Mapping[tuple[str, str], pd.Index] | None = None,
     rules: Sequence[Rule] = (),
+    views: Mapping[str, str] | None = None,
 ) -> tuple[list[Problem], list[Problem]]:
     """Run every contract rule on canonical tables.
 
@@ -902,6 +944,12 @@ def check_tables(
     rules
         Extra rules of later stages (module docstring), run after the
         contract's own.
+    views
+        Table -> a DuckDB ``SELECT`` reading it in place with ``_pos`` and
+        ``_row`` (a Parquet file, :func:`kpireport.data.load.load`); the
+        rules then query the file, and ``tables`` (a
+        :class:`~kpireport.data.model.ScanTables`) answers the questions
+        about columns and row counts without reading rows.
 
     Returns
     -------
@@ -909,8 +957,9 @@ def check_tables(
     """
     out = _Collector()
     ts = pd.Timestamp(as_of) if as_of is not None else None
-    tables = {k: v for k, v in tables.items() if k in SCHEMAS}
-    sql = _Sql(tables)
+    if views is None:
+        tables = {k: v for k, v in tables.items() if k in SCHEMAS}
+    sql = _Sql(tables, views)
     _check_required(tables, flagged or {}, out, sql)
     _check_duplicates(tables, out, sql)
     _check_choices(tables, out, sql)

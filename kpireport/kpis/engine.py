@@ -118,6 +118,10 @@ class Prepared:
         self.seller_team = np.asarray(self.team_ids.get_indexer(team), dtype=np.int64)
         self._cache: dict[tuple, object] = {}
         self._sql_engine = getattr(data, "engine", None)
+        # a Parquet folder read in place (kpireport.data.model.ScanData): the
+        # queries run on DuckDB views over its files, never on pandas frames
+        views = getattr(data, "scan_views", None)
+        self._views = views() if views is not None else None
         # a report kernel's snapshot dataset: its query results come from the
         # run's KPI cube, a look-up it lacks is a counted miss (kpireport.kpis.cube)
         self.cube = getattr(data, "cube", None)
@@ -134,6 +138,8 @@ class Prepared:
             return self._sql_engine
         if self.cube is not None:  # a cube miss: DuckDB over the snapshot's Parquet files
             return self.memo(("duckdb",), self.cube.engine)
+        if self._views:
+            return self.memo(("duckdb",), lambda: _view_engine(self._views))
         return self.memo(("duckdb",), lambda: DuckDBEngine.from_frames(self.tables))
 
     # ------------------------------------------------------------ look-ups
@@ -178,10 +184,21 @@ class Prepared:
         """``float64`` values of ``table.column`` (NaN kept)."""
         return self.memo(
             ("f", table, column),
-            lambda: pd.to_numeric(self.tables[table][column]).to_numpy(
-                dtype="float64", na_value=np.nan
+            lambda: (
+                self._column(table, column).to_numpy().astype("float64")
+                if hasattr(self.tables, "column")
+                else pd.to_numeric(self.tables[table][column]).to_numpy(
+                    dtype="float64", na_value=np.nan
+                )
             ),
         )
+
+    def _column(self, table: str, column: str) -> pa.ChunkedArray:
+        """One column as Arrow; a table read in place gives it without reading the others."""
+        col = getattr(self.tables, "column", None)
+        if col is not None:
+            return col(table, column)
+        return arrow_strings(self.tables[table][column])
 
     def _company_encoding(
         self,
@@ -206,7 +223,7 @@ class Prepared:
             for table in tables:
                 if self.has(table) and "company_id" in self.frame(table):
                     names.append(table)
-                    arrays.append(arrow_strings(self.tables[table]["company_id"]))
+                    arrays.append(self._column(table, "company_id"))
             if not arrays:
                 return pd.Index([], dtype="str", name="company_id"), {}
             if len({a.type for a in arrays}) > 1:
@@ -281,6 +298,18 @@ class Prepared:
             return lo, hi
 
         return self.memo(("seller_bounds",), build)
+
+
+def _view_engine(views: dict[str, str]) -> DuckDBEngine:
+    """An embedded DuckDB whose tables are the ``SELECT``s of a dataset read in place."""
+    import duckdb
+
+    from kpireport.kpis.relational import quote_ident
+
+    con = duckdb.connect(":memory:")
+    for name, select in views.items():
+        con.execute(f"CREATE VIEW {quote_ident(name)} AS {select}")
+    return DuckDBEngine(con)
 
 
 _PREPARED: dict[int, tuple[tuple[object, ...], Prepared]] = {}
