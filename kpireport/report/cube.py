@@ -214,6 +214,13 @@ def fill(data: Any, specs: Sequence[Any]) -> dict[str, float]:
                 text = sql.replace(marker, f"= {relational.quote(sid)} THEN")
                 (relational.fetch_columns if kind == "sqlc" else relational.fetch)(ctx, text)
                 replayed += 1
+    # the source's goal table, validated once for every kernel of the run (goals.load_goals)
+    from kpireport.goals.definitions import load_goals
+
+    try:
+        load_goals(data)
+    except Exception as exc:  # an invalid goal table: each kernel reports it
+        log.info("KPI cube: the goal table could not be validated ahead (%s)", exc)
     return {"groups": len(groups), "evaluated": evaluated, "replayed": replayed}
 
 
