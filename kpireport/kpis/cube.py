@@ -25,6 +25,14 @@ Design decisions
   values: ``s`` text, ``i`` integer (as text: nanosecond timestamps exceed
   a double), ``f`` float, ``b`` bool, ``t`` timestamp, ``d`` date, ``n``
   null). Floats round-trip bit for bit.
+* **Per-run tables.** Two memo kinds hold a DataFrame (:data:`FRAMES`): the
+  rows of a ``SELECT`` over one table (``("frame", sql)``,
+  :meth:`~kpireport.kpis.engine.Prepared.rows`: the deals open on
+  ``as_of``, tens of thousands of rows at scale 90) and the validated goal
+  table (``("goals",)``, :func:`kpireport.goals.definitions.load_goals`).
+  Each is one Parquet file ``frames/<entry>.parquet`` (dtypes and order
+  kept), listed in ``queries.parquet`` with ``types`` ``P``; a kernel gets
+  them read-only (callers copy).
 * **Lazy raw tables.** A kernel's dataset is a :class:`CubeData` whose
   ``tables`` is a :class:`LazyTables` mapping: a table is read from the
   snapshot's Parquet only when some code indexes it (a *table miss*, logged
