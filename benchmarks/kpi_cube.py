@@ -10,6 +10,13 @@ average before and after each, and whether every ``*.kpis.csv`` is the same:
 byte for byte (the engine's sums are exact DECIMAL sums), and to 1e-9
 relative.
 
+Measured (docs/SCALING.md, "The KPI cube", second step; 2-core machine, load 3–6):
+team_monthly at scale 90, 4 teams — without the cube 45.1 s execute per report,
+2 min 55 s and 3,655 MB peak RSS in all; with it 8.5 s per report, 2 min 25 s,
+3,679 MB (the runner holds the data), cube pass 23.5 s; 4 of 4 ``kpis.csv``
+byte-identical. Demo pack (26 reports): 1 min 41 s against 1 min 19 s, 26 of 26
+byte-identical.
+
 Usage
 -----
     kpireport demo-data --scale 90 --format parquet --as-of 2026-11-30 --out /tmp/big90
