@@ -33,11 +33,10 @@ from kpireport.report.snapshot import read_snapshot, write_snapshot
 
 PARAMS = Path(kpireport.__file__).parent / "resources" / "params"
 AS_OF = "2026-11-30"
-#: raw tables the team report and scorecard still index directly (not through the
-#: engine): ``deals`` in views._funnel_counts and goals.evaluate.open_deals_at /
-#: _History.stage_rates; ``companies``, ``revenue``, ``deals`` (their company_id)
-#: in goals.definitions.unknown_ids, which load_goals runs for the customer goals
-DIRECT_READS = {"deals", "companies", "revenue"}
+#: the only tables a team report or scorecard kernel reads whole: seller names and
+#: teams, and the goals (kpireport.kpis.cube.SMALL_TABLES); the funnel counts, the
+#: open deals, the stage win rates and the customer-goal id check are engine queries
+SMALL = {"sellers", "goals"}
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +92,9 @@ def test_report_reads_its_numbers_from_the_cube(cube_snapshot, monkeypatch, scop
     assert isinstance(data, CubeData) and isinstance(data.tables, LazyTables)
     view = _evaluate(spec, data)
     missed = misses(data)
-    assert missed["queries"] == []  # every engine query answered by the cube
-    assert set(missed["tables"]) <= DIRECT_READS  # leads, activities, costs never read
-    assert {"leads", "activities", "costs"}.isdisjoint(data.tables.loaded())
+    assert missed["queries"] == []  # every engine query (and the validated goals) from the cube
+    assert missed["tables"] == []  # no deals, companies, revenue, leads, activities, costs
+    assert set(data.tables.loaded()) <= SMALL
     _same_kpis(view.kpis, _evaluate(spec, _plain(folder, monkeypatch)).kpis)
 
 
@@ -119,8 +118,54 @@ def test_cube_folder_is_tidy_parquet_and_records_the_batch(cube_snapshot):
     assert meta["groups"] == 2 and meta["evaluated"] == 2 and meta["replayed"] > len(specs)
     q = pd.read_parquet(folder / "cube" / "queries.parquet")
     v = pd.read_parquet(folder / "cube" / "values.parquet")
-    assert len(q) == meta["entries"] and set(q["kind"]) <= {"sql", "sqlc", "range", "data_end"}
-    assert v["entry"].isin(q["entry"]).all() and len(v) == (q["ncols"] * q["nrows"]).sum()
+    kinds = {"sql", "sqlc", "range", "data_end", "frame", "goals"}
+    assert len(q) == meta["entries"] and set(q["kind"]) <= kinds
+    # the per-run tables (deals open on as_of, the validated goals): one Parquet file each
+    tables = q[q["types"] == "P"]
+    assert set(tables["kind"]) == {"frame", "goals"} and (tables["kind"] == "goals").sum() == 1
+    for e in tables["entry"]:
+        assert (folder / "cube" / "frames" / f"{e}.parquet").is_file()
+    cells = q[q["types"] != "P"]
+    assert v["entry"].isin(cells["entry"]).all()
+    assert len(v) == (cells["ncols"] * cells["nrows"]).sum()
+
+
+def test_look_ups_outside_the_formulas_come_from_the_cube_unchanged(cube_snapshot, monkeypatch):
+    """Open deals, stage win rates, the funnel's deal count, the goal table and its
+    customer ids: the same as the pandas look-ups on the whole data, read from the cube."""
+    from kpireport.constants import Scope
+    from kpireport.forecasting import stage_win_rates
+    from kpireport.goals.definitions import load_goals, unknown_ids, validate_goals
+    from kpireport.goals.evaluate import _stage_win_rates, open_deals_at
+    from kpireport.report.views.blocks import _deals_created
+
+    folder, _ = cube_snapshot
+    data = read_snapshot(folder / "source.yaml")
+    plain = _plain(folder, monkeypatch)
+    day, end = pd.Timestamp(AS_OF), pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
+    d = plain.tables["deals"]
+    # the pandas definitions, by hand on the whole deals table
+    later = d["status"].isin(["won", "lost"]) & (d["closed_at"] >= end)
+    mask = (d["created_at"] < end) & ((d["status"] == "open") | later)
+    opened = open_deals_at(data, day)
+    assert len(opened) == mask.sum() > 20
+    assert list(opened["deal_id"]) == list(d.loc[mask, "deal_id"])  # the table's order
+    assert list(opened["closed_later"]) == list(later[mask])
+    pd.testing.assert_frame_equal(opened, open_deals_at(plain, day))
+    rates = _stage_win_rates(data, end)
+    assert rates == stage_win_rates(d[d["closed_at"] < end]) and len(rates) == 3
+    enterprise = set(plain.sellers.loc[plain.sellers["team"] == "Enterprise", "seller_id"])
+    oct_ = d[(d["created_at"] >= "2026-10-01") & (d["created_at"] < "2026-11-01")]
+    want = int(oct_["seller_id"].isin(enterprise).sum())
+    got = _deals_created(data, "2026-10-01", "2026-11-01", Scope.TEAM, "Enterprise")
+    assert got == want > 0
+    goals = load_goals(data)
+    pd.testing.assert_frame_equal(goals, validate_goals(plain.tables["goals"], plain))
+    company = str(plain.tables["companies"]["company_id"].iloc[0])
+    assert unknown_ids(data, Scope.CUSTOMER, [company, "C-NOPE"]) == {"C-NOPE"}
+    # ... all of it answered by the cube (the id check is a miss: no goal names 'C-NOPE')
+    assert misses(data)["tables"] == [] and set(data.tables.loaded()) <= SMALL
+    assert [m[0] for m in misses(data)["queries"]] == ["sql"]
 
 
 def test_entries_round_trip_bit_for_bit(tmp_path):

@@ -366,3 +366,42 @@ def test_result_rows_of_one_cell_are_added_in_any_order_alike() -> None:
         outs.add(target.tobytes())
         assert target[1, 2] == math.fsum(values) == 1.3 and target[0, 0] == 7.0
     assert len(outs) == 1
+
+
+def test_report_look_ups_outside_the_formulas_are_identical_on_both_engines(
+    pair: tuple[CrmData, CrmData],
+) -> None:
+    """Open deals, stage win rates, the funnel's deal count and the customer-id check
+    are engine queries (kept in the run's KPI cube): the same on DuckDB and PostgreSQL,
+    and the same as the pandas definitions on the fixture frames."""
+    from kpireport.constants import Scope
+    from kpireport.forecasting import stage_win_rates
+    from kpireport.goals.definitions import unknown_ids
+    from kpireport.goals.evaluate import _stage_win_rates, open_deals_at
+    from kpireport.report.views.blocks import _deals_created
+
+    duck, pg = pair
+    d = duck.tables["deals"]
+    day = pd.Timestamp("2026-03-20")
+    end = day + pd.Timedelta(days=1)
+    later = d["status"].isin(["won", "lost"]) & (d["closed_at"] >= end)
+    mask = (d["created_at"] < end) & ((d["status"] == "open") | later)
+    a = open_deals_at(duck, day)
+    b = open_deals_at(pg, day).sort_values("deal_id", kind="stable").reset_index(drop=True)
+    assert list(a["deal_id"]) == list(d.loc[mask, "deal_id"]) and len(a) > 0
+    pd.testing.assert_frame_equal(
+        a.sort_values("deal_id", kind="stable").reset_index(drop=True), b
+    )  # PostgreSQL keeps no row order
+    want = stage_win_rates(d[d["closed_at"] < end])
+    assert _stage_win_rates(duck, end) == want == _stage_win_rates(pg, end) and "*" in want
+    team = str(duck.sellers["team"].dropna().iloc[0])
+    ids = set(duck.sellers.loc[duck.sellers["team"] == team, "seller_id"])
+    q1 = d[(d["created_at"] >= "2026-01-01") & (d["created_at"] < "2026-04-01")]
+    n = int(q1["seller_id"].isin(ids).sum())
+    assert 0 < n < len(q1)
+    for data in (duck, pg):
+        assert _deals_created(data, "2026-01-01", "2026-04-01", Scope.TEAM, team) == n
+        assert _deals_created(data, "2026-01-01", "2026-04-01", Scope.ORGANISATION, None) == len(q1)
+    company = str(d["company_id"].dropna().iloc[0])
+    for data in (duck, pg):
+        assert unknown_ids(data, Scope.CUSTOMER, [company, "C-NOPE"]) == {"C-NOPE"}

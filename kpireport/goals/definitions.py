@@ -301,12 +301,25 @@ def unknown_ids(data: CrmData, scope: Scope, ids: Iterable[object]) -> set[str]:
         columns = [data.sellers["team"]]
     elif scope == Scope.SELLER:
         columns = [data.sellers["seller_id"]]
-    elif scope == Scope.CUSTOMER:
-        columns = [
-            data[t]["company_id"]
+    elif scope == Scope.CUSTOMER:  # large tables: one query on the engine (memoised, in the cube)
+        from kpireport.kpis.engine import prepared
+        from kpireport.kpis.relational import quote
+
+        prep = prepared(data)
+        tables = [
+            t
             for t in (Table.COMPANIES, Table.REVENUE, Table.DEALS)
-            if data.has(t) and "company_id" in data[t]
+            if prep.has(t) and "company_id" in prep.frame(t)
         ]
+        if not todo or not tables:
+            return todo
+        wanted = ", ".join(quote(i) for i in sorted(todo))  # sorted: one statement per id set
+        sql = " UNION ".join(
+            f"SELECT DISTINCT CAST(company_id AS VARCHAR) FROM {t} "
+            f"WHERE CAST(company_id AS VARCHAR) IN ({wanted})"
+            for t in tables
+        )
+        return todo - {str(r[0]) for r in prep.query(sql)}
     else:
         return set()
     for col in columns:
@@ -772,9 +785,21 @@ def _any_rows(data: CrmData, goal: pd.Series, p: Period) -> bool:
 
 
 def load_goals(data: CrmData, goals: Any = None) -> pd.DataFrame:
-    """The validated goals: ``goals`` if given, else the source's ``goals`` table."""
+    """The validated goals: ``goals`` if given, else the source's ``goals`` table.
+
+    The source's table is validated once per dataset: the result is memoised
+    by the KPI engine's per-dataset cache (``("goals",)``, rebuilt when a
+    table changes) and kept in the run's KPI cube, so a report kernel reads
+    the goals the runner validated instead of validating them again on every
+    call (docs/ARCHITECTURE.md, "The KPI cube"). A fresh copy is returned.
+    """
     if goals is None:
-        if not data.has(Table.GOALS):
-            return validate_goals(pd.DataFrame(columns=list(GOAL_COLUMNS)), data)
-        goals = data[Table.GOALS]
+        from kpireport.kpis.engine import prepared
+
+        def build() -> pd.DataFrame:
+            if not data.has(Table.GOALS):
+                return validate_goals(pd.DataFrame(columns=list(GOAL_COLUMNS)), data)
+            return validate_goals(data[Table.GOALS], data)
+
+        return prepared(data).memo(("goals",), build).copy()
     return validate_goals(goals, data)

@@ -417,12 +417,38 @@ class _History:
 
     def stage_rates(self) -> dict[str, float]:
         """Win rates per stage of the deals closed by the end of ``as_of`` (no later close)."""
-        from kpireport.forecasting import stage_win_rates
-
         if self.rates is None:
-            d = self.data[Table.DEALS]
-            self.rates = stage_win_rates(d[d["closed_at"] < self.asof + DAY])
+            self.rates = _stage_win_rates(self.data, self.asof + DAY)
         return self.rates
+
+
+def _stage_win_rates(data: CrmData, end: pd.Timestamp) -> dict[str, float]:
+    """:func:`kpireport.forecasting.stage_win_rates` of the deals closed before ``end``.
+
+    Counted by one query on the KPI engine (memoised per dataset and kept in
+    the run's KPI cube, so a report kernel never reads the deals table for
+    it): won ÷ closed per stage and overall, the same quotients of the same
+    integers as the pandas means.
+    """
+    from kpireport.kpis.engine import prepared
+    from kpireport.kpis.relational import ts
+
+    prep = prepared(data)
+    if not prep.has(Table.DEALS):
+        return {}
+    has_stage = "stage" in prep.frame(Table.DEALS)
+    stage = "stage" if has_stage else "NULL"
+    rows = prep.query(
+        f"SELECT {stage}, COUNT(*), COUNT(*) FILTER (WHERE status = 'won') FROM deals "
+        f"WHERE status IN ('won', 'lost') AND closed_at < {ts(end.value)} GROUP BY 1"
+    )
+    out: dict[str, float] = {}
+    total = sum(int(r[1]) for r in rows)
+    if total:
+        out["*"] = sum(int(r[2]) for r in rows) / total
+        for st, n, won in sorted((r for r in rows if r[0] is not None), key=lambda r: r[0]):
+            out[str(st)] = int(won) / int(n)
+    return out
 
 
 # ------------------------------------------------------------------ pace
@@ -629,13 +655,23 @@ def open_deals_at(data: CrmData, asof: pd.Timestamp, scope=None, sid=None) -> pd
     Such rows have ``closed_later`` True; deals still open today keep their
     current stage, probability and expected close (``closed_later`` False).
     """
-    d = data[Table.DEALS]
-    end = asof + DAY
-    later = d["status"].isin(["won", "lost"]) & (d["closed_at"] >= end)
-    mask = (d["created_at"] < end) & ((d["status"] == "open") | later)
-    out = d[mask].copy()
+    from kpireport.kpis.engine import prepared
+    from kpireport.kpis.relational import quote_ident, ts
+
+    # one query on the KPI engine, memoised per dataset and kept in the run's KPI
+    # cube: a report kernel never reads the deals table for its pipeline
+    prep = prepared(data)
+    like = prep.frame(Table.DEALS)
+    end = ts((asof + DAY).value)
+    later = f"(status IN ('won', 'lost') AND closed_at >= {end})"
+    cols = ", ".join(quote_ident(str(c)) for c in like.columns)
+    out = prep.rows(
+        f"SELECT {cols} FROM deals WHERE created_at < {end} AND (status = 'open' OR {later})",
+        like,
+    ).copy()
+    closed_later = out["status"].isin(["won", "lost"]) & (out["closed_at"] >= asof + DAY)
     out["status"] = "open"
-    out["closed_later"] = later[mask].to_numpy(bool)
+    out["closed_later"] = closed_later.to_numpy(bool)
     for col in UNKNOWN_AT_ASOF:
         if col in out:
             out[col] = out[col].where(~out["closed_later"])

@@ -25,6 +25,14 @@ Design decisions
   values: ``s`` text, ``i`` integer (as text: nanosecond timestamps exceed
   a double), ``f`` float, ``b`` bool, ``t`` timestamp, ``d`` date, ``n``
   null). Floats round-trip bit for bit.
+* **Per-run tables.** Two memo kinds hold a DataFrame (:data:`FRAMES`): the
+  rows of a ``SELECT`` over one table (``("frame", sql)``,
+  :meth:`~kpireport.kpis.engine.Prepared.rows`: the deals open on
+  ``as_of``, tens of thousands of rows at scale 90) and the validated goal
+  table (``("goals",)``, :func:`kpireport.goals.definitions.load_goals`).
+  Each is one Parquet file ``frames/<entry>.parquet`` (dtypes and order
+  kept), listed in ``queries.parquet`` with ``types`` ``P``; a kernel gets
+  them read-only (callers copy).
 * **Lazy raw tables.** A kernel's dataset is a :class:`CubeData` whose
   ``tables`` is a :class:`LazyTables` mapping: a table is read from the
   snapshot's Parquet only when some code indexes it (a *table miss*, logged
@@ -63,7 +71,9 @@ CUBE_DIR = "cube"
 #: the index of the cube (entry count, stub shapes)
 CUBE_MARKER = "CUBE.json"
 #: memo kinds of :class:`~kpireport.kpis.engine.Prepared` the cube persists
-PERSISTED = frozenset({"sql", "sqlc", "range", "data_end", "lead_sources"})
+PERSISTED = frozenset({"sql", "sqlc", "range", "data_end", "lead_sources", "frame", "goals"})
+#: memo kinds whose value is a DataFrame, kept as one Parquet file each (``frames/<entry>.parquet``)
+FRAMES = frozenset({"frame", "goals"})
 #: environment switch: ``0`` turns the cube off (kernels load the snapshot whole)
 CUBE_ENV = "KPIREPORT_CUBE"
 #: tables every report lists, always read whole (small: one row per seller / goal)
@@ -145,13 +155,13 @@ def _from_columns(kind: str, cols: list[np.ndarray]) -> object:
 
 def _entry_key(key: tuple) -> str:
     """The text stored for a memo key (its tail after the kind)."""
-    if key[0] in ("sql", "sqlc"):
+    if key[0] in ("sql", "sqlc", "frame"):
         return key[1]
     return json.dumps([str(k) for k in key[1:]])
 
 
 def _memo_key(kind: str, text: str) -> tuple:
-    if kind in ("sql", "sqlc"):
+    if kind in ("sql", "sqlc", "frame"):
         return (kind, text)
     return (kind, *json.loads(text))
 
@@ -167,6 +177,17 @@ def write_entries(entries: Mapping[tuple, object], folder: Path) -> int:
     for key, value in entries.items():
         kind = key[0]
         if kind not in PERSISTED:
+            continue
+        if kind in FRAMES:  # a per-run table: its own Parquet file, dtypes kept
+            (folder / "frames").mkdir(parents=True, exist_ok=True)
+            value.to_parquet(folder / "frames" / f"{n}.parquet")
+            for name, x in zip(
+                ("entry", "kind", "key", "ncols", "nrows", "types"),
+                (n, kind, _entry_key(key), value.shape[1], len(value), "P"),
+                strict=True,
+            ):
+                q[name].append(x)
+            n += 1
             continue
         cols = _as_columns(kind, value)
         nrows = len(cols[0]) if cols else 0
@@ -246,6 +267,11 @@ def read_entries(folder: Path) -> dict[tuple, object]:
     out: dict[tuple, object] = {}
     for i, kind in enumerate(q["kind"]):
         e, types, nrows = q["entry"][i], q["types"][i], q["nrows"][i]
+        if kind in FRAMES:
+            frame = pd.read_parquet(folder / "frames" / f"{e}.parquet")
+            _freeze(frame)
+            out[_memo_key(kind, q["key"][i])] = frame
+            continue
         cols = []
         for j, t in enumerate(types):
             a, b = spans.get((e, j), (0, 0))

@@ -164,6 +164,38 @@ class Prepared:
             self._cache[key] = fn()
         return self._cache[key]
 
+    def query(self, sql: str) -> list[tuple]:
+        """The rows of ``sql`` on the engine, memoised (and kept in the cube) as ``("sql", sql)``.
+
+        For the few look-ups outside the KPI formulas (a report's funnel
+        counts, the stage win rates, the goal ids a goal table names): they
+        are answered by the run's cube like every KPI query.
+        """
+        return self.memo(("sql", sql), lambda: self.sql_engine().fetch(sql))
+
+    def rows(self, sql: str, like: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``sql`` as a frame with ``like``'s columns and dtypes, memoised.
+
+        ``sql`` selects ``like``'s columns in order (``SELECT * FROM table
+        WHERE …``); rows keep the table's order (DuckDB preserves insertion
+        order), the index is a ``RangeIndex``. Kept in the cube as a Parquet
+        frame under ``("frame", sql)``: for a small per-run table such as the
+        deals open on ``as_of`` (:func:`kpireport.goals.evaluate.open_deals_at`).
+        Treat the result as read-only (copy before changing it).
+        """
+
+        def build() -> pd.DataFrame:
+            cols = self.sql_engine().columns(sql) or [np.array([], object)] * len(like.columns)
+            out = {}
+            for name, values in zip(like.columns, cols, strict=True):
+                dtype = like[name].dtype
+                if pd.api.types.is_datetime64_dtype(dtype):
+                    values = pd.to_datetime(pd.Series(values, dtype=object))
+                out[name] = pd.Series(values).astype(dtype)
+            return pd.DataFrame(out, columns=like.columns)
+
+        return self.memo(("frame", sql), build)
+
     def date_range(self, table: str, column: str) -> tuple[int, int] | None:
         """Earliest and latest ``table.column`` as ``int64`` ns (``None``: no dates).
 

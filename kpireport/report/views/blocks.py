@@ -484,20 +484,42 @@ def _funnel_counts(
     data: CrmData, p: Period, scope: str, scope_id: str | None, as_of: Any, kpis: pd.DataFrame
 ) -> pd.Series:
     """Leads → SQL → deals created → won in ``p`` for the scope."""
-    from kpireport.goals.evaluate import deals_in_scope
-
-    deals = data.tables["deals"]
     end = min(p.end, _day(as_of) + pd.Timedelta(days=1))
-    d = deals[(deals["created_at"] >= p.start) & (deals["created_at"] < end)]
-    d = deals_in_scope(data, d, scope, scope_id)
     return pd.Series(
         {
             "leads": _value(kpis, "new_leads", p.label),
             "sql": _value(kpis, "sql", p.label),
-            "deals": float(len(d)),
+            "deals": float(_deals_created(data, p.start, end, scope, scope_id)),
             "won": _value(kpis, "deals_won", p.label),
         }
     )
+
+
+def _deals_created(data: Any, start: Any, end: Any, scope: str, scope_id: str | None) -> int:
+    """Deals created in ``[start, end)`` by the scope (a team: its sellers' current team).
+
+    One query on the KPI engine counts every id of the scope at once (the
+    statement is the same for every report of a run, so the run's KPI cube
+    answers it and no kernel reads the deals table); the same rows as
+    :func:`kpireport.goals.evaluate.deals_in_scope`.
+    """
+    from kpireport.kpis.engine import prepared
+    from kpireport.kpis.relational import ts
+
+    when = f"created_at >= {ts(pd.Timestamp(start).value)} AND created_at < {ts(pd.Timestamp(end).value)}"
+    prep = prepared(data)
+    if scope == Scope.TEAM:  # a deal counts for every team its seller id is listed in
+        sql = (
+            "SELECT s.team, COUNT(*) FROM deals d JOIN (SELECT DISTINCT seller_id, team FROM "
+            f"sellers) s ON d.seller_id = s.seller_id WHERE d.{when} GROUP BY 1"
+        )
+    elif scope in (Scope.SELLER, Scope.CUSTOMER):
+        key = "seller_id" if scope == Scope.SELLER else "company_id"
+        sql = f"SELECT {key}, COUNT(*) FROM deals WHERE {when} GROUP BY 1"
+    else:
+        return int(prep.query(f"SELECT COUNT(*) FROM deals WHERE {when}")[0][0])
+    counts = {str(k): int(n) for k, n in prep.query(sql) if k is not None}
+    return counts.get(str(scope_id), 0)
 
 
 def _open_pipeline(
