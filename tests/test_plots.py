@@ -188,6 +188,36 @@ def test_kpi_trend_month_axis_and_forecast_join(data) -> None:
     assert "jan 2025" in labels and len(labels) <= 9
 
 
+def test_kpi_trend_draws_a_running_last_period_as_to_date() -> None:
+    """A partial last month (kpi_series attrs["partial"], compute_kpis complete=False) is not a drop."""
+    idx = pd.date_range("2026-09-01", periods=4, freq="MS")
+    s = pd.Series([100.0, 120.0, 110.0, 40.0], index=idx, name="won_value")
+    s.attrs["partial"] = "2026-12"
+    ax = charts.kpi_trend(s, unit="currency").axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    # the solid line stops at November; December (40 to date) hangs on a dotted segment
+    assert list(lines["Actual"].get_ydata()) == [100.0, 120.0, 110.0]
+    to_date = lines["Actual to date"]
+    assert list(to_date.get_ydata()) == [110.0, 40.0] and to_date.get_linestyle() == ":"
+    # the same series complete, and a tidy frame whose last row is complete=False
+    s.attrs["partial"] = None
+    ax = charts.kpi_trend(s, unit="currency").axes[0]
+    assert [ln.get_label() for ln in ax.get_lines()] == ["Actual"]
+    tidy = pd.DataFrame(
+        {
+            "kpi": "won_value",
+            "scope": "organisation",
+            "scope_id": "Org",
+            "period": ["2026-10", "2026-11", "2026-12"],
+            "value": [120.0, 110.0, 40.0],
+            "unit": "currency",
+            "complete": [True, True, False],
+        }
+    )
+    ax = charts.kpi_trend(tidy, language="nl").axes[0]
+    assert [ln.get_label() for ln in ax.get_lines()] == ["Werkelijk", "Werkelijk tot nu"]
+
+
 def test_goal_overview_attainment_statuses_and_at_most() -> None:
     goals = pd.DataFrame(
         {

@@ -78,6 +78,20 @@ def _series(s: pd.Series | None) -> pd.Series | None:
     return s.sort_index()
 
 
+def _partial_last(series: Any, known: pd.Series) -> bool:
+    """Whether the last known point of ``series`` is a period still running (``attrs["partial"]``)."""
+    label = getattr(series, "attrs", {}).get("partial")
+    if not label or len(known) < 2:
+        return False
+    from kpireport.periods import parse_period
+
+    try:
+        start = pd.Timestamp(parse_period(str(label)).start)
+    except Exception:  # a label we cannot read: draw the series as it is
+        return False
+    return bool(start == known.index[-1])
+
+
 def _frame(df: pd.DataFrame | None, required: Sequence[str] = ()) -> pd.DataFrame | None:
     if df is None or len(df) == 0:
         return None
@@ -425,7 +439,11 @@ def kpi_trend(
             if "period_start" in frame.columns
             else frame["period"].map(lambda p: parse_period(p).start)
         )
+        partial_last = bool(
+            "complete" in frame.columns and len(frame) and not frame["complete"].iloc[-1]
+        )
         series = pd.Series(frame["value"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(starts))
+        series.attrs["partial"] = str(frame["period"].iloc[-1]) if partial_last else None
     elif series is not None and not isinstance(series, pd.Series):
         raise KpiReportError(
             "kpi_trend expects a Series from kpi_series() or a compute_kpis() frame of one KPI; "
@@ -447,9 +465,15 @@ def kpi_trend(
     with theme_context():
         fig, ax = new_figure(figsize)
         handles: list[Any] = []
+        # a last period still running (kpi_series attrs["partial"], compute_kpis
+        # complete=False) is a value to date: drawn hollow on a dotted segment, so a
+        # month half-way through does not read as a drop
+        known = hist.dropna()
+        partial = _partial_last(series, known)
+        done = hist[hist.index < known.index[-1]] if partial else hist
         (line,) = ax.plot(
-            hist.index,
-            hist.values,
+            done.index,
+            done.values,
             color=INK,
             lw=1.8,
             marker="o",
@@ -458,6 +482,21 @@ def kpi_trend(
             label=t("legend.actual", lang),
         )
         handles.append(line)
+        if partial:
+            (line,) = ax.plot(
+                known.index[-2:],
+                known.values[-2:],
+                color=INK,
+                lw=1.4,
+                ls=":",
+                marker="o",
+                ms=4.5,
+                mfc="white",
+                markevery=[1],
+                zorder=5,
+                label=t("legend.actual_to_date", lang),
+            )
+            handles.append(line)
         end = hist.index.max()
         if fc is not None and len(fc) and not fc["mean"].isna().all():
             last = hist.dropna()
