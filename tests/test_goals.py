@@ -1325,3 +1325,18 @@ def test_ratio_goals_are_forecast_as_ratios_of_forecasts() -> None:
     # every won deal took 20 days: the mean cycle is 20 in every path, under 25
     assert cycle["actual"] == 20 and cycle["forecast"] == pytest.approx(20.0, abs=0.3)
     assert cycle["lo_80"] <= 20 <= cycle["hi_80"] and cycle["probability"] == 1.0
+
+
+def test_goal_history_and_funnel_rates_name_the_valid_scopes(small) -> None:
+    """A misspelt scope (``teams``) is one sentence listing the valid ones, not pandas' enum error."""
+    from kpireport.goals.funnel import funnel_rates
+    from kpireport.goals.history import goal_history
+
+    with pytest.raises(
+        GoalError, match=r"Unknown scope 'teams'.*organisation, team, seller, customer"
+    ):
+        goal_history(small, scope="teams", as_of="2026-03-31")
+    with pytest.raises(
+        KpiReportError, match=r"Unknown scope 'Sellers '.*organisation, team, seller"
+    ):
+        funnel_rates(small, "Sellers ", None, "2026-03-31")

@@ -48,7 +48,9 @@ def funnel_rates(
 ) -> dict[str, float]:
     """The scope's conversion rates over the trailing 12 complete months."""
     from kpireport.kpis import compute_kpis
+    from kpireport.kpis.compute import resolve_scope
 
+    scope = resolve_scope(scope)  # an unknown scope names the valid ones
     window = trailing_year(as_of)
     rates: dict[str, float] = {}
     for sc, sid in ((Scope(scope), scope_id), (Scope.ORGANISATION, None)):

@@ -70,11 +70,12 @@ def goal_history(
         ``hit_ratio`` describe the whole series (same on each of its rows).
     """
     from kpireport.goals import evaluate_goals, load_goals
+    from kpireport.goals.evaluate import _scope
 
     if as_of is None:
         raise GoalError("goal_history needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
     asof = _day(as_of)
-    scope = Scope(str(scope).lower())
+    scope = _scope(scope)  # an unknown scope names the valid ones
     g = load_goals(data, goals)
     g = g[g["scope"] == scope.value]
     if scope_id is not None:
