@@ -31,6 +31,14 @@ Design decisions
   there (and ``KPIREPORT_CUBE`` is not ``0``) :func:`read_snapshot` returns a
   :class:`~kpireport.kpis.cube.CubeData` whose tables are read only when
   indexed, without re-hashing them for the fingerprint (the cube records it).
+* **A file scan is copied by DuckDB** (issue 10): for a
+  :class:`~kpireport.data.model.ScanData` still read from its Parquet
+  files, each table is written with ``COPY (<its view>) TO ... (FORMAT
+  parquet)`` and the fingerprint is
+  :func:`~kpireport.data.model.scan_fingerprint` (the marker says so in
+  ``fingerprint_method``, and :func:`read_snapshot` checks it the same
+  way), so the runner builds no pandas frame of the big tables. Other data
+  is written by pandas with the pandas fingerprint, as before.
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written
   (the source description in the marker is masked).
