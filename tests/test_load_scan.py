@@ -14,7 +14,7 @@ import pytest
 
 from kpireport.data import sources
 from kpireport.data.load import load
-from kpireport.data.model import ScanData
+from kpireport.data.model import CrmData, ScanData
 from kpireport.demo import write_demo
 from kpireport.errors import DataContractError
 from kpireport.kpis.compute import compute_kpis
@@ -162,3 +162,78 @@ def test_a_missing_currency_keeps_the_pandas_path(tmp_path: Path) -> None:
     data = load(folder)
     assert not isinstance(data, ScanData)
     assert (data.deals["currency"] == "EUR").all()
+
+
+def test_scan_fingerprint_reads_no_frame_and_sees_one_changed_value(
+    demo: Path, tmp_path: Path
+) -> None:
+    """Issue 10: the run names its snapshot without materialising a table."""
+    import shutil
+
+    data = load(demo / "source.yaml", as_of=AS_OF)
+    assert isinstance(data, ScanData)
+    read = set(data.tables.loaded())  # the small tables validation looked at
+    assert "deals" not in read
+    fp = data.fingerprint()
+    assert set(data.tables.loaded()) == read  # the fingerprint read nothing more
+    assert load(demo / "source.yaml", as_of=AS_OF).fingerprint() == fp  # stable
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    assert load(copy / "source.yaml", as_of=AS_OF).fingerprint() == fp  # content, not path
+    deals = pd.read_parquet(copy / "deals.parquet")
+    deals.loc[7, "value"] = deals.loc[7, "value"] + 1.0  # one number of one row
+    deals.to_parquet(copy / "deals.parquet", index=False)
+    changed = load(copy / "source.yaml", as_of=AS_OF)
+    assert isinstance(changed, ScanData)
+    changed_fp = changed.fingerprint()  # (the views read the files when asked)
+    assert changed_fp != fp
+    shutil.copy(demo / "deals.parquet", copy / "deals.parquet")
+    costs = pd.read_parquet(demo / "costs.parquet")
+    costs = pd.concat([costs, costs.iloc[[3]]], ignore_index=True)  # one row twice
+    costs.to_parquet(copy / "costs.parquet", index=False)
+    dup = load(copy / "source.yaml", as_of=AS_OF)
+    assert isinstance(dup, ScanData) and dup.fingerprint() not in (fp, changed_fp)
+    # a replaced table leaves the files: the pandas fingerprint of the frames
+    frames = dict(data.tables.items())
+    data.tables["deals"] = data.tables["deals"].copy()
+    assert (
+        data.fingerprint()
+        == CrmData(frames, timezone=data.timezone, currency=data.currency).fingerprint()
+    )
+
+
+def test_snapshot_of_a_scan_is_copied_by_duckdb_and_reads_back_equal(
+    demo: Path, tmp_path: Path
+) -> None:
+    """Issue 10: write_snapshot copies the files without pandas; read_snapshot checks them."""
+    import json
+
+    from kpireport.data.model import SCAN_FINGERPRINT
+    from kpireport.errors import SourceError
+    from kpireport.report import snapshot as snap
+
+    data = load(demo / "source.yaml", as_of=AS_OF)
+    read = set(data.tables.loaded())
+    source_yaml = snap.write_snapshot(data, tmp_path / "snap")
+    assert set(data.tables.loaded()) == read and "deals" not in read
+    marker = json.loads((tmp_path / "snap" / snap.MARKER).read_text())
+    assert marker["fingerprint"] == data.fingerprint()
+    assert marker["fingerprint_method"] == snap.SCAN_METHOD == SCAN_FINGERPRINT
+    back = snap.read_snapshot(source_yaml)
+    assert sorted(back.tables) == sorted(data.tables)
+    for name in data.tables:
+        pd.testing.assert_frame_equal(
+            back.tables[name], data.tables[name].reset_index(drop=True), check_names=True
+        )
+    assert back.timezone == data.timezone and back.currency == data.currency
+    # the same frames written by pandas read back identically
+    pandas_snap = snap.write_snapshot(CrmData(dict(data.tables.items())), tmp_path / "pd")
+    for name in data.tables:
+        pd.testing.assert_frame_equal(
+            snap.read_snapshot(pandas_snap).tables[name], back.tables[name]
+        )
+    deals = pd.read_parquet(tmp_path / "snap" / "deals.parquet")
+    deals.loc[0, "stage"] = "tampered"
+    deals.to_parquet(tmp_path / "snap" / "deals.parquet", index=False)
+    with pytest.raises(SourceError, match="does not match its fingerprint"):
+        snap.read_snapshot(source_yaml)

@@ -335,8 +335,61 @@ class ScanData(CrmData):
             return {name: tables.rows(name) for name in tables}
         return super().row_counts()
 
+    def fingerprint(self) -> str:
+        """:func:`scan_fingerprint` of the files while they hold the content, else the pandas one.
+
+        Hashing in DuckDB reads the files column by column and keeps no
+        frame, so ``kpireport run`` no longer materialises every table to
+        name its snapshot (issue 10). A replaced table or column falls back
+        to :meth:`CrmData.fingerprint`.
+        """
+        views = self.scan_views()
+        if views is None:
+            return super().fingerprint()
+        return scan_fingerprint(views, self.timezone, self.currency)
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v:,}" for k, v in self.row_counts().items())
         return (
             f"CrmData({self.organisation!r}, {sizes}, tz={self.timezone}, currency={self.currency})"
         )
+
+
+#: domain tag of :func:`scan_fingerprint` (a new hash scheme gets a new tag)
+SCAN_FINGERPRINT = "duckdb-scan-v1"
+
+
+def scan_fingerprint(views: Mapping[str, str], timezone: str, currency: str) -> str:
+    """A SHA-256 of tables given as DuckDB ``SELECT`` statements, computed without pandas.
+
+    For each table (sorted by name) it hashes the name, the column names and
+    DuckDB types, the row count and the sum (as ``HUGEINT``, so no overflow)
+    of DuckDB's 64-bit ``hash`` of every row. The sum is a multiset hash:
+    any changed, added, removed or duplicated row changes it (unlike
+    ``bit_xor``, where two equal rows cancel), but row *order* does not --
+    no KPI depends on it, and an order-sensitive hash would need a
+    deterministic row position that a generic ``SELECT`` does not have.
+    The value differs from :meth:`CrmData.fingerprint` of the same frames
+    (a different scheme, tagged :data:`SCAN_FINGERPRINT`), and may change
+    with DuckDB's ``hash`` between DuckDB versions (a cache miss, never a
+    wrong hit). Used by :meth:`ScanData.fingerprint` and to check a snapshot
+    written from one (docs/DATA.md "Large data").
+    """
+    import duckdb
+
+    h = hashlib.sha256(SCAN_FINGERPRINT.encode())
+    con = duckdb.connect()
+    try:
+        for name in sorted(views):
+            sql = views[name]
+            cols = con.execute(f"DESCRIBE {sql}").fetchall()
+            count, total = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM ({sql}) AS t"
+            ).fetchone()
+            h.update(name.encode())
+            h.update(",".join(f"{c[0]}:{c[1]}" for c in cols).encode())
+            h.update(f"|{count}|{total}|".encode())
+    finally:
+        con.close()
+    h.update(f"{timezone}|{currency}".encode())
+    return h.hexdigest()

@@ -31,6 +31,14 @@ Design decisions
   there (and ``KPIREPORT_CUBE`` is not ``0``) :func:`read_snapshot` returns a
   :class:`~kpireport.kpis.cube.CubeData` whose tables are read only when
   indexed, without re-hashing them for the fingerprint (the cube records it).
+* **A file scan is copied by DuckDB** (issue 10): for a
+  :class:`~kpireport.data.model.ScanData` still read from its Parquet
+  files, each table is written with ``COPY (<its view>) TO ... (FORMAT
+  parquet)`` and the fingerprint is
+  :func:`~kpireport.data.model.scan_fingerprint` (the marker says so in
+  ``fingerprint_method``, and :func:`read_snapshot` checks it the same
+  way), so the runner builds no pandas frame of the big tables. Other data
+  is written by pandas with the pandas fingerprint, as before.
 * **Written once, atomically**: a temporary folder renamed into place; a
   snapshot of the same fingerprint is reused. No credentials are written
   (the source description in the marker is masked).
@@ -67,6 +75,8 @@ KEEP = 2
 CACHE_ENV = "KPIREPORT_CACHE"
 #: source settings copied into the snapshot's ``source.yaml``
 _SETTINGS = ("gross_margin",)
+#: marker value: the fingerprint is :func:`kpireport.data.model.scan_fingerprint` of the files
+SCAN_METHOD = "duckdb-scan-v1"
 
 
 def write_snapshot(data: CrmData, folder: Path) -> Path:
@@ -79,8 +89,12 @@ def write_snapshot(data: CrmData, folder: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=folder.parent))
     try:
-        for name, df in data.tables.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
+        views = _scan_views(data)
+        if views is not None:
+            _copy_views(views, tmp)
+        else:
+            for name, df in data.tables.items():
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
         settings: dict[str, Any] = {
             "path": ".",
             "timezone": data.timezone,
@@ -98,6 +112,8 @@ def write_snapshot(data: CrmData, folder: Path) -> Path:
             "tables": sorted(data.tables),
             "source": mask_secrets(str(data.source or "")),
         }
+        if views is not None:  # read_snapshot checks it the same way
+            marker["fingerprint_method"] = SCAN_METHOD
         (tmp / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
         try:
             os.rename(tmp, folder)
@@ -142,11 +158,50 @@ def read_snapshot(source_yaml: Path | str) -> Any:
         settings=extra,
         source=marker.get("source", ""),
     )
-    if data.fingerprint() != marker.get("fingerprint"):
+    if _fingerprint(data, folder, marker) != marker.get("fingerprint"):
         raise SourceError(
             f"The data snapshot '{folder}' does not match its fingerprint; re-run the report."
         )
     return data
+
+
+def _scan_views(data: CrmData) -> dict[str, str] | None:
+    """The DuckDB views of a dataset still read from its files (a ScanData), else ``None``."""
+    scan_views = getattr(data, "scan_views", None)
+    return scan_views() if callable(scan_views) else None
+
+
+def _copy_views(views: dict[str, str], folder: Path) -> None:
+    """Write each view to ``<folder>/<table>.parquet`` in DuckDB, no pandas frame built.
+
+    ``COPY`` keeps the rows in file order (DuckDB's ``preserve_insertion_order``)
+    and the canonical column order and types of the view, so
+    ``pd.read_parquet`` gives the frame ``to_parquet`` of the materialised
+    table would have written (tests/test_report.py, the snapshot tests).
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        for name, sql in views.items():
+            target = str(folder / f"{name}.parquet").replace("'", "''")
+            con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _fingerprint(data: CrmData, folder: Path, marker: dict) -> str:
+    """The fingerprint of a read snapshot, by the method its marker names."""
+    if marker.get("fingerprint_method") != SCAN_METHOD:
+        return data.fingerprint()
+    from kpireport.data.model import scan_fingerprint
+
+    views = {}
+    for name in marker["tables"]:
+        path = str(folder / f"{name}.parquet").replace("'", "''")
+        views[name] = f"SELECT * FROM read_parquet('{path}')"
+    return scan_fingerprint(views, data.timezone, data.currency)
 
 
 def _open_cube(folder: Path) -> Any:
