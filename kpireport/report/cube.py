@@ -321,7 +321,11 @@ def write_cube(data: Any, specs: Sequence[Any], snapshot: Path) -> Path:
     try:
         n = write_entries(entries, tmp)
         (tmp / "stubs").mkdir()
-        for name, df in data.tables.items():
+        # a scanned Parquet folder answers from its own one-row stubs: writing the
+        # cube's stubs must not read its big tables into pandas
+        peek = getattr(data.tables, "peek", None)
+        for name in list(data.tables):
+            df = peek(name) if peek is not None else data.tables[name]
             stub_frame(df).to_parquet(tmp / "stubs" / f"{name}.parquet", index=False)
         marker = json.loads((Path(snapshot) / "SNAPSHOT.json").read_text(encoding="utf-8"))
         meta = {
