@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class KpiReportError(Exception):
@@ -342,3 +342,24 @@ class ScheduleLockedError(ScheduleError):
 
 class DeliveryError(KpiReportError):
     """An e-mail could not be delivered (SMTP refused, authentication failed, ...)."""
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def parse_choice(enum: type[_E], value: object, noun: str, error: type[KpiReportError]) -> _E:
+    """``value`` as a member of ``enum`` (case and surrounding spaces ignored).
+
+    An unknown value raises ``error`` in one sentence that lists the valid
+    ones ("Unknown scope 'teams'. Valid scopes: organisation, team, …") —
+    the one parser behind every ``scope=`` and ``grain=`` argument.
+    """
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(str(value).strip().lower())
+    except ValueError:
+        raise error(
+            f"Unknown {noun} '{value}'.",
+            hint=f"Valid {noun}s: " + ", ".join(m.value for m in enum) + ".",
+        ) from None

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from kpireport.constants import Grain
-from kpireport.errors import PeriodError
+from kpireport.errors import PeriodError, parse_choice
 
 _YEAR = re.compile(r"^(\d{4})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
@@ -211,15 +211,7 @@ class Period:
 # ---------------------------------------------------------------- helpers
 def parse_grain(grain: Grain | str) -> Grain:
     """``grain`` as a :class:`Grain`; an invalid one raises naming the valid grains."""
-    if isinstance(grain, Grain):
-        return grain
-    try:
-        return Grain(str(grain).strip().lower())
-    except ValueError:
-        raise PeriodError(
-            f"Unknown grain '{grain}'.",
-            hint="Valid grains: " + ", ".join(g.value for g in Grain) + ".",
-        ) from None
+    return parse_choice(Grain, grain, "grain", PeriodError)
 
 
 def _day(value: dt.date | pd.Timestamp | str) -> pd.Timestamp:

@@ -77,7 +77,7 @@ import pandas as pd
 
 from kpireport.constants import Direction, GoalStatus, Grain, Scope, Table
 from kpireport.data.model import CrmData
-from kpireport.errors import GoalError
+from kpireport.errors import GoalError, parse_choice
 from kpireport.goals.cascade import commitment_flags, commitment_gaps
 from kpireport.goals.definitions import load_goals
 from kpireport.goals.values import _values
@@ -185,13 +185,7 @@ def evaluate_goals(
 
 
 def _scope(scope: str | Scope) -> Scope:
-    try:
-        return Scope(str(scope).strip().lower())
-    except ValueError:
-        raise GoalError(
-            f"Unknown scope '{scope}'.",
-            hint="Valid scopes: " + ", ".join(s.value for s in Scope) + ".",
-        ) from None
+    return parse_choice(Scope, scope, "scope", GoalError)
 
 
 def _evaluate(

@@ -16,6 +16,7 @@ import pandas as pd
 
 from kpireport.constants import Grain, Scope
 from kpireport.data.model import CrmData
+from kpireport.errors import GoalError, parse_choice
 from kpireport.periods import Period, _day, containing
 
 RATE_KPIS = (
@@ -48,9 +49,8 @@ def funnel_rates(
 ) -> dict[str, float]:
     """The scope's conversion rates over the trailing 12 complete months."""
     from kpireport.kpis import compute_kpis
-    from kpireport.kpis.compute import resolve_scope
 
-    scope = resolve_scope(scope)  # an unknown scope names the valid ones
+    scope = parse_choice(Scope, scope, "scope", GoalError)
     window = trailing_year(as_of)
     rates: dict[str, float] = {}
     for sc, sid in ((Scope(scope), scope_id), (Scope.ORGANISATION, None)):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from kpireport.constants import Direction, Scope
 from kpireport.data.model import CrmData
-from kpireport.errors import GoalError
+from kpireport.errors import GoalError, parse_choice
 from kpireport.periods import _day, parse_period
 
 HISTORY_COLUMNS = (
@@ -70,12 +70,11 @@ def goal_history(
         ``hit_ratio`` describe the whole series (same on each of its rows).
     """
     from kpireport.goals import evaluate_goals, load_goals
-    from kpireport.goals.evaluate import _scope
 
     if as_of is None:
         raise GoalError("goal_history needs an as_of date.", hint="Pass as_of='YYYY-MM-DD'.")
     asof = _day(as_of)
-    scope = _scope(scope)  # an unknown scope names the valid ones
+    scope = parse_choice(Scope, scope, "scope", GoalError)
     g = load_goals(data, goals)
     g = g[g["scope"] == scope.value]
     if scope_id is not None:

@@ -72,7 +72,7 @@ import pyarrow as pa
 
 from kpireport.constants import KPI_COLUMNS, Scope, Table
 from kpireport.data.model import CrmData
-from kpireport.errors import KpiError
+from kpireport.errors import KpiError, parse_choice
 from kpireport.kpis.engine import (
     NAT,
     NS_PER_DAY,
@@ -154,13 +154,8 @@ def resolve_kpis(kpis: str | KpiDef | Iterable[str | KpiDef] | None, scope: Scop
 
 
 def resolve_scope(by: str | Scope) -> Scope:
-    try:
-        return Scope(str(by).strip().lower())
-    except ValueError:
-        raise KpiError(
-            f"Unknown scope '{by}'.",
-            hint="Valid scopes: " + ", ".join(s.value for s in Scope) + ".",
-        ) from None
+    """``by`` as a :class:`Scope`; an unknown one raises a KpiError naming the valid scopes."""
+    return parse_choice(Scope, by, "scope", KpiError)
 
 
 def data_end(prep: Prepared) -> int:
