@@ -153,7 +153,57 @@ def _freeze(df: pd.DataFrame) -> list[object]:
     return out
 
 
-class ScanTables(MutableMapping):
+class LazyFrames(MutableMapping):
+    """Table name -> DataFrame, each produced by :meth:`_load` on first use and frozen.
+
+    The shared mechanics of the lazy table mappings (:class:`ScanTables` here,
+    :class:`kpireport.kpis.cube.LazyTables` for a snapshot with a KPI cube):
+    reading once, assignment, removal, iteration in source order and
+    :meth:`loaded`. A subclass says how one table is read.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = list(names)
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _load(self, name: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        name = str(name)
+        df = self._frames.get(name)
+        if df is None:
+            if name not in self._names:
+                raise KeyError(name)
+            df = self._load(name)
+            self._frames[name] = df
+        return df
+
+    def loaded(self) -> dict[str, pd.DataFrame]:
+        """The tables read so far."""
+        return dict(self._frames)
+
+    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        _freeze(df)
+        self._frames[str(name)] = df
+        if str(name) not in self._names:
+            self._names.append(str(name))
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(str(name))
+        self._frames.pop(str(name), None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return str(name) in self._names
+
+
+class ScanTables(LazyFrames):
     """Table name -> canonical DataFrame, each materialised from its file on first use.
 
     The tables of a :class:`ScanData` (a Parquet folder that needs no
@@ -189,27 +239,20 @@ class ScanTables(MutableMapping):
         columns: Callable[[str, str], Any],
         unique: set[tuple[str, str]] | frozenset = frozenset(),
     ) -> None:
-        self._names = list(names)
+        super().__init__(names)
         self._unique = set(unique)
         self._read = read
         self._stubs = dict(stubs)
         self._rows = dict(rows)
         self._columns = columns
-        self._frames: dict[str, pd.DataFrame] = {}
         #: the backing arrays of each frame as it was read (a replaced column is seen)
         self._tokens: dict[str, list[object]] = {}
         #: True once a table was assigned or removed: the files no longer describe the data
         self.replaced = False
 
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        name = str(name)
-        df = self._frames.get(name)
-        if df is None:
-            if name not in self._names:
-                raise KeyError(name)
-            df = self._read(name)
-            self._tokens[name] = _freeze(df)
-            self._frames[name] = df
+    def _load(self, name: str) -> pd.DataFrame:
+        df = self._read(name)
+        self._tokens[name] = _freeze(df)
         return df
 
     def peek(self, name: str) -> pd.DataFrame:
@@ -253,31 +296,14 @@ class ScanTables(MutableMapping):
                 return True
         return False
 
-    def loaded(self) -> dict[str, pd.DataFrame]:
-        """The tables materialised so far."""
-        return dict(self._frames)
-
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
-        _freeze(df)
-        self._frames[str(name)] = df
+        super().__setitem__(name, df)
         self._tokens[str(name)] = []
         self.replaced = True
-        if str(name) not in self._names:
-            self._names.append(str(name))
 
     def __delitem__(self, name: str) -> None:
-        self._names.remove(str(name))
-        self._frames.pop(str(name), None)
+        super().__delitem__(name)
         self.replaced = True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._names))
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, name: object) -> bool:
-        return str(name) in self._names
 
     def __repr__(self) -> str:
         return f"ScanTables({self._names}, materialised={sorted(self._frames)})"

@@ -54,7 +54,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpireport.data.model import CrmData, _freeze
+from kpireport.data.model import CrmData, LazyFrames, _freeze
 
 log = logging.getLogger("kpireport")
 
@@ -343,29 +343,21 @@ class Cube:
         return DuckDBEngine(con)
 
 
-class LazyTables(MutableMapping):
+class LazyTables(LazyFrames):
     """Table name -> DataFrame, each read from the snapshot on first use (module docstring)."""
 
     def __init__(self, names: list[str], snapshot: Path, cube: Cube | None) -> None:
-        self._names = list(names)
+        super().__init__(names)
         self._snapshot = Path(snapshot)
         self._cube = cube
-        self._frames: dict[str, pd.DataFrame] = {}
         self._stubs: dict[str, pd.DataFrame] = {}
 
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        name = str(name)
-        df = self._frames.get(name)
-        if df is not None:
-            return df
-        if name not in self._names:
-            raise KeyError(name)
+    def _load(self, name: str) -> pd.DataFrame:
         if name not in SMALL_TABLES and self._cube is not None:
             self._cube.table_reads.append(name)
             log.info("KPI cube miss: the raw table '%s' is read from the snapshot", name)
         df = pd.read_parquet(self._snapshot / f"{name}.parquet")
         _freeze(df)
-        self._frames[name] = df
         return df
 
     def peek(self, name: str) -> pd.DataFrame:
@@ -378,29 +370,6 @@ class LazyTables(MutableMapping):
         if name not in self._stubs:
             self._stubs[name] = self._cube.stub(name)
         return self._stubs[name]
-
-    def loaded(self) -> dict[str, pd.DataFrame]:
-        """The tables read so far."""
-        return dict(self._frames)
-
-    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
-        _freeze(df)
-        self._frames[str(name)] = df
-        if str(name) not in self._names:
-            self._names.append(str(name))
-
-    def __delitem__(self, name: str) -> None:
-        self._names.remove(str(name))
-        self._frames.pop(str(name), None)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, name: object) -> bool:
-        return str(name) in self._names
 
     def __repr__(self) -> str:
         return f"LazyTables({self._names}, loaded={sorted(self._frames)})"
